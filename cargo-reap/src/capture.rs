@@ -1,0 +1,228 @@
+//! Capture of a suite's output: one pipe for stdout and stderr (interleaved as on
+//! a terminal), drained by a thread into the suite's log file (bounded), with a
+//! tail kept in memory and libtest's `test NAME ... RESULT` lines tracked so a
+//! hang can be attributed to the tests that had not finished.
+
+use std::collections::{HashSet, VecDeque};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// At most this much of one attempt's output is written to its log.
+pub const LOG_LIMIT: u64 = 256 * 1024 * 1024;
+/// Lines kept in memory for the tail shown after a failure.
+const TAIL_LINES: usize = 200;
+
+/// What the capture thread has seen so far.
+#[derive(Debug, Default)]
+pub struct OutputState {
+    /// Tests libtest reported as finished (`ok`, `FAILED`, `ignored`, ...).
+    pub finished: HashSet<String>,
+    /// Tests whose `test NAME ... ` line was printed without a result yet
+    /// (serial runs print the name before running the test).
+    pub started: Vec<String>,
+    /// The last lines of output.
+    pub tail: VecDeque<String>,
+    /// The current unterminated line.
+    partial: Vec<u8>,
+}
+
+impl OutputState {
+    fn line(&mut self, raw: &[u8]) {
+        let line = String::from_utf8_lossy(raw).trim_end_matches('\r').to_string();
+        if let Some((name, result)) = parse_test_line(&line) {
+            if result.is_empty() {
+                self.started.push(name.to_string());
+            } else {
+                self.started.retain(|n| n != name);
+                self.finished.insert(name.to_string());
+            }
+        }
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line);
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(&bytes[..nl]);
+            self.line(&line);
+            bytes = &bytes[nl + 1..];
+        }
+        self.partial.extend_from_slice(bytes);
+        if self.partial.len() > 64 * 1024 {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line);
+        }
+    }
+
+    /// Tests that started and have not finished, as far as the output shows:
+    /// a pending `test NAME ... ` (serial), or a name still unterminated.
+    pub fn unfinished(&self) -> Vec<String> {
+        let mut v = self.started.clone();
+        let partial = String::from_utf8_lossy(&self.partial);
+        if let Some((name, "")) = parse_test_line(partial.trim_end()) {
+            if !v.iter().any(|n| n == name) {
+                v.push(name.to_string());
+            }
+        }
+        v.retain(|n| !self.finished.contains(n));
+        v
+    }
+}
+
+/// `test foo::bar ... ok` → (`foo::bar`, `ok`); `test foo ... ` → (`foo`, ``).
+pub fn parse_test_line(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix("test ")?;
+    let (name, result) = rest.split_once(" ...")?;
+    if name.is_empty() || name.contains(' ') && !name.contains(" - ") {
+        return None;
+    }
+    let result = result.trim();
+    let result = result.split_whitespace().next().unwrap_or("");
+    Some((name, result))
+}
+
+/// A running capture thread.
+pub struct Capture {
+    state: Arc<Mutex<OutputState>>,
+    done: mpsc::Receiver<io::Result<u64>>,
+    thread: Option<JoinHandle<()>>,
+    log_path: PathBuf,
+}
+
+/// What the capture produced.
+#[derive(Debug)]
+pub struct Captured {
+    pub bytes: u64,
+    pub truncated: bool,
+    pub tail: Vec<String>,
+    /// False when the pipe was still held open after the suite was reaped
+    /// (only possible for a process that escaped process-group containment).
+    pub complete: bool,
+}
+
+impl Capture {
+    /// Start draining `pipe` into `log`.
+    pub fn start(pipe: OwnedFd, mut log: File, log_path: PathBuf) -> Capture {
+        let state = Arc::new(Mutex::new(OutputState::default()));
+        let (tx, done) = mpsc::channel();
+        let st = Arc::clone(&state);
+        let thread = std::thread::spawn(move || {
+            let mut pipe = File::from(pipe);
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut written: u64 = 0;
+            let mut total: u64 = 0;
+            let result = loop {
+                let n = match pipe.read(&mut buf) {
+                    Ok(0) => break Ok(total),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
+                };
+                total += n as u64;
+                st.lock().unwrap_or_else(|p| p.into_inner()).feed(&buf[..n]);
+                if written < LOG_LIMIT {
+                    let take = (LOG_LIMIT - written).min(n as u64) as usize;
+                    if let Err(e) = log.write_all(&buf[..take]) {
+                        break Err(e);
+                    }
+                    written += take as u64;
+                    if written == LOG_LIMIT {
+                        let note = format!(
+                            "\n[cargo-reap: log truncated at {} MiB; the rest of the output was read and discarded]\n",
+                            LOG_LIMIT >> 20
+                        );
+                        if let Err(e) = log.write_all(note.as_bytes()) {
+                            break Err(e);
+                        }
+                    }
+                }
+            };
+            let result = result.and_then(|t| log.flush().map(|_| t));
+            // The receiver may be gone if the runner gave up waiting; nothing to tell then.
+            if tx.send(result).is_err() {
+                tracing::debug!("capture finished after its reader stopped waiting");
+            }
+        });
+        Capture {
+            state,
+            done,
+            thread: Some(thread),
+            log_path,
+        }
+    }
+
+    /// Tests that started and did not finish, per the output so far.
+    pub fn unfinished_tests(&self) -> Vec<String> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).unfinished()
+    }
+
+    /// Wait for the pipe to close (every holder gone), at most `timeout`.
+    pub fn finish(mut self, timeout: Duration) -> Result<Captured, crate::error::RunError> {
+        let (bytes, complete) = match self.done.recv_timeout(timeout) {
+            Ok(Ok(total)) => (total, true),
+            Ok(Err(e)) => {
+                return Err(crate::error::RunError::Io {
+                    what: "capturing output to",
+                    path: self.log_path.clone(),
+                    source: e,
+                })
+            }
+            Err(_) => (0, false),
+        };
+        if complete {
+            if let Some(t) = self.thread.take() {
+                if t.join().is_err() {
+                    eprintln!("cargo-reap: warning: the output capture thread panicked");
+                }
+            }
+        }
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tail: Vec<String> = st.tail.iter().cloned().collect();
+        if !st.partial.is_empty() {
+            tail.push(String::from_utf8_lossy(&st.partial).into_owned());
+        }
+        Ok(Captured {
+            bytes,
+            truncated: bytes > LOG_LIMIT,
+            tail,
+            complete,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_libtest_lines() {
+        assert_eq!(parse_test_line("test a::b ... ok"), Some(("a::b", "ok")));
+        assert_eq!(parse_test_line("test a ... FAILED"), Some(("a", "FAILED")));
+        assert_eq!(parse_test_line("test a ... "), Some(("a", "")));
+        assert_eq!(
+            parse_test_line("test a ... ignored, slow"),
+            Some(("a", "ignored,"))
+        );
+        assert_eq!(parse_test_line("test result: ok. 1 passed"), None);
+        assert_eq!(parse_test_line("running 3 tests"), None);
+    }
+
+    #[test]
+    fn tracks_unfinished_tests() {
+        let mut s = OutputState::default();
+        s.feed(b"running 2 tests\ntest one ... ok\ntest two ... ");
+        assert_eq!(s.unfinished(), vec!["two".to_string()]);
+        s.feed(b"ok\n");
+        assert!(s.unfinished().is_empty());
+        assert!(s.finished.contains("two"));
+    }
+}

@@ -1,0 +1,163 @@
+//! Command-line interface (clap). Parsing only: the engine lives in [`crate::engine`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::duration::parse_duration;
+
+const EXIT_CODES: &str = "\
+EXIT CODES:
+    0    every suite passed and nothing leaked
+    100  a suite failed or crashed
+    101  the build failed
+    102  a suite hung (every attempt timed out)
+    103  processes leaked, and that was the only problem
+    2    usage or configuration error (also: internal errors)
+  When several apply, the first in the order 101, 100, 102, 103 wins.";
+
+/// Find, attribute and reap the processes your tests leave behind.
+#[derive(Debug, Parser)]
+#[command(name = "cargo-reap", bin_name = "cargo reap", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the test binaries and run each one (a suite) in its own containment
+    /// under a timeout; report and reap every process that outlives its suite.
+    ///
+    /// Doctests are not run (they are not test binaries cargo can hand over).
+    #[command(after_help = EXIT_CODES)]
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+
+    #[command(flatten)]
+    pub reap: ReapArgs,
+
+    /// Arguments passed to every test binary (libtest filters, `--ignored`,
+    /// `--test-threads N`, ...), as with `cargo test -- ARGS`.
+    #[arg(last = true, value_name = "TEST_ARGS")]
+    pub test_args: Vec<String>,
+}
+
+/// Selection and build flags, passed through to `cargo test --no-run`.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Package and target selection (as cargo test)")]
+pub struct CargoArgs {
+    /// Package(s) to test
+    #[arg(short = 'p', long = "package", value_name = "SPEC")]
+    pub package: Vec<String>,
+    /// Test all packages in the workspace
+    #[arg(long)]
+    pub workspace: bool,
+    /// Exclude packages from the test
+    #[arg(long, value_name = "SPEC")]
+    pub exclude: Vec<String>,
+    /// Test only this package's library unit tests
+    #[arg(long)]
+    pub lib: bool,
+    /// Test all binaries
+    #[arg(long)]
+    pub bins: bool,
+    /// Test only the specified binary
+    #[arg(long, value_name = "NAME")]
+    pub bin: Vec<String>,
+    /// Test all integration tests
+    #[arg(long)]
+    pub tests: bool,
+    /// Test only the specified integration test target
+    #[arg(long = "test", value_name = "NAME")]
+    pub test: Vec<String>,
+    /// Test all examples
+    #[arg(long)]
+    pub examples: bool,
+    /// Test all benches
+    #[arg(long)]
+    pub benches: bool,
+    /// Test all targets (doctests excluded)
+    #[arg(long)]
+    pub all_targets: bool,
+    /// Space or comma separated list of features to activate
+    #[arg(short = 'F', long, value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Activate all available features
+    #[arg(long)]
+    pub all_features: bool,
+    /// Do not activate the `default` feature
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Build artifacts in release mode, with optimizations
+    #[arg(long, short = 'r')]
+    pub release: bool,
+    /// Build artifacts with the specified profile
+    #[arg(long, value_name = "PROFILE-NAME")]
+    pub profile: Option<String>,
+    /// Directory for all generated artifacts
+    #[arg(long, value_name = "DIRECTORY")]
+    pub target_dir: Option<PathBuf>,
+    /// Path to Cargo.toml
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Assert that `Cargo.lock` will remain unchanged
+    #[arg(long)]
+    pub locked: bool,
+    /// Equivalent to specifying both --locked and --offline
+    #[arg(long)]
+    pub frozen: bool,
+    /// Run without accessing the network
+    #[arg(long)]
+    pub offline: bool,
+    /// Number of parallel build jobs (cargo's `-j`)
+    #[arg(short = 'j', long = "build-jobs", value_name = "N")]
+    pub build_jobs: Option<String>,
+}
+
+/// How each suite is contained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum IsolationArg {
+    /// cgroup v2 when a leaf can really be created and joined here, else process group (announced)
+    #[default]
+    Auto,
+    /// A fresh cgroup v2 leaf per suite; an error where that cannot work
+    Cgroup,
+    /// Own process group + child subreaper + environment tag
+    ProcessGroup,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Reap options")]
+pub struct ReapArgs {
+    /// Containment for each suite
+    #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
+    pub isolation: IsolationArg,
+    /// Time limit per suite attempt (humantime `5m`, `90s` or bare seconds)
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// After the timeout: SIGTERM, then SIGKILL whatever is left after this grace
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// How many times a hung (timed out) suite is run again; failures are never retried
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub hang_retries: u32,
+    /// After a suite's binary exits, how long its children may take to exit on their own
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+    pub settle: Duration,
+    /// Write the machine-readable report (schema version 1) to this path
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Stream suite output to the terminal instead of capturing it to target/reap/
+    #[arg(long)]
+    pub no_capture: bool,
+    /// Lines of captured output shown for a failed, crashed or hung suite
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub tail_lines: usize,
+}

@@ -1,0 +1,388 @@
+//! cgroup v2 containment: one fresh leaf per suite attempt, under the runner's
+//! own cgroup. The child joins its leaf from a `pre_exec` hook (an
+//! async-signal-safe `open` + `write("0")` of a path prepared beforehand), so it
+//! is inside before it executes its first instruction. Killing is `cgroup.kill`;
+//! emptiness is watched through `cgroup.events` (poll, no sleeping).
+
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reap_probe::{ProcessInfo, ScanOptions};
+use rustix::event::PollFlags;
+use rustix::fs::{Mode, OFlags};
+use rustix::process::Signal;
+
+use super::{Containment, IsolationKind};
+use crate::error::ContainError;
+use crate::sys::{self, ProcId};
+
+/// Environment variable that makes `cargo-reap` exit 0 at once: the program
+/// the cgroup probe runs inside a trial leaf.
+pub const PROBE_ENV: &str = "CARGO_REAP_INTERNAL_PROBE";
+
+/// How long `cgroup.kill` may take to empty a leaf before we call it stuck.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The runner's own cgroup directory, under which leaves are created.
+#[derive(Debug)]
+pub struct CgroupParent {
+    dir: PathBuf,
+    run_id: String,
+}
+
+/// A cgroup2 mount: where it is mounted and which cgroup is its root.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Cgroup2Mount {
+    pub mount_point: PathBuf,
+    pub root: String,
+}
+
+/// Find the first cgroup2 mount in a `/proc/self/mountinfo` text.
+pub fn find_cgroup2_mount(mountinfo: &str) -> Option<Cgroup2Mount> {
+    mountinfo.lines().find_map(|line| {
+        let (pre, post) = line.split_once(" - ")?;
+        if post.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        let f: Vec<&str> = pre.split_whitespace().collect();
+        Some(Cgroup2Mount {
+            root: unescape_mountinfo(f.get(3)?),
+            mount_point: PathBuf::from(unescape_mountinfo(f.get(4)?)),
+        })
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            let digits = std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(digits, 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The cgroup v2 path of a process from its `/proc/PID/cgroup` text (`0::/path`).
+pub fn own_cgroup_v2(proc_cgroup: &str) -> Option<String> {
+    proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(|p| p.trim_end().to_string()))
+}
+
+/// Map a cgroup path to a directory under the mount, if the mount shows it.
+pub fn cgroup_dir(mount: &Cgroup2Mount, cgroup: &str) -> Option<PathBuf> {
+    if cgroup.ends_with(" (deleted)") {
+        return None;
+    }
+    let root = mount.root.trim_end_matches('/');
+    let rel = cgroup.strip_prefix(root)?;
+    if !(rel.is_empty() || rel.starts_with('/')) {
+        return None;
+    }
+    Some(mount.mount_point.join(rel.trim_start_matches('/')))
+}
+
+fn read(path: &Path) -> Result<String, ContainError> {
+    fs::read_to_string(path).map_err(|e| ContainError::cgroup_io("reading", path, e))
+}
+
+impl CgroupParent {
+    /// Locate the runner's cgroup and prove that a leaf can be created and
+    /// joined there (by doing it), rather than trusting permission bits.
+    pub fn detect(run_id: &str) -> Result<CgroupParent, ContainError> {
+        let mountinfo = read(Path::new("/proc/self/mountinfo"))?;
+        let mount = find_cgroup2_mount(&mountinfo).ok_or(ContainError::NoCgroup2Mount)?;
+        let own = own_cgroup_v2(&read(Path::new("/proc/self/cgroup"))?)
+            .ok_or_else(|| ContainError::OwnCgroup("no `0::` line".into()))?;
+        let dir = cgroup_dir(&mount, &own).ok_or_else(|| {
+            ContainError::OwnCgroup(format!(
+                "cgroup {own} is not visible under the cgroup2 mount at {} (root {})",
+                mount.mount_point.display(),
+                mount.root
+            ))
+        })?;
+        let parent = CgroupParent {
+            dir,
+            run_id: run_id.to_string(),
+        };
+        parent.probe()?;
+        Ok(parent)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Create a trial leaf, start a no-op process inside it, remove the leaf.
+    fn probe(&self) -> Result<(), ContainError> {
+        let leaf = self.create_leaf("", "probe")?;
+        if !leaf.dir.join("cgroup.kill").exists() {
+            return Err(ContainError::cgroup_io(
+                "kernel lacks cgroup.kill (Linux >= 5.14 needed) in",
+                leaf.dir.clone(),
+                io::Error::from(io::ErrorKind::Unsupported),
+            ));
+        }
+        let exe = std::env::current_exe()
+            .map_err(|e| ContainError::Sys { what: "locating our own executable", source: e })?;
+        let mut cmd = Command::new(exe);
+        cmd.env(PROBE_ENV, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        leaf.join_in_pre_exec(&mut cmd);
+        let child = cmd.spawn().map_err(|e| {
+            ContainError::cgroup_io("cannot move a process into", leaf.dir.clone(), e)
+        })?;
+        let owned = sys::OwnedChild::adopt(&child)?;
+        owned.reap()?;
+        Box::new(leaf).close()
+    }
+
+    /// Create a fresh leaf for one suite attempt.
+    pub fn create_leaf(&self, tag: &str, name: &str) -> Result<CgroupContainment, ContainError> {
+        // The run id carries the runner's pid: a later run can tell a stale leaf.
+        let dir = self.dir.join(format!("cargo-reap.{}.{}", self.run_id, name));
+        fs::create_dir(&dir).map_err(|e| ContainError::cgroup_io("cannot create cgroup", &dir, e))?;
+        let procs_c = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
+            .expect("cgroup paths have no NUL bytes");
+        Ok(CgroupContainment {
+            dir,
+            procs_c,
+            tag: tag.to_string(),
+            closed: false,
+        })
+    }
+}
+
+/// One leaf cgroup holding one suite attempt.
+#[derive(Debug)]
+pub struct CgroupContainment {
+    dir: PathBuf,
+    procs_c: CString,
+    tag: String,
+    closed: bool,
+}
+
+impl CgroupContainment {
+    fn join_in_pre_exec(&self, cmd: &mut Command) {
+        let path = self.procs_c.clone();
+        // SAFETY: the closure only makes raw syscalls (open, write, close) on
+        // memory prepared before fork: it is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = rustix::fs::open(path.as_c_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+                rustix::io::write(&fd, b"0")?;
+                Ok(())
+            });
+        }
+    }
+
+    fn pids(&self) -> Result<Vec<i32>, ContainError> {
+        let path = self.dir.join("cgroup.procs");
+        let text = read(&path)?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    fn populated(&self, events: &File) -> Result<bool, ContainError> {
+        let mut buf = [0u8; 256];
+        let n = events
+            .read_at(&mut buf, 0)
+            .map_err(|e| ContainError::cgroup_io("reading", self.dir.join("cgroup.events"), e))?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        Ok(text.lines().any(|l| l.trim() == "populated 1"))
+    }
+
+    fn write_file(&self, name: &str, value: &str) -> Result<(), ContainError> {
+        let path = self.dir.join(name);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| ContainError::cgroup_io("opening", &path, e))?;
+        f.write_all(value.as_bytes())
+            .map_err(|e| ContainError::cgroup_io("writing", &path, e))
+    }
+
+    fn remove(&mut self) -> Result<(), ContainError> {
+        match fs::remove_dir(&self.dir) {
+            Ok(()) => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(e) => Err(ContainError::cgroup_io("cannot remove cgroup", &self.dir, e)),
+        }
+    }
+}
+
+impl Containment for CgroupContainment {
+    fn kind(&self) -> IsolationKind {
+        IsolationKind::Cgroup
+    }
+
+    fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError> {
+        cmd.env(reap_probe::TAG_VAR, &self.tag).process_group(0);
+        self.join_in_pre_exec(cmd);
+        Ok(())
+    }
+
+    fn set_root(&mut self, _pid: i32) {}
+
+    fn members(&self) -> Result<Vec<ProcessInfo>, ContainError> {
+        let opts = ScanOptions {
+            environ_tag: true,
+            cgroup: false,
+        };
+        let mut out = Vec::new();
+        for pid in self.pids()? {
+            match reap_probe::snapshot(pid, opts) {
+                Ok(p) if p.state != 'Z' => out.push(p),
+                Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
+    fn signal_all(&self, sig: Signal) -> Result<usize, ContainError> {
+        let ids: Vec<ProcId> = self
+            .pids()?
+            .into_iter()
+            .map(|pid| ProcId { pid, start_time: None })
+            .collect();
+        sys::signal_pidfds(&sys::open_pidfds(&ids)?, sig)
+    }
+
+    fn wait_empty(&self, timeout: Duration) -> Result<bool, ContainError> {
+        let path = self.dir.join("cgroup.events");
+        let events = File::open(&path).map_err(|e| ContainError::cgroup_io("opening", &path, e))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.populated(&events)? {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            // kernfs signals a change of cgroup.events as POLLPRI | POLLERR.
+            sys::wait_events(&[events.as_fd()], PollFlags::PRI | PollFlags::ERR, Some(left))?;
+        }
+    }
+
+    fn kill_all(&self) -> Result<u32, ContainError> {
+        self.write_file("cgroup.kill", "1")?;
+        if self.wait_empty(KILL_TIMEOUT)? {
+            Ok(1)
+        } else {
+            Err(ContainError::CgroupStuck {
+                path: self.dir.clone(),
+                secs: KILL_TIMEOUT.as_secs(),
+            })
+        }
+    }
+
+    fn close(mut self: Box<Self>) -> Result<(), ContainError> {
+        match self.remove() {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                // Busy: something is still inside. Kill it, then remove.
+                self.kill_all()?;
+                self.remove()
+            }
+        }
+    }
+}
+
+impl Drop for CgroupContainment {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        // An error path skipped close(): never leave the leaf or its processes.
+        if let Err(e) = self.kill_all().and_then(|_| self.remove()) {
+            eprintln!("cargo-reap: warning: cleaning up {}: {e}", self.dir.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_hybrid_and_pure_v2_mounts() {
+        let hybrid = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+            32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+            41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        let m = find_cgroup2_mount(hybrid).unwrap();
+        assert_eq!(m.mount_point, PathBuf::from("/sys/fs/cgroup/unified"));
+        assert_eq!(m.root, "/");
+        let pure = "29 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            find_cgroup2_mount(pure).unwrap().mount_point,
+            PathBuf::from("/sys/fs/cgroup")
+        );
+        assert!(find_cgroup2_mount("1 2 0:1 / / rw - ext4 /dev/vda rw\n").is_none());
+    }
+
+    #[test]
+    fn unescapes_mount_points() {
+        assert_eq!(unescape_mountinfo(r"/mnt/a\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    #[test]
+    fn maps_own_cgroup_under_the_mount_root() {
+        let m = Cgroup2Mount {
+            mount_point: "/sys/fs/cgroup".into(),
+            root: "/".into(),
+        };
+        assert_eq!(
+            cgroup_dir(&m, "/user.slice/session-1.scope"),
+            Some(PathBuf::from("/sys/fs/cgroup/user.slice/session-1.scope"))
+        );
+        assert_eq!(cgroup_dir(&m, "/"), Some(PathBuf::from("/sys/fs/cgroup")));
+        // A container whose mount shows only its own subtree.
+        let c = Cgroup2Mount {
+            mount_point: "/sys/fs/cgroup".into(),
+            root: "/docker/abc".into(),
+        };
+        assert_eq!(
+            cgroup_dir(&c, "/docker/abc/x"),
+            Some(PathBuf::from("/sys/fs/cgroup/x"))
+        );
+        assert_eq!(cgroup_dir(&c, "/docker/abcd"), None);
+        assert_eq!(cgroup_dir(&c, "/other"), None);
+    }
+
+    #[test]
+    fn reads_the_v2_line() {
+        assert_eq!(
+            own_cgroup_v2("4:memory:/x\n0::/a/b\n").as_deref(),
+            Some("/a/b")
+        );
+        assert_eq!(own_cgroup_v2("4:memory:/x\n"), None);
+    }
+}

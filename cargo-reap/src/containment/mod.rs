@@ -1,0 +1,131 @@
+//! Containment: where a suite's processes live, so that every one of them can be
+//! found and killed, however it escaped (double fork, `setsid`, own process group).
+//!
+//! One small interface, [`Containment`], with two implementations:
+//! - [`cgroup::CgroupContainment`]: a fresh cgroup v2 leaf per suite attempt; the
+//!   child joins it from a `pre_exec` hook, before its first instruction.
+//! - [`pgroup::ProcessGroupContainment`]: own process group + the runner as child
+//!   subreaper + an environment tag; survivors are found by scanning `/proc`.
+//!
+//! [`Isolation`] picks one per run (`--isolation auto|cgroup|process-group`).
+
+pub mod cgroup;
+pub mod pgroup;
+
+use std::process::Command;
+use std::time::Duration;
+
+use reap_probe::ProcessInfo;
+use rustix::process::Signal;
+
+use crate::error::ContainError;
+
+/// The isolation mode of a run, as reported (`"cgroup"` / `"process-group"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationKind {
+    Cgroup,
+    ProcessGroup,
+}
+
+impl std::fmt::Display for IsolationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IsolationKind::Cgroup => "cgroup",
+            IsolationKind::ProcessGroup => "process-group",
+        })
+    }
+}
+
+/// One suite attempt's containment.
+pub trait Containment: Send {
+    fn kind(&self) -> IsolationKind;
+
+    /// Configure `cmd` so that the spawned process is contained from its first
+    /// instruction (cgroup join in `pre_exec`, own process group, tag).
+    fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError>;
+
+    /// Tell the containment the pid of the spawned test binary.
+    fn set_root(&mut self, pid: i32);
+
+    /// Every live (non-zombie) process of the suite, as snapshots.
+    fn members(&self) -> Result<Vec<ProcessInfo>, ContainError>;
+
+    /// Send `sig` to every member once. Returns how many were signalled.
+    fn signal_all(&self, sig: Signal) -> Result<usize, ContainError>;
+
+    /// Wait, without polling, until no live member remains or `timeout` passes.
+    /// Returns true when empty.
+    fn wait_empty(&self, timeout: Duration) -> Result<bool, ContainError>;
+
+    /// SIGKILL everything until nothing is left; returns how many rounds it took.
+    fn kill_all(&self) -> Result<u32, ContainError>;
+
+    /// Remove the containment (the cgroup leaf). Must be empty.
+    fn close(self: Box<Self>) -> Result<(), ContainError>;
+}
+
+/// The run-wide choice of containment, from which each suite attempt gets its own.
+pub enum Isolation {
+    Cgroup(cgroup::CgroupParent),
+    ProcessGroup(pgroup::ProcessGroupFactory),
+}
+
+impl Isolation {
+    pub fn kind(&self) -> IsolationKind {
+        match self {
+            Isolation::Cgroup(_) => IsolationKind::Cgroup,
+            Isolation::ProcessGroup(_) => IsolationKind::ProcessGroup,
+        }
+    }
+
+    /// Choose the isolation for this run. `notice` receives the one line that
+    /// says which mode is used and, after a fallback, why.
+    pub fn choose(
+        requested: crate::cli::IsolationArg,
+        run_id: &str,
+        notice: &mut dyn FnMut(String),
+    ) -> Result<Isolation, ContainError> {
+        use crate::cli::IsolationArg;
+        match requested {
+            IsolationArg::Cgroup => {
+                let parent = cgroup::CgroupParent::detect(run_id)?;
+                notice(format!(
+                    "isolation: cgroup v2 (leaves under {})",
+                    parent.dir().display()
+                ));
+                Ok(Isolation::Cgroup(parent))
+            }
+            IsolationArg::ProcessGroup => {
+                let f = pgroup::ProcessGroupFactory::new(run_id)?;
+                notice("isolation: process group + child subreaper + environment tag (requested)".into());
+                Ok(Isolation::ProcessGroup(f))
+            }
+            IsolationArg::Auto => match cgroup::CgroupParent::detect(run_id) {
+                Ok(parent) => {
+                    notice(format!(
+                        "isolation: cgroup v2 (leaves under {})",
+                        parent.dir().display()
+                    ));
+                    Ok(Isolation::Cgroup(parent))
+                }
+                Err(why) => {
+                    let f = pgroup::ProcessGroupFactory::new(run_id)?;
+                    notice(format!(
+                        "isolation: process group + child subreaper + environment tag (cgroup v2 unavailable: {why})"
+                    ));
+                    Ok(Isolation::ProcessGroup(f))
+                }
+            },
+        }
+    }
+
+    /// A fresh containment for one suite attempt. `tag` is the suite's
+    /// `CARGO_REAP_SUITE` value; `leaf` a file-name-safe unique name.
+    pub fn create(&self, tag: &str, leaf: &str) -> Result<Box<dyn Containment>, ContainError> {
+        match self {
+            Isolation::Cgroup(p) => Ok(Box::new(p.create_leaf(tag, leaf)?)),
+            Isolation::ProcessGroup(f) => Ok(Box::new(f.create(tag))),
+        }
+    }
+}

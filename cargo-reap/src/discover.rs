@@ -1,0 +1,308 @@
+//! Build and discovery: `cargo test --no-run --message-format=json-render-diagnostics`,
+//! then every test executable from cargo's JSON messages, with the environment
+//! cargo itself gives a test binary at run time.
+
+use std::collections::HashMap;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use cargo_metadata::{Message, Metadata, MetadataCommand, Package, PackageId, TargetKind};
+
+use crate::cli::CargoArgs;
+use crate::error::BuildError;
+
+/// One test binary: the unit the runner contains, times out and reaps.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// `<package>::<target>`
+    pub id: String,
+    pub package: String,
+    pub target: String,
+    /// `lib`, `bin`, `test`, `example` or `bench`
+    pub kind: String,
+    pub binary: PathBuf,
+    /// The package root: cargo runs test binaries there.
+    pub cwd: PathBuf,
+    /// Environment cargo sets for test binaries (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...).
+    pub env: Vec<(String, String)>,
+}
+
+impl Suite {
+    /// A name safe for files and cgroup directories.
+    pub fn slug(&self) -> String {
+        self.id
+            .replace("::", "__")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .collect()
+    }
+}
+
+/// The cargo program: `$CARGO` when cargo invoked us, else `cargo` from PATH.
+pub fn cargo_program() -> PathBuf {
+    std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cargo"))
+}
+
+/// Options shared by `cargo metadata` and `cargo test`.
+fn common_flags(a: &CargoArgs) -> Vec<String> {
+    let mut v = Vec::new();
+    if a.locked {
+        v.push("--locked".into());
+    }
+    if a.frozen {
+        v.push("--frozen".into());
+    }
+    if a.offline {
+        v.push("--offline".into());
+    }
+    v
+}
+
+/// The `cargo test --no-run` argument list for the user's selection flags.
+pub fn build_args(a: &CargoArgs) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "test".into(),
+        "--no-run".into(),
+        "--message-format=json-render-diagnostics".into(),
+    ];
+    let mut push_all = |flag: &str, vals: &[String]| {
+        for x in vals {
+            v.push(flag.into());
+            v.push(x.clone());
+        }
+    };
+    push_all("--package", &a.package);
+    push_all("--exclude", &a.exclude);
+    push_all("--bin", &a.bin);
+    push_all("--test", &a.test);
+    push_all("--features", &a.features);
+    for (on, flag) in [
+        (a.workspace, "--workspace"),
+        (a.lib, "--lib"),
+        (a.bins, "--bins"),
+        (a.tests, "--tests"),
+        (a.examples, "--examples"),
+        (a.benches, "--benches"),
+        (a.all_targets, "--all-targets"),
+        (a.all_features, "--all-features"),
+        (a.no_default_features, "--no-default-features"),
+        (a.release, "--release"),
+    ] {
+        if on {
+            v.push(flag.into());
+        }
+    }
+    for (val, flag) in [
+        (a.profile.as_ref().map(|p| p.to_string()), "--profile"),
+        (a.target_dir.as_ref().map(|p| p.display().to_string()), "--target-dir"),
+        (a.manifest_path.as_ref().map(|p| p.display().to_string()), "--manifest-path"),
+        (a.build_jobs.clone(), "--jobs"),
+    ] {
+        if let Some(val) = val {
+            v.push(flag.into());
+            v.push(val);
+        }
+    }
+    v.extend(common_flags(a));
+    v
+}
+
+/// Workspace metadata (packages, target directory), without dependencies.
+pub fn metadata(a: &CargoArgs) -> Result<Metadata, BuildError> {
+    let mut cmd = MetadataCommand::new();
+    cmd.cargo_path(cargo_program()).no_deps().other_options(common_flags(a));
+    if let Some(mp) = &a.manifest_path {
+        cmd.manifest_path(mp);
+    }
+    Ok(cmd.exec()?)
+}
+
+/// Where run logs go: `<target-dir>/reap/`.
+pub fn reap_dir(a: &CargoArgs, meta: &Metadata) -> PathBuf {
+    a.target_dir
+        .clone()
+        .unwrap_or_else(|| meta.target_directory.clone().into_std_path_buf())
+        .join("reap")
+}
+
+/// Build the test binaries; compiler output reaches the user as cargo renders it.
+pub fn build(a: &CargoArgs, meta: &Metadata) -> Result<Vec<Suite>, BuildError> {
+    let cargo = cargo_program();
+    let mut child = Command::new(&cargo)
+        .args(build_args(a))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|source| BuildError::Spawn {
+            cargo: cargo.display().to_string(),
+            source,
+        })?;
+    // From here on the child is waited for on every path.
+    let parsed = parse_messages(child.stdout.take().expect("stdout is piped"), meta);
+    if parsed.is_err() {
+        // We stopped reading: cargo could block on a full pipe. End it.
+        if let Err(e) = child.kill() {
+            eprintln!("cargo-reap: warning: could not stop cargo: {e}");
+        }
+    }
+    let status = child.wait().map_err(|source| BuildError::Spawn {
+        cargo: cargo.display().to_string(),
+        source,
+    })?;
+    let (suites, finished_ok) = parsed?;
+    if !status.success() || finished_ok == Some(false) {
+        return Err(BuildError::Failed(format!("cargo exited with {status}")));
+    }
+    Ok(suites)
+}
+
+fn parse_messages(
+    stdout: impl std::io::Read,
+    meta: &Metadata,
+) -> Result<(Vec<Suite>, Option<bool>), BuildError> {
+    let packages: HashMap<&PackageId, &Package> = meta.packages.iter().map(|p| (&p.id, p)).collect();
+    let mut suites = Vec::new();
+    let mut finished = None;
+    for msg in Message::parse_stream(BufReader::new(stdout)) {
+        match msg.map_err(BuildError::Messages)? {
+            Message::CompilerArtifact(art) if art.profile.test => {
+                let Some(exe) = art.executable else { continue };
+                let pkg = packages.get(&art.package_id).copied();
+                suites.push(suite_from(
+                    pkg,
+                    art.manifest_path.as_std_path(),
+                    &art.target.name,
+                    &art.target.kind,
+                    exe.into_std_path_buf(),
+                ));
+            }
+            Message::BuildFinished(f) => finished = Some(f.success),
+            _ => {}
+        }
+    }
+    Ok((suites, finished))
+}
+
+fn kind_of(kinds: &[TargetKind]) -> String {
+    for k in kinds {
+        match k {
+            TargetKind::Bin => return "bin".into(),
+            TargetKind::Test => return "test".into(),
+            TargetKind::Example => return "example".into(),
+            TargetKind::Bench => return "bench".into(),
+            _ => {}
+        }
+    }
+    "lib".into()
+}
+
+fn suite_from(
+    pkg: Option<&Package>,
+    manifest_path: &Path,
+    target: &str,
+    kinds: &[TargetKind],
+    binary: PathBuf,
+) -> Suite {
+    let cwd = manifest_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let package = pkg
+        .map(|p| p.name.to_string())
+        .unwrap_or_else(|| cwd.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let mut env: Vec<(String, String)> = vec![
+        ("CARGO".into(), cargo_program().display().to_string()),
+        ("CARGO_MANIFEST_DIR".into(), cwd.display().to_string()),
+        ("CARGO_MANIFEST_PATH".into(), manifest_path.display().to_string()),
+        ("CARGO_PKG_NAME".into(), package.clone()),
+        ("CARGO_CRATE_NAME".into(), target.replace('-', "_")),
+    ];
+    if let Some(p) = pkg {
+        let v = &p.version;
+        let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+        env.extend([
+            ("CARGO_PKG_VERSION".into(), v.to_string()),
+            ("CARGO_PKG_VERSION_MAJOR".into(), v.major.to_string()),
+            ("CARGO_PKG_VERSION_MINOR".into(), v.minor.to_string()),
+            ("CARGO_PKG_VERSION_PATCH".into(), v.patch.to_string()),
+            ("CARGO_PKG_VERSION_PRE".into(), v.pre.to_string()),
+            ("CARGO_PKG_AUTHORS".into(), p.authors.join(":")),
+            ("CARGO_PKG_DESCRIPTION".into(), opt(&p.description)),
+            ("CARGO_PKG_HOMEPAGE".into(), opt(&p.homepage)),
+            ("CARGO_PKG_REPOSITORY".into(), opt(&p.repository)),
+            ("CARGO_PKG_LICENSE".into(), opt(&p.license)),
+            (
+                "CARGO_PKG_LICENSE_FILE".into(),
+                p.license_file.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+            ),
+            (
+                "CARGO_PKG_RUST_VERSION".into(),
+                p.rust_version.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+            ),
+            (
+                "CARGO_PKG_README".into(),
+                p.readme.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+            ),
+        ]);
+    }
+    // Like cargo: the deps directory on the dynamic library path (dylib deps).
+    if let Some(deps) = binary.parent() {
+        let mut paths = vec![deps.to_path_buf()];
+        if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+            paths.extend(std::env::split_paths(&old));
+        }
+        if let Ok(joined) = std::env::join_paths(paths) {
+            env.push(("LD_LIBRARY_PATH".into(), joined.to_string_lossy().into_owned()));
+        }
+    }
+    Suite {
+        id: format!("{package}::{target}"),
+        package,
+        target: target.to_string(),
+        kind: kind_of(kinds),
+        binary,
+        cwd,
+        env,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_selection_flags_through() {
+        let a = CargoArgs {
+            package: vec!["a".into(), "b".into()],
+            test: vec!["t".into()],
+            release: true,
+            build_jobs: Some("3".into()),
+            locked: true,
+            ..Default::default()
+        };
+        let v = build_args(&a).join(" ");
+        assert_eq!(
+            v,
+            "test --no-run --message-format=json-render-diagnostics --package a --package b \
+             --test t --release --jobs 3 --locked"
+        );
+    }
+
+    #[test]
+    fn slug_is_file_name_safe() {
+        let s = Suite {
+            id: "my-pkg::some test".into(),
+            package: "my-pkg".into(),
+            target: "some test".into(),
+            kind: "test".into(),
+            binary: "/x".into(),
+            cwd: "/".into(),
+            env: vec![],
+        };
+        assert_eq!(s.slug(), "my-pkg__some_test");
+    }
+}

@@ -1,0 +1,105 @@
+//! Typed errors of the engine. The CLI edge turns them into messages and exit codes.
+
+use std::path::PathBuf;
+
+/// Failures of containment and process control.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainError {
+    #[error("no cgroup2 filesystem is mounted (looked in /proc/self/mountinfo)")]
+    NoCgroup2Mount,
+    #[error("cannot read this process's cgroup v2 path from /proc/self/cgroup: {0}")]
+    OwnCgroup(String),
+    #[error("{what} {path}: {source}")]
+    CgroupIo {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cgroup {path} did not empty within {secs}s after cgroup.kill (a process stuck in uninterruptible sleep?)")]
+    CgroupStuck { path: PathBuf, secs: u64 },
+    #[error("processes of the suite survive after {rounds} rounds of SIGKILL: pids {pids:?}")]
+    Unkillable { rounds: u32, pids: Vec<i32> },
+    #[error("{what}: {source}")]
+    Sys {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Probe(#[from] reap_probe::ProbeError),
+}
+
+impl ContainError {
+    pub fn sys(what: &'static str, errno: rustix::io::Errno) -> Self {
+        ContainError::Sys {
+            what,
+            source: errno.into(),
+        }
+    }
+
+    pub fn cgroup_io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ContainError::CgroupIo {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Failures of build and discovery.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("could not run `{cargo}`: {source}")]
+    Spawn {
+        cargo: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading cargo's JSON messages: {0}")]
+    Messages(#[source] std::io::Error),
+    #[error("the build failed ({0})")]
+    Failed(String),
+    #[error("cargo metadata: {0}")]
+    Metadata(#[from] cargo_metadata::Error),
+    #[error(transparent)]
+    Contain(#[from] ContainError),
+}
+
+/// Failures while running suites (anything that stops the run as a whole).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Contain(#[from] ContainError),
+    #[error("could not start test binary {binary}: {source}")]
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a whole `cargo reap test` run could not produce a report.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Bad flags or configuration (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The isolation requested cannot work here (exit 2).
+    #[error("--isolation cgroup cannot work here: {0}")]
+    Isolation(#[source] ContainError),
+    /// The build failed (exit 101).
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Contain(#[from] ContainError),
+}

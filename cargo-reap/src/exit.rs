@@ -1,0 +1,55 @@
+//! Exit codes, documented in the README and `--help`.
+
+use crate::report::schema::Summary;
+
+/// Every suite passed and nothing leaked.
+pub const SUCCESS: i32 = 0;
+/// Usage or configuration error (also internal errors).
+pub const USAGE: i32 = 2;
+/// A suite failed or crashed.
+pub const TEST_FAILED: i32 = 100;
+/// The build failed.
+pub const BUILD_FAILED: i32 = 101;
+/// A suite hung (every attempt timed out).
+pub const HUNG: i32 = 102;
+/// Processes leaked, and that was the only problem.
+pub const LEAKED: i32 = 103;
+
+/// The exit code of a completed run: the first that applies in the order
+/// 100 (failed/crashed), 102 (hung), 103 (leaked). (101 is decided before any suite runs.)
+pub fn for_summary(s: &Summary) -> i32 {
+    if s.failed + s.crashed > 0 {
+        TEST_FAILED
+    } else if s.hung > 0 {
+        HUNG
+    } else if s.leaked_processes > 0 {
+        LEAKED
+    } else {
+        SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence() {
+        let mut s = Summary::default();
+        assert_eq!(for_summary(&s), SUCCESS);
+        s.leaked_processes = 3;
+        assert_eq!(for_summary(&s), LEAKED);
+        s.hung = 1;
+        assert_eq!(for_summary(&s), HUNG);
+        s.crashed = 1;
+        assert_eq!(for_summary(&s), TEST_FAILED);
+        s.flaky = 4;
+        assert_eq!(for_summary(&s), TEST_FAILED);
+    }
+
+    #[test]
+    fn flaky_hang_alone_passes() {
+        let s = Summary { flaky: 1, passed: 2, suites: 3, ..Default::default() };
+        assert_eq!(for_summary(&s), SUCCESS);
+    }
+}

@@ -1,0 +1,83 @@
+//! cargo-reap: run each test binary of a Cargo workspace in its own containment
+//! (cgroup v2 leaf, or process group + subreaper + tag), under a timeout with a
+//! hang retry; find every process that outlives its suite, reap it, and fail
+//! the run with a leak attribution table.
+//!
+//! `main.rs` only calls [`main_entry`].
+
+pub mod capture;
+pub mod cli;
+pub mod containment;
+pub mod discover;
+pub mod duration;
+pub mod engine;
+pub mod error;
+pub mod exit;
+pub mod report;
+pub mod supervise;
+pub mod sys;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+/// Parse the command line and run; returns the process exit code.
+pub fn main_entry(mut args: Vec<OsString>) -> i32 {
+    // The cgroup probe runs us inside a trial leaf: prove we got in, and leave.
+    if std::env::var_os(containment::cgroup::PROBE_ENV).is_some() {
+        return exit::SUCCESS;
+    }
+    // `cargo reap test` runs `cargo-reap reap test`.
+    if args.get(1).is_some_and(|a| a == "reap") {
+        args.remove(1);
+    }
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::SUCCESS };
+            if let Err(io) = e.print() {
+                eprintln!("cargo-reap: {io}");
+            }
+            return code;
+        }
+    };
+    init_tracing();
+    match cli.command {
+        cli::Command::Test(args) => match engine::run_test(&args) {
+            Ok(outcome) => outcome.exit_code,
+            Err(e) => {
+                eprintln!("cargo-reap: error: {}", error_chain(&e));
+                match e {
+                    error::EngineError::Build(_) => exit::BUILD_FAILED,
+                    _ => exit::USAGE,
+                }
+            }
+        },
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        src = cause.source();
+    }
+    s
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    if let Err(e) = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+    {
+        eprintln!("cargo-reap: warning: diagnostics unavailable: {e}");
+    }
+}

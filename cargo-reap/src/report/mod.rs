@@ -1,0 +1,4 @@
+//! Reports: the JSON schema ([`schema`]) and the terminal rendering ([`terminal`]).
+
+pub mod schema;
+pub mod terminal;

@@ -1,0 +1,131 @@
+//! The machine-readable report, `--json PATH`: schema version 1.
+//!
+//! Stable contract: fields are only ever added within a version; a field's
+//! meaning never changes. Documented field by field in `docs/json-schema.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::containment::IsolationKind;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub version: u32,
+    /// Unique id of this run; every suite process carried `CARGO_REAP_SUITE=<run_id>/<suite id>`.
+    pub run_id: String,
+    pub isolation: IsolationKind,
+    /// Why the isolation was chosen (the line printed at start).
+    pub isolation_note: String,
+    pub duration_ms: u64,
+    /// The process exit code of this run (see the README's exit codes).
+    pub exit_code: i32,
+    pub suites: Vec<SuiteReport>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SuiteStatus {
+    Pass,
+    Fail,
+    Crash,
+    Hang,
+    FlakyHang,
+}
+
+impl SuiteStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            SuiteStatus::Pass => "PASS",
+            SuiteStatus::Fail => "FAIL",
+            SuiteStatus::Crash => "CRASH",
+            SuiteStatus::Hang => "HANG",
+            SuiteStatus::FlakyHang => "FLAKY-HANG",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuiteReport {
+    /// `<package>::<target>`
+    pub id: String,
+    pub package: String,
+    pub target: String,
+    /// `lib`, `bin`, `test`, `example`, `bench`
+    pub kind: String,
+    pub binary: String,
+    pub status: SuiteStatus,
+    /// Wall time of all attempts.
+    pub duration_ms: u64,
+    /// The captured output of every attempt (absent with `--no-capture`).
+    pub log: Option<String>,
+    pub attempts: Vec<Attempt>,
+    pub leaks: Vec<Leak>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1-based.
+    pub number: u32,
+    pub exit_code: Option<i32>,
+    /// The signal that ended the test binary (ours after a timeout, else a crash).
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+    /// Tests started and not finished when the hang-kill fired.
+    pub tests_in_flight: Vec<String>,
+    /// The suite's processes when the hang-kill fired (part of the hang, not leaks).
+    pub hang_processes: Vec<Leak>,
+    /// SIGKILL rounds needed to empty the containment (0: nothing to kill).
+    pub kill_rounds: u32,
+    /// Bytes of output the attempt wrote.
+    pub output_bytes: u64,
+}
+
+/// A process of the suite alive after its test binary exited (or, in
+/// `hang_processes`, alive when the hang-kill fired).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Leak {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    /// One-letter state from /proc/PID/stat (`S`, `R`, `T`, `D`, ...).
+    pub state: String,
+    pub comm: String,
+    pub cmdline: Vec<String>,
+    /// Age when collected.
+    pub age_ms: u64,
+    pub attempt: u32,
+    /// The runner killed it and confirmed it gone.
+    pub reaped: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub suites: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub crashed: usize,
+    pub hung: usize,
+    pub flaky: usize,
+    pub leaked_processes: usize,
+    pub suites_with_leaks: usize,
+}
+
+impl Summary {
+    pub fn of(suites: &[SuiteReport]) -> Summary {
+        let count = |s: SuiteStatus| suites.iter().filter(|x| x.status == s).count();
+        Summary {
+            suites: suites.len(),
+            passed: count(SuiteStatus::Pass),
+            failed: count(SuiteStatus::Fail),
+            crashed: count(SuiteStatus::Crash),
+            hung: count(SuiteStatus::Hang),
+            flaky: count(SuiteStatus::FlakyHang),
+            leaked_processes: suites.iter().map(|s| s.leaks.len()).sum(),
+            suites_with_leaks: suites.iter().filter(|s| !s.leaks.is_empty()).count(),
+        }
+    }
+}

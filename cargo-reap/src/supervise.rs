@@ -1,0 +1,453 @@
+//! Supervision of one suite: each attempt runs in a fresh containment under a
+//! timeout; on expiry SIGTERM → grace → SIGKILL for the whole tree; a hang is
+//! retried; after the binary exits, survivors are collected (leaks) and reaped.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reap_probe::ProcessInfo;
+use rustix::pipe::{pipe_with, PipeFlags};
+use rustix::process::Signal;
+
+use crate::capture::Capture;
+use crate::containment::Isolation;
+use crate::discover::Suite;
+use crate::error::RunError;
+use crate::report::schema::{Attempt, Leak, SuiteReport, SuiteStatus};
+use crate::sys::{self, OwnedChild};
+
+/// How long to wait for a suite's output pipe to close once all of its
+/// processes are gone.
+const PIPE_CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long `--list` may take when naming the tests in flight of a hang.
+const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Per-suite supervision settings.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    pub timeout: Duration,
+    pub grace: Duration,
+    pub hang_retries: u32,
+    pub settle: Duration,
+    pub no_capture: bool,
+    pub test_args: Vec<String>,
+}
+
+/// Everything a suite run needs from the run.
+pub struct RunContext<'a> {
+    pub isolation: &'a Isolation,
+    pub run_id: &'a str,
+    pub options: &'a SuiteOptions,
+    pub log_dir: &'a Path,
+}
+
+impl RunContext<'_> {
+    fn tag(&self, suite: &Suite) -> String {
+        format!("{}/{}", self.run_id, suite.id)
+    }
+}
+
+/// Run one suite to completion (all attempts) and reap everything it left.
+pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> Result<SuiteReport, RunError> {
+    let started = Instant::now();
+    let log_path = ctx.log_dir.join(format!("{}.log", suite.slug()));
+    let log = if ctx.options.no_capture {
+        None
+    } else {
+        Some(File::create(&log_path).map_err(|source| RunError::Io {
+            what: "creating log",
+            path: log_path.clone(),
+            source,
+        })?)
+    };
+    let mut attempts = Vec::new();
+    let mut leaks = Vec::new();
+    let max = 1 + ctx.options.hang_retries;
+    for number in 1..=max {
+        let (attempt, mut found) = run_attempt(ctx, suite, index, number, log.as_ref(), &log_path)?;
+        leaks.append(&mut found);
+        let timed_out = attempt.timed_out;
+        attempts.push(attempt);
+        if !timed_out {
+            break;
+        }
+    }
+    Ok(SuiteReport {
+        id: suite.id.clone(),
+        package: suite.package.clone(),
+        target: suite.target.clone(),
+        kind: suite.kind.clone(),
+        binary: suite.binary.display().to_string(),
+        status: classify(&attempts),
+        duration_ms: started.elapsed().as_millis() as u64,
+        log: log.map(|_| log_path.display().to_string()),
+        attempts,
+        leaks,
+    })
+}
+
+/// A suite's status from its attempts.
+pub fn classify(attempts: &[Attempt]) -> SuiteStatus {
+    let Some(last) = attempts.last() else {
+        return SuiteStatus::Fail;
+    };
+    let single = if last.timed_out {
+        SuiteStatus::Hang
+    } else if last.signal.is_some() {
+        SuiteStatus::Crash
+    } else if last.exit_code != Some(0) {
+        SuiteStatus::Fail
+    } else {
+        SuiteStatus::Pass
+    };
+    if single == SuiteStatus::Pass && attempts.iter().any(|a| a.timed_out) {
+        SuiteStatus::FlakyHang
+    } else {
+        single
+    }
+}
+
+fn leak_of(p: &ProcessInfo, attempt: u32, reaped: bool) -> Leak {
+    Leak {
+        pid: p.pid,
+        ppid: p.ppid,
+        pgid: p.pgid,
+        sid: p.sid,
+        state: p.state.to_string(),
+        comm: p.comm.clone(),
+        cmdline: p.cmdline.clone(),
+        age_ms: p.age_ms,
+        attempt,
+        reaped,
+    }
+}
+
+fn run_attempt(
+    ctx: &RunContext<'_>,
+    suite: &Suite,
+    index: usize,
+    number: u32,
+    log: Option<&File>,
+    log_path: &Path,
+) -> Result<(Attempt, Vec<Leak>), RunError> {
+    let opts = ctx.options;
+    let mut cont = ctx
+        .isolation
+        .create(&ctx.tag(suite), &format!("{index}.{number}.{}", suite.slug()))?;
+
+    let mut cmd = Command::new(&suite.binary);
+    cmd.args(&opts.test_args)
+        .current_dir(&suite.cwd)
+        .envs(suite.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
+    let capture_pipe = match log {
+        Some(mut log) => {
+            let header = format!(
+                "===== cargo-reap: {} attempt {number} ({}) =====\n",
+                suite.id,
+                suite.binary.display()
+            );
+            log.write_all(header.as_bytes()).map_err(|source| RunError::Io {
+                what: "writing log",
+                path: log_path.to_path_buf(),
+                source,
+            })?;
+            // One pipe for both streams; both ends close-on-exec (dup2 onto
+            // fds 1 and 2 in the child clears it there only).
+            let (r, w) = pipe_with(PipeFlags::CLOEXEC)
+                .map_err(|e| crate::error::ContainError::sys("pipe2", e))?;
+            let w2 = w.try_clone().map_err(|source| RunError::Io {
+                what: "duplicating pipe for",
+                path: log_path.to_path_buf(),
+                source,
+            })?;
+            cmd.stdout(Stdio::from(w)).stderr(Stdio::from(w2));
+            let log = log.try_clone().map_err(|source| RunError::Io {
+                what: "duplicating log handle",
+                path: log_path.to_path_buf(),
+                source,
+            })?;
+            Some((r, log))
+        }
+        None => None,
+    };
+    cont.prepare(&mut cmd)?;
+
+    let started = Instant::now();
+    let spawned = cmd.spawn();
+    drop(cmd); // our copies of the pipe's write end: only the suite holds it now
+    let child = match spawned {
+        Ok(c) => c,
+        Err(source) => {
+            cont.close()?;
+            return Err(RunError::Spawn {
+                binary: suite.binary.clone(),
+                source,
+            });
+        }
+    };
+    let root = OwnedChild::adopt(&child)?;
+    drop(child);
+    cont.set_root(root.pid());
+    let capture = capture_pipe.map(|(r, log)| Capture::start(r, log, log_path.to_path_buf()));
+
+    let mut attempt = Attempt {
+        number,
+        exit_code: None,
+        signal: None,
+        timed_out: false,
+        duration_ms: 0,
+        tests_in_flight: Vec::new(),
+        hang_processes: Vec::new(),
+        kill_rounds: 0,
+        output_bytes: 0,
+    };
+    let mut leaks = Vec::new();
+    let mut seen_pids: Vec<i32> = Vec::new();
+
+    if root.wait_exit(Some(opts.timeout))? {
+        let exit = root.reap()?;
+        attempt.duration_ms = started.elapsed().as_millis() as u64;
+        attempt.exit_code = exit.code;
+        attempt.signal = exit.signal;
+        // Children get `settle` to exit on their own; whatever remains leaked.
+        let survivors = if cont.wait_empty(opts.settle)? {
+            Vec::new()
+        } else {
+            cont.members()?
+        };
+        if !survivors.is_empty() {
+            attempt.kill_rounds = cont.kill_all()?;
+        }
+        seen_pids.extend(survivors.iter().map(|p| p.pid));
+        leaks = survivors.iter().map(|p| leak_of(p, number, true)).collect();
+    } else {
+        // Hang: look before killing.
+        attempt.timed_out = true;
+        let threads = test_thread_names(root.pid());
+        let unfinished = capture.as_ref().map(|c| c.unfinished_tests()).unwrap_or_default();
+        let hung = cont.members()?;
+        seen_pids.extend(hung.iter().map(|p| p.pid));
+        attempt.hang_processes = hung.iter().map(|p| leak_of(p, number, true)).collect();
+        cont.signal_all(Signal::TERM)?;
+        if !cont.wait_empty(opts.grace)? {
+            attempt.kill_rounds = cont.kill_all()?;
+        }
+        // The root is dead now (every member is); collect its status.
+        root.signal(Signal::KILL)?;
+        let exit = root.reap()?;
+        attempt.duration_ms = started.elapsed().as_millis() as u64;
+        attempt.exit_code = exit.code;
+        attempt.signal = exit.signal;
+        attempt.tests_in_flight = in_flight(ctx, suite, index, number, unfinished, &threads);
+    }
+    sys::reap_if_our_zombies(seen_pids)?;
+
+    if let Some(capture) = capture {
+        let captured = capture.finish(PIPE_CLOSE_WAIT)?;
+        attempt.output_bytes = captured.bytes;
+        if !captured.complete {
+            eprintln!(
+                "cargo-reap: warning: {}: the output pipe is still held open by a process outside the suite's containment",
+                suite.id
+            );
+        }
+    }
+    cont.close()?;
+    Ok((attempt, leaks))
+}
+
+/// Names of the threads of the test binary other than its main thread. libtest
+/// names each test's thread after the test; the kernel keeps 15 bytes of it.
+fn test_thread_names(pid: i32) -> Vec<String> {
+    let dir = PathBuf::from(format!("/proc/{pid}/task"));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for e in entries.flatten() {
+        let tid = e.file_name();
+        if tid.to_str() == Some(&pid.to_string()) {
+            continue;
+        }
+        // A thread may exit while we look; that is not an error.
+        if let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) {
+            names.push(comm.trim_end().to_string());
+        }
+    }
+    names
+}
+
+/// Tests in flight when a hang-kill fired: unfinished per the output, plus
+/// test threads still alive (their 15-byte names expanded through `--list`).
+fn in_flight(
+    ctx: &RunContext<'_>,
+    suite: &Suite,
+    index: usize,
+    number: u32,
+    mut names: Vec<String>,
+    threads: &[String],
+) -> Vec<String> {
+    if !threads.is_empty() {
+        match list_tests(ctx, suite, index, number) {
+            Ok(listed) => {
+                for t in threads {
+                    for name in listed.iter().filter(|n| comm_matches(n, t)) {
+                        if !names.contains(name) {
+                            names.push(name.clone());
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("{}: could not list tests: {e}", suite.id);
+                eprintln!(
+                    "cargo-reap: warning: {}: could not list its tests to name the ones in flight: {e}",
+                    suite.id
+                );
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Does the kernel's 15-byte `comm` of a thread come from this test name?
+fn comm_matches(test: &str, comm: &str) -> bool {
+    let t = test.as_bytes();
+    let c = comm.as_bytes();
+    !c.is_empty() && t.len() >= c.len() && &t[..c.len()] == c && (c.len() == 15 || t.len() == c.len())
+}
+
+/// `BINARY --list --format terse [user args]`, contained like a suite.
+fn list_tests(ctx: &RunContext<'_>, suite: &Suite, index: usize, number: u32) -> Result<Vec<String>, RunError> {
+    let cont = ctx
+        .isolation
+        .create(&ctx.tag(suite), &format!("{index}.{number}.list"))?;
+    let mut cmd = Command::new(&suite.binary);
+    cmd.arg("--list")
+        .args(["--format", "terse"])
+        .args(ctx.options.test_args.iter().filter(|a| !a.starts_with("--test-threads")))
+        .current_dir(&suite.cwd)
+        .envs(suite.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
+    let tmp = tempfile_in(ctx.log_dir, &format!("{}.list", suite.slug()))?;
+    cmd.stdout(Stdio::from(tmp.try_clone().map_err(|source| RunError::Io {
+        what: "duplicating",
+        path: ctx.log_dir.to_path_buf(),
+        source,
+    })?));
+    cont.prepare(&mut cmd)?;
+    let child = cmd.spawn().map_err(|source| RunError::Spawn {
+        binary: suite.binary.clone(),
+        source,
+    })?;
+    drop(cmd);
+    let owned = OwnedChild::adopt(&child)?;
+    drop(child);
+    let exited = owned.wait_exit(Some(LIST_TIMEOUT))?;
+    // Whatever it left (or, on timeout, everything) dies with the containment.
+    cont.kill_all()?;
+    if !exited {
+        owned.signal(Signal::KILL)?;
+    }
+    owned.reap()?;
+    cont.close()?;
+    let text = std::fs::read_to_string(&tmp.path).map_err(|source| RunError::Io {
+        what: "reading",
+        path: tmp.path.clone(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test").or_else(|| l.strip_suffix(": bench")))
+        .map(str::to_string)
+        .collect())
+}
+
+/// A file removed when dropped.
+struct TempFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl TempFile {
+    fn try_clone(&self) -> std::io::Result<File> {
+        self.file.try_clone()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            eprintln!("cargo-reap: warning: removing {}: {e}", self.path.display());
+        }
+    }
+}
+
+fn tempfile_in(dir: &Path, name: &str) -> Result<TempFile, RunError> {
+    let path = dir.join(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|source| RunError::Io {
+            what: "creating",
+            path: path.clone(),
+            source,
+        })?;
+    Ok(TempFile { file, path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(timed_out: bool, code: Option<i32>, signal: Option<i32>) -> Attempt {
+        Attempt {
+            number: 1,
+            exit_code: code,
+            signal,
+            timed_out,
+            duration_ms: 0,
+            tests_in_flight: vec![],
+            hang_processes: vec![],
+            kill_rounds: 0,
+            output_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn classifies_attempts() {
+        assert_eq!(classify(&[attempt(false, Some(0), None)]), SuiteStatus::Pass);
+        assert_eq!(classify(&[attempt(false, Some(101), None)]), SuiteStatus::Fail);
+        assert_eq!(classify(&[attempt(false, None, Some(6))]), SuiteStatus::Crash);
+        assert_eq!(
+            classify(&[attempt(true, None, Some(15)), attempt(true, None, Some(9))]),
+            SuiteStatus::Hang
+        );
+        assert_eq!(
+            classify(&[attempt(true, None, Some(15)), attempt(false, Some(0), None)]),
+            SuiteStatus::FlakyHang
+        );
+        assert_eq!(
+            classify(&[attempt(true, None, Some(15)), attempt(false, Some(1), None)]),
+            SuiteStatus::Fail
+        );
+    }
+
+    #[test]
+    fn matches_truncated_thread_names() {
+        assert!(comm_matches("hangs_forever_and_ever", "hangs_forever_a"));
+        assert!(comm_matches("short", "short"));
+        assert!(!comm_matches("shorter", "short"));
+        assert!(!comm_matches("other_test_name", "hangs_forever_a"));
+    }
+}

@@ -1,0 +1,258 @@
+//! Small, safe wrappers over the process syscalls the engine needs: pidfds
+//! (identity-checked signalling, event-driven exit waits), zombie reaping, and
+//! the child-subreaper bit.
+
+use std::collections::BTreeSet;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{
+    pidfd_open, pidfd_send_signal, waitid, waitpid, Pid, PidfdFlags, Signal, WaitId,
+    WaitIdOptions, WaitOptions,
+};
+
+use crate::error::ContainError;
+
+/// Pids whose exit status belongs to a specific waiter (suite roots): the
+/// zombie sweep leaves them alone.
+static CLAIMED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+fn claimed() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
+    // A poisoned set is still a valid set of pids.
+    CLAIMED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A child process we spawned and will reap ourselves through its pidfd.
+pub struct OwnedChild {
+    pid: i32,
+    pidfd: OwnedFd,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl OwnedChild {
+    /// Take ownership of a just-spawned child (std's `Child` is not used for
+    /// waiting: we wait on the pidfd, with timeouts, without polling).
+    pub fn adopt(child: &std::process::Child) -> Result<OwnedChild, ContainError> {
+        let pid = child.id() as i32;
+        // The child cannot be reaped by anyone but us, so its pid is stable here.
+        let pidfd = pidfd_open(to_pid(pid), PidfdFlags::empty())
+            .map_err(|e| ContainError::sys("pidfd_open on a new child", e))?;
+        claimed().insert(pid);
+        Ok(OwnedChild { pid, pidfd })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Wait until the child exits or `timeout` passes. True when it exited.
+    pub fn wait_exit(&self, timeout: Option<Duration>) -> Result<bool, ContainError> {
+        wait_readable(&[self.pidfd.as_fd()], timeout).map(|ready| ready.len() == 1)
+    }
+
+    /// Reap the (exited) child and return its status. Blocks if it has not exited.
+    pub fn reap(self) -> Result<ExitInfo, ContainError> {
+        let status = loop {
+            match waitid(WaitId::PidFd(self.pidfd.as_fd()), WaitIdOptions::EXITED) {
+                Ok(Some(s)) => break s,
+                Ok(None) => continue,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(ContainError::sys("waitid on a child", e)),
+            }
+        };
+        claimed().remove(&self.pid);
+        Ok(ExitInfo {
+            code: status.exit_status(),
+            signal: status.terminating_signal(),
+        })
+    }
+
+    /// Signal the child through its pidfd (no pid-reuse race).
+    pub fn signal(&self, sig: Signal) -> Result<(), ContainError> {
+        match pidfd_send_signal(&self.pidfd, sig) {
+            Ok(()) | Err(Errno::SRCH) => Ok(()),
+            Err(e) => Err(ContainError::sys("pidfd_send_signal", e)),
+        }
+    }
+}
+
+/// Kill and reap the child on every path: a guard for spawned helpers.
+impl Drop for OwnedChild {
+    fn drop(&mut self) {
+        if claimed().contains(&self.pid) {
+            if let Err(e) = pidfd_send_signal(&self.pidfd, Signal::KILL) {
+                if e != Errno::SRCH {
+                    tracing::warn!(pid = self.pid, "could not kill child on drop: {e}");
+                }
+            }
+            loop {
+                match waitid(WaitId::PidFd(self.pidfd.as_fd()), WaitIdOptions::EXITED) {
+                    Err(Errno::INTR) | Ok(None) => continue,
+                    Ok(Some(_)) => break,
+                    Err(e) => {
+                        eprintln!("cargo-reap: warning: could not reap child {}: {e}", self.pid);
+                        break;
+                    }
+                }
+            }
+            claimed().remove(&self.pid);
+        }
+    }
+}
+
+pub fn to_pid(pid: i32) -> Pid {
+    Pid::from_raw(pid).expect("pids handed to sys:: are positive")
+}
+
+/// A process identified by pid and start time (stat field 22), so a reused pid
+/// is never signalled.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcId {
+    pub pid: i32,
+    pub start_time: Option<u64>,
+}
+
+/// Open pidfds for processes, skipping those already gone or whose pid now
+/// names another process.
+pub fn open_pidfds(procs: &[ProcId]) -> Result<Vec<(i32, OwnedFd)>, ContainError> {
+    let mut out = Vec::with_capacity(procs.len());
+    for p in procs {
+        if p.pid <= 0 {
+            continue;
+        }
+        let fd = match pidfd_open(to_pid(p.pid), PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::SRCH) => continue,
+            Err(e) => return Err(ContainError::sys("pidfd_open", e)),
+        };
+        if let Some(expected) = p.start_time {
+            // The pidfd pins whatever process has this pid now; check it is ours.
+            match reap_probe::start_time(p.pid) {
+                Ok(t) if t == expected => {}
+                Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => continue,
+                Err(e) => return Err(ContainError::Probe(e)),
+            }
+        }
+        out.push((p.pid, fd));
+    }
+    Ok(out)
+}
+
+/// Send `sig` through each pidfd; returns how many were signalled.
+pub fn signal_pidfds(fds: &[(i32, OwnedFd)], sig: Signal) -> Result<usize, ContainError> {
+    let mut n = 0;
+    for (_, fd) in fds {
+        match pidfd_send_signal(fd, sig) {
+            Ok(()) => n += 1,
+            Err(Errno::SRCH) => {}
+            Err(e) => return Err(ContainError::sys("pidfd_send_signal", e)),
+        }
+    }
+    Ok(n)
+}
+
+/// Wait until every pidfd reports exit or `timeout` passes. True when all exited.
+pub fn wait_pidfds(fds: &[(i32, OwnedFd)], timeout: Duration) -> Result<bool, ContainError> {
+    let deadline = Instant::now() + timeout;
+    let mut pending: Vec<_> = fds.iter().map(|(_, fd)| fd.as_fd()).collect();
+    while !pending.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ready = wait_readable(&pending, Some(left))?;
+        if ready.is_empty() {
+            return Ok(false);
+        }
+        let mut i = 0;
+        pending.retain(|_| {
+            let keep = !ready.contains(&i);
+            i += 1;
+            keep
+        });
+    }
+    Ok(true)
+}
+
+/// poll(2) for readability; returns the indexes that are ready (empty on timeout).
+pub fn wait_readable(
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> Result<Vec<usize>, ContainError> {
+    wait_events(fds, PollFlags::IN, timeout)
+}
+
+/// poll(2) for `events` on every fd; returns the indexes with any event.
+pub fn wait_events(
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    events: PollFlags,
+    timeout: Option<Duration>,
+) -> Result<Vec<usize>, ContainError> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, events)).collect();
+        let ts = deadline.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            Timespec {
+                tv_sec: left.as_secs() as _,
+                tv_nsec: left.subsec_nanos() as _,
+            }
+        });
+        match poll(&mut pfds, ts.as_ref()) {
+            Ok(0) => return Ok(Vec::new()),
+            Ok(_) => {
+                return Ok(pfds
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| !p.revents().is_empty())
+                    .map(|(i, _)| i)
+                    .collect())
+            }
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(ContainError::sys("poll", e)),
+        }
+    }
+}
+
+/// Reap the given pids if they are zombie children of ours (orphans that were
+/// reparented to us as subreaper). Pids that are not our children are skipped.
+pub fn reap_if_our_zombies(pids: impl IntoIterator<Item = i32>) -> Result<usize, ContainError> {
+    let mut n = 0;
+    let claimed_now: BTreeSet<i32> = claimed().clone();
+    for pid in pids {
+        if pid <= 0 || claimed_now.contains(&pid) {
+            continue;
+        }
+        match waitpid(Some(to_pid(pid)), WaitOptions::NOHANG) {
+            Ok(Some(_)) => n += 1,
+            Ok(None) | Err(Errno::CHILD) => {}
+            Err(e) => return Err(ContainError::sys("waitpid", e)),
+        }
+    }
+    Ok(n)
+}
+
+/// Reap every zombie child of ours that no waiter has claimed (full /proc scan).
+pub fn sweep_zombie_children() -> Result<usize, ContainError> {
+    let me = std::process::id() as i32;
+    let zombies: Vec<i32> = reap_probe::scan(reap_probe::ScanOptions::default())?
+        .into_iter()
+        .filter(|p| p.ppid == me && p.state == 'Z')
+        .map(|p| p.pid)
+        .collect();
+    reap_if_our_zombies(zombies)
+}
+
+/// Make this process the child subreaper: orphans of our descendants are
+/// reparented to us, not to PID 1, so we can find and reap them.
+pub fn become_subreaper() -> Result<(), ContainError> {
+    let me = Pid::from_raw(std::process::id() as i32).expect("own pid is positive");
+    rustix::process::set_child_subreaper(Some(me))
+        .map_err(|e| ContainError::sys("prctl(PR_SET_CHILD_SUBREAPER)", e))
+}

@@ -34,7 +34,9 @@ pub struct OutputState {
 
 impl OutputState {
     fn line(&mut self, raw: &[u8]) {
-        let line = String::from_utf8_lossy(raw).trim_end_matches('\r').to_string();
+        let line = String::from_utf8_lossy(raw)
+            .trim_end_matches('\r')
+            .to_string();
         if let Some((name, result)) = parse_test_line(&line) {
             if result.is_empty() {
                 self.started.push(name.to_string());
@@ -162,7 +164,10 @@ impl Capture {
 
     /// Tests that started and did not finish, per the output so far.
     pub fn unfinished_tests(&self) -> Vec<String> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).unfinished()
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unfinished()
     }
 
     /// Wait for the pipe to close (every holder gone), at most `timeout`.

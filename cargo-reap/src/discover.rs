@@ -34,7 +34,13 @@ impl Suite {
         self.id
             .replace("::", "__")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     }
 }
@@ -97,8 +103,14 @@ pub fn build_args(a: &CargoArgs) -> Vec<String> {
     }
     for (val, flag) in [
         (a.profile.as_ref().map(|p| p.to_string()), "--profile"),
-        (a.target_dir.as_ref().map(|p| p.display().to_string()), "--target-dir"),
-        (a.manifest_path.as_ref().map(|p| p.display().to_string()), "--manifest-path"),
+        (
+            a.target_dir.as_ref().map(|p| p.display().to_string()),
+            "--target-dir",
+        ),
+        (
+            a.manifest_path.as_ref().map(|p| p.display().to_string()),
+            "--manifest-path",
+        ),
         (a.build_jobs.clone(), "--jobs"),
     ] {
         if let Some(val) = val {
@@ -113,7 +125,9 @@ pub fn build_args(a: &CargoArgs) -> Vec<String> {
 /// Workspace metadata (packages, target directory), without dependencies.
 pub fn metadata(a: &CargoArgs) -> Result<Metadata, BuildError> {
     let mut cmd = MetadataCommand::new();
-    cmd.cargo_path(cargo_program()).no_deps().other_options(common_flags(a));
+    cmd.cargo_path(cargo_program())
+        .no_deps()
+        .other_options(common_flags(a));
     if let Some(mp) = &a.manifest_path {
         cmd.manifest_path(mp);
     }
@@ -164,7 +178,8 @@ fn parse_messages(
     stdout: impl std::io::Read,
     meta: &Metadata,
 ) -> Result<(Vec<Suite>, Option<bool>), BuildError> {
-    let packages: HashMap<&PackageId, &Package> = meta.packages.iter().map(|p| (&p.id, p)).collect();
+    let packages: HashMap<&PackageId, &Package> =
+        meta.packages.iter().map(|p| (&p.id, p)).collect();
     let mut suites = Vec::new();
     let mut finished = None;
     for msg in Message::parse_stream(BufReader::new(stdout)) {
@@ -211,13 +226,18 @@ fn suite_from(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let package = pkg
-        .map(|p| p.name.to_string())
-        .unwrap_or_else(|| cwd.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let package = pkg.map(|p| p.name.to_string()).unwrap_or_else(|| {
+        cwd.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
     let mut env: Vec<(String, String)> = vec![
         ("CARGO".into(), cargo_program().display().to_string()),
         ("CARGO_MANIFEST_DIR".into(), cwd.display().to_string()),
-        ("CARGO_MANIFEST_PATH".into(), manifest_path.display().to_string()),
+        (
+            "CARGO_MANIFEST_PATH".into(),
+            manifest_path.display().to_string(),
+        ),
         ("CARGO_PKG_NAME".into(), package.clone()),
         ("CARGO_CRATE_NAME".into(), target.replace('-', "_")),
     ];
@@ -237,11 +257,17 @@ fn suite_from(
             ("CARGO_PKG_LICENSE".into(), opt(&p.license)),
             (
                 "CARGO_PKG_LICENSE_FILE".into(),
-                p.license_file.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+                p.license_file
+                    .as_ref()
+                    .map(|f| f.to_string())
+                    .unwrap_or_default(),
             ),
             (
                 "CARGO_PKG_RUST_VERSION".into(),
-                p.rust_version.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+                p.rust_version
+                    .as_ref()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
             ),
             (
                 "CARGO_PKG_README".into(),
@@ -256,7 +282,10 @@ fn suite_from(
             paths.extend(std::env::split_paths(&old));
         }
         if let Ok(joined) = std::env::join_paths(paths) {
-            env.push(("LD_LIBRARY_PATH".into(), joined.to_string_lossy().into_owned()));
+            env.push((
+                "LD_LIBRARY_PATH".into(),
+                joined.to_string_lossy().into_owned(),
+            ));
         }
     }
     Suite {

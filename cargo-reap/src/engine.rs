@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{IsolationArg, TestArgs};
@@ -57,7 +56,10 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
     let suites = match discover::build(&args.cargo, &meta) {
         Ok(s) => s,
         Err(crate::error::BuildError::Failed(why)) => {
-            emit(&mut err, &format!("cargo-reap: build failed ({why}); no suite was run"));
+            emit(
+                &mut err,
+                &format!("cargo-reap: build failed ({why}); no suite was run"),
+            );
             return Ok(Outcome {
                 exit_code: exit::BUILD_FAILED,
                 report: None,
@@ -168,16 +170,19 @@ fn tail_of(r: &crate::report::schema::SuiteReport, lines: usize) -> Vec<String> 
     }
 }
 
-fn open_report(path: &PathBuf) -> Result<File, EngineError> {
+fn open_report(path: &std::path::Path) -> Result<File, EngineError> {
     File::create(path).map_err(|e| {
-        EngineError::Usage(format!("cannot write the JSON report to {}: {e}", path.display()))
+        EngineError::Usage(format!(
+            "cannot write the JSON report to {}: {e}",
+            path.display()
+        ))
     })
 }
 
-fn write_report(path: &PathBuf, mut file: File, report: &Report) -> Result<(), EngineError> {
+fn write_report(path: &std::path::Path, mut file: File, report: &Report) -> Result<(), EngineError> {
     let io = |source| RunError::Io {
         what: "writing the JSON report",
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     serde_json::to_writer_pretty(&mut file, report).map_err(|e| io(e.into()))?;

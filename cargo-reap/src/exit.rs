@@ -49,7 +49,12 @@ mod tests {
 
     #[test]
     fn flaky_hang_alone_passes() {
-        let s = Summary { flaky: 1, passed: 2, suites: 3, ..Default::default() };
+        let s = Summary {
+            flaky: 1,
+            passed: 2,
+            suites: 3,
+            ..Default::default()
+        };
         assert_eq!(for_summary(&s), SUCCESS);
     }
 }

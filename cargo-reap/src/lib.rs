@@ -34,7 +34,11 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::SUCCESS };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
             if let Err(io) = e.print() {
                 eprintln!("cargo-reap: {io}");
             }

@@ -51,7 +51,11 @@ impl RunContext<'_> {
 }
 
 /// Run one suite to completion (all attempts) and reap everything it left.
-pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> Result<SuiteReport, RunError> {
+pub fn run_suite(
+    ctx: &RunContext<'_>,
+    suite: &Suite,
+    index: usize,
+) -> Result<SuiteReport, RunError> {
     let started = Instant::now();
     let log_path = ctx.log_dir.join(format!("{}.log", suite.slug()));
     let log = if ctx.options.no_capture {
@@ -134,9 +138,10 @@ fn run_attempt(
     log_path: &Path,
 ) -> Result<(Attempt, Vec<Leak>), RunError> {
     let opts = ctx.options;
-    let mut cont = ctx
-        .isolation
-        .create(&ctx.tag(suite), &format!("{index}.{number}.{}", suite.slug()))?;
+    let mut cont = ctx.isolation.create(
+        &ctx.tag(suite),
+        &format!("{index}.{number}.{}", suite.slug()),
+    )?;
 
     let mut cmd = Command::new(&suite.binary);
     cmd.args(&opts.test_args)
@@ -150,11 +155,12 @@ fn run_attempt(
                 suite.id,
                 suite.binary.display()
             );
-            log.write_all(header.as_bytes()).map_err(|source| RunError::Io {
-                what: "writing log",
-                path: log_path.to_path_buf(),
-                source,
-            })?;
+            log.write_all(header.as_bytes())
+                .map_err(|source| RunError::Io {
+                    what: "writing log",
+                    path: log_path.to_path_buf(),
+                    source,
+                })?;
             // One pipe for both streams; both ends close-on-exec (dup2 onto
             // fds 1 and 2 in the child clears it there only).
             let (r, w) = pipe_with(PipeFlags::CLOEXEC)
@@ -228,7 +234,10 @@ fn run_attempt(
         // Hang: look before killing.
         attempt.timed_out = true;
         let threads = test_thread_names(root.pid());
-        let unfinished = capture.as_ref().map(|c| c.unfinished_tests()).unwrap_or_default();
+        let unfinished = capture
+            .as_ref()
+            .map(|c| c.unfinished_tests())
+            .unwrap_or_default();
         let hung = cont.members()?;
         seen_pids.extend(hung.iter().map(|p| p.pid));
         attempt.hang_processes = hung.iter().map(|p| leak_of(p, number, true)).collect();
@@ -320,27 +329,42 @@ fn in_flight(
 fn comm_matches(test: &str, comm: &str) -> bool {
     let t = test.as_bytes();
     let c = comm.as_bytes();
-    !c.is_empty() && t.len() >= c.len() && &t[..c.len()] == c && (c.len() == 15 || t.len() == c.len())
+    !c.is_empty()
+        && t.len() >= c.len()
+        && &t[..c.len()] == c
+        && (c.len() == 15 || t.len() == c.len())
 }
 
 /// `BINARY --list --format terse [user args]`, contained like a suite.
-fn list_tests(ctx: &RunContext<'_>, suite: &Suite, index: usize, number: u32) -> Result<Vec<String>, RunError> {
+fn list_tests(
+    ctx: &RunContext<'_>,
+    suite: &Suite,
+    index: usize,
+    number: u32,
+) -> Result<Vec<String>, RunError> {
     let cont = ctx
         .isolation
         .create(&ctx.tag(suite), &format!("{index}.{number}.list"))?;
     let mut cmd = Command::new(&suite.binary);
     cmd.arg("--list")
         .args(["--format", "terse"])
-        .args(ctx.options.test_args.iter().filter(|a| !a.starts_with("--test-threads")))
+        .args(
+            ctx.options
+                .test_args
+                .iter()
+                .filter(|a| !a.starts_with("--test-threads")),
+        )
         .current_dir(&suite.cwd)
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stderr(Stdio::null());
     let tmp = tempfile_in(ctx.log_dir, &format!("{}.list", suite.slug()))?;
-    cmd.stdout(Stdio::from(tmp.try_clone().map_err(|source| RunError::Io {
-        what: "duplicating",
-        path: ctx.log_dir.to_path_buf(),
-        source,
+    cmd.stdout(Stdio::from(tmp.try_clone().map_err(|source| {
+        RunError::Io {
+            what: "duplicating",
+            path: ctx.log_dir.to_path_buf(),
+            source,
+        }
     })?));
     cont.prepare(&mut cmd)?;
     let child = cmd.spawn().map_err(|source| RunError::Spawn {
@@ -365,7 +389,10 @@ fn list_tests(ctx: &RunContext<'_>, suite: &Suite, index: usize, number: u32) ->
     })?;
     Ok(text
         .lines()
-        .filter_map(|l| l.strip_suffix(": test").or_else(|| l.strip_suffix(": bench")))
+        .filter_map(|l| {
+            l.strip_suffix(": test")
+                .or_else(|| l.strip_suffix(": bench"))
+        })
         .map(str::to_string)
         .collect())
 }
@@ -426,9 +453,18 @@ mod tests {
 
     #[test]
     fn classifies_attempts() {
-        assert_eq!(classify(&[attempt(false, Some(0), None)]), SuiteStatus::Pass);
-        assert_eq!(classify(&[attempt(false, Some(101), None)]), SuiteStatus::Fail);
-        assert_eq!(classify(&[attempt(false, None, Some(6))]), SuiteStatus::Crash);
+        assert_eq!(
+            classify(&[attempt(false, Some(0), None)]),
+            SuiteStatus::Pass
+        );
+        assert_eq!(
+            classify(&[attempt(false, Some(101), None)]),
+            SuiteStatus::Fail
+        );
+        assert_eq!(
+            classify(&[attempt(false, None, Some(6))]),
+            SuiteStatus::Crash
+        );
         assert_eq!(
             classify(&[attempt(true, None, Some(15)), attempt(true, None, Some(9))]),
             SuiteStatus::Hang

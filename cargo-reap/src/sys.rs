@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{
-    pidfd_open, pidfd_send_signal, waitid, waitpid, Pid, PidfdFlags, Signal, WaitId,
-    WaitIdOptions, WaitOptions,
+    pidfd_open, pidfd_send_signal, waitid, waitpid, Pid, PidfdFlags, Signal, WaitId, WaitIdOptions,
+    WaitOptions,
 };
 
 use crate::error::ContainError;
@@ -99,7 +99,10 @@ impl Drop for OwnedChild {
                     Err(Errno::INTR) | Ok(None) => continue,
                     Ok(Some(_)) => break,
                     Err(e) => {
-                        eprintln!("cargo-reap: warning: could not reap child {}: {e}", self.pid);
+                        eprintln!(
+                            "cargo-reap: warning: could not reap child {}: {e}",
+                            self.pid
+                        );
                         break;
                     }
                 }

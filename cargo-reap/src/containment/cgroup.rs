@@ -141,8 +141,10 @@ impl CgroupParent {
                 io::Error::from(io::ErrorKind::Unsupported),
             ));
         }
-        let exe = std::env::current_exe()
-            .map_err(|e| ContainError::Sys { what: "locating our own executable", source: e })?;
+        let exe = std::env::current_exe().map_err(|e| ContainError::Sys {
+            what: "locating our own executable",
+            source: e,
+        })?;
         let mut cmd = Command::new(exe);
         cmd.env(PROBE_ENV, "1")
             .stdin(Stdio::null())
@@ -160,8 +162,11 @@ impl CgroupParent {
     /// Create a fresh leaf for one suite attempt.
     pub fn create_leaf(&self, tag: &str, name: &str) -> Result<CgroupContainment, ContainError> {
         // The run id carries the runner's pid: a later run can tell a stale leaf.
-        let dir = self.dir.join(format!("cargo-reap.{}.{}", self.run_id, name));
-        fs::create_dir(&dir).map_err(|e| ContainError::cgroup_io("cannot create cgroup", &dir, e))?;
+        let dir = self
+            .dir
+            .join(format!("cargo-reap.{}.{}", self.run_id, name));
+        fs::create_dir(&dir)
+            .map_err(|e| ContainError::cgroup_io("cannot create cgroup", &dir, e))?;
         let procs_c = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
             .expect("cgroup paths have no NUL bytes");
         Ok(CgroupContainment {
@@ -189,7 +194,11 @@ impl CgroupContainment {
         // memory prepared before fork: it is async-signal-safe.
         unsafe {
             cmd.pre_exec(move || {
-                let fd = rustix::fs::open(path.as_c_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+                let fd = rustix::fs::open(
+                    path.as_c_str(),
+                    OFlags::WRONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
                 rustix::io::write(&fd, b"0")?;
                 Ok(())
             });
@@ -231,7 +240,11 @@ impl CgroupContainment {
                 self.closed = true;
                 Ok(())
             }
-            Err(e) => Err(ContainError::cgroup_io("cannot remove cgroup", &self.dir, e)),
+            Err(e) => Err(ContainError::cgroup_io(
+                "cannot remove cgroup",
+                &self.dir,
+                e,
+            )),
         }
     }
 }
@@ -269,7 +282,10 @@ impl Containment for CgroupContainment {
         let ids: Vec<ProcId> = self
             .pids()?
             .into_iter()
-            .map(|pid| ProcId { pid, start_time: None })
+            .map(|pid| ProcId {
+                pid,
+                start_time: None,
+            })
             .collect();
         sys::signal_pidfds(&sys::open_pidfds(&ids)?, sig)
     }
@@ -287,7 +303,11 @@ impl Containment for CgroupContainment {
                 return Ok(false);
             }
             // kernfs signals a change of cgroup.events as POLLPRI | POLLERR.
-            sys::wait_events(&[events.as_fd()], PollFlags::PRI | PollFlags::ERR, Some(left))?;
+            sys::wait_events(
+                &[events.as_fd()],
+                PollFlags::PRI | PollFlags::ERR,
+                Some(left),
+            )?;
         }
     }
 
@@ -322,7 +342,10 @@ impl Drop for CgroupContainment {
         }
         // An error path skipped close(): never leave the leaf or its processes.
         if let Err(e) = self.kill_all().and_then(|_| self.remove()) {
-            eprintln!("cargo-reap: warning: cleaning up {}: {e}", self.dir.display());
+            eprintln!(
+                "cargo-reap: warning: cleaning up {}: {e}",
+                self.dir.display()
+            );
         }
     }
 }

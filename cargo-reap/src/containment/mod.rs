@@ -98,7 +98,10 @@ impl Isolation {
             }
             IsolationArg::ProcessGroup => {
                 let f = pgroup::ProcessGroupFactory::new(run_id)?;
-                notice("isolation: process group + child subreaper + environment tag (requested)".into());
+                notice(
+                    "isolation: process group + child subreaper + environment tag (requested)"
+                        .into(),
+                );
                 Ok(Isolation::ProcessGroup(f))
             }
             IsolationArg::Auto => match cgroup::CgroupParent::detect(run_id) {

@@ -52,9 +52,16 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             a.hang_processes.len()
         );
     }
-    let show_tail = matches!(s.status, SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang);
+    let show_tail = matches!(
+        s.status,
+        SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang
+    );
     if show_tail && !tail.is_empty() {
-        putln!(out, "           --- last {} lines of output ---", tail.len());
+        putln!(
+            out,
+            "           --- last {} lines of output ---",
+            tail.len()
+        );
         for l in tail {
             putln!(out, "           | {}", clip(l, WIDTH - 13));
         }
@@ -87,7 +94,12 @@ pub fn leak_table(r: &Report) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let suite_w = rows.iter().map(|(s, _)| s.id.len()).max().unwrap_or(5).clamp(5, 32);
+    let suite_w = rows
+        .iter()
+        .map(|(s, _)| s.id.len())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 32);
     let mut out = String::new();
     putln!(
         out,

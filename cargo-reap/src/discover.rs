@@ -171,6 +171,9 @@ pub fn build(a: &CargoArgs, meta: &Metadata) -> Result<Vec<Suite>, BuildError> {
     if !status.success() || finished_ok == Some(false) {
         return Err(BuildError::Failed(format!("cargo exited with {status}")));
     }
+    // Deterministic order, whatever order cargo finished the builds in.
+    let mut suites = suites;
+    suites.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(suites)
 }
 

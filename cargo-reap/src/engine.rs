@@ -14,10 +14,10 @@ use crate::report::terminal;
 use crate::supervise::{self, RunContext, SuiteOptions};
 use crate::sys;
 
-/// What a run produced: the exit code and, unless the build failed, the report.
+/// What a run produced: the exit code and the report.
 pub struct Outcome {
     pub exit_code: i32,
-    pub report: Option<Report>,
+    pub report: Report,
 }
 
 /// A run id unique on this machine; it carries the runner's pid so a later
@@ -60,9 +60,23 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
                 &mut err,
                 &format!("cargo-reap: build failed ({why}); no suite was run"),
             );
+            let report = Report {
+                version: SCHEMA_VERSION,
+                run_id,
+                isolation: isolation.kind(),
+                isolation_note: note,
+                duration_ms: started.elapsed().as_millis() as u64,
+                exit_code: exit::BUILD_FAILED,
+                build_failed: true,
+                suites: Vec::new(),
+                summary: Summary::default(),
+            };
+            if let Some((path, file)) = json_out {
+                write_report(&path, file, &report)?;
+            }
             return Ok(Outcome {
                 exit_code: exit::BUILD_FAILED,
-                report: None,
+                report,
             });
         }
         Err(e) => return Err(e.into()),
@@ -128,6 +142,7 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         isolation_note: note,
         duration_ms: started.elapsed().as_millis() as u64,
         exit_code,
+        build_failed: false,
         suites: reports,
         summary,
     };
@@ -139,10 +154,7 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
     if let Some((path, file)) = json_out {
         write_report(&path, file, &report)?;
     }
-    Ok(Outcome {
-        exit_code,
-        report: Some(report),
-    })
+    Ok(Outcome { exit_code, report })
 }
 
 /// Write a line to the terminal. A closed stderr must not stop the run (the
@@ -179,7 +191,11 @@ fn open_report(path: &std::path::Path) -> Result<File, EngineError> {
     })
 }
 
-fn write_report(path: &std::path::Path, mut file: File, report: &Report) -> Result<(), EngineError> {
+fn write_report(
+    path: &std::path::Path,
+    mut file: File,
+    report: &Report,
+) -> Result<(), EngineError> {
     let io = |source| RunError::Io {
         what: "writing the JSON report",
         path: path.to_path_buf(),

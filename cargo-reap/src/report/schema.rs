@@ -20,6 +20,8 @@ pub struct Report {
     pub duration_ms: u64,
     /// The process exit code of this run (see the README's exit codes).
     pub exit_code: i32,
+    /// The build failed: no suite ran (`suites` is empty, exit code 101).
+    pub build_failed: bool,
     pub suites: Vec<SuiteReport>,
     pub summary: Summary,
 }

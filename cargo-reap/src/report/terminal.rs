@@ -107,17 +107,34 @@ pub fn leak_table(r: &Report) -> String {
         rows.len()
     );
     let header = format!(
-        "{:<suite_w$} {:>7} {:>7} {:>2} {:>7}  COMMAND",
+        "{:<suite_w$} {:>8} {:>7} {:>2} {:>7}  COMMAND",
         "SUITE", "PID", "PPID", "ST", "AGE"
     );
     putln!(out, "{header}");
+    // Identical processes of one suite (same command, state, parent) share a row.
+    let mut groups: Vec<(&SuiteReport, &crate::report::schema::Leak, usize)> = Vec::new();
     for (s, l) in rows {
-        let cmd = if l.cmdline.is_empty() {
+        match groups.last_mut() {
+            Some((gs, gl, n))
+                if gs.id == s.id
+                    && gl.cmdline == l.cmdline
+                    && gl.state == l.state
+                    && gl.ppid == l.ppid =>
+            {
+                *n += 1
+            }
+            _ => groups.push((s, l, 1)),
+        }
+    }
+    for (s, l, n) in groups {
+        let mut cmd = if l.cmdline.is_empty() {
             format!("[{}]", l.comm)
         } else {
             l.cmdline.join(" ")
         };
-        let mut cmd = cmd;
+        if n > 1 {
+            cmd = format!("({n}x) {cmd}");
+        }
         if !l.reaped {
             cmd = format!("(NOT REAPED) {cmd}");
         }
@@ -126,10 +143,15 @@ pub fn leak_table(r: &Report) -> String {
         } else {
             l.ppid.to_string()
         };
+        let pid = if n > 1 {
+            format!("{}+", l.pid)
+        } else {
+            l.pid.to_string()
+        };
         let prefix = format!(
-            "{:<suite_w$} {:>7} {:>7} {:>2} {:>7}  ",
+            "{:<suite_w$} {:>8} {:>7} {:>2} {:>7}  ",
             clip(&s.id, suite_w),
-            l.pid,
+            pid,
             ppid,
             l.state,
             short(Duration::from_millis(l.age_ms)),
@@ -139,7 +161,7 @@ pub fn leak_table(r: &Report) -> String {
     }
     putln!(
         out,
-        "(PPID `reaper`: orphaned and reparented to cargo-reap as child subreaper)"
+        "(PPID `reaper`: orphaned, reparented to cargo-reap as child subreaper; `(Nx)`: N such processes, pids from PID)"
     );
     out
 }

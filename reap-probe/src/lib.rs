@@ -1,1 +1,101 @@
-pub fn _x(){}
+//! Read-only observation of processes through /proc, for `cargo-reap`.
+//!
+//! This crate only *looks*: it never sends signals, never writes to /proc, never changes
+//! anything. It answers "which processes exist, how are they related, and which test suite do
+//! they belong to" so that the caller can decide what to reap.
+//!
+//! - [`snapshot`] one process, [`scan`] them all, into [`ProcessInfo`] values;
+//! - [`read_tag`] and [`start_time`] are cheap single-purpose probes (attribution to a suite via
+//!   the [`TAG_VAR`] environment variable, and pid-reuse detection);
+//! - [`ProcessTable`] indexes a scan by parent and renders subtrees.
+//!
+//! All snapshots are pid-reuse safe: see [`snapshot`] for how.
+
+mod clock;
+mod error;
+mod process;
+mod scan;
+mod tree;
+
+pub use clock::{boottime_ms, boottime_ticks, ticks_to_ms};
+pub use error::ProbeError;
+pub use process::{read_tag, snapshot, start_time};
+pub use scan::{scan, scan_since};
+pub use tree::{format_age, ProcessTable};
+
+/// Environment variable that tags a process with the test suite that (transitively) spawned it.
+///
+/// cargo-reap sets it on each test binary; children inherit it unless they scrub their
+/// environment. Its value is read from `/proc/PID/environ`, i.e. the environment the process was
+/// *started* with (later `setenv` calls inside the process are invisible).
+pub const TAG_VAR: &str = "CARGO_REAP_SUITE";
+
+/// What the kernel says about one process at one moment.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id (thread-group id).
+    pub pid: i32,
+    /// Parent process id (0 for the roots, pid 1 and kthreadd).
+    pub ppid: i32,
+    /// Process group id.
+    pub pgid: i32,
+    /// Session id.
+    pub sid: i32,
+    /// State letter from `/proc/PID/stat`: `R` running, `S` sleeping, `D` uninterruptible,
+    /// `T` stopped, `t` traced, `Z` zombie, `X` dead, `I` idle kernel thread, ...
+    pub state: char,
+    /// Command name (`comm`, at most 15 bytes, lossy UTF-8).
+    pub comm: String,
+    /// Arguments from `/proc/PID/cmdline`, each lossily decoded as UTF-8. Empty for kernel
+    /// threads and zombies (and exiting processes), whose memory is gone.
+    pub cmdline: Vec<String>,
+    /// Start time, field 22 of `/proc/PID/stat`: clock ticks since boot. Together with `pid` it
+    /// identifies the process across pid reuse (see [`start_time`]).
+    pub start_time: u64,
+    /// Age in milliseconds at the time of the snapshot (`CLOCK_BOOTTIME` now minus start time;
+    /// accurate to one clock tick, normally 10 ms).
+    pub age_ms: u64,
+    /// Number of threads.
+    pub threads: i64,
+    /// Resident set size in bytes.
+    pub rss_bytes: u64,
+    /// Value of [`TAG_VAR`] in the process's initial environment. Only read with
+    /// [`ScanOptions::environ_tag`]; `None` when not requested, not set, or not readable
+    /// (another user's process, kernel thread, zombie).
+    pub tag: Option<String>,
+    /// The cgroup v2 path (the `0::` line of `/proc/PID/cgroup`), e.g. `/user.slice/...`. Only
+    /// read with [`ScanOptions::cgroup`]; `None` when not requested or on a v1-only system.
+    pub cgroup: Option<String>,
+}
+
+impl ProcessInfo {
+    /// True for a zombie (`Z`) or dead (`X`) process: it has exited and only waits to be reaped
+    /// by its parent. It cannot be killed, only reaped.
+    pub fn is_zombie(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// Which optional (and comparatively costly) files to read for each process.
+///
+/// `stat` and `cmdline` are always read. The default reads nothing optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Read `/proc/PID/environ` to fill [`ProcessInfo::tag`].
+    pub environ_tag: bool,
+    /// Read `/proc/PID/cgroup` to fill [`ProcessInfo::cgroup`].
+    pub cgroup: bool,
+}
+
+impl ScanOptions {
+    /// Read every optional file.
+    pub const ALL: ScanOptions = ScanOptions {
+        environ_tag: true,
+        cgroup: true,
+    };
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;

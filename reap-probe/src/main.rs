@@ -1,0 +1,11 @@
+//! `reap-probe PID [--tree] [--json]`: print what the kernel says about a process.
+//!
+//! A debugging aid for cargo-reap. All the work is in the library; argument handling and output
+//! formatting live in `cli.rs`.
+
+mod cli;
+
+fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    std::process::exit(cli::main(&args));
+}

@@ -1,0 +1,102 @@
+//! Snapshots of every process on the machine.
+
+use std::io;
+use std::path::Path;
+
+use crate::process::{open, snapshot_filtered};
+use crate::{ProbeError, ProcessInfo, ScanOptions};
+
+/// Snapshot every process on the machine (every thread-group leader listed in /proc), in
+/// ascending pid order.
+///
+/// Per process this reads exactly what [`snapshot`](crate::snapshot) reads for the same options,
+/// with the same pid-reuse safety. Processes that vanish mid-scan are skipped silently, and so
+/// are processes whose `stat` we may not read (hidepid). Failure to list /proc itself, and any
+/// unexpected I/O or parse failure on a process (for example running out of file descriptors),
+/// is an error: a leak detector should not silently miss processes.
+///
+/// On a machine with several cores and many processes, the work is split over up to 4 threads.
+/// The scan is not atomic: a process started while it runs may or may not be listed.
+pub fn scan(opts: ScanOptions) -> Result<Vec<ProcessInfo>, ProbeError> {
+    scan_since(opts, 0)
+}
+
+/// Like [`scan`], but only processes whose [`start_time`](ProcessInfo::start_time) is at least
+/// `min_start_time` (clock ticks since boot).
+///
+/// Much cheaper when most processes are older: for those only `stat` is read, never `cmdline`,
+/// `environ` or `cgroup`. A process leaked by a test suite necessarily started after the suite
+/// did, so a caller can record [`boottime_ticks`](crate::boottime_ticks) before spawning the
+/// suite and pass it here.
+pub fn scan_since(opts: ScanOptions, min_start_time: u64) -> Result<Vec<ProcessInfo>, ProbeError> {
+    let pids = list_pids()?;
+
+    // The work is almost all kernel time spent per process, so it splits cleanly over threads;
+    // contiguous chunks keep the pid order when concatenated.
+    let threads = worker_count(pids.len());
+    if threads <= 1 {
+        return snapshot_all(&pids, opts, min_start_time);
+    }
+    let chunk = pids.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = pids
+            .chunks(chunk)
+            .map(|pids| scope.spawn(move || snapshot_all(pids, opts, min_start_time)))
+            .collect();
+        let mut out = Vec::with_capacity(pids.len());
+        for worker in workers {
+            match worker.join() {
+                Ok(part) => out.extend(part?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// The numeric entries of /proc, ascending.
+fn list_pids() -> Result<Vec<i32>, ProbeError> {
+    let proc_dir = Path::new("/proc");
+    let list_error = |source: io::Error| ProbeError::Io {
+        path: proc_dir.to_path_buf(),
+        source,
+    };
+    let mut pids: Vec<i32> = Vec::with_capacity(1024);
+    for entry in std::fs::read_dir(proc_dir).map_err(list_error)? {
+        let entry = entry.map_err(list_error)?;
+        // Non-numeric entries are the kernel's own files (self, sys, meminfo, ...).
+        let name = entry.file_name();
+        if let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// Below this many processes per thread, a thread costs more than it saves.
+const PIDS_PER_WORKER: usize = 256;
+/// More threads than this only contend in the kernel.
+const MAX_WORKERS: usize = 4;
+
+fn worker_count(pids: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(MAX_WORKERS).min(pids / PIDS_PER_WORKER).max(1)
+}
+
+/// Snapshot `pids` in order, skipping the ones that are gone, hidden or too old.
+fn snapshot_all(
+    pids: &[i32],
+    opts: ScanOptions,
+    min_start_time: u64,
+) -> Result<Vec<ProcessInfo>, ProbeError> {
+    let mut out = Vec::with_capacity(pids.len());
+    for &pid in pids {
+        match open(pid).and_then(|proc| snapshot_filtered(&proc, opts, min_start_time)) {
+            Ok(Some(info)) => out.push(info),
+            Ok(None) | Err(ProbeError::Gone(_) | ProbeError::PermissionDenied { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}

@@ -151,6 +151,15 @@ pub struct ReapArgs {
     /// After a suite's binary exits, how long its children may take to exit on their own
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
     pub settle: Duration,
+    /// Test-level attribution of leaks: re-run each test of a leaking suite alone
+    #[arg(long, value_enum, default_value_t = crate::attribute::AttributeMode::Auto)]
+    pub attribute: crate::attribute::AttributeMode,
+    /// With `--attribute auto`: at most this many tests re-run per leaking suite
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub attribute_max_tests: usize,
+    /// With `--attribute auto`: stop starting re-runs of a suite after this long
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub attribute_max_time: Duration,
     /// Write the machine-readable report (schema version 1) to this path
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,

@@ -100,6 +100,11 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         settle: args.reap.settle,
         no_capture: args.reap.no_capture,
         test_args: args.test_args.clone(),
+        attribute: crate::attribute::AttributeOptions {
+            mode: args.reap.attribute,
+            max_tests: args.reap.attribute_max_tests,
+            max_time: args.reap.attribute_max_time,
+        },
     };
     let ctx = RunContext {
         isolation: &isolation,

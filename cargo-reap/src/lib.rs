@@ -5,6 +5,7 @@
 //!
 //! `main.rs` only calls [`main_entry`].
 
+pub mod attribute;
 pub mod capture;
 pub mod cli;
 pub mod containment;

@@ -34,6 +34,7 @@ pub struct SuiteOptions {
     pub settle: Duration,
     pub no_capture: bool,
     pub test_args: Vec<String>,
+    pub attribute: crate::attribute::AttributeOptions,
 }
 
 /// Everything a suite run needs from the run.
@@ -71,14 +72,29 @@ pub fn run_suite(
     let mut leaks = Vec::new();
     let max = 1 + ctx.options.hang_retries;
     for number in 1..=max {
-        let (attempt, mut found) = run_attempt(ctx, suite, index, number, log.as_ref(), &log_path)?;
-        leaks.append(&mut found);
+        let spec = AttemptSpec {
+            leaf: format!("{index}.{number}.{}", suite.slug()),
+            number,
+            args: &ctx.options.test_args,
+            header: format!("attempt {number}"),
+        };
+        let (attempt, found) = run_attempt(ctx, suite, &spec, log.as_ref(), &log_path)?;
+        leaks.extend(found.iter().map(|p| leak_of(p, number, true)));
         let timed_out = attempt.timed_out;
         attempts.push(attempt);
         if !timed_out {
             break;
         }
     }
+    let attribution = crate::attribute::attribute(
+        ctx,
+        suite,
+        index,
+        &ctx.options.attribute,
+        &mut leaks,
+        log.as_ref(),
+        &log_path,
+    )?;
     Ok(SuiteReport {
         id: suite.id.clone(),
         package: suite.package.clone(),
@@ -90,6 +106,7 @@ pub fn run_suite(
         log: log.map(|_| log_path.display().to_string()),
         attempts,
         leaks,
+        attribution,
     })
 }
 
@@ -126,33 +143,43 @@ fn leak_of(p: &ProcessInfo, attempt: u32, reaped: bool) -> Leak {
         age_ms: p.age_ms,
         attempt,
         reaped,
+        test: None,
+        attribution: None,
     }
 }
 
-fn run_attempt(
+/// One run of a test binary: which leaf, which arguments, how it is headed in the log.
+pub struct AttemptSpec<'a> {
+    pub leaf: String,
+    pub number: u32,
+    pub args: &'a [String],
+    pub header: String,
+}
+
+/// Run the test binary once in a fresh containment; returns the attempt and
+/// the processes that survived it (already killed and reaped).
+pub fn run_attempt(
     ctx: &RunContext<'_>,
     suite: &Suite,
-    index: usize,
-    number: u32,
+    spec: &AttemptSpec<'_>,
     log: Option<&File>,
     log_path: &Path,
-) -> Result<(Attempt, Vec<Leak>), RunError> {
+) -> Result<(Attempt, Vec<ProcessInfo>), RunError> {
     let opts = ctx.options;
-    let mut cont = ctx.isolation.create(
-        &ctx.tag(suite),
-        &format!("{index}.{number}.{}", suite.slug()),
-    )?;
+    let number = spec.number;
+    let mut cont = ctx.isolation.create(&ctx.tag(suite), &spec.leaf)?;
 
     let mut cmd = Command::new(&suite.binary);
-    cmd.args(&opts.test_args)
+    cmd.args(spec.args)
         .current_dir(&suite.cwd)
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null());
     let capture_pipe = match log {
         Some(mut log) => {
             let header = format!(
-                "===== cargo-reap: {} attempt {number} ({}) =====\n",
+                "===== cargo-reap: {} {} ({}) =====\n",
                 suite.id,
+                spec.header,
                 suite.binary.display()
             );
             log.write_all(header.as_bytes())
@@ -229,7 +256,7 @@ fn run_attempt(
             attempt.kill_rounds = cont.kill_all()?;
         }
         seen_pids.extend(survivors.iter().map(|p| p.pid));
-        leaks = survivors.iter().map(|p| leak_of(p, number, true)).collect();
+        leaks = survivors;
     } else {
         // Hang: look before killing.
         attempt.timed_out = true;
@@ -251,7 +278,7 @@ fn run_attempt(
         attempt.duration_ms = started.elapsed().as_millis() as u64;
         attempt.exit_code = exit.code;
         attempt.signal = exit.signal;
-        attempt.tests_in_flight = in_flight(ctx, suite, index, number, unfinished, &threads);
+        attempt.tests_in_flight = in_flight(ctx, suite, &spec.leaf, unfinished, &threads);
     }
     sys::reap_if_our_zombies(seen_pids)?;
 
@@ -295,13 +322,12 @@ fn test_thread_names(pid: i32) -> Vec<String> {
 fn in_flight(
     ctx: &RunContext<'_>,
     suite: &Suite,
-    index: usize,
-    number: u32,
+    leaf: &str,
     mut names: Vec<String>,
     threads: &[String],
 ) -> Vec<String> {
     if !threads.is_empty() {
-        match list_tests(ctx, suite, index, number) {
+        match list_tests(ctx, suite, &format!("{leaf}.list")) {
             Ok(listed) => {
                 for t in threads {
                     for name in listed.iter().filter(|n| comm_matches(n, t)) {
@@ -336,15 +362,12 @@ fn comm_matches(test: &str, comm: &str) -> bool {
 }
 
 /// `BINARY --list --format terse [user args]`, contained like a suite.
-fn list_tests(
+pub fn list_tests(
     ctx: &RunContext<'_>,
     suite: &Suite,
-    index: usize,
-    number: u32,
+    leaf: &str,
 ) -> Result<Vec<String>, RunError> {
-    let cont = ctx
-        .isolation
-        .create(&ctx.tag(suite), &format!("{index}.{number}.list"))?;
+    let cont = ctx.isolation.create(&ctx.tag(suite), leaf)?;
     let mut cmd = Command::new(&suite.binary);
     cmd.arg("--list")
         .args(["--format", "terse"])
@@ -358,7 +381,7 @@ fn list_tests(
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stderr(Stdio::null());
-    let tmp = tempfile_in(ctx.log_dir, &format!("{}.list", suite.slug()))?;
+    let tmp = tempfile_in(ctx.log_dir, &format!("{leaf}.list"))?;
     cmd.stdout(Stdio::from(tmp.try_clone().map_err(|source| {
         RunError::Io {
             what: "duplicating",

@@ -46,6 +46,8 @@ impl ProcessGroupFactory {
             tag: tag.to_string(),
             root: None,
             runner: std::process::id() as i32,
+            // One tick of margin: start times have clock-tick resolution.
+            since: reap_probe::boottime_ticks().saturating_sub(1),
         }
     }
 }
@@ -54,6 +56,9 @@ pub struct ProcessGroupContainment {
     tag: String,
     root: Option<i32>,
     runner: i32,
+    /// Boot-time ticks when the containment was made: no member can be older,
+    /// so older processes need only their `stat` read, not their environment.
+    since: u64,
 }
 
 impl ProcessGroupContainment {
@@ -119,10 +124,11 @@ impl Containment for ProcessGroupContainment {
     }
 
     fn members(&self) -> Result<Vec<ProcessInfo>, ContainError> {
-        let table = ProcessTable::new(reap_probe::scan(ScanOptions {
+        let opts = ScanOptions {
             environ_tag: true,
             cgroup: false,
-        })?);
+        };
+        let table = ProcessTable::new(reap_probe::scan_since(opts, self.since)?);
         Ok(self.select(&table, ACTIVE.load(Ordering::SeqCst) <= 1))
     }
 

@@ -64,6 +64,8 @@ pub struct SuiteReport {
     pub log: Option<String>,
     pub attempts: Vec<Attempt>,
     pub leaks: Vec<Leak>,
+    /// What test-level attribution did (absent when nothing leaked or `--attribute off`).
+    pub attribution: Option<crate::attribute::AttributionReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +104,10 @@ pub struct Leak {
     pub attempt: u32,
     /// The runner killed it and confirmed it gone.
     pub reaped: bool,
+    /// The test that started it, when attribution could tell.
+    pub test: Option<String>,
+    /// How `test` was determined, or why it could not be.
+    pub attribution: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::schema::{Report, SuiteReport, SuiteStatus};
+use super::schema::{Leak, Report, SuiteReport, SuiteStatus};
 use crate::duration::short;
 
 /// Append formatted text to a String (infallible, unlike `write!`).
@@ -52,6 +52,9 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             a.hang_processes.len()
         );
     }
+    if let Some(a) = &s.attribution {
+        putln!(out, "           {}", a.line());
+    }
     let show_tail = matches!(
         s.status,
         SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang
@@ -84,80 +87,96 @@ fn clip(s: &str, width: usize) -> String {
     }
 }
 
-/// The leak attribution table; empty string when nothing leaked.
+/// The leak attribution table, grouped suite → test → process; empty string
+/// when nothing leaked. Laid out for [`WIDTH`] columns.
 pub fn leak_table(r: &Report) -> String {
-    let rows: Vec<_> = r
-        .suites
-        .iter()
-        .flat_map(|s| s.leaks.iter().map(move |l| (s, l)))
-        .collect();
-    if rows.is_empty() {
+    let total: usize = r.suites.iter().map(|s| s.leaks.len()).sum();
+    if total == 0 {
         return String::new();
     }
-    let suite_w = rows
-        .iter()
-        .map(|(s, _)| s.id.len())
-        .max()
-        .unwrap_or(5)
-        .clamp(5, 32);
+    let me = std::process::id() as i32;
     let mut out = String::new();
     putln!(
         out,
-        "\nLEAKED PROCESSES: {} survived their suite (all killed and reaped unless marked)",
-        rows.len()
+        "\nLEAKED PROCESSES: {total} survived their suite (all killed and reaped unless marked)"
     );
-    let header = format!(
-        "{:<suite_w$} {:>8} {:>7} {:>2} {:>7}  COMMAND",
-        "SUITE", "PID", "PPID", "ST", "AGE"
+    putln!(
+        out,
+        "    {:>8} {:>7} {:>2} {:>7}  COMMAND",
+        "PID",
+        "PPID",
+        "ST",
+        "AGE"
     );
-    putln!(out, "{header}");
-    // Identical processes of one suite (same command, state, parent) share a row.
-    let mut groups: Vec<(&SuiteReport, &crate::report::schema::Leak, usize)> = Vec::new();
-    for (s, l) in rows {
-        match groups.last_mut() {
-            Some((gs, gl, n))
-                if gs.id == s.id
-                    && gl.cmdline == l.cmdline
-                    && gl.state == l.state
-                    && gl.ppid == l.ppid =>
-            {
-                *n += 1
-            }
-            _ => groups.push((s, l, 1)),
-        }
-    }
-    for (s, l, n) in groups {
-        let mut cmd = if l.cmdline.is_empty() {
-            format!("[{}]", l.comm)
-        } else {
-            l.cmdline.join(" ")
-        };
-        if n > 1 {
-            cmd = format!("({n}x) {cmd}");
-        }
-        if !l.reaped {
-            cmd = format!("(NOT REAPED) {cmd}");
-        }
-        let ppid = if l.ppid == std::process::id() as i32 {
-            "reaper".to_string()
-        } else {
-            l.ppid.to_string()
-        };
-        let pid = if n > 1 {
-            format!("{}+", l.pid)
-        } else {
-            l.pid.to_string()
-        };
-        let prefix = format!(
-            "{:<suite_w$} {:>8} {:>7} {:>2} {:>7}  ",
-            clip(&s.id, suite_w),
-            pid,
-            ppid,
-            l.state,
-            short(Duration::from_millis(l.age_ms)),
+    for s in r.suites.iter().filter(|s| !s.leaks.is_empty()) {
+        putln!(
+            out,
+            "{}  ({} leaked)",
+            clip(&s.id, WIDTH - 14),
+            s.leaks.len()
         );
-        let room = WIDTH.saturating_sub(prefix.chars().count()).max(20);
-        putln!(out, "{prefix}{}", clip(&cmd, room));
+        // Tests in first-seen order; leaks without a test last.
+        let mut tests: Vec<Option<&str>> = Vec::new();
+        for l in &s.leaks {
+            let t = l.test.as_deref();
+            if !tests.contains(&t) {
+                tests.push(t);
+            }
+        }
+        tests.sort_by_key(|t| t.is_none());
+        for t in tests {
+            let leaks: Vec<&Leak> = s.leaks.iter().filter(|l| l.test.as_deref() == t).collect();
+            let why = leaks.first().and_then(|l| l.attribution.as_deref());
+            match (t, why) {
+                (Some(t), _) => putln!(out, "  test {}", clip(t, WIDTH - 7)),
+                (None, Some(why)) => putln!(out, "  test unknown: {}", clip(why, WIDTH - 16)),
+                (None, None) => putln!(out, "  test unknown (attribution off)"),
+            }
+            // Identical processes (same command, state, parent) share a row.
+            let mut groups: Vec<(&Leak, usize)> = Vec::new();
+            for l in leaks {
+                match groups.last_mut() {
+                    Some((g, n))
+                        if g.cmdline == l.cmdline && g.state == l.state && g.ppid == l.ppid =>
+                    {
+                        *n += 1
+                    }
+                    _ => groups.push((l, 1)),
+                }
+            }
+            for (l, n) in groups {
+                let mut cmd = if l.cmdline.is_empty() {
+                    format!("[{}]", l.comm)
+                } else {
+                    l.cmdline.join(" ")
+                };
+                if n > 1 {
+                    cmd = format!("({n}x) {cmd}");
+                }
+                if !l.reaped {
+                    cmd = format!("(NOT REAPED) {cmd}");
+                }
+                let ppid = if l.ppid == me {
+                    "reaper".to_string()
+                } else {
+                    l.ppid.to_string()
+                };
+                let pid = if n > 1 {
+                    format!("{}+", l.pid)
+                } else {
+                    l.pid.to_string()
+                };
+                let prefix = format!(
+                    "    {:>8} {:>7} {:>2} {:>7}  ",
+                    pid,
+                    ppid,
+                    l.state,
+                    short(Duration::from_millis(l.age_ms)),
+                );
+                let room = WIDTH.saturating_sub(prefix.chars().count()).max(20);
+                putln!(out, "{prefix}{}", clip(&cmd, room));
+            }
+        }
     }
     putln!(
         out,

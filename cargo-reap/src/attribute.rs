@@ -1,0 +1,217 @@
+//! Test-level attribution of leaks: which test started each surviving process.
+//!
+//! A suite that leaked is listed (`--list`, contained); a suite with one test
+//! needs nothing more. Otherwise each test is re-run alone (`--exact NAME`, one
+//! thread, its own containment, the same timeout rules) and the leaks that
+//! reproduce are attributed to it, matched by command line, then by command
+//! name. A leak no single test reproduces is reported as such: it comes from
+//! an interaction between tests, or it is flaky. `auto` bounds the cost
+//! (at most N tests or T seconds per suite); `rerun` re-runs every test.
+
+use std::fs::File;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+use crate::discover::Suite;
+use crate::error::RunError;
+use crate::report::schema::Leak;
+use crate::supervise::{list_tests, run_attempt, AttemptSpec, RunContext};
+
+/// `--attribute`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttributeMode {
+    /// Re-run the tests of leaking suites alone, within the budget
+    #[default]
+    Auto,
+    /// Re-run every test of leaking suites alone, whatever it costs
+    Rerun,
+    /// No attribution
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttributeOptions {
+    pub mode: AttributeMode,
+    pub max_tests: usize,
+    pub max_time: Duration,
+}
+
+/// What attribution did for one suite (JSON `attribution`, and one terminal line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttributionReport {
+    pub method: String,
+    pub tests_listed: usize,
+    pub tests_rerun: usize,
+    pub leaks_attributed: usize,
+    pub leaks_total: usize,
+    pub duration_ms: u64,
+    /// The budget stopped the re-runs before every test was tried.
+    pub budget_exhausted: bool,
+}
+
+impl AttributionReport {
+    pub fn line(&self) -> String {
+        match self.method.as_str() {
+            "single-test" => format!(
+                "attribution: the suite has one test; all {} leak(s) are its",
+                self.leaks_total
+            ),
+            "rerun" => format!(
+                "attribution: re-ran {} of {} test(s) alone in {:.2}s: {} of {} leak(s) reproduced{}",
+                self.tests_rerun,
+                self.tests_listed,
+                self.duration_ms as f64 / 1000.0,
+                self.leaks_attributed,
+                self.leaks_total,
+                if self.budget_exhausted { " (budget exhausted; see --attribute)" } else { "" }
+            ),
+            other => format!("attribution: {other}"),
+        }
+    }
+}
+
+/// A process a re-run of `test` left behind.
+struct Candidate {
+    test: String,
+    cmdline: Vec<String>,
+    comm: String,
+    used: bool,
+}
+
+pub const NOT_REPRODUCED: &str = "not reproduced when run alone: interaction or flaky";
+
+/// Attribute `leaks` (from `suite`'s attempts) to tests.
+pub fn attribute(
+    ctx: &RunContext<'_>,
+    suite: &Suite,
+    index: usize,
+    opts: &AttributeOptions,
+    leaks: &mut [Leak],
+    log: Option<&File>,
+    log_path: &Path,
+) -> Result<Option<AttributionReport>, RunError> {
+    if leaks.is_empty() || opts.mode == AttributeMode::Off {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let listed = match list_tests(ctx, suite, &format!("{index}.attr.list")) {
+        Ok(l) => l,
+        Err(e) => {
+            for l in leaks.iter_mut() {
+                l.attribution = Some(format!(
+                    "not attributed: the tests could not be listed ({e})"
+                ));
+            }
+            return Ok(Some(AttributionReport {
+                method: format!("the tests could not be listed: {e}"),
+                tests_listed: 0,
+                tests_rerun: 0,
+                leaks_attributed: 0,
+                leaks_total: leaks.len(),
+                duration_ms: started.elapsed().as_millis() as u64,
+                budget_exhausted: false,
+            }));
+        }
+    };
+    if listed.len() == 1 {
+        for l in leaks.iter_mut() {
+            l.test = Some(listed[0].clone());
+            l.attribution = Some("the only test of the suite".into());
+        }
+        return Ok(Some(AttributionReport {
+            method: "single-test".into(),
+            tests_listed: 1,
+            tests_rerun: 0,
+            leaks_attributed: leaks.len(),
+            leaks_total: leaks.len(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            budget_exhausted: false,
+        }));
+    }
+
+    let passthrough: Vec<String> = ctx
+        .options
+        .test_args
+        .iter()
+        .filter(|a| matches!(a.as_str(), "--ignored" | "--include-ignored"))
+        .cloned()
+        .collect();
+    // What each re-run left behind.
+    let mut pool: Vec<Candidate> = Vec::new();
+    let mut rerun = 0;
+    let mut exhausted = false;
+    for (k, test) in listed.iter().enumerate() {
+        if opts.mode == AttributeMode::Auto
+            && (rerun >= opts.max_tests || started.elapsed() >= opts.max_time)
+        {
+            exhausted = true;
+            break;
+        }
+        let mut args = vec![
+            "--exact".to_string(),
+            test.clone(),
+            "--test-threads".into(),
+            "1".into(),
+        ];
+        args.extend(passthrough.iter().cloned());
+        let spec = AttemptSpec {
+            leaf: format!("{index}.attr.{k}"),
+            number: 0,
+            args: &args,
+            header: format!("attribution re-run of `{test}` alone"),
+        };
+        let (_attempt, survivors) = run_attempt(ctx, suite, &spec, log, log_path)?;
+        rerun += 1;
+        pool.extend(survivors.into_iter().map(|p| Candidate {
+            test: test.clone(),
+            cmdline: p.cmdline,
+            comm: p.comm,
+            used: false,
+        }));
+    }
+
+    let mut attributed = 0;
+    let mut assign = |l: &mut Leak, same: &dyn Fn(&Candidate) -> bool| {
+        if let Some(entry) = pool.iter_mut().find(|e| !e.used && same(e)) {
+            entry.used = true;
+            l.test = Some(entry.test.clone());
+            l.attribution = Some("reproduced when its test ran alone".into());
+            true
+        } else {
+            false
+        }
+    };
+    // Exact command lines first, then the same program.
+    for l in leaks.iter_mut() {
+        let cmdline = l.cmdline.clone();
+        if assign(l, &|e| e.cmdline == cmdline) {
+            attributed += 1;
+        }
+    }
+    for l in leaks.iter_mut().filter(|l| l.test.is_none()) {
+        let comm = l.comm.clone();
+        if assign(l, &|e| e.comm == comm) {
+            attributed += 1;
+        }
+    }
+    for l in leaks.iter_mut().filter(|l| l.test.is_none()) {
+        l.attribution = Some(if exhausted {
+            format!("not reproduced by the {rerun} test(s) re-run before the budget ran out")
+        } else {
+            NOT_REPRODUCED.to_string()
+        });
+    }
+    Ok(Some(AttributionReport {
+        method: "rerun".into(),
+        tests_listed: listed.len(),
+        tests_rerun: rerun,
+        leaks_attributed: attributed,
+        leaks_total: leaks.len(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        budget_exhausted: exhausted,
+    }))
+}

@@ -94,7 +94,8 @@ pub fn attribute(
     log: Option<&File>,
     log_path: &Path,
 ) -> Result<Option<AttributionReport>, RunError> {
-    if leaks.is_empty() || opts.mode == AttributeMode::Off {
+    let interrupted = crate::interrupt::get().is_some_and(|i| i.signal().is_some());
+    if leaks.is_empty() || opts.mode == AttributeMode::Off || interrupted {
         return Ok(None);
     }
     let started = Instant::now();

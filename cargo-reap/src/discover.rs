@@ -145,7 +145,9 @@ pub fn reap_dir(a: &CargoArgs, meta: &Metadata) -> PathBuf {
 /// Build the test binaries; compiler output reaches the user as cargo renders it.
 pub fn build(a: &CargoArgs, meta: &Metadata) -> Result<Vec<Suite>, BuildError> {
     let cargo = cargo_program();
-    let mut child = Command::new(&cargo)
+    let mut cmd = Command::new(&cargo);
+    crate::sys::unblock_signals_in_child(&mut cmd);
+    let mut child = cmd
         .args(build_args(a))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

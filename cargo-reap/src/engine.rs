@@ -9,7 +9,9 @@ use crate::containment::Isolation;
 use crate::discover;
 use crate::error::{EngineError, RunError};
 use crate::exit;
-use crate::report::schema::{Report, Summary, SCHEMA_VERSION};
+use crate::interrupt;
+use crate::lifeline::Lifeline;
+use crate::report::schema::{Report, SuiteReport, Summary, SCHEMA_VERSION};
 use crate::report::terminal;
 use crate::supervise::{self, RunContext, SuiteOptions};
 use crate::sys;
@@ -34,7 +36,9 @@ pub fn new_run_id() -> String {
 pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
     let started = Instant::now();
     let run_id = new_run_id();
-    let mut err = std::io::stderr().lock();
+    // Before any thread exists, so that every thread inherits the blocked mask.
+    let interrupts = interrupt::install()?;
+    let mut err = std::io::stderr();
 
     // Fail fast on what can be checked before a long build.
     let json_out = match &args.reap.json {
@@ -52,6 +56,40 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         })?;
     emit(&mut err, &format!("cargo-reap: {note}"));
 
+    let finish = |suites: Vec<SuiteReport>, build_failed: bool| -> Result<Outcome, EngineError> {
+        let summary = Summary::of(&suites);
+        let interrupted = interrupts.signal();
+        let exit_code = match interrupted {
+            Some(sig) => interrupt::exit_code(sig),
+            None if build_failed => exit::BUILD_FAILED,
+            None => exit::for_summary(&summary),
+        };
+        let report = Report {
+            version: SCHEMA_VERSION,
+            run_id: run_id.clone(),
+            isolation: isolation.kind(),
+            isolation_note: note.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            exit_code,
+            build_failed,
+            interrupted,
+            suites,
+            summary,
+        };
+        let mut err = std::io::stderr();
+        let table = terminal::leak_table(&report);
+        if !table.is_empty() {
+            emit(&mut err, table.trim_end());
+        }
+        if !build_failed {
+            emit(&mut err, &terminal::summary_line(&report));
+        }
+        if let Some((path, file)) = &json_out {
+            write_report(path, file, &report)?;
+        }
+        Ok(Outcome { exit_code, report })
+    };
+
     let meta = discover::metadata(&args.cargo)?;
     let suites = match discover::build(&args.cargo, &meta) {
         Ok(s) => s,
@@ -60,27 +98,13 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
                 &mut err,
                 &format!("cargo-reap: build failed ({why}); no suite was run"),
             );
-            let report = Report {
-                version: SCHEMA_VERSION,
-                run_id,
-                isolation: isolation.kind(),
-                isolation_note: note,
-                duration_ms: started.elapsed().as_millis() as u64,
-                exit_code: exit::BUILD_FAILED,
-                build_failed: true,
-                suites: Vec::new(),
-                summary: Summary::default(),
-            };
-            if let Some((path, file)) = json_out {
-                write_report(&path, file, &report)?;
-            }
-            return Ok(Outcome {
-                exit_code: exit::BUILD_FAILED,
-                report,
-            });
+            return finish(Vec::new(), true);
         }
         Err(e) => return Err(e.into()),
     };
+    if interrupts.signal().is_some() {
+        return finish(Vec::new(), false);
+    }
     if suites.is_empty() {
         return Err(EngineError::Usage(
             "no test binaries were selected (doctests are not run by cargo-reap)".into(),
@@ -106,16 +130,18 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
             max_time: args.reap.attribute_max_time,
         },
     };
+    let lifeline = Lifeline::start(&run_id)?;
     let ctx = RunContext {
         isolation: &isolation,
         run_id: &run_id,
         options: &options,
         log_dir: &log_dir,
+        lifeline: &lifeline,
     };
     emit(
         &mut err,
         &format!(
-            "cargo-reap: running {} suite{} (timeout {}, grace {}, logs in {})",
+            "cargo-reap: run {run_id}: {} suite{} (timeout {}, grace {}, logs in {})",
             suites.len(),
             if suites.len() == 1 { "" } else { "s" },
             humantime::format_duration(options.timeout),
@@ -126,6 +152,9 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
 
     let mut reports = Vec::with_capacity(suites.len());
     for (i, suite) in suites.iter().enumerate() {
+        if interrupts.signal().is_some() {
+            break;
+        }
         let r = supervise::run_suite(&ctx, suite, i)?;
         emit(&mut err, &terminal::suite_line(&r));
         let tail = tail_of(&r, args.reap.tail_lines);
@@ -135,31 +164,20 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         }
         reports.push(r);
     }
+    lifeline.close()?;
     let orphans = sys::sweep_zombie_children()?;
     tracing::debug!("reaped {orphans} orphaned zombie(s) at the end of the run");
-
-    let summary = Summary::of(&reports);
-    let exit_code = exit::for_summary(&summary);
-    let report = Report {
-        version: SCHEMA_VERSION,
-        run_id,
-        isolation: isolation.kind(),
-        isolation_note: note,
-        duration_ms: started.elapsed().as_millis() as u64,
-        exit_code,
-        build_failed: false,
-        suites: reports,
-        summary,
-    };
-    let table = terminal::leak_table(&report);
-    if !table.is_empty() {
-        emit(&mut err, table.trim_end());
+    if let Some(sig) = interrupts.signal() {
+        emit(
+            &mut err,
+            &format!(
+                "cargo-reap: interrupted by signal {sig}: {} of {} suites ran; partial report",
+                reports.len(),
+                suites.len()
+            ),
+        );
     }
-    emit(&mut err, &terminal::summary_line(&report));
-    if let Some((path, file)) = json_out {
-        write_report(&path, file, &report)?;
-    }
-    Ok(Outcome { exit_code, report })
+    finish(reports, false)
 }
 
 /// Write a line to the terminal. A closed stderr must not stop the run (the
@@ -198,7 +216,7 @@ fn open_report(path: &std::path::Path) -> Result<File, EngineError> {
 
 fn write_report(
     path: &std::path::Path,
-    mut file: File,
+    mut file: &File,
     report: &Report,
 ) -> Result<(), EngineError> {
     let io = |source| RunError::Io {

@@ -14,6 +14,8 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod exit;
+pub mod interrupt;
+pub mod lifeline;
 pub mod report;
 pub mod supervise;
 pub mod sys;
@@ -27,6 +29,10 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
     // The cgroup probe runs us inside a trial leaf: prove we got in, and leave.
     if std::env::var_os(containment::cgroup::PROBE_ENV).is_some() {
         return exit::SUCCESS;
+    }
+    // The lifeline guard of a running cargo-reap.
+    if std::env::var_os(lifeline::GUARD_ENV).is_some() {
+        return lifeline::guard_main();
     }
     // `cargo reap test` runs `cargo-reap reap test`.
     if args.get(1).is_some_and(|a| a == "reap") {

@@ -13,7 +13,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::Signal;
 
 use crate::capture::Capture;
-use crate::containment::Isolation;
+use crate::containment::{GuardKey, Isolation};
 use crate::discover::Suite;
 use crate::error::RunError;
 use crate::report::schema::{Attempt, Leak, SuiteReport, SuiteStatus};
@@ -43,6 +43,20 @@ pub struct RunContext<'a> {
     pub run_id: &'a str,
     pub options: &'a SuiteOptions,
     pub log_dir: &'a Path,
+    pub lifeline: &'a crate::lifeline::Lifeline,
+}
+
+impl RunContext<'_> {
+    fn guard(&self, key: Option<GuardKey>, watch: bool) -> Result<(), RunError> {
+        let r = match (key, watch) {
+            (Some(GuardKey::Cgroup(d)), true) => self.lifeline.watch_cgroup(&d),
+            (Some(GuardKey::Cgroup(d)), false) => self.lifeline.forget_cgroup(&d),
+            (Some(GuardKey::Pgid(g)), true) => self.lifeline.watch_pgid(g),
+            (Some(GuardKey::Pgid(g)), false) => self.lifeline.forget_pgid(g),
+            (None, _) => Ok(()),
+        };
+        Ok(r?)
+    }
 }
 
 impl RunContext<'_> {
@@ -80,9 +94,9 @@ pub fn run_suite(
         };
         let (attempt, found) = run_attempt(ctx, suite, &spec, log.as_ref(), &log_path)?;
         leaks.extend(found.iter().map(|p| leak_of(p, number, true)));
-        let timed_out = attempt.timed_out;
+        let retry = attempt.timed_out && !attempt.interrupted;
         attempts.push(attempt);
-        if !timed_out {
+        if !retry {
             break;
         }
     }
@@ -115,6 +129,10 @@ pub fn classify(attempts: &[Attempt]) -> SuiteStatus {
     let Some(last) = attempts.last() else {
         return SuiteStatus::Fail;
     };
+    // Stopped by our own interrupt handling: not a crash, not a pass.
+    if last.interrupted {
+        return SuiteStatus::Fail;
+    }
     let single = if last.timed_out {
         SuiteStatus::Hang
     } else if last.signal.is_some() {
@@ -225,6 +243,7 @@ pub fn run_attempt(
     let root = OwnedChild::adopt(&child)?;
     drop(child);
     cont.set_root(root.pid());
+    ctx.guard(cont.guard_key(), true)?;
     let capture = capture_pipe.map(|(r, log)| Capture::start(r, log, log_path.to_path_buf()));
 
     let mut attempt = Attempt {
@@ -237,11 +256,14 @@ pub fn run_attempt(
         hang_processes: Vec::new(),
         kill_rounds: 0,
         output_bytes: 0,
+        interrupted: false,
     };
     let mut leaks = Vec::new();
     let mut seen_pids: Vec<i32> = Vec::new();
 
-    if root.wait_exit(Some(opts.timeout))? {
+    let interrupts = crate::interrupt::get();
+    let wake = root.wait_exit_or(opts.timeout, interrupts.map(|i| i.fd()))?;
+    if wake == sys::Wake::Exited {
         let exit = root.reap()?;
         attempt.duration_ms = started.elapsed().as_millis() as u64;
         attempt.exit_code = exit.code;
@@ -258,8 +280,9 @@ pub fn run_attempt(
         seen_pids.extend(survivors.iter().map(|p| p.pid));
         leaks = survivors;
     } else {
-        // Hang: look before killing.
-        attempt.timed_out = true;
+        // Hang (or interrupt): look before killing.
+        attempt.timed_out = wake == sys::Wake::TimedOut;
+        attempt.interrupted = wake == sys::Wake::Interrupted;
         let threads = test_thread_names(root.pid());
         let unfinished = capture
             .as_ref()
@@ -269,7 +292,12 @@ pub fn run_attempt(
         seen_pids.extend(hung.iter().map(|p| p.pid));
         attempt.hang_processes = hung.iter().map(|p| leak_of(p, number, true)).collect();
         cont.signal_all(Signal::TERM)?;
-        if !cont.wait_empty(opts.grace)? {
+        let grace = if interrupts.is_some_and(|i| i.hard()) {
+            Duration::ZERO
+        } else {
+            opts.grace
+        };
+        if !cont.wait_empty(grace)? {
             attempt.kill_rounds = cont.kill_all()?;
         }
         // The root is dead now (every member is); collect its status.
@@ -292,7 +320,9 @@ pub fn run_attempt(
             );
         }
     }
+    let key = cont.guard_key();
     cont.close()?;
+    ctx.guard(key, false)?;
     Ok((attempt, leaks))
 }
 
@@ -471,6 +501,7 @@ mod tests {
             hang_processes: vec![],
             kill_rounds: 0,
             output_bytes: 0,
+            interrupted: false,
         }
     }
 

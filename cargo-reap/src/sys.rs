@@ -25,10 +25,24 @@ fn claimed() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
     CLAIMED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Is `pid` a child of ours whose exit a specific waiter owns (a suite root,
+/// the lifeline guard)?
+pub fn is_claimed(pid: i32) -> bool {
+    claimed().contains(&pid)
+}
+
 /// A child process we spawned and will reap ourselves through its pidfd.
 pub struct OwnedChild {
     pid: i32,
     pidfd: OwnedFd,
+}
+
+/// Why a wait for a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    Exited,
+    TimedOut,
+    Interrupted,
 }
 
 /// How a process ended.
@@ -57,6 +71,24 @@ impl OwnedChild {
     /// Wait until the child exits or `timeout` passes. True when it exited.
     pub fn wait_exit(&self, timeout: Option<Duration>) -> Result<bool, ContainError> {
         wait_readable(&[self.pidfd.as_fd()], timeout).map(|ready| ready.len() == 1)
+    }
+
+    /// Wait until the child exits, `timeout` passes, or `interrupt` becomes readable.
+    pub fn wait_exit_or(
+        &self,
+        timeout: Duration,
+        interrupt: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<Wake, ContainError> {
+        let mut fds = vec![self.pidfd.as_fd()];
+        fds.extend(interrupt);
+        let ready = wait_readable(&fds, Some(timeout))?;
+        Ok(if ready.contains(&0) {
+            Wake::Exited
+        } else if ready.contains(&1) {
+            Wake::Interrupted
+        } else {
+            Wake::TimedOut
+        })
     }
 
     /// Reap the (exited) child and return its status. Blocks if it has not exited.
@@ -250,6 +282,24 @@ pub fn sweep_zombie_children() -> Result<usize, ContainError> {
         .map(|p| p.pid)
         .collect();
     reap_if_our_zombies(zombies)
+}
+
+/// Give a child an empty signal mask. The runner blocks SIGINT, SIGTERM and
+/// SIGHUP (it reads them from a signalfd), and a mask survives fork and exec:
+/// without this a suite could not be stopped by SIGTERM.
+pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: sigemptyset and pthread_sigmask are async-signal-safe; nothing is allocated.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::pthread_sigmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(std::io::Error::from)
+        });
+    }
 }
 
 /// Make this process the child subreaper: orphans of our descendants are

@@ -150,6 +150,7 @@ impl CgroupParent {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        sys::unblock_signals_in_child(&mut cmd);
         leaf.join_in_pre_exec(&mut cmd);
         let child = cmd.spawn().map_err(|e| {
             ContainError::cgroup_io("cannot move a process into", leaf.dir.clone(), e)
@@ -256,11 +257,16 @@ impl Containment for CgroupContainment {
 
     fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError> {
         cmd.env(reap_probe::TAG_VAR, &self.tag).process_group(0);
+        sys::unblock_signals_in_child(cmd);
         self.join_in_pre_exec(cmd);
         Ok(())
     }
 
     fn set_root(&mut self, _pid: i32) {}
+
+    fn guard_key(&self) -> Option<super::GuardKey> {
+        Some(super::GuardKey::Cgroup(self.dir.clone()))
+    }
 
     fn members(&self) -> Result<Vec<ProcessInfo>, ContainError> {
         let opts = ScanOptions {

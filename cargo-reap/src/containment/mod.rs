@@ -61,8 +61,18 @@ pub trait Containment: Send {
     /// SIGKILL everything until nothing is left; returns how many rounds it took.
     fn kill_all(&self) -> Result<u32, ContainError>;
 
+    /// What the lifeline guard must kill if the runner dies (after `set_root`).
+    fn guard_key(&self) -> Option<GuardKey>;
+
     /// Remove the containment (the cgroup leaf). Must be empty.
     fn close(self: Box<Self>) -> Result<(), ContainError>;
+}
+
+/// A containment as the lifeline guard knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardKey {
+    Cgroup(std::path::PathBuf),
+    Pgid(i32),
 }
 
 /// The run-wide choice of containment, from which each suite attempt gets its own.

@@ -73,7 +73,12 @@ impl ProcessGroupContainment {
             let grouped = self
                 .root
                 .is_some_and(|r| p.pid == r || p.pgid == r || p.sid == r);
-            let orphan = sole_suite && p.ppid == self.runner;
+            // Reparented to us while this suite was the only one running —
+            // not one of our own children (suite roots, the lifeline guard).
+            let orphan = sole_suite
+                && p.ppid == self.runner
+                && p.start_time >= self.since
+                && !crate::sys::is_claimed(p.pid);
             if tagged || grouped || orphan {
                 seeds.push_back(p.pid);
             }
@@ -113,6 +118,7 @@ impl Containment for ProcessGroupContainment {
 
     fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError> {
         cmd.env(reap_probe::TAG_VAR, &self.tag).process_group(0);
+        sys::unblock_signals_in_child(cmd);
         Ok(())
     }
 
@@ -121,6 +127,10 @@ impl Containment for ProcessGroupContainment {
             ACTIVE.fetch_add(1, Ordering::SeqCst);
         }
         self.root = Some(pid);
+    }
+
+    fn guard_key(&self) -> Option<super::GuardKey> {
+        self.root.map(super::GuardKey::Pgid)
     }
 
     fn members(&self) -> Result<Vec<ProcessInfo>, ContainError> {

@@ -22,6 +22,8 @@ pub struct Report {
     pub exit_code: i32,
     /// The build failed: no suite ran (`suites` is empty, exit code 101).
     pub build_failed: bool,
+    /// The signal that interrupted the run (a partial report), if any.
+    pub interrupted: Option<i32>,
     pub suites: Vec<SuiteReport>,
     pub summary: Summary,
 }
@@ -85,6 +87,8 @@ pub struct Attempt {
     pub kill_rounds: u32,
     /// Bytes of output the attempt wrote.
     pub output_bytes: u64,
+    /// Stopped because cargo-reap was interrupted (SIGINT/SIGTERM/SIGHUP).
+    pub interrupted: bool,
 }
 
 /// A process of the suite alive after its test binary exited (or, in

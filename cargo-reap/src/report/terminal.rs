@@ -19,9 +19,14 @@ pub const WIDTH: usize = 100;
 
 /// `   PASS [  0.41s] leaky::daemon  (1 leaked, reaped)`
 pub fn suite_line(s: &SuiteReport) -> String {
+    let interrupted = s.attempts.iter().any(|a| a.interrupted);
     let mut line = format!(
         "{:>10} [{:>8}] {}",
-        s.status.label(),
+        if interrupted {
+            "INTERRUPTED"
+        } else {
+            s.status.label()
+        },
         short(Duration::from_millis(s.duration_ms)),
         s.id
     );

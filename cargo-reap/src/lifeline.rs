@@ -1,0 +1,251 @@
+//! The lifeline: if cargo-reap dies at any moment (SIGKILL, OOM killer, CI
+//! cancel), every process of every running suite dies within a second.
+//!
+//! A small guard process (cargo-reap re-executed with [`GUARD_ENV`]) holds the
+//! read end of a pipe whose only write end is the runner's (close-on-exec, so
+//! no suite can inherit it and keep it open). The runner tells it each
+//! containment as it is made (`cgroup PATH`, `pgid N`, and the run's tag); when
+//! the pipe reads EOF without a clean `end`, the guard kills them all:
+//! `cgroup.kill` and remove each leaf, SIGKILL each process group, and SIGKILL
+//! every process carrying the run's tag, in rounds until none is left.
+//! PR_SET_PDEATHSIG is not used: it fires per thread, is cleared on fork and
+//! races with spawn.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rustix::pipe::{pipe_with, PipeFlags};
+
+use crate::error::ContainError;
+use crate::sys::OwnedChild;
+
+/// Environment variable that turns a cargo-reap process into the guard.
+pub const GUARD_ENV: &str = "CARGO_REAP_INTERNAL_GUARD";
+
+/// The runner's side of the lifeline.
+pub struct Lifeline {
+    writer: Mutex<File>,
+    guard: OwnedChild,
+}
+
+impl Lifeline {
+    /// Start the guard for run `run_id`.
+    pub fn start(run_id: &str) -> Result<Lifeline, ContainError> {
+        let (r, w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
+        let exe = std::env::current_exe().map_err(|e| ContainError::Sys {
+            what: "locating our own executable",
+            source: e,
+        })?;
+        let mut cmd = Command::new(exe);
+        cmd.env(GUARD_ENV, "1")
+            .env_remove(reap_probe::TAG_VAR)
+            .stdin(Stdio::from(r))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            // Out of the terminal's foreground group: Ctrl-C is the runner's to handle.
+            .process_group(0);
+        crate::sys::unblock_signals_in_child(&mut cmd);
+        let child = cmd.spawn().map_err(|e| ContainError::Sys {
+            what: "starting the lifeline guard",
+            source: e,
+        })?;
+        drop(cmd); // the read end now lives only in the guard
+        let guard = OwnedChild::adopt(&child)?;
+        drop(child);
+        let lifeline = Lifeline {
+            writer: Mutex::new(File::from(w)),
+            guard,
+        };
+        lifeline.send(&format!("tag {run_id}/"))?;
+        Ok(lifeline)
+    }
+
+    pub fn guard_pid(&self) -> i32 {
+        self.guard.pid()
+    }
+
+    fn send(&self, line: &str) -> Result<(), ContainError> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // One write of less than PIPE_BUF bytes: atomic.
+        w.write_all(format!("{line}\n").as_bytes())
+            .map_err(|e| ContainError::Sys {
+                what: "telling the lifeline guard",
+                source: e,
+            })
+    }
+
+    pub fn watch_cgroup(&self, dir: &Path) -> Result<(), ContainError> {
+        self.send(&format!("cgroup {}", dir.display()))
+    }
+
+    pub fn forget_cgroup(&self, dir: &Path) -> Result<(), ContainError> {
+        self.send(&format!("-cgroup {}", dir.display()))
+    }
+
+    pub fn watch_pgid(&self, pgid: i32) -> Result<(), ContainError> {
+        self.send(&format!("pgid {pgid}"))
+    }
+
+    pub fn forget_pgid(&self, pgid: i32) -> Result<(), ContainError> {
+        self.send(&format!("-pgid {pgid}"))
+    }
+
+    /// A clean end: the guard exits without killing; wait for it.
+    pub fn close(self) -> Result<(), ContainError> {
+        self.send("end")?;
+        drop(self.writer);
+        if !self.guard.wait_exit(Some(Duration::from_secs(10)))? {
+            eprintln!("cargo-reap: warning: the lifeline guard did not exit; killing it");
+        }
+        let exit = self.guard.reap()?;
+        if exit.code != Some(0) {
+            eprintln!("cargo-reap: warning: the lifeline guard ended with {exit:?}");
+        }
+        Ok(())
+    }
+}
+
+/// The guard process: read registrations until EOF; then, unless the runner
+/// ended cleanly, kill everything registered.
+pub fn guard_main() -> i32 {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: setting SIG_IGN installs no handler code.
+        if let Err(e) = unsafe { signal(s, SigHandler::SigIgn) } {
+            eprintln!("cargo-reap guard: cannot ignore {s}: {e}");
+        }
+    }
+    let mut cgroups: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut pgids: BTreeSet<i32> = BTreeSet::new();
+    let mut tag: Option<String> = None;
+    let mut clean = false;
+    for line in BufReader::new(std::io::stdin().lock()).lines() {
+        let Ok(line) = line else { break };
+        match line.split_once(' ') {
+            Some(("cgroup", p)) => {
+                cgroups.insert(PathBuf::from(p));
+            }
+            Some(("-cgroup", p)) => {
+                cgroups.remove(Path::new(p));
+            }
+            Some(("pgid", n)) => {
+                if let Ok(n) = n.parse() {
+                    pgids.insert(n);
+                }
+            }
+            Some(("-pgid", n)) => {
+                if let Ok(n) = n.parse::<i32>() {
+                    pgids.remove(&n);
+                }
+            }
+            Some(("tag", t)) => tag = Some(t.to_string()),
+            _ if line == "end" => clean = true,
+            _ => eprintln!("cargo-reap guard: unknown instruction {line:?}"),
+        }
+    }
+    if clean && cgroups.is_empty() && pgids.is_empty() {
+        return 0;
+    }
+    let killed = kill_everything(&cgroups, &pgids, tag.as_deref());
+    eprintln!(
+        "cargo-reap guard: the runner is gone; killed {killed} process(es) of {} (cgroups: {}, process groups: {})",
+        tag.as_deref().unwrap_or("the run"),
+        cgroups.len(),
+        pgids.len()
+    );
+    0
+}
+
+fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Option<&str>) -> usize {
+    use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+    let mut killed = 0;
+    for dir in cgroups {
+        // Only for the count in the message: an unreadable list counts as empty.
+        if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+            killed += procs.lines().count();
+        }
+        if let Err(e) = std::fs::write(dir.join("cgroup.kill"), "1") {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("cargo-reap guard: cgroup.kill in {}: {e}", dir.display());
+            }
+        }
+    }
+    for &g in pgids {
+        if let Some(pid) = Pid::from_raw(g) {
+            // ESRCH: the group is already gone.
+            if kill_process_group(pid, Signal::KILL).is_ok() {
+                killed += 1;
+            }
+        }
+    }
+    if let Some(prefix) = tag {
+        for _round in 0..20 {
+            let opts = reap_probe::ScanOptions {
+                environ_tag: true,
+                cgroup: false,
+            };
+            let procs = match reap_probe::scan(opts) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("cargo-reap guard: scanning /proc: {e}");
+                    break;
+                }
+            };
+            let tagged: Vec<i32> = procs
+                .iter()
+                .filter(|p| {
+                    !p.is_zombie() && p.tag.as_deref().is_some_and(|t| t.starts_with(prefix))
+                })
+                .map(|p| p.pid)
+                .collect();
+            if tagged.is_empty() {
+                break;
+            }
+            for pid in tagged {
+                if let Some(p) = Pid::from_raw(pid) {
+                    if kill_process(p, Signal::KILL).is_ok() {
+                        killed += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Remove the leaves once the kernel has emptied them.
+    for dir in cgroups {
+        for _ in 0..100 {
+            match std::fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(_) => wait_unpopulated(dir),
+            }
+        }
+    }
+    killed
+}
+
+/// Wait (poll on cgroup.events, at most 50 ms) for a leaf to empty.
+fn wait_unpopulated(dir: &Path) {
+    use std::os::fd::AsFd;
+    let Ok(events) = File::open(dir.join("cgroup.events")) else {
+        return;
+    };
+    let fds = [events.as_fd()];
+    if let Err(e) = crate::sys::wait_events(
+        &fds,
+        rustix::event::PollFlags::PRI | rustix::event::PollFlags::ERR,
+        Some(Duration::from_millis(50)),
+    ) {
+        eprintln!("cargo-reap guard: waiting on {}: {e}", dir.display());
+    }
+}

@@ -3,18 +3,28 @@
 use std::ffi::OsString;
 use std::io::{self, Write};
 
-use reap_probe::{format_age, snapshot, ProbeError, ProcessInfo, ProcessTable, ScanOptions};
+use reap_probe::{
+    forensics, forensics_tree, render_forensics_tree, FindingContext, ProbeError, ProcessTable,
+    ScanOptions,
+};
 
 pub(crate) const USAGE: &str = "\
-usage: reap-probe PID [--tree] [--json] [--width N]
+usage: reap-probe PID [--tree] [--json] [--width N] [CONTEXT]
 
-Print what /proc says about process PID (read-only, never signals anything).
+Explain why process PID is still alive (read-only: never signals anything): state, age,
+command, wait channel, syscall, threads, SIGTERM disposition, open descriptors (pipes with
+their direction, sockets with state, addresses and queues) and findings in plain words.
 
-  --tree       also show its descendants, as an indented tree
-  --json       print JSON: the process object, or with --tree
-               {\"process\": {...}, \"descendants\": [{...}, ...]} (breadth-first)
-  --width N    cut tree lines to N columns (default: $COLUMNS, else no limit)
+  --tree       the same for PID and all its descendants, children indented under parents
+  --json       print JSON: the forensics object, or with --tree a list of them (parents first)
+  --width N    cut each process's header line to N columns (default: $COLUMNS, else no limit)
   -h, --help   print this help
+
+CONTEXT, what /proc cannot know, for the findings that compare against a test suite:
+  --suite-pgid PGID    the suite's process group (escaped-group); with --tree default: PID's
+  --suite-sid SID      the suite's session (escaped-session); with --tree default: PID's
+  --reaper PID         the runner, child subreaper of the suite (orphaned: ppid is it or 1)
+  --runner-pipe INODE  an inode of the runner's output pipes (holds-runner-pipe); repeatable
 
 exit status: 0 ok, 1 no such process or /proc unreadable, 2 usage error";
 
@@ -28,35 +38,55 @@ pub(crate) enum Request {
 }
 
 /// Arguments of a probe.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Args {
     pub pid: i32,
     pub tree: bool,
     pub json: bool,
     /// 0: no limit.
     pub width: usize,
+    pub suite_pgid: Option<i32>,
+    pub suite_sid: Option<i32>,
+    pub reaper: Option<i32>,
+    pub runner_pipes: Vec<u64>,
 }
 
 /// Parse the arguments (without the program name). `columns` is `$COLUMNS`, if set.
 pub(crate) fn parse(args: &[OsString], columns: Option<&str>) -> Result<Request, String> {
     let mut pid = None;
-    let mut tree = false;
-    let mut json = false;
+    let mut out = Args::default();
     let mut width = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let arg = arg
             .to_str()
             .ok_or_else(|| format!("argument is not UTF-8: {arg:?}"))?;
-        match arg {
-            "-h" | "--help" => return Ok(Request::Help),
-            "--tree" => tree = true,
-            "--json" => json = true,
-            "--width" => {
-                let value = args.next().and_then(|v| v.to_str()).unwrap_or("");
-                width = Some(parse_width(value)?);
+        // `--name value` or `--name=value`.
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => (name, Some(value)),
+            _ => (arg, None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            match inline {
+                Some(v) => Ok(v.to_owned()),
+                None => args
+                    .next()
+                    .and_then(|v| v.to_str())
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{name} needs {what}")),
             }
-            _ if arg.starts_with("--width=") => width = Some(parse_width(&arg[8..])?),
+        };
+        match name {
+            "-h" | "--help" => return Ok(Request::Help),
+            "--tree" if inline.is_none() => out.tree = true,
+            "--json" if inline.is_none() => out.json = true,
+            "--width" => width = Some(number(name, &value("a number of columns")?)?),
+            "--suite-pgid" => out.suite_pgid = Some(positive(name, &value("a process group")?)?),
+            "--suite-sid" => out.suite_sid = Some(positive(name, &value("a session id")?)?),
+            "--reaper" => out.reaper = Some(positive(name, &value("a process id")?)?),
+            "--runner-pipe" => out
+                .runner_pipes
+                .push(number(name, &value("a pipe inode")?)?),
             _ if arg.starts_with('-') && arg.parse::<i32>().is_err() => {
                 return Err(format!("unknown option {arg:?}"));
             }
@@ -71,85 +101,57 @@ pub(crate) fn parse(args: &[OsString], columns: Option<&str>) -> Result<Request,
             }
         }
     }
-    let pid = pid.ok_or("missing PID")?;
-    let width = width
+    out.pid = pid.ok_or("missing PID")?;
+    out.width = width
         .or_else(|| columns.and_then(|c| c.trim().parse().ok()))
         .unwrap_or(0);
-    Ok(Request::Probe(Args {
-        pid,
-        tree,
-        json,
-        width,
-    }))
+    Ok(Request::Probe(out))
 }
 
-fn parse_width(value: &str) -> Result<usize, String> {
+fn number<T: std::str::FromStr>(option: &str, value: &str) -> Result<T, String> {
     value
         .parse()
-        .map_err(|_| format!("--width needs a number of columns, got {value:?}"))
+        .map_err(|_| format!("{option} needs a number, got {value:?}"))
+}
+
+fn positive(option: &str, value: &str) -> Result<i32, String> {
+    match number::<i32>(option, value)? {
+        n if n > 0 => Ok(n),
+        _ => Err(format!("{option} needs a positive number, got {value:?}")),
+    }
 }
 
 /// Probe as asked and write the result to `out`.
 pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<(), RunError> {
+    let mut ctx = FindingContext {
+        runner_pipe_inodes: args.runner_pipes.clone(),
+        suite_pgid: args.suite_pgid,
+        suite_sid: args.suite_sid,
+        reaper_pid: args.reaper,
+    };
     if !args.tree {
-        let info = snapshot(args.pid, ScanOptions::ALL)?;
+        let report = forensics(args.pid, &ctx)?;
         if args.json {
-            writeln!(out, "{}", serde_json::to_string_pretty(&info)?)?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         } else {
-            write_details(out, &info)?;
+            write!(out, "{}", report.render(args.width))?;
         }
         return Ok(());
     }
-    let table = ProcessTable::scan(ScanOptions::ALL)?;
-    let info = table.get(args.pid).ok_or(ProbeError::Gone(args.pid))?;
-    if args.json {
-        let descendants: Vec<&ProcessInfo> = table
-            .descendants(args.pid)
-            .into_iter()
-            .filter_map(|pid| table.get(pid))
-            .collect();
-        let doc = TreeJson {
-            process: info,
-            descendants,
-        };
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-    } else {
-        write_details(out, info)?;
-        writeln!(out)?;
-        write!(out, "{}", table.render_tree(args.pid, args.width))?;
+    let table = ProcessTable::scan(ScanOptions::default())?;
+    let root = table.get(args.pid).ok_or(ProbeError::Gone(args.pid))?;
+    // The tree's root stands for the suite unless told otherwise.
+    ctx.suite_pgid = ctx.suite_pgid.or(Some(root.pgid));
+    ctx.suite_sid = ctx.suite_sid.or(Some(root.sid));
+    let reports = forensics_tree(&table, args.pid, &ctx);
+    if reports.is_empty() {
+        return Err(ProbeError::Gone(args.pid).into());
     }
-    Ok(())
-}
-
-/// The `--tree --json` document.
-#[derive(serde::Serialize)]
-struct TreeJson<'a> {
-    process: &'a ProcessInfo,
-    /// Breadth-first.
-    descendants: Vec<&'a ProcessInfo>,
-}
-
-/// One `field value` line per field.
-fn write_details(out: &mut dyn Write, info: &ProcessInfo) -> io::Result<()> {
-    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-    writeln!(out, "pid         {}", info.pid)?;
-    writeln!(out, "ppid        {}", info.ppid)?;
-    writeln!(out, "pgid        {}", info.pgid)?;
-    writeln!(out, "sid         {}", info.sid)?;
-    writeln!(out, "state       {}", info.state)?;
-    writeln!(out, "comm        {:?}", info.comm)?;
-    writeln!(out, "cmdline     {:?}", info.cmdline)?;
-    writeln!(out, "start_time  {} ticks after boot", info.start_time)?;
-    writeln!(
-        out,
-        "age         {} ({} ms)",
-        format_age(info.age_ms),
-        info.age_ms
-    )?;
-    writeln!(out, "threads     {}", info.threads)?;
-    writeln!(out, "rss_bytes   {}", info.rss_bytes)?;
-    writeln!(out, "tag         {}", or_dash(&info.tag))?;
-    writeln!(out, "cgroup      {}", or_dash(&info.cgroup))?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?;
+    } else {
+        write!(out, "{}", render_forensics_tree(&reports, args.width))?;
+    }
     Ok(())
 }
 
@@ -210,6 +212,7 @@ mod tests {
             tree,
             json,
             width,
+            ..Args::default()
         })
     }
 
@@ -236,6 +239,32 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_finding_context() {
+        let args = [
+            "7",
+            "--suite-pgid",
+            "10",
+            "--suite-sid=11",
+            "--reaper",
+            "12",
+            "--runner-pipe",
+            "1234",
+            "--runner-pipe=5678",
+        ];
+        assert_eq!(
+            parse_strs(&args, None),
+            Ok(Request::Probe(Args {
+                pid: 7,
+                suite_pgid: Some(10),
+                suite_sid: Some(11),
+                reaper: Some(12),
+                runner_pipes: vec![1234, 5678],
+                ..Args::default()
+            }))
+        );
+    }
+
+    #[test]
     fn rejects_bad_usage() {
         for bad in [
             &[][..],
@@ -247,6 +276,10 @@ mod tests {
             &["1", "--bogus"],
             &["1", "--width"],
             &["1", "--width", "x"],
+            &["1", "--tree=yes"],
+            &["1", "--reaper", "0"],
+            &["1", "--suite-pgid", "-3"],
+            &["1", "--runner-pipe", "pipe:[3]"],
         ] {
             assert!(parse_strs(bad, None).is_err(), "{bad:?}");
         }

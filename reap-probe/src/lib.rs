@@ -7,19 +7,33 @@
 //! - [`snapshot`] one process, [`scan`] them all, into [`ProcessInfo`] values;
 //! - [`read_tag`] and [`start_time`] are cheap single-purpose probes (attribution to a suite via
 //!   the [`TAG_VAR`] environment variable, and pid-reuse detection);
-//! - [`ProcessTable`] indexes a scan by parent and renders subtrees.
+//! - [`ProcessTable`] indexes a scan by parent and renders subtrees;
+//! - [`forensics`] and [`forensics_tree`] explain why a (leaked, wedged) process is still alive:
+//!   wait channel, syscall, threads, signal dispositions, every descriptor with pipe directions
+//!   and socket states, addresses and queues, and [`Finding`]s in words by the rules of
+//!   [`RULES`] (see [`FindingContext`] for what the caller adds).
 //!
 //! All snapshots are pid-reuse safe: see [`snapshot`] for how.
 
 mod clock;
 mod error;
+mod fds;
+mod findings;
+mod forensics;
+mod net;
 mod process;
+mod report;
 mod scan;
+mod syscall;
 mod tree;
 
 pub use clock::{boottime_ms, boottime_ticks, ticks_to_ms};
 pub use error::ProbeError;
+pub use fds::{FdInfo, FdKind, FdSummary};
+pub use findings::{evaluate, unread_bytes, Finding, FindingContext, RULES, SIGTERM_BIT};
+pub use forensics::{forensics, forensics_tree, Forensics, ThreadInfo};
 pub use process::{read_tag, snapshot, start_time};
+pub use report::render_forensics_tree;
 pub use scan::{scan, scan_since};
 pub use tree::{format_age, ProcessTable};
 
@@ -95,6 +109,8 @@ impl ScanOptions {
     };
 }
 
+#[cfg(test)]
+mod forensics_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `reap-probe PID [--tree] [--json]`: print what the kernel says about a process.
+//! `reap-probe PID [--tree] [--json]`: explain why a process is still alive (forensics).
 //!
 //! A debugging aid for cargo-reap. All the work is in the library; argument handling and output
 //! formatting live in `cli.rs`.

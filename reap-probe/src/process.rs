@@ -20,7 +20,7 @@ use procfs::FromRead;
 use crate::{clock, ProbeError, ProcessInfo, ScanOptions, TAG_VAR};
 
 /// Path of `/proc/PID/NAME`, for error messages only.
-fn proc_path(pid: i32, name: &str) -> PathBuf {
+pub(crate) fn proc_path(pid: i32, name: &str) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/{name}"))
 }
 
@@ -33,7 +33,11 @@ pub(crate) fn open(pid: i32) -> Result<Process, ProbeError> {
 }
 
 /// Read a whole file of the process, relative to its /proc directory handle.
-fn read_relative(proc: &Process, name: &str, capacity: usize) -> Result<Vec<u8>, ProbeError> {
+pub(crate) fn read_relative(
+    proc: &Process,
+    name: &str,
+    capacity: usize,
+) -> Result<Vec<u8>, ProbeError> {
     let pid = proc.pid();
     let file = proc
         .open_relative(name)
@@ -41,6 +45,21 @@ fn read_relative(proc: &Process, name: &str, capacity: usize) -> Result<Vec<u8>,
     let mut buf = Vec::with_capacity(capacity);
     read_all(file, &mut buf).map_err(|e| ProbeError::from_io(pid, proc_path(pid, name), e))?;
     Ok(buf)
+}
+
+/// The target of a symbolic link of the process (`exe`, `ns/net`, ...), lossily decoded.
+///
+/// Opened relative to the process's directory handle like every other read (`O_PATH |
+/// O_NOFOLLOW`, then `readlinkat` on the empty path), so it is pid-reuse safe too.
+pub(crate) fn readlink_relative(proc: &Process, name: &str) -> Result<String, ProbeError> {
+    use rustix::fs::OFlags;
+    let pid = proc.pid();
+    let link = proc
+        .open_relative_flags(name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)
+        .map_err(|e| ProbeError::from_procfs(pid, proc_path(pid, name), e))?;
+    let target = rustix::fs::readlinkat(&link, "", Vec::new())
+        .map_err(|e| ProbeError::from_io(pid, proc_path(pid, name), e.into()))?;
+    Ok(target.to_string_lossy().into_owned())
 }
 
 /// Read `file` to the end into `out`.
@@ -132,7 +151,7 @@ pub(crate) fn snapshot_filtered(
 
 /// Whether the process behind `proc` still exists (possibly as a zombie), for telling "this file
 /// is missing or refused" apart from "the process is gone".
-fn still_there(proc: &Process) -> bool {
+pub(crate) fn still_there(proc: &Process) -> bool {
     proc.open_relative("stat").is_ok()
 }
 

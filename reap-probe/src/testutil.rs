@@ -50,22 +50,41 @@ impl Guard {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo ready; read x"]).args(args);
         set_tag(&mut cmd, tag);
+        Guard::ready(cmd)
+    }
+
+    /// `sh -c SCRIPT` (untagged), returned once it has printed `ready`. Drop kills it.
+    pub(crate) fn sh_ready(script: &str) -> Guard {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        set_tag(&mut cmd, None);
+        Guard::ready(cmd)
+    }
+
+    /// Spawn `cmd` with stdin and stdout piped and return once it has printed the line `ready`
+    /// (the event that says its setup is done). Drop kills it.
+    pub(crate) fn ready(mut cmd: Command) -> Guard {
         let child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("spawn sh");
-        let mut guard = Guard {
-            child,
-            stdout: None,
-            kill_on_drop: true,
-        };
+            .expect("spawn test child");
+        let mut guard = Guard::adopt(child);
         let mut stdout = BufReader::new(guard.child.stdout.take().expect("piped"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read ready line");
         assert_eq!(line, "ready\n");
         guard.stdout = Some(stdout);
         guard
+    }
+
+    /// Take ownership of a child spawned elsewhere: Drop kills and reaps it.
+    pub(crate) fn adopt(child: Child) -> Guard {
+        Guard {
+            child,
+            stdout: None,
+            kill_on_drop: true,
+        }
     }
 
     /// Run a `sh` script that builds a process tree whose leaves all read the script's stdin.
@@ -168,5 +187,77 @@ pub(crate) fn wait_for_state(pid: i32, want: char) -> ProcessInfo {
             "pid {pid} never reached state {want}: {info:?}"
         );
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Poll the forensics of `pid` until `done` holds, for at most 10 s.
+///
+/// Same excuse as [`wait_for_state`]: nothing but /proc tells when a process has reached its
+/// blocking syscall.
+pub(crate) fn wait_for_forensics(
+    pid: i32,
+    ctx: &crate::FindingContext,
+    what: &str,
+    done: impl Fn(&crate::Forensics) -> bool,
+) -> crate::Forensics {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let f = crate::forensics(pid, ctx).expect("forensics while polling");
+        if done(&f) {
+            return f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} never got to: {what}: {f:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A process that is not our child (its parent exited), ended through a pipe and waited for
+/// through a pidfd.
+///
+/// It must block reading from a pipe whose only write end is `stdin`: Drop closes that pipe
+/// (EOF ends the process) and polls the pidfd until the process has exited, which its new parent
+/// (init or a subreaper) then reaps. Should it not exit within 10 s, it is killed through the
+/// pidfd, which can never hit a reused pid.
+pub(crate) struct Orphan {
+    pub(crate) pid: i32,
+    pidfd: std::os::fd::OwnedFd,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl Orphan {
+    /// Take over process `pid`, which must be alive now, with the write end `stdin` of the pipe
+    /// it reads.
+    pub(crate) fn new(pid: i32, stdin: std::process::ChildStdin) -> Orphan {
+        use rustix::process::{pidfd_open, Pid, PidfdFlags};
+        let pidfd =
+            pidfd_open(Pid::from_raw(pid).expect("pid"), PidfdFlags::empty()).expect("pidfd_open");
+        Orphan {
+            pid,
+            pidfd,
+            stdin: Some(stdin),
+        }
+    }
+}
+
+impl Drop for Orphan {
+    fn drop(&mut self) {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        use rustix::process::{pidfd_send_signal, Signal};
+        drop(self.stdin.take());
+        let wait = |secs: i64| {
+            let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+            let timeout = Timespec {
+                tv_sec: secs,
+                tv_nsec: 0,
+            };
+            matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
+        };
+        if !wait(10) {
+            let _ = pidfd_send_signal(&self.pidfd, Signal::KILL);
+            wait(10);
+        }
     }
 }

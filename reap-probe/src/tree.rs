@@ -127,14 +127,14 @@ fn render_line(info: &ProcessInfo) -> String {
 }
 
 /// Replace control characters (newlines, escapes, ...) by `?`, as `ps` does.
-fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
 
 /// Cut `line` to at most `width` characters (0: unlimited), marking the cut with `...`.
-fn truncate(line: &str, width: usize) -> String {
+pub(crate) fn truncate(line: &str, width: usize) -> String {
     if width == 0 || line.chars().count() <= width {
         return line.to_owned();
     }

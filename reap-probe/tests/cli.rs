@@ -106,33 +106,144 @@ fn missing_process_exits_1() {
 }
 
 #[test]
-fn json_snapshot() {
+fn json_forensics() {
     let mut sh = Script::start(IDLE, "cli/json");
     assert_eq!(sh.line(), "ready");
     let out = probe(&[&sh.pid().to_string(), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(v["pid"], sh.pid());
-    assert_eq!(v["ppid"], std::process::id());
-    assert_eq!(v["comm"], "sh");
-    assert_eq!(v["cmdline"], serde_json::json!(["sh", "-c", IDLE]));
-    assert_eq!(v["tag"], "cli/json");
-    assert!(v["cgroup"].is_string());
+    let p = &v["process"];
+    assert_eq!(p["pid"], sh.pid());
+    assert_eq!(p["ppid"], std::process::id());
+    assert_eq!(p["comm"], "sh");
+    assert_eq!(p["cmdline"], serde_json::json!(["sh", "-c", IDLE]));
+    assert_eq!(p["tag"], "cli/json");
+    assert!(p["cgroup"].is_string());
+    assert!(v["exe"].as_str().is_some_and(|e| e.ends_with("sh")), "{v}");
+    assert_eq!(v["threads"][0]["tid"], sh.pid());
+    // stdin and stdout are our pipes: one read end, one write end.
+    assert_eq!(v["fds"][0]["kind"]["type"], "pipe");
+    assert_eq!(v["fds"][0]["kind"]["read"], true);
+    assert_eq!(v["fds"][1]["kind"]["write"], true);
+    assert!(v["fd_summary"]["pipes"].as_u64().unwrap() >= 2);
+    assert_eq!(v["findings"], serde_json::json!([]));
+    let back: reap_probe::Forensics = serde_json::from_value(v).expect("a Forensics");
+    assert_eq!(back.process.pid, sh.pid());
 }
 
 #[test]
-fn text_snapshot() {
+fn text_report() {
     let mut sh = Script::start(IDLE, "cli/text");
     assert_eq!(sh.line(), "ready");
+    blocked_in(sh.pid(), "read(fd=0)");
     let out = probe(&[&sh.pid().to_string()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
+    let header = format!("pid {} (sh) S sleeping, age ", sh.pid());
+    assert!(stdout.starts_with(&header), "{stdout}");
+    assert!(stdout
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(": sh -c echo ready; read x"));
+    assert!(stdout.contains("\n  tag      cli/text\n"), "{stdout}");
+    assert!(stdout.contains("\n  syscall  read(fd=0)\n"), "{stdout}");
     assert!(
-        stdout.contains(&format!("pid         {}\n", sh.pid())),
+        stdout.contains("\n  SIGTERM  default (terminates)\n"),
         "{stdout}"
     );
-    assert!(stdout.contains("comm        \"sh\"\n"), "{stdout}");
-    assert!(stdout.contains("tag         cli/text\n"), "{stdout}");
+    assert!(stdout.contains("\n           0   pipe "), "{stdout}");
+    assert!(stdout.ends_with("\n  findings none\n"), "{stdout}");
+}
+
+/// Wait until `pid` sleeps in `syscall`. Nothing but /proc says when a process has reached its
+/// blocking call, so this polls (at most 10 s).
+fn blocked_in(pid: i32, syscall: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let f = reap_probe::forensics(pid, &Default::default()).expect("forensics");
+        if f.process.state == 'S' && f.syscall.as_deref() == Some(syscall) && f.wchan.is_some() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pid} never blocked in {syscall}: {f:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Kills and reaps a child on every path.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn wedged_cat_with_context() {
+    use std::os::fd::OwnedFd;
+    // `cat` reading a pipe whose write end is its own stdout: EOF never comes.
+    let (read, write): (OwnedFd, OwnedFd) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let inode = rustix::fs::fstat(&read).unwrap().st_ino;
+    let cat = {
+        let mut cmd = Command::new("cat");
+        cmd.stdin(Stdio::from(read))
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::null());
+        Killed(cmd.spawn().unwrap())
+    };
+    let pid = cat.0.id() as i32;
+    blocked_in(pid, "read(fd=0)");
+
+    let out = probe(&[
+        &pid.to_string(),
+        "--runner-pipe",
+        &inode.to_string(),
+        "--reaper",
+        &std::process::id().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+        "\n    holds-both-pipe-ends: holds both ends of pipe {inode} (fd 0 read, fd 1 write): a \
+         read on it can never see EOF; it is blocked right now reading fd 0\n"
+    )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+        "\n    holds-runner-pipe: holds the write end of the runner's output pipe {inode} (fd 1)"
+    )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\n    orphaned: its parent exited and it was reparented to the runner"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("\n           0   pipe {inode} read\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("\n           1   pipe {inode} write\n")),
+        "{stdout}"
+    );
+
+    let out = probe(&[&pid.to_string(), "--json", "--suite-sid", "1"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["holds-both-pipe-ends", "escaped-session"]);
 }
 
 #[test]
@@ -147,36 +258,74 @@ fn tree_as_json_and_text() {
     let out = probe(&[&pid, "--tree", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(v["process"]["pid"], sh.pid());
-    let descendants: Vec<i64> = v["descendants"]
-        .as_array()
-        .unwrap()
+    let list = v.as_array().expect("a list");
+    let pids: Vec<i64> = list
         .iter()
-        .map(|d| d["pid"].as_i64().unwrap())
+        .map(|f| f["process"]["pid"].as_i64().unwrap())
         .collect();
-    assert_eq!(
-        descendants,
-        leaves.iter().map(|&p| p as i64).collect::<Vec<_>>()
-    );
-    assert!(v["descendants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|d| d["tag"] == "cli/tree" && d["ppid"] == sh.pid()));
+    let mut expected = vec![sh.pid() as i64];
+    expected.extend(leaves.iter().map(|&p| p as i64));
+    assert_eq!(pids, expected, "parent first, then children in pid order");
+    assert!(list[1..].iter().all(|f| f["process"]["tag"] == "cli/tree"
+        && f["process"]["ppid"] == sh.pid()
+        && f["findings"] == serde_json::json!([])));
 
     let out = probe(&[&pid, "--tree", "--width", "30"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    let tree: Vec<&str> = stdout
-        .split("\n\n")
-        .nth(1)
-        .expect("tree part")
+    let headers: Vec<&str> = stdout
         .lines()
+        .filter(|l| l.trim_start().starts_with("pid "))
         .collect();
-    assert_eq!(tree.len(), 3, "{stdout}");
-    assert!(tree[0].starts_with(&format!("{pid} ")), "{stdout}");
-    for (line, leaf) in tree[1..].iter().zip(&leaves) {
-        assert!(line.starts_with(&format!("  {leaf} ")), "{stdout}");
+    assert_eq!(headers.len(), 3, "{stdout}");
+    assert!(
+        headers[0].starts_with(&format!("pid {pid} (sh)")),
+        "{stdout}"
+    );
+    for (line, leaf) in headers[1..].iter().zip(&leaves) {
+        assert!(
+            line.starts_with(&format!("    pid {leaf} (sh)")),
+            "{stdout}"
+        );
     }
-    assert!(tree.iter().all(|l| l.chars().count() <= 30), "{stdout}");
+    assert!(headers.iter().all(|l| l.chars().count() <= 30), "{stdout}");
+    assert_eq!(stdout.matches("\n\n    pid ").count(), 2, "{stdout}");
+}
+
+#[test]
+fn tree_of_a_daemon_compares_with_the_root() {
+    // The root's group and session stand for the suite's.
+    let mut sh = Script::start(
+        "exec 3<&0; setsid sh -c 'read x <&3' & echo daemon $!; wait",
+        "cli/daemon",
+    );
+    let daemon: i32 = sh.line().strip_prefix("daemon ").unwrap().parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // setsid may still be on its way to setsid(2): wait for the new session.
+    while reap_probe::snapshot(daemon, Default::default())
+        .unwrap()
+        .sid
+        != daemon
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never got its session"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let out = probe(&[&sh.pid().to_string(), "--tree"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "\n        escaped-session: in session {daemon}, not the suite's "
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "\n        escaped-group: in process group {daemon}, not the suite's "
+        )),
+        "{stdout}"
+    );
 }

@@ -44,6 +44,12 @@ struct ExpectedSuite {
     leak_comms: Vec<String>,
     #[serde(default)]
     leak_states: Vec<String>,
+    /// One entry per leak: the test that started it, "" when not reproducible alone.
+    #[serde(default)]
+    leak_tests: Vec<String>,
+    /// Rule ids that must appear among the leaks' findings.
+    #[serde(default)]
+    leak_findings: Vec<String>,
 }
 
 fn expected() -> Vec<ExpectedSuite> {
@@ -223,8 +229,35 @@ fn check_against_expected(run: &Run, expected: &[ExpectedSuite]) {
                 "{ctx}: no leak in state {st}: {leaks:#?}"
             );
         }
+        let mut tests: Vec<&str> = leaks
+            .iter()
+            .map(|l| l["test"].as_str().unwrap_or(""))
+            .collect();
+        tests.sort();
+        assert_eq!(
+            tests, e.leak_tests,
+            "{ctx}: the test that started each leak"
+        );
+        for l in leaks.iter().filter(|l| l["test"].is_null()) {
+            let why = l["attribution"].as_str().unwrap_or("");
+            assert!(
+                why.contains("not reproduced when run alone"),
+                "{ctx}: {why}"
+            );
+        }
+        for rule in &e.leak_findings {
+            assert!(
+                leaks.iter().any(|l| l["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f == rule.as_str())),
+                "{ctx}: no leak has finding {rule}: {leaks:#?}"
+            );
+        }
         for l in leaks {
             assert_eq!(l["reaped"], true, "{ctx}");
+            assert!(l["fds"].is_object(), "{ctx}: leak.fds summary");
             for field in ["pid", "ppid", "pgid", "sid", "age_ms", "attempt"] {
                 assert!(
                     l[field].is_u64() || l[field].is_i64(),
@@ -250,6 +283,16 @@ fn check_against_expected(run: &Run, expected: &[ExpectedSuite]) {
             assert!(
                 !first["tests_in_flight"].as_array().unwrap().is_empty(),
                 "{ctx}: a hung attempt names the tests in flight: {first:#}"
+            );
+            // Hang triage: what every process was blocked on, before the kill.
+            let tree = first["tree"].as_array().unwrap();
+            assert!(
+                tree.iter().any(|l| l.as_str().unwrap().contains("wchan")),
+                "{ctx}: the hang's tree says what it was blocked on: {tree:#?}"
+            );
+            assert!(
+                !first["hang_processes"].as_array().unwrap().is_empty(),
+                "{ctx}"
             );
         }
     }
@@ -514,4 +557,135 @@ fn require_root() {
         rustix::process::geteuid().is_root(),
         "the end-to-end tests need root (cgroup writes, mount namespaces); CI runs them as root"
     );
+}
+
+/// Processes carrying a tag of `run_id`.
+fn tagged(run_id: &str) -> Vec<i32> {
+    let prefix = format!("{run_id}/");
+    reap_probe::scan(reap_probe::ScanOptions {
+        environ_tag: true,
+        cgroup: false,
+    })
+    .unwrap()
+    .into_iter()
+    .filter(|p| p.tag.as_deref().is_some_and(|t| t.starts_with(&prefix)))
+    .map(|p| p.pid)
+    .collect()
+}
+
+/// Wait (bounded) for a condition that no event announces; `what` names it.
+fn wait_until(what: &str, limit: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Start cargo-reap on the always-hanging suite and return it with its run id
+/// once the suite's processes (test binary + its child) are running.
+fn start_hanging_run(isolation: &str, json: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(REAP)
+        .args(["test", "--isolation", isolation, "--manifest-path"])
+        .arg(fixture_manifest())
+        .args([
+            "-p",
+            "leaky",
+            "--test",
+            "always_hangs",
+            "--timeout",
+            "60s",
+            "--grace",
+            "1s",
+        ])
+        .arg("--json")
+        .arg(json)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let run_id = loop {
+        let line = lines.next().expect("cargo-reap announces its run").unwrap();
+        if let Some(rest) = line.strip_prefix("cargo-reap: run ") {
+            break rest.split(':').next().unwrap().to_string();
+        }
+    };
+    // Keep draining stderr so cargo-reap never blocks on it.
+    std::thread::spawn(move || lines.for_each(drop));
+    wait_until(
+        "the suite's two processes",
+        std::time::Duration::from_secs(20),
+        || tagged(&run_id).len() >= 2,
+    );
+    (child, run_id)
+}
+
+/// `kill -9` of cargo-reap mid-run: the lifeline guard kills every process of
+/// the running suite within a second. Repeated, in both modes.
+#[test]
+fn sigkill_of_the_runner_leaves_nothing_behind_within_a_second() {
+    require_root();
+    for (isolation, trials) in [("cgroup", 4), ("process-group", 3)] {
+        for trial in 0..trials {
+            let scratch = Scratch::new("lifeline");
+            let (mut child, run_id) = start_hanging_run(isolation, &scratch.0.join("r.json"));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let killed_at = std::time::Instant::now();
+            wait_until(
+                &format!("{isolation} trial {trial}: processes of run {run_id} to die"),
+                std::time::Duration::from_secs(1),
+                || tagged(&run_id).is_empty(),
+            );
+            let took = killed_at.elapsed();
+            eprintln!("{isolation} trial {trial}: suite gone {took:?} after the runner's SIGKILL");
+            for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+                wait_until(
+                    "the guard to remove the leaf",
+                    std::time::Duration::from_secs(2),
+                    || find_leaves(Path::new(root), &run_id, 3).is_empty(),
+                );
+            }
+        }
+    }
+}
+
+/// SIGINT / SIGTERM / SIGHUP: the running suite is stopped (not waited out),
+/// the partial report is written and marked, the exit code is 128 + signal.
+#[test]
+fn signals_stop_the_run_with_a_partial_report() {
+    require_root();
+    for (sig, code) in [
+        (rustix::process::Signal::INT, 130),
+        (rustix::process::Signal::TERM, 143),
+        (rustix::process::Signal::HUP, 129),
+    ] {
+        let scratch = Scratch::new("signal");
+        let json = scratch.0.join("r.json");
+        let (mut child, run_id) = start_hanging_run("cgroup", &json);
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{sig:?}");
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(report["interrupted"], code - 128);
+        assert_eq!(report["exit_code"], code);
+        let attempt = &report["suites"][0]["attempts"][0];
+        assert_eq!(attempt["interrupted"], true, "{attempt:#}");
+        assert_eq!(
+            attempt["timed_out"], false,
+            "stopped by the signal, not the 60 s timeout"
+        );
+        assert_eq!(
+            report["suites"][0]["attempts"].as_array().unwrap().len(),
+            1,
+            "no retry"
+        );
+        assert_nothing_survived(&run_id);
+    }
 }

@@ -167,10 +167,10 @@ pub fn attribute(
         };
         let (_attempt, survivors) = run_attempt(ctx, suite, &spec, log, log_path)?;
         rerun += 1;
-        pool.extend(survivors.into_iter().map(|p| Candidate {
+        pool.extend(survivors.into_iter().map(|e| Candidate {
             test: test.clone(),
-            cmdline: p.cmdline,
-            comm: p.comm,
+            cmdline: e.info.cmdline,
+            comm: e.info.comm,
             used: false,
         }));
     }

@@ -93,7 +93,7 @@ pub fn run_suite(
             header: format!("attempt {number}"),
         };
         let (attempt, found) = run_attempt(ctx, suite, &spec, log.as_ref(), &log_path)?;
-        leaks.extend(found.iter().map(|p| leak_of(p, number, true)));
+        leaks.extend(found.iter().map(|e| leak_of(e, number, true)));
         let retry = attempt.timed_out && !attempt.interrupted;
         attempts.push(attempt);
         if !retry {
@@ -149,8 +149,55 @@ pub fn classify(attempts: &[Attempt]) -> SuiteStatus {
     }
 }
 
-fn leak_of(p: &ProcessInfo, attempt: u32, reaped: bool) -> Leak {
+/// A process of a suite, with what reap-probe saw of it before it was killed.
+#[derive(Debug, Clone)]
+pub struct Examined {
+    pub info: ProcessInfo,
+    /// None when it exited between the listing and the look.
+    pub forensics: Option<reap_probe::Forensics>,
+}
+
+/// Forensics of every member, parents before children, before anything is killed.
+fn examine(
+    members: Vec<ProcessInfo>,
+    fctx: &reap_probe::FindingContext,
+    root: i32,
+) -> Result<Vec<Examined>, RunError> {
+    let mut out = Vec::with_capacity(members.len());
+    let mut members = members;
+    members.sort_by_key(|p| (p.start_time, p.pid));
+    for info in members {
+        let forensics = match reap_probe::forensics(info.pid, fctx) {
+            Ok(mut f) => {
+                if info.pid == root {
+                    // The test binary is our own child, not an orphan, and
+                    // its stdout is our capture pipe by design.
+                    f.findings
+                        .retain(|x| x.rule != "orphaned" && x.rule != "holds-runner-pipe");
+                }
+                Some(f)
+            }
+            Err(reap_probe::ProbeError::Gone(_)) => None,
+            Err(e) => return Err(crate::error::ContainError::Probe(e).into()),
+        };
+        out.push(Examined { info, forensics });
+    }
+    Ok(out)
+}
+
+fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
+    let p = &e.info;
+    let f = e.forensics.as_ref();
     Leak {
+        findings: f
+            .map(|f| f.findings.iter().map(|x| x.rule.clone()).collect())
+            .unwrap_or_default(),
+        notes: f
+            .map(|f| f.findings.iter().map(|x| x.message.clone()).collect())
+            .unwrap_or_default(),
+        fds: f.map(|f| f.fd_summary.clone()),
+        wchan: f.and_then(|f| f.wchan.clone()),
+        syscall: f.and_then(|f| f.syscall.clone()),
         pid: p.pid,
         ppid: p.ppid,
         pgid: p.pgid,
@@ -182,7 +229,7 @@ pub fn run_attempt(
     spec: &AttemptSpec<'_>,
     log: Option<&File>,
     log_path: &Path,
-) -> Result<(Attempt, Vec<ProcessInfo>), RunError> {
+) -> Result<(Attempt, Vec<Examined>), RunError> {
     let opts = ctx.options;
     let number = spec.number;
     let mut cont = ctx.isolation.create(&ctx.tag(suite), &spec.leaf)?;
@@ -192,6 +239,7 @@ pub fn run_attempt(
         .current_dir(&suite.cwd)
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null());
+    let mut runner_pipe: Option<u64> = None;
     let capture_pipe = match log {
         Some(mut log) => {
             let header = format!(
@@ -221,6 +269,11 @@ pub fn run_attempt(
                 path: log_path.to_path_buf(),
                 source,
             })?;
+            runner_pipe = Some(
+                rustix::fs::fstat(&r)
+                    .map_err(|e| crate::error::ContainError::sys("fstat on the capture pipe", e))?
+                    .st_ino as u64,
+            );
             Some((r, log))
         }
         None => None,
@@ -257,10 +310,23 @@ pub fn run_attempt(
         kill_rounds: 0,
         output_bytes: 0,
         interrupted: false,
+        tree: Vec::new(),
     };
     let mut leaks = Vec::new();
     let mut seen_pids: Vec<i32> = Vec::new();
 
+    let root_pid = root.pid();
+    let fctx = reap_probe::FindingContext {
+        runner_pipe_inodes: runner_pipe.into_iter().collect(),
+        suite_pgid: Some(root.pid()),
+        suite_sid: Some(
+            rustix::process::getsid(None)
+                .expect("getsid of the calling process cannot fail")
+                .as_raw_nonzero()
+                .get(),
+        ),
+        reaper_pid: Some(std::process::id() as i32),
+    };
     let interrupts = crate::interrupt::get();
     let wake = root.wait_exit_or(opts.timeout, interrupts.map(|i| i.fd()))?;
     if wake == sys::Wake::Exited {
@@ -274,10 +340,11 @@ pub fn run_attempt(
         } else {
             cont.members()?
         };
+        let survivors = examine(survivors, &fctx, root_pid)?;
         if !survivors.is_empty() {
             attempt.kill_rounds = cont.kill_all()?;
         }
-        seen_pids.extend(survivors.iter().map(|p| p.pid));
+        seen_pids.extend(survivors.iter().map(|e| e.info.pid));
         leaks = survivors;
     } else {
         // Hang (or interrupt): look before killing.
@@ -288,9 +355,15 @@ pub fn run_attempt(
             .as_ref()
             .map(|c| c.unfinished_tests())
             .unwrap_or_default();
-        let hung = cont.members()?;
-        seen_pids.extend(hung.iter().map(|p| p.pid));
-        attempt.hang_processes = hung.iter().map(|p| leak_of(p, number, true)).collect();
+        let hung = examine(cont.members()?, &fctx, root_pid)?;
+        seen_pids.extend(hung.iter().map(|e| e.info.pid));
+        attempt.hang_processes = hung.iter().map(|e| leak_of(e, number, true)).collect();
+        let seen: Vec<reap_probe::Forensics> =
+            hung.iter().filter_map(|e| e.forensics.clone()).collect();
+        attempt.tree = reap_probe::render_forensics_tree(&seen, crate::report::terminal::WIDTH)
+            .lines()
+            .map(str::to_string)
+            .collect();
         cont.signal_all(Signal::TERM)?;
         let grace = if interrupts.is_some_and(|i| i.hard()) {
             Duration::ZERO
@@ -502,6 +575,7 @@ mod tests {
             kill_rounds: 0,
             output_bytes: 0,
             interrupted: false,
+            tree: vec![],
         }
     }
 

@@ -89,6 +89,10 @@ pub struct Attempt {
     pub output_bytes: u64,
     /// Stopped because cargo-reap was interrupted (SIGINT/SIGTERM/SIGHUP).
     pub interrupted: bool,
+    /// Timed-out attempts: reap-probe's report of the suite's process tree
+    /// when the kill fired (what each process and thread was blocked on,
+    /// sockets, pipes, findings), one string per line.
+    pub tree: Vec<String>,
 }
 
 /// A process of the suite alive after its test binary exited (or, in
@@ -112,6 +116,16 @@ pub struct Leak {
     pub test: Option<String>,
     /// How `test` was determined, or why it could not be.
     pub attribution: Option<String>,
+    /// Ids of the reap-probe rules that hold for it (`orphaned`, `escaped-session`, ...).
+    pub findings: Vec<String>,
+    /// The findings in plain words, one line each (same order as `findings`).
+    pub notes: Vec<String>,
+    /// Its open file descriptors by kind.
+    pub fds: Option<reap_probe::FdSummary>,
+    /// Kernel function it was sleeping in, when known.
+    pub wchan: Option<String>,
+    /// The system call it was blocked in, e.g. `read(fd=0)`, when readable.
+    pub syscall: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

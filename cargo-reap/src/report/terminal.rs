@@ -57,6 +57,23 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             a.hang_processes.len()
         );
     }
+    if let Some(a) = s.attempts.iter().rev().find(|a| !a.tree.is_empty()) {
+        putln!(
+            out,
+            "           what attempt {} was doing when it was killed (reap-probe):",
+            a.number
+        );
+        for l in a.tree.iter().take(TREE_LINES) {
+            putln!(out, "           : {}", clip(l, WIDTH - 13));
+        }
+        if a.tree.len() > TREE_LINES {
+            putln!(
+                out,
+                "           : … {} more lines in the JSON report (attempts[].tree)",
+                a.tree.len() - TREE_LINES
+            );
+        }
+    }
     if let Some(a) = &s.attribution {
         putln!(out, "           {}", a.line());
     }
@@ -180,6 +197,7 @@ pub fn leak_table(r: &Report) -> String {
                 );
                 let room = WIDTH.saturating_sub(prefix.chars().count()).max(20);
                 putln!(out, "{prefix}{}", clip(&cmd, room));
+                findings_lines(&mut out, l);
             }
         }
     }
@@ -189,6 +207,45 @@ pub fn leak_table(r: &Report) -> String {
     );
     out
 }
+
+/// Findings under a process row: the rule ids, then the specific ones in words.
+fn findings_lines(out: &mut String, l: &Leak) {
+    const INDENT: &str = "                              ";
+    if !l.findings.is_empty() {
+        putln!(
+            out,
+            "{INDENT}{}",
+            clip(
+                &format!("findings: {}", l.findings.join(", ")),
+                WIDTH - INDENT.len()
+            )
+        );
+    }
+    // The generic ones (orphaned, escaped-*) are clear from their ids.
+    for (rule, note) in l.findings.iter().zip(&l.notes) {
+        if !matches!(
+            rule.as_str(),
+            "orphaned" | "escaped-group" | "escaped-session"
+        ) {
+            putln!(out, "{INDENT}- {}", clip(note, WIDTH - INDENT.len() - 2));
+        }
+    }
+    if let Some(sc) = l.syscall.as_deref().filter(|s| *s != "running") {
+        let wchan = l
+            .wchan
+            .as_deref()
+            .map(|w| format!(" in {w}"))
+            .unwrap_or_default();
+        putln!(
+            out,
+            "{INDENT}blocked: {}",
+            clip(&format!("{sc}{wchan}"), WIDTH - INDENT.len() - 9)
+        );
+    }
+}
+
+/// At most this many lines of a hang's process tree on the terminal.
+const TREE_LINES: usize = 60;
 
 /// `12 suites: 8 passed, 1 failed, ...; 31 processes leaked from 6 suites`
 pub fn summary_line(r: &Report) -> String {

@@ -195,7 +195,7 @@ fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
         notes: f
             .map(|f| f.findings.iter().map(|x| x.message.clone()).collect())
             .unwrap_or_default(),
-        fds: f.map(|f| f.fd_summary.clone()),
+        fds: f.map(|f| f.fd_summary),
         wchan: f.and_then(|f| f.wchan.clone()),
         syscall: f.and_then(|f| f.syscall.clone()),
         pid: p.pid,

@@ -1,0 +1,463 @@
+//! Helpers shared by the end-to-end tests: run the real binary, read its
+//! report, compare with a fixture's expectations, check from outside that
+//! nothing survived.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const REAP: &str = env!("CARGO_BIN_EXE_cargo-reap");
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn fixture_manifest() -> PathBuf {
+    fixture_manifest_of("leaky")
+}
+
+/// `fixtures/<name>/Cargo.toml`
+pub fn fixture_manifest_of(name: &str) -> PathBuf {
+    repo().join(format!("fixtures/{name}/Cargo.toml"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Expected {
+    pub suite: Vec<ExpectedSuite>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExpectedSuite {
+    pub id: String,
+    pub package: String,
+    pub target: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: usize,
+    pub leaks: usize,
+    pub leak_comms: Vec<String>,
+    #[serde(default)]
+    pub leak_states: Vec<String>,
+    /// One entry per leak: the test that started it, "" when not reproducible alone.
+    #[serde(default)]
+    pub leak_tests: Vec<String>,
+    /// Rule ids that must appear among the leaks' findings.
+    #[serde(default)]
+    pub leak_findings: Vec<String>,
+}
+
+pub fn expected() -> Vec<ExpectedSuite> {
+    expected_of("leaky")
+}
+
+/// The expectations in `fixtures/<name>/expected.toml`.
+pub fn expected_of(name: &str) -> Vec<ExpectedSuite> {
+    let text =
+        std::fs::read_to_string(repo().join(format!("fixtures/{name}/expected.toml"))).unwrap();
+    toml::from_str::<Expected>(&text).unwrap().suite
+}
+
+/// A scratch directory removed at the end of the test.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cargo-reap-e2e-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("removing {}: {e}", self.0.display());
+        }
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stderr: String,
+    pub report: Option<Value>,
+}
+
+impl Run {
+    pub fn report(&self) -> &Value {
+        self.report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no JSON report; stderr:\n{}", self.stderr))
+    }
+
+    pub fn suites(&self) -> BTreeMap<String, &Value> {
+        self.report()["suites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["id"].as_str().unwrap().to_string(), s))
+            .collect()
+    }
+}
+
+/// Run `cargo-reap` with `args` (optionally through `wrapper`, e.g. unshare),
+/// then assert that no process of the run and no cgroup leaf of it remains.
+pub fn reap(wrapper: &[&str], args: &[&str]) -> Run {
+    let scratch = Scratch::new("run");
+    let json = scratch.0.join("report.json");
+    let mut cmd = if wrapper.is_empty() {
+        Command::new(REAP)
+    } else {
+        let mut c = Command::new(wrapper[0]);
+        c.args(&wrapper[1..]).arg(REAP);
+        c
+    };
+    // `--json PATH` goes before a `--` (after it, arguments belong to the test binaries).
+    let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    cmd.args(&args[..split])
+        .arg("--json")
+        .arg(&json)
+        .args(&args[split..])
+        .env("REAP_FIXTURE_STATE_DIR", scratch.0.join("state"))
+        .env_remove("CARGO_REAP_SUITE");
+    let Output { status, stderr, .. } = cmd.output().expect("run cargo-reap");
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    let report = std::fs::read(&json)
+        .ok()
+        .filter(|b| !b.is_empty())
+        .map(|b| serde_json::from_slice::<Value>(&b).expect("valid JSON report"));
+    if let Some(r) = &report {
+        assert_nothing_survived(r["run_id"].as_str().unwrap());
+    }
+    Run {
+        code: status.code().expect("cargo-reap exited, not killed"),
+        stderr,
+        report,
+    }
+}
+
+/// From outside: no process carries this run's tag, no cgroup leaf of it exists.
+pub fn assert_nothing_survived(run_id: &str) {
+    let prefix = format!("{run_id}/");
+    let procs = reap_probe::scan(reap_probe::ScanOptions {
+        environ_tag: true,
+        cgroup: false,
+    })
+    .unwrap();
+    let left: Vec<_> = procs
+        .iter()
+        .filter(|p| p.tag.as_deref().is_some_and(|t| t.starts_with(&prefix)))
+        .map(|p| format!("{} {} {:?}", p.pid, p.state, p.cmdline))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes of run {run_id} survived: {left:#?}"
+    );
+    for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let leaves = find_leaves(Path::new(root), run_id, 3);
+        assert!(
+            leaves.is_empty(),
+            "cgroup leaves of run {run_id} remain: {leaves:?}"
+        );
+    }
+}
+
+pub fn find_leaves(dir: &Path, run_id: &str, depth: u32) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if !p.is_dir() {
+            continue;
+        }
+        if e.file_name().to_string_lossy().contains(run_id) {
+            out.push(p);
+        } else if depth > 0 {
+            out.extend(find_leaves(&p, run_id, depth - 1));
+        }
+    }
+    out
+}
+
+pub fn manifest_args() -> Vec<String> {
+    vec![
+        "--manifest-path".into(),
+        fixture_manifest().display().to_string(),
+        "--timeout".into(),
+        "3s".into(),
+        "--grace".into(),
+        "1s".into(),
+    ]
+}
+
+pub fn args<'a>(base: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = extra.to_vec();
+    v.extend(base.iter().map(String::as_str));
+    v
+}
+
+/// Compare a report with the expectations for every suite in `expected`.
+pub fn check_against_expected(run: &Run, expected: &[ExpectedSuite]) {
+    let suites = run.suites();
+    for e in expected {
+        let s = suites.get(&e.id).unwrap_or_else(|| {
+            panic!(
+                "suite {} missing from report; stderr:\n{}",
+                e.id, run.stderr
+            )
+        });
+        let ctx = format!("suite {}", e.id);
+        assert_eq!(s["package"], e.package.as_str(), "{ctx}");
+        assert_eq!(s["target"], e.target.as_str(), "{ctx}");
+        assert_eq!(s["kind"], e.kind.as_str(), "{ctx}");
+        assert_eq!(s["status"], e.status.as_str(), "{ctx}: {s:#}");
+        assert_eq!(s["attempts"].as_array().unwrap().len(), e.attempts, "{ctx}");
+        let leaks = s["leaks"].as_array().unwrap();
+        assert_eq!(leaks.len(), e.leaks, "{ctx}: {leaks:#?}");
+        let mut comms: Vec<&str> = leaks.iter().map(|l| l["comm"].as_str().unwrap()).collect();
+        comms.sort();
+        assert_eq!(comms, e.leak_comms, "{ctx}");
+        for st in &e.leak_states {
+            assert!(
+                leaks.iter().any(|l| l["state"] == st.as_str()),
+                "{ctx}: no leak in state {st}: {leaks:#?}"
+            );
+        }
+        let mut tests: Vec<&str> = leaks
+            .iter()
+            .map(|l| l["test"].as_str().unwrap_or(""))
+            .collect();
+        tests.sort();
+        assert_eq!(
+            tests, e.leak_tests,
+            "{ctx}: the test that started each leak"
+        );
+        for l in leaks.iter().filter(|l| l["test"].is_null()) {
+            let why = l["attribution"].as_str().unwrap_or("");
+            assert!(
+                why.contains("not reproduced when run alone"),
+                "{ctx}: {why}"
+            );
+        }
+        for rule in &e.leak_findings {
+            assert!(
+                leaks.iter().any(|l| l["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f == rule.as_str())),
+                "{ctx}: no leak has finding {rule}: {leaks:#?}"
+            );
+        }
+        for l in leaks {
+            assert_eq!(l["reaped"], true, "{ctx}");
+            assert!(l["fds"].is_object(), "{ctx}: leak.fds summary");
+            for field in ["pid", "ppid", "pgid", "sid", "age_ms", "attempt"] {
+                assert!(
+                    l[field].is_u64() || l[field].is_i64(),
+                    "{ctx}: leak.{field} missing"
+                );
+            }
+            assert!(!l["cmdline"].as_array().unwrap().is_empty(), "{ctx}");
+        }
+        for a in s["attempts"].as_array().unwrap() {
+            for field in [
+                "exit_code",
+                "signal",
+                "timed_out",
+                "duration_ms",
+                "tests_in_flight",
+            ] {
+                assert!(a.get(field).is_some(), "{ctx}: attempt.{field} missing");
+            }
+        }
+        if e.status == "hang" || e.status == "flaky-hang" {
+            let first = &s["attempts"][0];
+            assert_eq!(first["timed_out"], true, "{ctx}");
+            assert!(
+                !first["tests_in_flight"].as_array().unwrap().is_empty(),
+                "{ctx}: a hung attempt names the tests in flight: {first:#}"
+            );
+            // Hang triage: what every process was blocked on, before the kill.
+            let tree = first["tree"].as_array().unwrap();
+            assert!(
+                tree.iter().any(|l| l.as_str().unwrap().contains("wchan")),
+                "{ctx}: the hang's tree says what it was blocked on: {tree:#?}"
+            );
+            assert!(
+                !first["hang_processes"].as_array().unwrap().is_empty(),
+                "{ctx}"
+            );
+        }
+    }
+}
+
+pub fn check_summary(run: &Run, expected: &[ExpectedSuite]) {
+    let sum = &run.report()["summary"];
+    let count = |st: &str| expected.iter().filter(|e| e.status == st).count() as u64;
+    assert_eq!(sum["suites"], expected.len() as u64);
+    assert_eq!(sum["passed"], count("pass"));
+    assert_eq!(sum["failed"], count("fail"));
+    assert_eq!(sum["crashed"], count("crash"));
+    assert_eq!(sum["hung"], count("hang"));
+    assert_eq!(sum["flaky"], count("flaky-hang"));
+    let leaked: usize = expected.iter().map(|e| e.leaks).sum();
+    assert_eq!(sum["leaked_processes"], leaked as u64);
+    assert_eq!(
+        sum["suites_with_leaks"],
+        expected.iter().filter(|e| e.leaks > 0).count() as u64
+    );
+}
+
+/// The exit code the documented precedence gives for these expectations.
+pub fn expected_exit(expected: &[ExpectedSuite]) -> i32 {
+    let has = |st: &str| expected.iter().any(|e| e.status == st);
+    if has("fail") || has("crash") {
+        100
+    } else if has("hang") {
+        102
+    } else if expected.iter().any(|e| e.leaks > 0) {
+        103
+    } else {
+        0
+    }
+}
+
+pub fn full_fixture_run(isolation: &str) {
+    let base = manifest_args();
+    let run = reap(
+        &[],
+        &args(
+            &base,
+            &["reap", "test", "--workspace", "--isolation", isolation],
+        ),
+    );
+    let expected = expected();
+    assert_eq!(run.report()["version"], 1);
+    assert_eq!(run.report()["isolation"], isolation);
+    check_against_expected(&run, &expected);
+    check_summary(&run, &expected);
+    assert_eq!(
+        run.code,
+        expected_exit(&expected),
+        "stderr:\n{}",
+        run.stderr
+    );
+    assert_eq!(run.report()["exit_code"], run.code);
+    // The terminal report ends with the leak table and the summary line.
+    assert!(run.stderr.contains("LEAKED PROCESSES"), "{}", run.stderr);
+    assert!(run.stderr.contains("sleep 3601"), "{}", run.stderr);
+}
+
+/// The expectations of the suites a `--test NAME` selection picks.
+pub fn expected_for(ids: &[&str]) -> Vec<ExpectedSuite> {
+    expected()
+        .into_iter()
+        .filter(|e| ids.contains(&e.id.as_str()))
+        .collect()
+}
+
+/// Run in a private mount namespace where /sys/fs/cgroup is replaced by
+/// `setup` (a shell snippet), to exercise the layouts other hosts have.
+pub fn reap_in_mount_ns(setup: &str, reap_args: &[&str]) -> Run {
+    let script = format!("set -e; umount -l /sys/fs/cgroup; {setup}; exec \"$0\" \"$@\"");
+    reap(
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ],
+        reap_args,
+    )
+}
+
+pub fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the end-to-end tests need root (cgroup writes, mount namespaces); CI runs them as root"
+    );
+}
+
+/// Processes carrying a tag of `run_id`.
+pub fn tagged(run_id: &str) -> Vec<i32> {
+    let prefix = format!("{run_id}/");
+    reap_probe::scan(reap_probe::ScanOptions {
+        environ_tag: true,
+        cgroup: false,
+    })
+    .unwrap()
+    .into_iter()
+    .filter(|p| p.tag.as_deref().is_some_and(|t| t.starts_with(&prefix)))
+    .map(|p| p.pid)
+    .collect()
+}
+
+/// Wait (bounded) for a condition that no event announces; `what` names it.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Start cargo-reap on the always-hanging suite and return it with its run id
+/// once the suite's processes (test binary + its child) are running.
+pub fn start_hanging_run(isolation: &str, json: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(REAP)
+        .args(["test", "--isolation", isolation, "--manifest-path"])
+        .arg(fixture_manifest())
+        .args([
+            "-p",
+            "leaky",
+            "--test",
+            "always_hangs",
+            "--timeout",
+            "60s",
+            "--grace",
+            "1s",
+        ])
+        .arg("--json")
+        .arg(json)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let run_id = loop {
+        let line = lines.next().expect("cargo-reap announces its run").unwrap();
+        if let Some(rest) = line.strip_prefix("cargo-reap: run ") {
+            break rest.split(':').next().unwrap().to_string();
+        }
+    };
+    // Keep draining stderr so cargo-reap never blocks on it.
+    std::thread::spawn(move || lines.for_each(drop));
+    wait_until(
+        "the suite's two processes",
+        std::time::Duration::from_secs(20),
+        || tagged(&run_id).len() >= 2,
+    );
+    (child, run_id)
+}

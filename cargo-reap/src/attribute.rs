@@ -60,6 +60,10 @@ impl AttributionReport {
                 "attribution: the suite has one test; all {} leak(s) are its",
                 self.leaks_total
             ),
+            "window" => format!(
+                "attribution: all {} leak(s) started while their test ran (serial output); no re-run needed",
+                self.leaks_total
+            ),
             "rerun" => format!(
                 "attribution: re-ran {} of {} test(s) alone in {:.2}s: {} of {} leak(s) reproduced{}",
                 self.tests_rerun,
@@ -82,6 +86,9 @@ struct Candidate {
     used: bool,
 }
 
+/// How a leak was attributed by its test's time window in serial output.
+pub const BY_WINDOW: &str = "started while its test ran (serial output)";
+
 pub const NOT_REPRODUCED: &str = "not reproduced when run alone: interaction or flaky";
 
 /// Attribute `leaks` (from `suite`'s attempts) to tests.
@@ -99,10 +106,22 @@ pub fn attribute(
         return Ok(None);
     }
     let started = Instant::now();
+    let by_window = leaks.iter().filter(|l| l.test.is_some()).count();
+    if by_window == leaks.len() {
+        return Ok(Some(AttributionReport {
+            method: "window".into(),
+            tests_listed: 0,
+            tests_rerun: 0,
+            leaks_attributed: by_window,
+            leaks_total: leaks.len(),
+            duration_ms: 0,
+            budget_exhausted: false,
+        }));
+    }
     let listed = match list_tests(ctx, suite, &format!("{index}.attr.list")) {
         Ok(l) => l,
         Err(e) => {
-            for l in leaks.iter_mut() {
+            for l in leaks.iter_mut().filter(|l| l.test.is_none()) {
                 l.attribution = Some(format!(
                     "not attributed: the tests could not be listed ({e})"
                 ));
@@ -111,7 +130,7 @@ pub fn attribute(
                 method: format!("the tests could not be listed: {e}"),
                 tests_listed: 0,
                 tests_rerun: 0,
-                leaks_attributed: 0,
+                leaks_attributed: by_window,
                 leaks_total: leaks.len(),
                 duration_ms: started.elapsed().as_millis() as u64,
                 budget_exhausted: false,
@@ -119,7 +138,7 @@ pub fn attribute(
         }
     };
     if listed.len() == 1 {
-        for l in leaks.iter_mut() {
+        for l in leaks.iter_mut().filter(|l| l.test.is_none()) {
             l.test = Some(listed[0].clone());
             l.attribution = Some("the only test of the suite".into());
         }
@@ -165,7 +184,7 @@ pub fn attribute(
             args: &args,
             header: format!("attribution re-run of `{test}` alone"),
         };
-        let (_attempt, survivors) = run_attempt(ctx, suite, &spec, log, log_path)?;
+        let survivors = run_attempt(ctx, suite, &spec, log, log_path)?.survivors;
         rerun += 1;
         pool.extend(survivors.into_iter().map(|e| Candidate {
             test: test.clone(),
@@ -175,7 +194,7 @@ pub fn attribute(
         }));
     }
 
-    let mut attributed = 0;
+    let mut attributed = by_window;
     let mut assign = |l: &mut Leak, same: &dyn Fn(&Candidate) -> bool| {
         if let Some(entry) = pool.iter_mut().find(|e| !e.used && same(e)) {
             entry.used = true;
@@ -187,7 +206,7 @@ pub fn attribute(
         }
     };
     // Exact command lines first, then the same program.
-    for l in leaks.iter_mut() {
+    for l in leaks.iter_mut().filter(|l| l.test.is_none()) {
         let cmdline = l.cmdline.clone();
         if assign(l, &|e| e.cmdline == cmdline) {
             attributed += 1;

@@ -18,6 +18,23 @@ pub const LOG_LIMIT: u64 = 256 * 1024 * 1024;
 /// Lines kept in memory for the tail shown after a failure.
 const TAIL_LINES: usize = 200;
 
+/// The span of boot-time clock ticks in which a test ran, as its output showed
+/// (`test NAME ... ` when it started, the result when it ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestWindow {
+    pub name: String,
+    pub start_ticks: u64,
+    pub end_ticks: Option<u64>,
+}
+
+impl TestWindow {
+    /// Could a process started at `ticks` have been started by this test?
+    /// One tick of slack each side: lines are read a moment after they are written.
+    pub fn contains(&self, ticks: u64) -> bool {
+        ticks + 1 >= self.start_ticks && self.end_ticks.map_or(true, |e| ticks <= e + 1)
+    }
+}
+
 /// What the capture thread has seen so far.
 #[derive(Debug, Default)]
 pub struct OutputState {
@@ -28,6 +45,8 @@ pub struct OutputState {
     pub started: Vec<String>,
     /// The last lines of output.
     pub tail: VecDeque<String>,
+    /// When each test ran, where the output shows its start (serial runs).
+    pub windows: Vec<TestWindow>,
     /// The current unterminated line.
     partial: Vec<u8>,
 }
@@ -43,6 +62,15 @@ impl OutputState {
             } else {
                 self.started.retain(|n| n != name);
                 self.finished.insert(name.to_string());
+                let now = reap_probe::boottime_ticks();
+                if let Some(w) = self
+                    .windows
+                    .iter_mut()
+                    .rev()
+                    .find(|w| w.name == name && w.end_ticks.is_none())
+                {
+                    w.end_ticks = Some(now);
+                }
             }
         }
         if self.tail.len() == TAIL_LINES {
@@ -59,6 +87,24 @@ impl OutputState {
             bytes = &bytes[nl + 1..];
         }
         self.partial.extend_from_slice(bytes);
+        // Serial libtest prints `test NAME ... ` and flushes before running
+        // the test: seeing it unterminated opens the test's window now.
+        if self.partial.starts_with(b"test ") {
+            let partial = String::from_utf8_lossy(&self.partial).into_owned();
+            if let Some((name, "")) = parse_test_line(partial.trim_end()) {
+                if !self
+                    .windows
+                    .iter()
+                    .any(|w| w.name == name && w.end_ticks.is_none())
+                {
+                    self.windows.push(TestWindow {
+                        name: name.to_string(),
+                        start_ticks: reap_probe::boottime_ticks(),
+                        end_ticks: None,
+                    });
+                }
+            }
+        }
         if self.partial.len() > 64 * 1024 {
             let line = std::mem::take(&mut self.partial);
             self.line(&line);
@@ -106,6 +152,8 @@ pub struct Captured {
     pub bytes: u64,
     pub truncated: bool,
     pub tail: Vec<String>,
+    /// Test windows (serial runs only).
+    pub windows: Vec<TestWindow>,
     /// False when the pipe was still held open after the suite was reaped
     /// (only possible for a process that escaped process-group containment).
     pub complete: bool,
@@ -199,6 +247,7 @@ impl Capture {
             bytes,
             truncated: bytes > LOG_LIMIT,
             tail,
+            windows: st.windows.clone(),
             complete,
         })
     }

@@ -92,8 +92,19 @@ pub fn run_suite(
             args: &ctx.options.test_args,
             header: format!("attempt {number}"),
         };
-        let (attempt, found) = run_attempt(ctx, suite, &spec, log.as_ref(), &log_path)?;
-        leaks.extend(found.iter().map(|e| leak_of(e, number, true)));
+        let out = run_attempt(ctx, suite, &spec, log.as_ref(), &log_path)?;
+        // First guess at the test: the one whose run (per serial output)
+        // is the only one spanning the process's start.
+        for e in &out.survivors {
+            let mut leak = leak_of(e, number, true);
+            let mut spans = out.windows.iter().filter(|w| w.contains(e.info.start_time));
+            if let (Some(w), None) = (spans.next(), spans.next()) {
+                leak.test = Some(w.name.clone());
+                leak.attribution = Some(crate::attribute::BY_WINDOW.into());
+            }
+            leaks.push(leak);
+        }
+        let attempt = out.attempt;
         let retry = attempt.timed_out && !attempt.interrupted;
         attempts.push(attempt);
         if !retry {
@@ -213,6 +224,15 @@ fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
     }
 }
 
+/// What one run of a test binary produced.
+pub struct AttemptOutcome {
+    pub attempt: Attempt,
+    /// Processes that survived it (already killed and reaped).
+    pub survivors: Vec<Examined>,
+    /// When each test ran, where its output shows it (serial runs).
+    pub windows: Vec<crate::capture::TestWindow>,
+}
+
 /// One run of a test binary: which leaf, which arguments, how it is headed in the log.
 pub struct AttemptSpec<'a> {
     pub leaf: String,
@@ -229,7 +249,7 @@ pub fn run_attempt(
     spec: &AttemptSpec<'_>,
     log: Option<&File>,
     log_path: &Path,
-) -> Result<(Attempt, Vec<Examined>), RunError> {
+) -> Result<AttemptOutcome, RunError> {
     let opts = ctx.options;
     let number = spec.number;
     let mut cont = ctx.isolation.create(&ctx.tag(suite), &spec.leaf)?;
@@ -383,9 +403,11 @@ pub fn run_attempt(
     }
     sys::reap_if_our_zombies(seen_pids)?;
 
+    let mut windows = Vec::new();
     if let Some(capture) = capture {
         let captured = capture.finish(PIPE_CLOSE_WAIT)?;
         attempt.output_bytes = captured.bytes;
+        windows = captured.windows;
         if !captured.complete {
             eprintln!(
                 "cargo-reap: warning: {}: the output pipe is still held open by a process outside the suite's containment",
@@ -396,7 +418,11 @@ pub fn run_attempt(
     let key = cont.guard_key();
     cont.close()?;
     ctx.guard(key, false)?;
-    Ok((attempt, leaks))
+    Ok(AttemptOutcome {
+        attempt,
+        survivors: leaks,
+        windows,
+    })
 }
 
 /// Names of the threads of the test binary other than its main thread. libtest
@@ -474,12 +500,7 @@ pub fn list_tests(
     let mut cmd = Command::new(&suite.binary);
     cmd.arg("--list")
         .args(["--format", "terse"])
-        .args(
-            ctx.options
-                .test_args
-                .iter()
-                .filter(|a| !a.starts_with("--test-threads")),
-        )
+        .args(selection_args(&ctx.options.test_args))
         .current_dir(&suite.cwd)
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -521,6 +542,45 @@ pub fn list_tests(
         })
         .map(str::to_string)
         .collect())
+}
+
+/// Of the user's test-binary arguments, those that select tests (filters,
+/// `--exact`, `--skip NAME`, `--ignored`, ...), for `--list`: options about
+/// how to run or report (`--test-threads N`, `--format F`, ...) are dropped.
+pub fn selection_args(args: &[String]) -> Vec<String> {
+    const WITH_VALUE: &[&str] = &[
+        "--test-threads",
+        "--logfile",
+        "--color",
+        "--format",
+        "-Z",
+        "--shuffle-seed",
+    ];
+    const FLAGS: &[&str] = &[
+        "--nocapture",
+        "--no-capture",
+        "--show-output",
+        "-q",
+        "--quiet",
+        "--shuffle",
+        "--report-time",
+        "--ensure-time",
+        "--force-run-in-process",
+        "--list",
+    ];
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if WITH_VALUE.contains(&a.as_str()) {
+            it.next();
+        } else if FLAGS.contains(&a.as_str())
+            || WITH_VALUE.iter().any(|f| a.starts_with(&format!("{f}=")))
+        {
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
 }
 
 /// A file removed when dropped.
@@ -604,6 +664,28 @@ mod tests {
         assert_eq!(
             classify(&[attempt(true, None, Some(15)), attempt(false, Some(1), None)]),
             SuiteStatus::Fail
+        );
+    }
+
+    #[test]
+    fn keeps_only_selection_args_for_listing() {
+        let args: Vec<String> = [
+            "foo",
+            "--test-threads",
+            "1",
+            "--exact",
+            "--format=json",
+            "--skip",
+            "bar",
+            "--ignored",
+            "-q",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            selection_args(&args),
+            vec!["foo", "--exact", "--skip", "bar", "--ignored"]
         );
     }
 

@@ -154,19 +154,23 @@ pub fn leak_table(r: &Report) -> String {
                 (None, Some(why)) => putln!(out, "  test unknown: {}", clip(why, WIDTH - 16)),
                 (None, None) => putln!(out, "  test unknown (attribution off)"),
             }
-            // Identical processes (same command, state, parent) share a row.
-            let mut groups: Vec<(&Leak, usize)> = Vec::new();
-            for l in leaks {
+            // Parent before child, children indented; identical siblings
+            // (same command, state, parent) share a row.
+            let mut groups: Vec<(&Leak, usize, usize)> = Vec::new();
+            for (l, depth) in as_tree(&leaks) {
                 match groups.last_mut() {
-                    Some((g, n))
-                        if g.cmdline == l.cmdline && g.state == l.state && g.ppid == l.ppid =>
+                    Some((g, n, d))
+                        if *d == depth
+                            && g.cmdline == l.cmdline
+                            && g.state == l.state
+                            && g.ppid == l.ppid =>
                     {
                         *n += 1
                     }
-                    _ => groups.push((l, 1)),
+                    _ => groups.push((l, 1, depth)),
                 }
             }
-            for (l, n) in groups {
+            for (l, n, depth) in groups {
                 let mut cmd = if l.cmdline.is_empty() {
                     format!("[{}]", l.comm)
                 } else {
@@ -174,6 +178,9 @@ pub fn leak_table(r: &Report) -> String {
                 };
                 if n > 1 {
                     cmd = format!("({n}x) {cmd}");
+                }
+                if depth > 0 {
+                    cmd = format!("{}└ {cmd}", "  ".repeat(depth - 1));
                 }
                 if !l.reaped {
                     cmd = format!("(NOT REAPED) {cmd}");
@@ -203,8 +210,27 @@ pub fn leak_table(r: &Report) -> String {
     }
     putln!(
         out,
-        "(PPID `reaper`: orphaned, reparented to cargo-reap as child subreaper; `(Nx)`: N such processes, pids from PID)"
+        "(PPID reaper: orphaned, reparented to cargo-reap (child subreaper); (Nx): N alike, pids from PID)"
     );
+    out
+}
+
+/// Leaks in tree order (a leak whose parent is another leak follows it,
+/// one level deeper), roots and siblings by pid.
+fn as_tree<'a>(leaks: &[&'a Leak]) -> Vec<(&'a Leak, usize)> {
+    let pids: std::collections::HashSet<i32> = leaks.iter().map(|l| l.pid).collect();
+    let mut sorted: Vec<&Leak> = leaks.to_vec();
+    sorted.sort_by_key(|l| l.pid);
+    let mut out = Vec::with_capacity(leaks.len());
+    fn visit<'a>(l: &'a Leak, depth: usize, all: &[&'a Leak], out: &mut Vec<(&'a Leak, usize)>) {
+        out.push((l, depth));
+        for c in all.iter().filter(|c| c.ppid == l.pid && c.pid != l.pid) {
+            visit(c, depth + 1, all, out);
+        }
+    }
+    for root in sorted.iter().filter(|l| !pids.contains(&l.ppid)) {
+        visit(root, 0, &sorted, &mut out);
+    }
     out
 }
 
@@ -282,4 +308,96 @@ pub fn summary_line(r: &Report) -> String {
         r.isolation,
         r.exit_code
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containment::IsolationKind;
+    use crate::report::schema::Summary;
+
+    fn leak(pid: i32, ppid: i32, cmd: &str, test: Option<&str>) -> Leak {
+        Leak {
+            pid,
+            ppid,
+            pgid: pid,
+            sid: pid,
+            state: "S".into(),
+            comm: cmd.split(' ').next().unwrap().into(),
+            cmdline: cmd.split(' ').map(str::to_string).collect(),
+            age_ms: 1500,
+            attempt: 1,
+            reaped: true,
+            test: test.map(str::to_string),
+            attribution: None,
+            findings: vec!["orphaned".into(), "holds-both-pipe-ends".into()],
+            notes: vec![
+                "parent gone".into(),
+                "holds both ends of pipe 1 (fd 0 read, fd 1 write): a read on it can never see EOF, and this note is long enough to need clipping at the table width".into(),
+            ],
+            fds: None,
+            wchan: Some("anon_pipe_read".into()),
+            syscall: Some("read(fd=0)".into()),
+        }
+    }
+
+    fn report(leaks: Vec<Leak>) -> Report {
+        let suite = SuiteReport {
+            id: "pkg::suite".into(),
+            package: "pkg".into(),
+            target: "suite".into(),
+            kind: "test".into(),
+            binary: "/bin/x".into(),
+            status: SuiteStatus::Pass,
+            duration_ms: 10,
+            log: None,
+            attempts: vec![],
+            leaks,
+            attribution: None,
+        };
+        Report {
+            version: 1,
+            run_id: "r".into(),
+            isolation: IsolationKind::Cgroup,
+            isolation_note: String::new(),
+            duration_ms: 10,
+            exit_code: 103,
+            build_failed: false,
+            interrupted: None,
+            summary: Summary::of(std::slice::from_ref(&suite)),
+            suites: vec![suite],
+        }
+    }
+
+    #[test]
+    fn table_groups_by_test_indents_children_and_fits_100_columns() {
+        let r = report(vec![
+            leak(10, 1, "sh -c spawn", Some("t_one")),
+            leak(11, 10, "sleep 5", Some("t_one")),
+            leak(12, 10, "sleep 5", Some("t_one")),
+            leak(20, 1, "cat", None),
+        ]);
+        let t = leak_table(&r);
+        assert!(t.contains("  test t_one\n"), "{t}");
+        assert!(
+            t.contains("└ (2x) sleep 5"),
+            "children indented, identical siblings grouped: {t}"
+        );
+        assert!(t.contains("test unknown"), "{t}");
+        assert!(
+            t.contains("findings: orphaned, holds-both-pipe-ends"),
+            "{t}"
+        );
+        assert!(t.contains("blocked: read(fd=0) in anon_pipe_read"), "{t}");
+        // Known tests come before the unknown group.
+        assert!(t.find("t_one").unwrap() < t.find("test unknown").unwrap());
+        for line in t.lines() {
+            assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
+        }
+    }
+
+    #[test]
+    fn no_table_without_leaks() {
+        assert_eq!(leak_table(&report(vec![])), "");
+    }
 }

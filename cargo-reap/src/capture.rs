@@ -271,6 +271,24 @@ mod tests {
     }
 
     #[test]
+    fn serial_output_opens_and_closes_test_windows() {
+        let mut s = OutputState::default();
+        s.feed(b"running 2 tests\ntest one ... ");
+        assert_eq!(s.windows.len(), 1);
+        assert_eq!(s.windows[0].name, "one");
+        assert!(s.windows[0].end_ticks.is_none());
+        let start = s.windows[0].start_ticks;
+        assert!(s.windows[0].contains(start));
+        s.feed(b"ok\ntest two ... ok\n");
+        // `two` arrived whole: its start was not seen, so it has no window.
+        assert_eq!(s.windows.len(), 1);
+        let w = &s.windows[0];
+        assert!(w.end_ticks.is_some());
+        assert!(!w.contains(w.end_ticks.unwrap() + 2));
+        assert!(!w.contains(start.saturating_sub(2)) || start < 2);
+    }
+
+    #[test]
     fn tracks_unfinished_tests() {
         let mut s = OutputState::default();
         s.feed(b"running 2 tests\ntest one ... ok\ntest two ... ");

@@ -15,6 +15,7 @@ EXIT CODES:
     102  a suite hung (every attempt timed out)
     103  processes leaked, and that was the only problem
     2    usage or configuration error (also: internal errors)
+    130  interrupted by SIGINT (143 SIGTERM, 129 SIGHUP); the report is partial
   When several apply, the first in the order 101, 100, 102, 103 wins.";
 
 /// Find, attribute and reap the processes your tests leave behind.

@@ -249,3 +249,54 @@ fn signals_stop_the_run_with_a_partial_report() {
         assert_nothing_survived(&run_id);
     }
 }
+
+#[test]
+fn bad_input_gets_a_clear_message_and_exit_2() {
+    let manifest = fixture_manifest().display().to_string();
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![
+                "test",
+                "--manifest-path",
+                &manifest,
+                "-p",
+                "no-such-package",
+            ],
+            vec![],
+            "did not match any packages",
+        ),
+        (
+            vec!["test", "--manifest-path", "/nonexistent/Cargo.toml"],
+            vec![],
+            "does not exist",
+        ),
+        (
+            vec!["test", "--manifest-path", &manifest],
+            vec![("CARGO", "/nonexistent/cargo")],
+            "is cargo installed",
+        ),
+        (
+            vec![
+                "test",
+                "--manifest-path",
+                &manifest,
+                "--json",
+                "/nonexistent/dir/r.json",
+            ],
+            vec![],
+            "cannot write the JSON report",
+        ),
+        (vec!["test", "--grace", "soon"], vec![], "not a duration"),
+        (vec!["test", "--isolation", "jail"], vec![], "invalid value"),
+    ];
+    for (argv, env, needle) in cases {
+        let out = Command::new(REAP).args(&argv).envs(env).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{argv:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{argv:?}: wanted {needle:?} in {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{argv:?}: {stderr}");
+    }
+}

@@ -33,7 +33,18 @@ pub enum Command {
     ///
     /// Doctests are not run (they are not test binaries cargo can hand over).
     #[command(after_help = EXIT_CODES)]
-    Test(TestArgs),
+    Test(Box<TestArgs>),
+    /// Remove leftovers of dead earlier runs: cgroup leaves (`cargo-reap.*`)
+    /// and processes tagged `CARGO_REAP_SUITE` whose runner is gone.
+    /// Every `cargo reap test` does this at start.
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Only list what would be removed
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -170,8 +170,16 @@ pub fn build(a: &CargoArgs, meta: &Metadata) -> Result<Vec<Suite>, BuildError> {
         source,
     })?;
     let (suites, finished_ok) = parsed?;
-    if !status.success() || finished_ok == Some(false) {
-        return Err(BuildError::Failed(format!("cargo exited with {status}")));
+    match finished_ok {
+        // No build-finished message: cargo stopped before building anything.
+        None if !status.success() => {
+            return Err(BuildError::Refused(format!("cargo exited with {status}")))
+        }
+        Some(false) => return Err(BuildError::Failed(format!("cargo exited with {status}"))),
+        _ if !status.success() => {
+            return Err(BuildError::Failed(format!("cargo exited with {status}")))
+        }
+        _ => {}
     }
     // Deterministic order, whatever order cargo finished the builds in.
     let mut suites = suites;

@@ -55,6 +55,10 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
             _ => EngineError::Contain(e),
         })?;
     emit(&mut err, &format!("cargo-reap: {note}"));
+    // Leftovers of dead earlier runs go first, and are named.
+    for line in crate::stale::sweep(false)?.lines(false) {
+        emit(&mut err, &format!("cargo-reap: stale sweep: {line}"));
+    }
 
     let finish = |suites: Vec<SuiteReport>, build_failed: bool| -> Result<Outcome, EngineError> {
         let summary = Summary::of(&suites);
@@ -99,6 +103,11 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
                 &format!("cargo-reap: build failed ({why}); no suite was run"),
             );
             return finish(Vec::new(), true);
+        }
+        Err(crate::error::BuildError::Refused(why)) => {
+            return Err(EngineError::Usage(format!(
+                "cargo refused the selection ({why}); see its message above"
+            )))
         }
         Err(e) => return Err(e.into()),
     };

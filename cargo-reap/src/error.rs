@@ -50,7 +50,7 @@ impl ContainError {
 /// Failures of build and discovery.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("could not run `{cargo}`: {source}")]
+    #[error("could not run `{cargo}` (is cargo installed? set CARGO or PATH): {source}")]
     Spawn {
         cargo: String,
         #[source]
@@ -60,7 +60,10 @@ pub enum BuildError {
     Messages(#[source] std::io::Error),
     #[error("the build failed ({0})")]
     Failed(String),
-    #[error("cargo metadata: {0}")]
+    /// cargo refused before building anything (unknown package, bad flag, bad manifest).
+    #[error("cargo refused the selection ({0}); see its message above")]
+    Refused(String),
+    #[error("cargo metadata (is cargo installed and the manifest path right?): {0}")]
     Metadata(#[from] cargo_metadata::Error),
     #[error(transparent)]
     Contain(#[from] ContainError),

@@ -17,6 +17,7 @@ pub mod exit;
 pub mod interrupt;
 pub mod lifeline;
 pub mod report;
+pub mod stale;
 pub mod supervise;
 pub mod sys;
 
@@ -54,12 +55,27 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
     };
     init_tracing();
     match cli.command {
+        cli::Command::Clean(args) => match stale::sweep(args.dry_run) {
+            Ok(found) => {
+                if found.is_empty() {
+                    eprintln!("cargo-reap: clean: no leftovers of earlier runs");
+                }
+                for line in found.lines(args.dry_run) {
+                    eprintln!("cargo-reap: clean: {line}");
+                }
+                exit::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cargo-reap: error: {}", error_chain(&e));
+                exit::USAGE
+            }
+        },
         cli::Command::Test(args) => match engine::run_test(&args) {
             Ok(outcome) => outcome.exit_code,
             Err(e) => {
                 eprintln!("cargo-reap: error: {}", error_chain(&e));
                 match e {
-                    error::EngineError::Build(_) => exit::BUILD_FAILED,
+                    error::EngineError::Build(error::BuildError::Failed(_)) => exit::BUILD_FAILED,
                     _ => exit::USAGE,
                 }
             }

@@ -1,0 +1,265 @@
+//! The stale sweep: leftovers of dead earlier runs — cgroup leaves
+//! (`cargo-reap.<run-id>.*`, empty or populated) and processes carrying a
+//! `CARGO_REAP_SUITE` tag — whose runner is gone. Every run sweeps at start and
+//! says what it found; `cargo reap clean [--dry-run]` does it on demand.
+//!
+//! A run id is `<unix-ms hex>-<runner pid>`; the runner is alive when that pid
+//! is a cargo-reap process that started no later than the run did.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reap_probe::ScanOptions;
+use rustix::process::Signal;
+
+use crate::containment::cgroup::{find_cgroup2_mount, Cgroup2Mount};
+use crate::error::ContainError;
+use crate::sys::{self, ProcId};
+
+/// What the sweep found (and, unless dry, removed).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// Leaf directories of dead runs, with how many processes were inside.
+    pub cgroups: Vec<(PathBuf, usize)>,
+    /// Tagged processes of dead runs: (pid, tag, command).
+    pub processes: Vec<(i32, String, String)>,
+}
+
+impl Sweep {
+    pub fn is_empty(&self) -> bool {
+        self.cgroups.is_empty() && self.processes.is_empty()
+    }
+
+    /// One line per item, for the terminal.
+    pub fn lines(&self, dry_run: bool) -> Vec<String> {
+        let verb = if dry_run { "would remove" } else { "removed" };
+        let kverb = if dry_run { "would kill" } else { "killed" };
+        let mut v: Vec<String> = self
+            .cgroups
+            .iter()
+            .map(|(d, n)| format!("{verb} cgroup {} ({n} process(es) inside)", d.display()))
+            .collect();
+        v.extend(
+            self.processes
+                .iter()
+                .map(|(pid, tag, cmd)| format!("{kverb} pid {pid} [{tag}] {cmd}")),
+        );
+        v
+    }
+}
+
+/// Parse `<hex ms>-<pid>` into (ms since the epoch, pid).
+pub fn parse_run_id(run_id: &str) -> Option<(u64, i32)> {
+    let (ms, pid) = run_id.split_once('-')?;
+    Some((u64::from_str_radix(ms, 16).ok()?, pid.parse().ok()?))
+}
+
+/// Is the runner of `run_id` still alive?
+fn runner_alive(run_id: &str, me: i32) -> bool {
+    let Some((ms, pid)) = parse_run_id(run_id) else {
+        // Not ours to judge: leave it alone.
+        return true;
+    };
+    if pid == me {
+        return true;
+    }
+    match reap_probe::snapshot(pid, ScanOptions::default()) {
+        Ok(p) => {
+            if !p.comm.starts_with("cargo-reap") {
+                return false;
+            }
+            // A cargo-reap started after the run did is not its runner (pid reuse).
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .as_millis() as u64;
+            let started_ms = now_ms.saturating_sub(p.age_ms);
+            started_ms <= ms + 5_000
+        }
+        Err(_) => false,
+    }
+}
+
+/// The run id in a leaf name `cargo-reap.<run-id>.<rest>`.
+fn run_id_of_leaf(name: &str) -> Option<&str> {
+    name.strip_prefix("cargo-reap.")?.split('.').next()
+}
+
+fn find_leaves(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        if !ft.is_dir() {
+            continue;
+        }
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with("cargo-reap.") {
+            out.push(e.path());
+        } else if depth > 0 {
+            find_leaves(&e.path(), depth - 1, out);
+        }
+    }
+}
+
+/// Find (and unless `dry_run`, remove) leftovers of dead runs.
+pub fn sweep(dry_run: bool) -> Result<Sweep, ContainError> {
+    let me = std::process::id() as i32;
+    let mut found = Sweep::default();
+    let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
+    let mut alive = |run: &str| {
+        *verdicts
+            .entry(run.to_string())
+            .or_insert_with(|| runner_alive(run, me))
+    };
+
+    // Cgroup leaves anywhere under the cgroup2 mount (a dead run may have
+    // lived in another cgroup than ours).
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| ContainError::Sys {
+            what: "reading /proc/self/mountinfo",
+            source: e,
+        })?;
+    if let Some(Cgroup2Mount { mount_point, .. }) = find_cgroup2_mount(&mountinfo) {
+        let mut leaves = Vec::new();
+        find_leaves(&mount_point, 8, &mut leaves);
+        for leaf in leaves {
+            let name = leaf
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let Some(run) = run_id_of_leaf(&name) else {
+                continue;
+            };
+            if alive(run) {
+                continue;
+            }
+            // A dead run's guard may be removing the same leaf right now:
+            // a leaf that vanishes under us is done, not an error.
+            let procs = match std::fs::read_to_string(leaf.join("cgroup.procs")) {
+                Ok(t) => t.lines().count(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(ContainError::cgroup_io(
+                        "reading",
+                        leaf.join("cgroup.procs"),
+                        e,
+                    ))
+                }
+            };
+            if !dry_run {
+                if procs > 0 {
+                    match std::fs::write(leaf.join("cgroup.kill"), "1") {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => {
+                            return Err(ContainError::cgroup_io(
+                                "writing",
+                                leaf.join("cgroup.kill"),
+                                e,
+                            ))
+                        }
+                    }
+                }
+                remove_leaf(&leaf)?;
+            }
+            found.cgroups.push((leaf, procs));
+        }
+    }
+
+    // Tagged processes of dead runs.
+    let procs = reap_probe::scan(ScanOptions {
+        environ_tag: true,
+        cgroup: false,
+    })?;
+    let mut victims = Vec::new();
+    for p in procs.iter().filter(|p| !p.is_zombie()) {
+        let Some(tag) = &p.tag else { continue };
+        let Some(run) = tag.split('/').next() else {
+            continue;
+        };
+        if alive(run) {
+            continue;
+        }
+        victims.push(ProcId {
+            pid: p.pid,
+            start_time: Some(p.start_time),
+        });
+        found
+            .processes
+            .push((p.pid, tag.clone(), p.cmdline.join(" ")));
+    }
+    if !dry_run && !victims.is_empty() {
+        let fds = sys::open_pidfds(&victims)?;
+        sys::signal_pidfds(&fds, Signal::KILL)?;
+        sys::wait_pidfds(&fds, Duration::from_secs(5))?;
+        sys::reap_if_our_zombies(victims.iter().map(|v| v.pid))?;
+    }
+    Ok(found)
+}
+
+/// rmdir a leaf once the kernel has emptied it (waits on cgroup.events).
+fn remove_leaf(leaf: &Path) -> Result<(), ContainError> {
+    for _ in 0..200 {
+        match std::fs::remove_dir(leaf) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(16) => {
+                // EBUSY: still populated; wait for the next cgroup.events change.
+                use std::os::fd::AsFd;
+                let events = match std::fs::File::open(leaf.join("cgroup.events")) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => {
+                        return Err(ContainError::cgroup_io(
+                            "opening",
+                            leaf.join("cgroup.events"),
+                            e,
+                        ))
+                    }
+                };
+                sys::wait_events(
+                    &[events.as_fd()],
+                    rustix::event::PollFlags::PRI | rustix::event::PollFlags::ERR,
+                    Some(Duration::from_millis(50)),
+                )?;
+            }
+            Err(e) => return Err(ContainError::cgroup_io("cannot remove cgroup", leaf, e)),
+        }
+    }
+    Err(ContainError::CgroupStuck {
+        path: leaf.to_path_buf(),
+        secs: 10,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_run_ids_and_leaf_names() {
+        assert_eq!(
+            parse_run_id("1a2078da5bb-9948"),
+            Some((0x1a2078da5bb, 9948))
+        );
+        assert_eq!(parse_run_id("garbage"), None);
+        assert_eq!(
+            run_id_of_leaf("cargo-reap.1a2078da5bb-9948.3.1.leaky__daemon"),
+            Some("1a2078da5bb-9948")
+        );
+        assert_eq!(run_id_of_leaf("other"), None);
+    }
+
+    #[test]
+    fn a_run_of_a_dead_pid_is_dead_and_ours_is_alive() {
+        let me = std::process::id() as i32;
+        assert!(runner_alive(&format!("1-{me}"), me));
+        // pid_max is at most 2^22: this pid cannot exist.
+        assert!(!runner_alive("1-99999999", me));
+        // An unparsable id is left alone.
+        assert!(runner_alive("not-an-id", me));
+    }
+}

@@ -1,0 +1,117 @@
+//! The stale sweep, end to end. Its own test binary: cargo runs test binaries
+//! one after another, so no concurrent cargo-reap run of the other end-to-end
+//! tests can sweep this test's fake leftovers first.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+
+/// A child of the test, killed and reaped on every path.
+struct Guarded(std::process::Child);
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.kill() {
+            eprintln!("kill {}: {e}", self.0.id());
+        }
+        if let Err(e) = self.0.wait() {
+            eprintln!("wait {}: {e}", self.0.id());
+        }
+    }
+}
+
+/// The cgroup2 mount point on this machine.
+fn cgroup2_root() -> PathBuf {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mi
+        .lines()
+        .find(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|t| t.starts_with("cgroup2 "))
+        })
+        .expect("a cgroup2 mount");
+    PathBuf::from(line.split_whitespace().nth(4).unwrap())
+}
+
+/// Leftovers of a dead run (a populated leaf, a tagged process) are listed by
+/// `clean --dry-run`, left alone by it, and removed by the next run, which says so.
+#[test]
+fn stale_leftovers_of_dead_runs_are_swept_and_named() {
+    use std::os::unix::process::CommandExt;
+    require_root();
+    let dead_run = "1-99999998"; // pid 99999998 cannot exist (pid_max <= 2^22)
+    let leaf = cgroup2_root().join(format!("cargo-reap.{dead_run}.0.1.fake"));
+    std::fs::create_dir(&leaf).unwrap();
+    let in_leaf = Guarded(
+        Command::new("sleep")
+            .arg("3797")
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    std::fs::write(leaf.join("cgroup.procs"), in_leaf.0.id().to_string()).unwrap();
+    let tagged_child = Guarded(
+        Command::new("sleep")
+            .arg("3798")
+            .env("CARGO_REAP_SUITE", format!("{dead_run}/fake::suite"))
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(
+        "the tagged leftover to exec",
+        std::time::Duration::from_secs(5),
+        || !tagged(dead_run).is_empty(),
+    );
+
+    let out = Command::new(REAP)
+        .args(["clean", "--dry-run"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("would remove cgroup {}", leaf.display())),
+        "{text}"
+    );
+    assert!(text.contains("(1 process(es) inside)"), "{text}");
+    assert!(
+        text.contains(&format!("would kill pid {}", tagged_child.0.id())),
+        "{text}"
+    );
+    assert!(leaf.exists(), "--dry-run removes nothing");
+
+    let base = manifest_args();
+    let run = reap(
+        &[],
+        &args(&base, &["test", "-p", "leaky", "--test", "clean"]),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("stale sweep: removed cgroup {}", leaf.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("stale sweep: killed pid {}", tagged_child.0.id())),
+        "{}",
+        run.stderr
+    );
+    assert!(!leaf.exists());
+    // Both leftovers were killed: their exit is the event that proves it.
+    for mut g in [in_leaf, tagged_child] {
+        let status = g.0.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "killed by the sweep"
+        );
+        std::mem::forget(g);
+    }
+}

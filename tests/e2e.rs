@@ -17,13 +17,14 @@ use serde_json::Value;
 #[test]
 fn every_fixture_suite_in_cgroup_mode() {
     require_root();
-    full_fixture_run("cgroup");
+    // Suites in parallel: attribution must match the serial run's (same expectations).
+    full_fixture_run("cgroup", "2");
 }
 
 #[test]
 fn every_fixture_suite_in_process_group_mode() {
     require_root();
-    full_fixture_run("process-group");
+    full_fixture_run("process-group", "1");
 }
 
 #[test]
@@ -299,4 +300,104 @@ fn bad_input_gets_a_clear_message_and_exit_2() {
         );
         assert!(!stderr.contains("panicked"), "{argv:?}: {stderr}");
     }
+}
+
+/// `--loop N`: one line per trial, a per-suite rate table whose leak counts
+/// match the fixtures' known rates, the headline, every trial in the JSON.
+#[test]
+fn loop_mode_counts_leaky_trials_at_the_fixtures_rates() {
+    require_root();
+    let trials = 7u32;
+    let n = trials.to_string();
+    let base = manifest_args();
+    let selection = ["leaky::sometimes", "leaky::clean"];
+    let run = reap(
+        &[],
+        &args(
+            &base,
+            &[
+                "test",
+                "-p",
+                "leaky",
+                "--test",
+                "sometimes",
+                "--test",
+                "clean",
+                "--loop",
+                &n,
+            ],
+        ),
+    );
+    let r = run.report();
+    assert_eq!(r["trials"].as_array().unwrap().len(), trials as usize);
+    let rates = r["loop_summary"]["suites"].as_array().unwrap();
+    let mut leak_free = trials;
+    for e in expected_for(&selection) {
+        // Trials 1, k+1, 2k+1, ... leak (every trial without leak_every_nth_trial).
+        let every = e.leak_every_nth_trial.unwrap_or(1);
+        let leaky_trials = if e.leaks == 0 {
+            0
+        } else {
+            trials.div_ceil(every)
+        };
+        if leaky_trials > 0 {
+            leak_free = trials - leaky_trials;
+        }
+        let s = rates.iter().find(|s| s["id"] == e.id.as_str()).unwrap();
+        assert_eq!(s["trials"], trials, "{}", e.id);
+        assert_eq!(s["trials_with_leaks"], leaky_trials, "{}", e.id);
+        assert_eq!(s["max_survivors"], e.leaks as u64, "{}", e.id);
+        assert_eq!(s["pass"], trials, "{}", e.id);
+    }
+    assert_eq!(r["loop_summary"]["leak_free_trials"], leak_free);
+    assert!(
+        run.stderr
+            .contains(&format!("leak-free trials: {leak_free}/{trials}")),
+        "{}",
+        run.stderr
+    );
+    for k in 1..=trials {
+        assert!(
+            run.stderr.contains(&format!("trial {k}/{trials}: ")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(run.code, 103, "leaks were the only problem");
+    // Each trial's suites saw their trial number.
+    for (i, t) in r["trials"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(t["number"], i as u64 + 1);
+    }
+}
+
+#[test]
+fn until_leak_stops_at_the_first_leaking_trial_and_keeps_its_forensics() {
+    require_root();
+    let base = manifest_args();
+    let run = reap(
+        &[],
+        &args(
+            &base,
+            &[
+                "test",
+                "-p",
+                "leaky",
+                "--test",
+                "daemon",
+                "--loop",
+                "5",
+                "--until-leak",
+            ],
+        ),
+    );
+    let r = run.report();
+    assert_eq!(r["trials"].as_array().unwrap().len(), 1, "{}", run.stderr);
+    let leak = &r["suites"][0]["leaks"][0];
+    assert_eq!(leak["test"], "double_forked_daemon");
+    assert!(leak["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "escaped-session"));
+    assert_eq!(run.code, 103);
 }

@@ -118,7 +118,7 @@ pub fn attribute(
             budget_exhausted: false,
         }));
     }
-    let listed = match list_tests(ctx, suite, &format!("{index}.attr.list")) {
+    let listed = match list_tests(ctx, suite, &format!("{}.{index}.attr.list", ctx.trial)) {
         Ok(l) => l,
         Err(e) => {
             for l in leaks.iter_mut().filter(|l| l.test.is_none()) {
@@ -179,7 +179,7 @@ pub fn attribute(
         ];
         args.extend(passthrough.iter().cloned());
         let spec = AttemptSpec {
-            leaf: format!("{index}.attr.{k}"),
+            leaf: format!("{}.{index}.attr.{k}", ctx.trial),
             number: 0,
             args: &args,
             header: format!("attribution re-run of `{test}` alone"),

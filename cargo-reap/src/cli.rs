@@ -172,6 +172,21 @@ pub struct ReapArgs {
     /// With `--attribute auto`: stop starting re-runs of a suite after this long
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub attribute_max_time: Duration,
+    /// Suites run at once, each in its own containment (default: available CPUs)
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Build once, then run the selected suites N times (hunting leaks that appear one run in ten)
+    #[arg(long = "loop", value_name = "N")]
+    pub loop_count: Option<u32>,
+    /// Loop until this much time has passed (instead of, or as a cap on, --loop N)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub loop_duration: Option<Duration>,
+    /// With --loop: stop at the first trial that leaks (its full forensics are kept)
+    #[arg(long)]
+    pub until_leak: bool,
+    /// With --loop: stop at the first trial with a failed, crashed or hung suite
+    #[arg(long)]
+    pub until_failure: bool,
     /// Write the machine-readable report (schema version 1) to this path
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,

@@ -11,9 +11,10 @@ use crate::error::{EngineError, RunError};
 use crate::exit;
 use crate::interrupt;
 use crate::lifeline::Lifeline;
-use crate::report::schema::{Report, SuiteReport, Summary, SCHEMA_VERSION};
+use crate::report::schema::{LoopSummary, Report, Summary, Trial, SCHEMA_VERSION};
 use crate::report::terminal;
-use crate::supervise::{self, RunContext, SuiteOptions};
+use crate::schedule::{self, ScheduleOptions};
+use crate::supervise::{RunContext, SuiteOptions};
 use crate::sys;
 
 /// What a run produced: the exit code and the report.
@@ -60,14 +61,28 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         emit(&mut err, &format!("cargo-reap: stale sweep: {line}"));
     }
 
-    let finish = |suites: Vec<SuiteReport>, build_failed: bool| -> Result<Outcome, EngineError> {
-        let summary = Summary::of(&suites);
+    let finish = |trials: Vec<Trial>, build_failed: bool| -> Result<Outcome, EngineError> {
+        let looping =
+            trials.len() > 1 || args.reap.loop_count.is_some() || args.reap.loop_duration.is_some();
+        let mut summary = Summary::default();
+        for t in &trials {
+            summary.add(&t.summary);
+        }
         let interrupted = interrupts.signal();
         let exit_code = match interrupted {
             Some(sig) => interrupt::exit_code(sig),
             None if build_failed => exit::BUILD_FAILED,
             None => exit::for_summary(&summary),
         };
+        // The last trial that leaked keeps its full table; else the last trial.
+        let shown = trials
+            .iter()
+            .rev()
+            .find(|t| t.summary.leaked_processes > 0)
+            .or(trials.last())
+            .map(|t| t.suites.clone())
+            .unwrap_or_default();
+        let loop_summary = looping.then(|| LoopSummary::of(&trials));
         let report = Report {
             version: SCHEMA_VERSION,
             run_id: run_id.clone(),
@@ -77,13 +92,18 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
             exit_code,
             build_failed,
             interrupted,
-            suites,
+            suites: shown,
             summary,
+            trials: if looping { trials } else { Vec::new() },
+            loop_summary,
         };
         let mut err = std::io::stderr();
         let table = terminal::leak_table(&report);
         if !table.is_empty() {
             emit(&mut err, table.trim_end());
+        }
+        if let Some(ls) = &report.loop_summary {
+            emit(&mut err, terminal::loop_table(ls).trim_end());
         }
         if !build_failed {
             emit(&mut err, &terminal::summary_line(&report));
@@ -139,54 +159,100 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
             max_time: args.reap.attribute_max_time,
         },
     };
-    let lifeline = Lifeline::start(&run_id)?;
-    let ctx = RunContext {
-        isolation: &isolation,
-        run_id: &run_id,
-        options: &options,
-        log_dir: &log_dir,
-        lifeline: &lifeline,
+    let jobs = match args.reap.jobs {
+        Some(0) => return Err(EngineError::Usage("--jobs must be at least 1".into())),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    let looping = args.reap.loop_count.is_some() || args.reap.loop_duration.is_some();
+    if (args.reap.until_leak || args.reap.until_failure) && !looping {
+        return Err(EngineError::Usage(
+            "--until-leak and --until-failure go with --loop N or --loop-duration D".into(),
+        ));
+    }
+    if args.reap.loop_count == Some(0) {
+        return Err(EngineError::Usage("--loop must be at least 1".into()));
+    }
+    let lifeline = Lifeline::start(&run_id)?;
     emit(
         &mut err,
         &format!(
-            "cargo-reap: run {run_id}: {} suite{} (timeout {}, grace {}, logs in {})",
+            "cargo-reap: run {run_id}: {} suite{}{} (jobs {jobs}, timeout {}, grace {}, logs in {})",
             suites.len(),
             if suites.len() == 1 { "" } else { "s" },
+            match (args.reap.loop_count, args.reap.loop_duration) {
+                (Some(n), None) => format!(" x {n} trials"),
+                (None, Some(d)) => format!(" in trials for {}", humantime::format_duration(d)),
+                (Some(n), Some(d)) => format!(" x {n} trials (at most {})", humantime::format_duration(d)),
+                (None, None) => String::new(),
+            },
             humantime::format_duration(options.timeout),
             humantime::format_duration(options.grace),
             log_dir.display()
         ),
     );
 
-    let mut reports = Vec::with_capacity(suites.len());
-    for (i, suite) in suites.iter().enumerate() {
-        if interrupts.signal().is_some() {
+    let schedule = ScheduleOptions {
+        jobs,
+        tail_lines: args.reap.tail_lines,
+        per_suite_lines: !looping,
+    };
+    let mut trials: Vec<Trial> = Vec::new();
+    let loop_started = Instant::now();
+    for number in 1u32.. {
+        let ctx = RunContext {
+            isolation: &isolation,
+            run_id: &run_id,
+            options: &options,
+            log_dir: &log_dir,
+            lifeline: &lifeline,
+            trial: number,
+        };
+        let trial_started = Instant::now();
+        let suites_run = schedule::run_suites(&ctx, &suites, &schedule)?;
+        let summary = Summary::of(&suites_run);
+        let trial = Trial {
+            number,
+            duration_ms: trial_started.elapsed().as_millis() as u64,
+            suites: suites_run,
+            summary,
+        };
+        if looping {
+            emit(
+                &mut err,
+                &terminal::trial_line(&trial, args.reap.loop_count),
+            );
+        }
+        let leaked = trial.summary.leaked_processes > 0;
+        let failed = trial.summary.failed + trial.summary.crashed + trial.summary.hung > 0;
+        trials.push(trial);
+        let done = interrupts.signal().is_some()
+            || !looping
+            || args.reap.loop_count.is_some_and(|n| number >= n)
+            || args
+                .reap
+                .loop_duration
+                .is_some_and(|d| loop_started.elapsed() >= d)
+            || (args.reap.until_leak && leaked)
+            || (args.reap.until_failure && failed);
+        if done {
             break;
         }
-        let r = supervise::run_suite(&ctx, suite, i)?;
-        emit(&mut err, &terminal::suite_line(&r));
-        let tail = tail_of(&r, args.reap.tail_lines);
-        let details = terminal::suite_details(&r, &tail);
-        if !details.is_empty() {
-            emit(&mut err, details.trim_end());
-        }
-        reports.push(r);
     }
     lifeline.close()?;
     let orphans = sys::sweep_zombie_children()?;
     tracing::debug!("reaped {orphans} orphaned zombie(s) at the end of the run");
     if let Some(sig) = interrupts.signal() {
+        let ran: usize = trials.last().map_or(0, |t| t.suites.len());
         emit(
             &mut err,
             &format!(
-                "cargo-reap: interrupted by signal {sig}: {} of {} suites ran; partial report",
-                reports.len(),
+                "cargo-reap: interrupted by signal {sig}: {ran} of {} suites ran in the last trial; partial report",
                 suites.len()
             ),
         );
     }
-    finish(reports, false)
+    finish(trials, false)
 }
 
 /// Write a line to the terminal. A closed stderr must not stop the run (the
@@ -194,23 +260,6 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
 fn emit(err: &mut impl Write, line: &str) {
     if let Err(e) = writeln!(err, "{line}") {
         tracing::debug!("stderr unavailable: {e}");
-    }
-}
-
-fn tail_of(r: &crate::report::schema::SuiteReport, lines: usize) -> Vec<String> {
-    let Some(log) = &r.log else { return Vec::new() };
-    match std::fs::read(log) {
-        Ok(bytes) => {
-            // Only the end matters; the log may be large.
-            let start = bytes.len().saturating_sub(256 * 1024);
-            let text = String::from_utf8_lossy(&bytes[start..]);
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..]
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        }
-        Err(e) => vec![format!("(could not read {log}: {e})")],
     }
 }
 

@@ -17,6 +17,7 @@ pub mod exit;
 pub mod interrupt;
 pub mod lifeline;
 pub mod report;
+pub mod schedule;
 pub mod stale;
 pub mod supervise;
 pub mod sys;

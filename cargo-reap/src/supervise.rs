@@ -19,6 +19,9 @@ use crate::error::RunError;
 use crate::report::schema::{Attempt, Leak, SuiteReport, SuiteStatus};
 use crate::sys::{self, OwnedChild};
 
+/// Environment variable telling a suite which trial of `--loop` it runs in.
+pub const TRIAL_VAR: &str = "CARGO_REAP_TRIAL";
+
 /// How long to wait for a suite's output pipe to close once all of its
 /// processes are gone.
 const PIPE_CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -44,6 +47,8 @@ pub struct RunContext<'a> {
     pub options: &'a SuiteOptions,
     pub log_dir: &'a Path,
     pub lifeline: &'a crate::lifeline::Lifeline,
+    /// 1-based trial number (`--loop`); 1 without it.
+    pub trial: u32,
 }
 
 impl RunContext<'_> {
@@ -72,7 +77,12 @@ pub fn run_suite(
     index: usize,
 ) -> Result<SuiteReport, RunError> {
     let started = Instant::now();
-    let log_path = ctx.log_dir.join(format!("{}.log", suite.slug()));
+    let log_path = if ctx.trial > 1 {
+        ctx.log_dir
+            .join(format!("{}.trial-{}.log", suite.slug(), ctx.trial))
+    } else {
+        ctx.log_dir.join(format!("{}.log", suite.slug()))
+    };
     let log = if ctx.options.no_capture {
         None
     } else {
@@ -87,18 +97,20 @@ pub fn run_suite(
     let max = 1 + ctx.options.hang_retries;
     for number in 1..=max {
         let spec = AttemptSpec {
-            leaf: format!("{index}.{number}.{}", suite.slug()),
+            leaf: format!("{}.{index}.{number}.{}", ctx.trial, suite.slug()),
             number,
             args: &ctx.options.test_args,
             header: format!("attempt {number}"),
         };
         let out = run_attempt(ctx, suite, &spec, log.as_ref(), &log_path)?;
-        // First guess at the test: the one whose run (per serial output)
-        // is the only one spanning the process's start.
+        // First guess at the test: with one test thread, the one whose run
+        // (per its output) is the only one spanning the process's start.
+        // (Parallel libtest prints `test NAME ... ` only at completion.)
+        let serial = serial_tests(&ctx.options.test_args);
         for e in &out.survivors {
             let mut leak = leak_of(e, number, true);
             let mut spans = out.windows.iter().filter(|w| w.contains(e.info.start_time));
-            if let (Some(w), None) = (spans.next(), spans.next()) {
+            if let (true, Some(w), None) = (serial, spans.next(), spans.next()) {
                 leak.test = Some(w.name.clone());
                 leak.attribution = Some(crate::attribute::BY_WINDOW.into());
             }
@@ -258,6 +270,7 @@ pub fn run_attempt(
     cmd.args(spec.args)
         .current_dir(&suite.cwd)
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
+        .env(TRIAL_VAR, ctx.trial.to_string())
         .stdin(Stdio::null());
     let mut runner_pipe: Option<u64> = None;
     let capture_pipe = match log {
@@ -503,6 +516,7 @@ pub fn list_tests(
         .args(selection_args(&ctx.options.test_args))
         .current_dir(&suite.cwd)
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
+        .env(TRIAL_VAR, ctx.trial.to_string())
         .stdin(Stdio::null())
         .stderr(Stdio::null());
     let tmp = tempfile_in(ctx.log_dir, &format!("{leaf}.list"))?;
@@ -542,6 +556,21 @@ pub fn list_tests(
         })
         .map(str::to_string)
         .collect())
+}
+
+/// Do the test binaries run one test at a time (`--test-threads 1`,
+/// `--test-threads=1` or `RUST_TEST_THREADS=1`)?
+pub fn serial_tests(args: &[String]) -> bool {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--test-threads" {
+            return it.next().is_some_and(|v| v == "1");
+        }
+        if a == "--test-threads=1" {
+            return true;
+        }
+    }
+    std::env::var("RUST_TEST_THREADS").is_ok_and(|v| v == "1")
 }
 
 /// Of the user's test-binary arguments, those that select tests (filters,
@@ -665,6 +694,14 @@ mod tests {
             classify(&[attempt(true, None, Some(15)), attempt(false, Some(1), None)]),
             SuiteStatus::Fail
         );
+    }
+
+    #[test]
+    fn recognises_serial_test_runs() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(serial_tests(&v(&["--test-threads", "1"])));
+        assert!(serial_tests(&v(&["foo", "--test-threads=1"])));
+        assert!(!serial_tests(&v(&["--test-threads", "2"])));
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct ExpectedSuite {
     /// Rule ids that must appear among the leaks' findings.
     #[serde(default)]
     pub leak_findings: Vec<String>,
+    /// Leaks only in trials 1, N+1, 2N+1, ... of `--loop`.
+    #[serde(default)]
+    pub leak_every_nth_trial: Option<u32>,
 }
 
 pub fn expected() -> Vec<ExpectedSuite> {
@@ -337,13 +340,21 @@ pub fn expected_exit(expected: &[ExpectedSuite]) -> i32 {
     }
 }
 
-pub fn full_fixture_run(isolation: &str) {
+pub fn full_fixture_run(isolation: &str, jobs: &str) {
     let base = manifest_args();
     let run = reap(
         &[],
         &args(
             &base,
-            &["reap", "test", "--workspace", "--isolation", isolation],
+            &[
+                "reap",
+                "test",
+                "--workspace",
+                "--isolation",
+                isolation,
+                "--jobs",
+                jobs,
+            ],
         ),
     );
     let expected = expected();

@@ -24,8 +24,105 @@ pub struct Report {
     pub build_failed: bool,
     /// The signal that interrupted the run (a partial report), if any.
     pub interrupted: Option<i32>,
+    /// The suites of the (last) trial.
+    pub suites: Vec<SuiteReport>,
+    /// Without `--loop`: this run. With it: summed over every trial.
+    pub summary: Summary,
+    /// `--loop`: every trial, in order (absent without `--loop`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trials: Vec<Trial>,
+    /// `--loop`: rates per suite across the trials (absent without `--loop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_summary: Option<LoopSummary>,
+}
+
+/// One run of every selected suite in `--loop` mode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Trial {
+    /// 1-based; suites saw it as `CARGO_REAP_TRIAL`.
+    pub number: u32,
+    pub duration_ms: u64,
     pub suites: Vec<SuiteReport>,
     pub summary: Summary,
+}
+
+/// Per-suite rates across the trials of a `--loop` run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoopSummary {
+    pub trials: u32,
+    /// Trials in which no process leaked.
+    pub leak_free_trials: u32,
+    pub suites: Vec<SuiteRates>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SuiteRates {
+    pub id: String,
+    pub trials: u32,
+    pub pass: u32,
+    pub fail: u32,
+    pub crash: u32,
+    pub hang: u32,
+    pub flaky: u32,
+    pub trials_with_leaks: u32,
+    /// Most processes leaked in one trial.
+    pub max_survivors: u32,
+}
+
+impl LoopSummary {
+    pub fn of(trials: &[Trial]) -> LoopSummary {
+        let mut rates: Vec<SuiteRates> = Vec::new();
+        for t in trials {
+            for s in &t.suites {
+                let i = match rates.iter().position(|r| r.id == s.id) {
+                    Some(i) => i,
+                    None => {
+                        rates.push(SuiteRates {
+                            id: s.id.clone(),
+                            ..Default::default()
+                        });
+                        rates.len() - 1
+                    }
+                };
+                let r = &mut rates[i];
+                r.trials += 1;
+                match s.status {
+                    SuiteStatus::Pass => r.pass += 1,
+                    SuiteStatus::Fail => r.fail += 1,
+                    SuiteStatus::Crash => r.crash += 1,
+                    SuiteStatus::Hang => r.hang += 1,
+                    SuiteStatus::FlakyHang => r.flaky += 1,
+                }
+                if !s.leaks.is_empty() {
+                    r.trials_with_leaks += 1;
+                }
+                r.max_survivors = r.max_survivors.max(s.leaks.len() as u32);
+            }
+        }
+        rates.sort_by(|a, b| a.id.cmp(&b.id));
+        LoopSummary {
+            trials: trials.len() as u32,
+            leak_free_trials: trials
+                .iter()
+                .filter(|t| t.summary.leaked_processes == 0)
+                .count() as u32,
+            suites: rates,
+        }
+    }
+}
+
+impl Summary {
+    /// Element-wise sum (trials of a loop).
+    pub fn add(&mut self, o: &Summary) {
+        self.suites += o.suites;
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.crashed += o.crashed;
+        self.hung += o.hung;
+        self.flaky += o.flaky;
+        self.leaked_processes += o.leaked_processes;
+        self.suites_with_leaks += o.suites_with_leaks;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -273,6 +273,89 @@ fn findings_lines(out: &mut String, l: &Leak) {
 /// At most this many lines of a hang's process tree on the terminal.
 const TREE_LINES: usize = 60;
 
+/// `trial 3/20: 12 passed, 1 failed, 1 hung, 1 flaky; 31 leaked from 7 suites [10.2s]`
+pub fn trial_line(t: &crate::report::schema::Trial, of: Option<u32>) -> String {
+    let s = &t.summary;
+    let mut parts = vec![format!("{} passed", s.passed)];
+    for (n, what) in [
+        (s.failed, "failed"),
+        (s.crashed, "crashed"),
+        (s.hung, "hung"),
+        (s.flaky, "flaky"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    let leaks = if s.leaked_processes == 0 {
+        "no leaks".to_string()
+    } else {
+        format!(
+            "LEAKED {} from {} suite(s)",
+            s.leaked_processes, s.suites_with_leaks
+        )
+    };
+    format!(
+        "trial {}{}: {}; {} [{}]",
+        t.number,
+        of.map(|n| format!("/{n}")).unwrap_or_default(),
+        parts.join(", "),
+        leaks,
+        short(Duration::from_millis(t.duration_ms))
+    )
+}
+
+/// The per-suite rate table of a `--loop` run and its headline.
+pub fn loop_table(ls: &crate::report::schema::LoopSummary) -> String {
+    let w = ls
+        .suites
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 40);
+    let mut out = String::new();
+    putln!(
+        out,
+        "\n{:<w$} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>7} {:>8}",
+        "SUITE",
+        "TRIALS",
+        "PASS",
+        "FAIL",
+        "CRASH",
+        "HANG",
+        "FLAKY",
+        "LEAKED",
+        "MAX-LEAK"
+    );
+    for s in &ls.suites {
+        putln!(
+            out,
+            "{:<w$} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>7} {:>8}",
+            clip(&s.id, w),
+            s.trials,
+            s.pass,
+            s.fail,
+            s.crash,
+            s.hang,
+            s.flaky,
+            s.trials_with_leaks,
+            s.max_survivors
+        );
+    }
+    putln!(
+        out,
+        "(LEAKED: trials in which the suite leaked; MAX-LEAK: most survivors in one trial)"
+    );
+    putln!(
+        out,
+        "leak-free trials: {}/{}",
+        ls.leak_free_trials,
+        ls.trials
+    );
+    out
+}
+
 /// `12 suites: 8 passed, 1 failed, ...; 31 processes leaked from 6 suites`
 pub fn summary_line(r: &Report) -> String {
     let s = &r.summary;
@@ -298,10 +381,18 @@ pub fn summary_line(r: &Report) -> String {
             if s.suites_with_leaks == 1 { "" } else { "s" }
         )
     };
+    let what = match &r.loop_summary {
+        Some(ls) => format!(
+            "{} trial{} ({} suite runs)",
+            ls.trials,
+            if ls.trials == 1 { "" } else { "s" },
+            s.suites
+        ),
+        None => format!("{} suite{}", s.suites, if s.suites == 1 { "" } else { "s" }),
+    };
     format!(
-        "cargo-reap: {} suite{} in {}: {}; {} (isolation: {}, exit {})",
-        s.suites,
-        if s.suites == 1 { "" } else { "s" },
+        "cargo-reap: {} in {}: {}; {} (isolation: {}, exit {})",
+        what,
         short(Duration::from_millis(r.duration_ms)),
         parts.join(", "),
         leaks,
@@ -366,6 +457,8 @@ mod tests {
             interrupted: None,
             summary: Summary::of(std::slice::from_ref(&suite)),
             suites: vec![suite],
+            trials: vec![],
+            loop_summary: None,
         }
     }
 

@@ -254,7 +254,9 @@ fn signals_stop_the_run_with_a_partial_report() {
 #[test]
 fn bad_input_gets_a_clear_message_and_exit_2() {
     let manifest = fixture_manifest().display().to_string();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    // (arguments, environment, what the message must say)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![
                 "test",

@@ -287,7 +287,7 @@ fn bad_input_gets_a_clear_message_and_exit_2() {
                 "/nonexistent/dir/r.json",
             ],
             vec![],
-            "cannot write the JSON report",
+            "cannot write the report",
         ),
         (vec!["test", "--grace", "soon"], vec![], "not a duration"),
         (vec!["test", "--isolation", "jail"], vec![], "invalid value"),
@@ -402,4 +402,107 @@ fn until_leak_stops_at_the_first_leaking_trial_and_keeps_its_forensics() {
         .iter()
         .any(|f| f == "escaped-session"));
     assert_eq!(run.code, 103);
+}
+
+/// `--junit PATH`: well-formed XML, one testsuite per suite, leaks and hangs
+/// visible as failing (or flaky) test cases, per-test results from libtest.
+#[test]
+fn junit_report_shows_leaks_and_hangs_as_failures() {
+    require_root();
+    let scratch = Scratch::new("junit");
+    let xml_path = scratch.0.join("junit.xml");
+    let xml_arg = xml_path.display().to_string();
+    let base = manifest_args();
+    let run = reap(
+        &[],
+        &args(
+            &base,
+            &[
+                "test",
+                "-p",
+                "leaky",
+                "--test",
+                "daemon",
+                "--test",
+                "failing",
+                "--test",
+                "hangs_once",
+                "--test",
+                "always_hangs",
+                "--junit",
+                &xml_arg,
+            ],
+        ),
+    );
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    // Well-formed, and collect (element, attributes) of interest.
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let mut suites: Vec<String> = Vec::new();
+    let mut cases: Vec<(String, String)> = Vec::new(); // (suite, case)
+    let mut failures: Vec<(String, String)> = Vec::new(); // (case, message)
+    let mut flaky: Vec<String> = Vec::new();
+    let mut current_suite = String::new();
+    let mut current_case = String::new();
+    loop {
+        use quick_xml::events::Event;
+        let ev = reader.read_event().expect("well-formed JUnit XML");
+        let attr = |e: &quick_xml::events::BytesStart, k: &str| {
+            e.attributes()
+                .flatten()
+                .find(|a| a.key.as_ref() == k.as_bytes())
+                .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                .unwrap_or_default()
+        };
+        match ev {
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e) => match e.name().as_ref() {
+                b"testsuite" => {
+                    current_suite = attr(&e, "name");
+                    suites.push(current_suite.clone());
+                }
+                b"testcase" => {
+                    current_case = attr(&e, "name");
+                    cases.push((current_suite.clone(), current_case.clone()));
+                }
+                b"failure" => failures.push((
+                    format!("{current_suite}/{current_case}"),
+                    attr(&e, "message"),
+                )),
+                b"flakyFailure" | b"rerunFailure" => {
+                    flaky.push(format!("{current_suite}/{current_case}"))
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    suites.sort();
+    assert_eq!(
+        suites,
+        [
+            "leaky::always_hangs",
+            "leaky::daemon",
+            "leaky::failing",
+            "leaky::hangs_once"
+        ],
+        "one testsuite per suite"
+    );
+    let failed = |case: &str| failures.iter().any(|(c, _)| c == case);
+    assert!(failed("leaky::daemon/cargo-reap::leaks"), "{failures:?}");
+    assert!(
+        failed("leaky::always_hangs/cargo-reap::hang"),
+        "{failures:?}"
+    );
+    assert!(failed("leaky::failing/fails_an_assert"), "{failures:?}");
+    assert!(!failed("leaky::failing/passes"));
+    assert!(
+        flaky.contains(&"leaky::hangs_once/cargo-reap::hang".to_string()),
+        "{flaky:?}"
+    );
+    assert!(
+        !failed("leaky::hangs_once/cargo-reap::hang"),
+        "a flaky hang is not a failure"
+    );
+    assert!(cases.contains(&("leaky::daemon".into(), "double_forked_daemon".into())));
+    assert_eq!(run.code, 100);
 }

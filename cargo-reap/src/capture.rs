@@ -15,6 +15,9 @@ use std::time::Duration;
 
 /// At most this much of one attempt's output is written to its log.
 pub const LOG_LIMIT: u64 = 256 * 1024 * 1024;
+/// At most this many per-test results are kept (a suite of a million tests
+/// must not make the runner's memory grow without bound).
+const MAX_RESULTS: usize = 100_000;
 /// Lines kept in memory for the tail shown after a failure.
 const TAIL_LINES: usize = 200;
 
@@ -47,6 +50,8 @@ pub struct OutputState {
     pub tail: VecDeque<String>,
     /// When each test ran, where the output shows its start (serial runs).
     pub windows: Vec<TestWindow>,
+    /// Each finished test and its result word (`ok`, `FAILED`, `ignored`), in order.
+    pub results: Vec<(String, String)>,
     /// The current unterminated line.
     partial: Vec<u8>,
 }
@@ -62,6 +67,9 @@ impl OutputState {
             } else {
                 self.started.retain(|n| n != name);
                 self.finished.insert(name.to_string());
+                if self.results.len() < MAX_RESULTS {
+                    self.results.push((name.to_string(), result.to_string()));
+                }
                 let now = reap_probe::boottime_ticks();
                 if let Some(w) = self
                     .windows
@@ -154,6 +162,8 @@ pub struct Captured {
     pub tail: Vec<String>,
     /// Test windows (serial runs only).
     pub windows: Vec<TestWindow>,
+    /// Per-test results from libtest's output.
+    pub results: Vec<(String, String)>,
     /// False when the pipe was still held open after the suite was reaped
     /// (only possible for a process that escaped process-group containment).
     pub complete: bool,
@@ -248,6 +258,7 @@ impl Capture {
             truncated: bytes > LOG_LIMIT,
             tail,
             windows: st.windows.clone(),
+            results: st.results.clone(),
             complete,
         })
     }

@@ -187,6 +187,9 @@ pub struct ReapArgs {
     /// With --loop: stop at the first trial with a failed, crashed or hung suite
     #[arg(long)]
     pub until_failure: bool,
+    /// Write a JUnit XML report (one testsuite per suite; leaks and hangs as failing test cases)
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
     /// Write the machine-readable report (schema version 1) to this path
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,

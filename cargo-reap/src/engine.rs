@@ -46,6 +46,10 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         Some(path) => Some((path.clone(), open_report(path)?)),
         None => None,
     };
+    let junit_out = match &args.reap.junit {
+        Some(path) => Some((path.clone(), open_report(path)?)),
+        None => None,
+    };
 
     // Orphans of every suite reparent to us, not to PID 1, in both modes.
     sys::become_subreaper()?;
@@ -110,6 +114,17 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         }
         if let Some((path, file)) = &json_out {
             write_report(path, file, &report)?;
+        }
+        if let Some((path, mut file)) = junit_out.as_ref().map(|(p, f)| (p, f)) {
+            let io = |source| RunError::Io {
+                what: "writing the JUnit report",
+                path: path.clone(),
+                source,
+            };
+            let xml = crate::report::junit::render(&report)
+                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+            file.write_all(xml.as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
         }
         Ok(Outcome { exit_code, report })
     };
@@ -266,7 +281,7 @@ fn emit(err: &mut impl Write, line: &str) {
 fn open_report(path: &std::path::Path) -> Result<File, EngineError> {
     File::create(path).map_err(|e| {
         EngineError::Usage(format!(
-            "cannot write the JSON report to {}: {e}",
+            "cannot write the report to {}: {e}",
             path.display()
         ))
     })

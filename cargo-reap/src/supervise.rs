@@ -16,7 +16,7 @@ use crate::capture::Capture;
 use crate::containment::{GuardKey, Isolation};
 use crate::discover::Suite;
 use crate::error::RunError;
-use crate::report::schema::{Attempt, Leak, SuiteReport, SuiteStatus};
+use crate::report::schema::{Attempt, Leak, SuiteReport, SuiteStatus, TestOutcome};
 use crate::sys::{self, OwnedChild};
 
 /// Environment variable telling a suite which trial of `--loop` it runs in.
@@ -94,6 +94,7 @@ pub fn run_suite(
     };
     let mut attempts = Vec::new();
     let mut leaks = Vec::new();
+    let mut tests = Vec::new();
     let max = 1 + ctx.options.hang_retries;
     for number in 1..=max {
         let spec = AttemptSpec {
@@ -117,6 +118,11 @@ pub fn run_suite(
             leaks.push(leak);
         }
         let attempt = out.attempt;
+        tests = out
+            .results
+            .into_iter()
+            .map(|(name, result)| TestOutcome { name, result })
+            .collect();
         let retry = attempt.timed_out && !attempt.interrupted;
         attempts.push(attempt);
         if !retry {
@@ -144,6 +150,7 @@ pub fn run_suite(
         attempts,
         leaks,
         attribution,
+        tests,
     })
 }
 
@@ -243,6 +250,8 @@ pub struct AttemptOutcome {
     pub survivors: Vec<Examined>,
     /// When each test ran, where its output shows it (serial runs).
     pub windows: Vec<crate::capture::TestWindow>,
+    /// Per-test results from the output.
+    pub results: Vec<(String, String)>,
 }
 
 /// One run of a test binary: which leaf, which arguments, how it is headed in the log.
@@ -417,10 +426,12 @@ pub fn run_attempt(
     sys::reap_if_our_zombies(seen_pids)?;
 
     let mut windows = Vec::new();
+    let mut results = Vec::new();
     if let Some(capture) = capture {
         let captured = capture.finish(PIPE_CLOSE_WAIT)?;
         attempt.output_bytes = captured.bytes;
         windows = captured.windows;
+        results = captured.results;
         if !captured.complete {
             eprintln!(
                 "cargo-reap: warning: {}: the output pipe is still held open by a process outside the suite's containment",
@@ -435,6 +446,7 @@ pub fn run_attempt(
         attempt,
         survivors: leaks,
         windows,
+        results,
     })
 }
 

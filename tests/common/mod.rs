@@ -472,3 +472,142 @@ pub fn start_hanging_run(isolation: &str, json: &Path) -> (std::process::Child, 
     );
     (child, run_id)
 }
+
+// ---- Helpers for tests/hostile.rs (hostile suites: processes without the tag,
+// ---- runner memory under an output flood).
+
+/// A process found from outside by [`strays_since`].
+#[derive(Debug, Clone)]
+pub struct Stray {
+    pub pid: i32,
+    pub start_time: u64,
+    pub comm: String,
+    pub cmdline: Vec<String>,
+}
+
+/// Processes started at or after `since` (boot-time clock ticks, as
+/// `reap_probe::boottime_ticks()` returns) that look like a fixture's: `is_ours`
+/// gets each one with its raw environment (empty when unreadable or cleared).
+/// This does not rely on the run's tag, so it finds processes that removed it
+/// or cleared their environment.
+pub fn strays_since(since: u64, is_ours: impl Fn(&Stray, &[u8]) -> bool) -> Vec<Stray> {
+    let opts = reap_probe::ScanOptions {
+        environ_tag: false,
+        cgroup: false,
+    };
+    let me = std::process::id() as i32;
+    reap_probe::scan_since(opts, since)
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.pid != me && p.state != 'Z')
+        .map(|p| Stray {
+            pid: p.pid,
+            start_time: p.start_time,
+            comm: p.comm,
+            cmdline: p.cmdline,
+        })
+        .filter(|s| {
+            let env = std::fs::read(format!("/proc/{}/environ", s.pid)).unwrap_or_default();
+            is_ours(s, &env)
+        })
+        .collect()
+}
+
+/// SIGKILL `strays` (each only if its start time still matches, so a reused
+/// pid is never hit), so that a failed assertion leaves the machine clean.
+pub fn kill_strays(strays: &[Stray]) {
+    for s in strays {
+        if reap_probe::start_time(s.pid).ok() == Some(s.start_time) {
+            if let Some(pid) = rustix::process::Pid::from_raw(s.pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+/// From outside, without the tag: no process matching `is_ours` started since
+/// `since` is alive. Whatever is found is killed (by pid) before the assertion
+/// fails, so a misbehaving runner does not leave the machine dirty.
+pub fn assert_no_strays(what: &str, since: u64, is_ours: impl Fn(&Stray, &[u8]) -> bool) {
+    // Processes the runner killed may take a moment to be reaped by init.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    let mut left = strays_since(since, &is_ours);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        left = strays_since(since, &is_ours);
+    }
+    kill_strays(&left);
+    assert!(
+        left.is_empty(),
+        "{what}: processes survived the run (found from outside, now killed): {:#?}",
+        left.iter()
+            .map(|s| format!("{} {} {:?}", s.pid, s.comm, clip_args(&s.cmdline)))
+            .collect::<Vec<_>>()
+    );
+}
+
+fn clip_args(args: &[String]) -> Vec<String> {
+    args.iter()
+        .take(6)
+        .map(|a| a.chars().take(60).collect())
+        .collect()
+}
+
+/// Like [`reap`], with extra environment for cargo-reap (and so for its
+/// suites), and sampling the runner's peak resident set size (`VmHWM` of
+/// /proc/PID/status, in KiB) every 10 ms while it runs: the last sample is
+/// the peak up to a few ms before it exited. Returns the run and the peak.
+pub fn reap_sampled(env: &[(&str, &str)], args: &[&str]) -> (Run, u64) {
+    let scratch = Scratch::new("run");
+    let json = scratch.0.join("report.json");
+    let mut cmd = Command::new(REAP);
+    let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    cmd.args(&args[..split])
+        .arg("--json")
+        .arg(&json)
+        .args(&args[split..])
+        .envs(env.iter().copied())
+        .env("REAP_FIXTURE_STATE_DIR", scratch.0.join("state"))
+        .env_remove("CARGO_REAP_SUITE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("run cargo-reap");
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr_pipe, &mut buf).unwrap();
+        buf
+    });
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kib = kib;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let stderr = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    let report = std::fs::read(&json)
+        .ok()
+        .filter(|b| !b.is_empty())
+        .map(|b| serde_json::from_slice::<Value>(&b).expect("valid JSON report"));
+    if let Some(r) = &report {
+        assert_nothing_survived(r["run_id"].as_str().unwrap());
+    }
+    let run = Run {
+        code: status.code().expect("cargo-reap exited, not killed"),
+        stderr,
+        report,
+    };
+    (run, peak_kib)
+}

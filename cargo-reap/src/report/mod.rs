@@ -1,4 +1,5 @@
 //! Reports: the JSON schema ([`schema`]) and the terminal rendering ([`terminal`]).
 
+pub mod junit;
 pub mod schema;
 pub mod terminal;

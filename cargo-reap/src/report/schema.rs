@@ -136,6 +136,17 @@ pub enum SuiteStatus {
 }
 
 impl SuiteStatus {
+    /// The JSON name: `pass`, `fail`, `crash`, `hang`, `flaky-hang`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuiteStatus::Pass => "pass",
+            SuiteStatus::Fail => "fail",
+            SuiteStatus::Crash => "crash",
+            SuiteStatus::Hang => "hang",
+            SuiteStatus::FlakyHang => "flaky-hang",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             SuiteStatus::Pass => "PASS",
@@ -165,6 +176,16 @@ pub struct SuiteReport {
     pub leaks: Vec<Leak>,
     /// What test-level attribution did (absent when nothing leaked or `--attribute off`).
     pub attribution: Option<crate::attribute::AttributionReport>,
+    /// Each test of the last attempt and its result as libtest printed it
+    /// (`ok`, `FAILED`, `ignored`); empty with `--no-capture`.
+    #[serde(default)]
+    pub tests: Vec<TestOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestOutcome {
+    pub name: String,
+    pub result: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

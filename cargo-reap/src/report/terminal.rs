@@ -445,6 +445,7 @@ mod tests {
             attempts: vec![],
             leaks,
             attribution: None,
+            tests: vec![],
         };
         Report {
             version: 1,

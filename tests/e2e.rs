@@ -506,3 +506,111 @@ fn junit_report_shows_leaks_and_hangs_as_failures() {
     assert!(cases.contains(&("leaky::daemon".into(), "double_forked_daemon".into())));
     assert_eq!(run.code, 100);
 }
+
+/// Processes whose environment holds `REAP_FIXTURE_MARK=<marker>`.
+fn marked(marker: &str) -> Vec<String> {
+    let needle = format!("REAP_FIXTURE_MARK={marker}");
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue; // gone, a kernel thread, or a zombie
+        };
+        if env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
+            found.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+/// `cargo reap run --` as a cargo target runner: plain `cargo test` gets the
+/// leak gate (the test binary "fails" with 103, and the table is printed).
+#[test]
+fn run_works_as_a_cargo_target_runner_for_plain_cargo_test() {
+    require_root();
+    let marker = format!("runner-{}", std::process::id());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let runner =
+        format!("target.'cfg(all())'.runner = ['{REAP}', 'run', '--timeout', '20s', '--']");
+    let out = Command::new(cargo)
+        .args(["test", "--manifest-path"])
+        .arg(fixture_manifest())
+        .args([
+            "-p",
+            "leaky",
+            "--test",
+            "clean",
+            "--test",
+            "daemon",
+            "--no-fail-fast",
+            "--config",
+            &runner,
+        ])
+        .env("REAP_FIXTURE_MARK", &marker)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(101), "cargo test fails: {stderr}");
+    assert!(stderr.contains("LEAKED PROCESSES"), "{stderr}");
+    assert!(
+        stderr.contains("leaky::daemon"),
+        "the suite id from cargo's environment: {stderr}"
+    );
+    assert!(
+        stderr.contains("double_forked_daemon"),
+        "attributed to its test: {stderr}"
+    );
+    assert!(stderr.contains("exit status: 103"), "{stderr}");
+    assert!(
+        !stderr.contains("leaky::clean"),
+        "a clean suite stays quiet: {stderr}"
+    );
+    assert!(
+        marked(&marker).is_empty(),
+        "nothing of the fixture survived"
+    );
+}
+
+/// `cargo reap run -- CMD` for any command: leaks, hangs and failures get the
+/// same exit codes and reports as suites.
+#[test]
+fn run_wraps_any_command_with_the_same_gate() {
+    require_root();
+    let scratch = Scratch::new("run");
+    let json = scratch.0.join("r.json").display().to_string();
+    let leaky = reap(&[], &["run", "--", "sh", "-c", "sleep 3790 & exit 0"]);
+    assert_eq!(leaky.code, 103, "{}", leaky.stderr);
+    let s = &leaky.report()["suites"][0];
+    assert_eq!(s["id"], "run::sh");
+    assert_eq!(
+        s["leaks"][0]["cmdline"],
+        serde_json::json!(["sleep", "3790"])
+    );
+
+    let hung = reap(
+        &[],
+        &[
+            "run",
+            "--timeout",
+            "1s",
+            "--grace",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            "sleep 3791",
+        ],
+    );
+    assert_eq!(hung.code, 102, "{}", hung.stderr);
+    assert_eq!(hung.report()["suites"][0]["status"], "hang");
+
+    let failed = reap(&[], &["run", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(failed.code, 100);
+    assert_eq!(failed.report()["suites"][0]["attempts"][0]["exit_code"], 3);
+
+    let missing = Command::new(REAP)
+        .args(["run", "--json", &json, "--", "no-such-program-xyz"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot run `no-such-program-xyz`"));
+}

@@ -38,6 +38,22 @@ pub enum Command {
     /// and processes tagged `CARGO_REAP_SUITE` whose runner is gone.
     /// Every `cargo reap test` does this at start.
     Clean(CleanArgs),
+    /// Run any command with the same containment, timeout, hang retry,
+    /// survivor count and forensics, exit codes and reports: a pytest run, a
+    /// shell script, or a test binary as a cargo target runner
+    /// (`CARGO_TARGET_<TRIPLE>_RUNNER="cargo-reap run --"`).
+    #[command(after_help = EXIT_CODES)]
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub reap: ReapArgs,
+
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -45,6 +45,45 @@ impl Suite {
     }
 }
 
+/// The one suite of `cargo reap run -- PROGRAM ...`. As a cargo target runner
+/// (cargo sets `CARGO_PKG_NAME` and passes `target/<profile>/deps/NAME-HASH`)
+/// it gets the usual `<package>::<target>` id; otherwise `run::<program>`.
+pub fn command_suite(program: &str) -> Result<Suite, crate::error::EngineError> {
+    let binary = which::which(program)
+        .map_err(|e| crate::error::EngineError::Usage(format!("cannot run `{program}`: {e}")))?;
+    let cwd = std::env::current_dir().map_err(|e| {
+        crate::error::EngineError::Usage(format!("the current directory is not usable: {e}"))
+    })?;
+    let stem = binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| program.to_string());
+    let (package, target, kind) = match std::env::var("CARGO_PKG_NAME") {
+        Ok(pkg) if binary.parent().is_some_and(|p| p.ends_with("deps")) => {
+            // `NAME-0123456789abcdef`: the target name is before the hash.
+            let target = match stem.rsplit_once('-') {
+                Some((name, hash))
+                    if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) =>
+                {
+                    name.to_string()
+                }
+                _ => stem.clone(),
+            };
+            (pkg, target, "test")
+        }
+        _ => ("run".to_string(), stem.clone(), "command"),
+    };
+    Ok(Suite {
+        id: format!("{package}::{target}"),
+        package,
+        target,
+        kind: kind.into(),
+        binary,
+        cwd,
+        env: Vec::new(),
+    })
+}
+
 /// The cargo program: `$CARGO` when cargo invoked us, else `cargo` from PATH.
 pub fn cargo_program() -> PathBuf {
     std::env::var_os("CARGO")

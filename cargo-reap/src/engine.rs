@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::Write;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cli::{IsolationArg, TestArgs};
+use crate::cli::{CargoArgs, IsolationArg, ReapArgs, RunArgs, TestArgs};
 use crate::containment::Isolation;
 use crate::discover;
 use crate::error::{EngineError, RunError};
@@ -35,6 +35,33 @@ pub fn new_run_id() -> String {
 
 /// Run `cargo reap test`. Progress and the report go to stderr, as cargo's do.
 pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
+    execute(&args.reap, Source::Cargo(&args.cargo), &args.test_args)
+}
+
+/// Run `cargo reap run -- CMD [ARGS]`: one suite, the command.
+pub fn run_command(args: &RunArgs) -> Result<Outcome, EngineError> {
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(EngineError::Usage(
+            "cargo reap run needs a command: cargo reap run -- CMD [ARGS]".into(),
+        ));
+    };
+    execute(&args.reap, Source::Command(program), rest)
+}
+
+/// Where the suites come from.
+enum Source<'a> {
+    /// `cargo test --no-run` with these selection flags.
+    Cargo(&'a CargoArgs),
+    /// One command (`cargo reap run`).
+    Command(&'a str),
+}
+
+fn execute(
+    reap: &ReapArgs,
+    source: Source<'_>,
+    test_args: &[String],
+) -> Result<Outcome, EngineError> {
+    let command_mode = matches!(source, Source::Command(_));
     let started = Instant::now();
     let run_id = new_run_id();
     // Before any thread exists, so that every thread inherits the blocked mask.
@@ -42,11 +69,11 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
     let mut err = std::io::stderr();
 
     // Fail fast on what can be checked before a long build.
-    let json_out = match &args.reap.json {
+    let json_out = match &reap.json {
         Some(path) => Some((path.clone(), open_report(path)?)),
         None => None,
     };
-    let junit_out = match &args.reap.junit {
+    let junit_out = match &reap.junit {
         Some(path) => Some((path.clone(), open_report(path)?)),
         None => None,
     };
@@ -54,20 +81,24 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
     // Orphans of every suite reparent to us, not to PID 1, in both modes.
     sys::become_subreaper()?;
     let mut note = String::new();
-    let isolation = Isolation::choose(args.reap.isolation, &run_id, &mut |line| note = line)
-        .map_err(|e| match args.reap.isolation {
+    let isolation = Isolation::choose(reap.isolation, &run_id, &mut |line| note = line).map_err(
+        |e| match reap.isolation {
             IsolationArg::Cgroup => EngineError::Isolation(e),
             _ => EngineError::Contain(e),
-        })?;
-    emit(&mut err, &format!("cargo-reap: {note}"));
+        },
+    )?;
+    // `run` is quiet when all is well: it may wrap every test binary of a `cargo test`.
+    let quiet = command_mode;
+    if !quiet || isolation.kind() != crate::containment::IsolationKind::Cgroup {
+        emit(&mut err, &format!("cargo-reap: {note}"));
+    }
     // Leftovers of dead earlier runs go first, and are named.
     for line in crate::stale::sweep(false)?.lines(false) {
         emit(&mut err, &format!("cargo-reap: stale sweep: {line}"));
     }
 
     let finish = |trials: Vec<Trial>, build_failed: bool| -> Result<Outcome, EngineError> {
-        let looping =
-            trials.len() > 1 || args.reap.loop_count.is_some() || args.reap.loop_duration.is_some();
+        let looping = trials.len() > 1 || reap.loop_count.is_some() || reap.loop_duration.is_some();
         let mut summary = Summary::default();
         for t in &trials {
             summary.add(&t.summary);
@@ -109,7 +140,7 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         if let Some(ls) = &report.loop_summary {
             emit(&mut err, terminal::loop_table(ls).trim_end());
         }
-        if !build_failed {
+        if !build_failed && !(quiet && exit_code == exit::SUCCESS) {
             emit(&mut err, &terminal::summary_line(&report));
         }
         if let Some((path, file)) = &json_out {
@@ -129,22 +160,31 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         Ok(Outcome { exit_code, report })
     };
 
-    let meta = discover::metadata(&args.cargo)?;
-    let suites = match discover::build(&args.cargo, &meta) {
-        Ok(s) => s,
-        Err(crate::error::BuildError::Failed(why)) => {
-            emit(
-                &mut err,
-                &format!("cargo-reap: build failed ({why}); no suite was run"),
-            );
-            return finish(Vec::new(), true);
+    let (suites, log_dir) = match source {
+        Source::Cargo(cargo) => {
+            let meta = discover::metadata(cargo)?;
+            let suites = match discover::build(cargo, &meta) {
+                Ok(s) => s,
+                Err(crate::error::BuildError::Failed(why)) => {
+                    emit(
+                        &mut err,
+                        &format!("cargo-reap: build failed ({why}); no suite was run"),
+                    );
+                    return finish(Vec::new(), true);
+                }
+                Err(crate::error::BuildError::Refused(why)) => {
+                    return Err(EngineError::Usage(format!(
+                        "cargo refused the selection ({why}); see its message above"
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            (suites, discover::reap_dir(cargo, &meta).join(&run_id))
         }
-        Err(crate::error::BuildError::Refused(why)) => {
-            return Err(EngineError::Usage(format!(
-                "cargo refused the selection ({why}); see its message above"
-            )))
-        }
-        Err(e) => return Err(e.into()),
+        Source::Command(program) => (
+            vec![discover::command_suite(program)?],
+            std::env::temp_dir().join("cargo-reap").join(&run_id),
+        ),
     };
     if interrupts.signal().is_some() {
         return finish(Vec::new(), false);
@@ -155,47 +195,57 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         ));
     }
 
-    let log_dir = discover::reap_dir(&args.cargo, &meta).join(&run_id);
     std::fs::create_dir_all(&log_dir).map_err(|source| RunError::Io {
         what: "creating log directory",
         path: log_dir.clone(),
         source,
     })?;
+    // Test binaries understand `--list` / `--exact`; an arbitrary command need not.
+    let runs_libtest = suites.iter().all(|s| s.kind != "command");
     let options = SuiteOptions {
-        timeout: args.reap.timeout,
-        grace: args.reap.grace,
-        hang_retries: args.reap.hang_retries,
-        settle: args.reap.settle,
-        no_capture: args.reap.no_capture,
-        test_args: args.test_args.clone(),
+        timeout: reap.timeout,
+        grace: reap.grace,
+        hang_retries: reap.hang_retries,
+        settle: reap.settle,
+        // `run` streams: as a target runner, output belongs where cargo test puts it.
+        no_capture: reap.no_capture || command_mode,
+        listable: runs_libtest,
+        test_args: test_args.to_vec(),
         attribute: crate::attribute::AttributeOptions {
-            mode: args.reap.attribute,
-            max_tests: args.reap.attribute_max_tests,
-            max_time: args.reap.attribute_max_time,
+            // A command need not understand `--list` / `--exact`: only on request.
+            mode: match (runs_libtest, reap.attribute) {
+                (false, crate::attribute::AttributeMode::Auto) => {
+                    crate::attribute::AttributeMode::Off
+                }
+                (_, m) => m,
+            },
+            max_tests: reap.attribute_max_tests,
+            max_time: reap.attribute_max_time,
         },
     };
-    let jobs = match args.reap.jobs {
+    let jobs = match reap.jobs {
         Some(0) => return Err(EngineError::Usage("--jobs must be at least 1".into())),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let looping = args.reap.loop_count.is_some() || args.reap.loop_duration.is_some();
-    if (args.reap.until_leak || args.reap.until_failure) && !looping {
+    let looping = reap.loop_count.is_some() || reap.loop_duration.is_some();
+    if (reap.until_leak || reap.until_failure) && !looping {
         return Err(EngineError::Usage(
             "--until-leak and --until-failure go with --loop N or --loop-duration D".into(),
         ));
     }
-    if args.reap.loop_count == Some(0) {
+    if reap.loop_count == Some(0) {
         return Err(EngineError::Usage("--loop must be at least 1".into()));
     }
     let lifeline = Lifeline::start(&run_id)?;
-    emit(
+    if !quiet {
+        emit(
         &mut err,
         &format!(
             "cargo-reap: run {run_id}: {} suite{}{} (jobs {jobs}, timeout {}, grace {}, logs in {})",
             suites.len(),
             if suites.len() == 1 { "" } else { "s" },
-            match (args.reap.loop_count, args.reap.loop_duration) {
+            match (reap.loop_count, reap.loop_duration) {
                 (Some(n), None) => format!(" x {n} trials"),
                 (None, Some(d)) => format!(" in trials for {}", humantime::format_duration(d)),
                 (Some(n), Some(d)) => format!(" x {n} trials (at most {})", humantime::format_duration(d)),
@@ -206,11 +256,13 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
             log_dir.display()
         ),
     );
+    }
 
     let schedule = ScheduleOptions {
         jobs,
-        tail_lines: args.reap.tail_lines,
+        tail_lines: reap.tail_lines,
         per_suite_lines: !looping,
+        only_problems: quiet,
     };
     let mut trials: Vec<Trial> = Vec::new();
     let loop_started = Instant::now();
@@ -233,23 +285,19 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
             summary,
         };
         if looping {
-            emit(
-                &mut err,
-                &terminal::trial_line(&trial, args.reap.loop_count),
-            );
+            emit(&mut err, &terminal::trial_line(&trial, reap.loop_count));
         }
         let leaked = trial.summary.leaked_processes > 0;
         let failed = trial.summary.failed + trial.summary.crashed + trial.summary.hung > 0;
         trials.push(trial);
         let done = interrupts.signal().is_some()
             || !looping
-            || args.reap.loop_count.is_some_and(|n| number >= n)
-            || args
-                .reap
+            || reap.loop_count.is_some_and(|n| number >= n)
+            || reap
                 .loop_duration
                 .is_some_and(|d| loop_started.elapsed() >= d)
-            || (args.reap.until_leak && leaked)
-            || (args.reap.until_failure && failed);
+            || (reap.until_leak && leaked)
+            || (reap.until_failure && failed);
         if done {
             break;
         }

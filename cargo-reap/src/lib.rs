@@ -71,6 +71,13 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
                 exit::USAGE
             }
         },
+        cli::Command::Run(args) => match engine::run_command(&args) {
+            Ok(outcome) => outcome.exit_code,
+            Err(e) => {
+                eprintln!("cargo-reap: error: {}", error_chain(&e));
+                exit::USAGE
+            }
+        },
         cli::Command::Test(args) => match engine::run_test(&args) {
             Ok(outcome) => outcome.exit_code,
             Err(e) => {

@@ -17,6 +17,8 @@ pub struct ScheduleOptions {
     pub tail_lines: usize,
     /// Print a line per suite (off in `--loop`, which prints per trial).
     pub per_suite_lines: bool,
+    /// Only suites that did not pass cleanly get their line.
+    pub only_problems: bool,
 }
 
 /// Run every suite (stopping early on an interrupt); reports in suite order.
@@ -42,7 +44,9 @@ pub fn run_suites(
                 };
                 match supervise::run_suite(ctx, &suites[i], i) {
                     Ok(r) => {
-                        if opts.per_suite_lines {
+                        let clean = r.status == crate::report::schema::SuiteStatus::Pass
+                            && r.leaks.is_empty();
+                        if opts.per_suite_lines && !(opts.only_problems && clean) {
                             print_suite(&r, opts.tail_lines);
                         }
                         results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);

@@ -36,6 +36,8 @@ pub struct SuiteOptions {
     pub hang_retries: u32,
     pub settle: Duration,
     pub no_capture: bool,
+    /// The binary understands libtest's `--list` (not so for `cargo reap run`).
+    pub listable: bool,
     pub test_args: Vec<String>,
     pub attribute: crate::attribute::AttributeOptions,
 }
@@ -480,7 +482,7 @@ fn in_flight(
     mut names: Vec<String>,
     threads: &[String],
 ) -> Vec<String> {
-    if !threads.is_empty() {
+    if !threads.is_empty() && ctx.options.listable {
         match list_tests(ctx, suite, &format!("{leaf}.list")) {
             Ok(listed) => {
                 for t in threads {

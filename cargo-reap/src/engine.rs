@@ -140,7 +140,8 @@ fn execute(
         if let Some(ls) = &report.loop_summary {
             emit(&mut err, terminal::loop_table(ls).trim_end());
         }
-        if !build_failed && !(quiet && exit_code == exit::SUCCESS) {
+        let clean_and_quiet = quiet && exit_code == exit::SUCCESS;
+        if !build_failed && !clean_and_quiet {
             emit(&mut err, &terminal::summary_line(&report));
         }
         if let Some((path, file)) = &json_out {

@@ -614,3 +614,129 @@ fn run_wraps_any_command_with_the_same_gate() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot run `no-such-program-xyz`"));
 }
+
+/// A throwaway workspace: one package `cfgdemo` with the given Cargo.toml
+/// tail and integration tests.
+fn scratch_workspace(scratch: &Scratch, toml_tail: &str, tests: &[(&str, &str)]) -> String {
+    let dir = &scratch.0;
+    std::fs::create_dir_all(dir.join("tests")).unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"cfgdemo\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ntest = false\ndoctest = false\n\n[workspace]\n{toml_tail}"
+        ),
+    )
+    .unwrap();
+    for (name, body) in tests {
+        std::fs::write(dir.join("tests").join(format!("{name}.rs")), body).unwrap();
+    }
+    dir.join("Cargo.toml").display().to_string()
+}
+
+const LEAKS_3796: &str = r#"
+#[test]
+fn starts_the_shared_helper() {
+    let c = std::process::Command::new("sleep").arg("3796").spawn().unwrap();
+    std::mem::forget(c);
+}
+"#;
+const HANGS: &str = r#"
+#[test]
+fn hangs() {
+    loop { std::thread::park(); }
+}
+"#;
+
+/// `[workspace.metadata.reap]`: limits, per-suite overrides, the allow list;
+/// flags override it; bad keys are errors naming the key and the file.
+#[test]
+fn configuration_in_cargo_toml_with_flags_overriding_it() {
+    require_root();
+    let scratch = Scratch::new("config");
+    let manifest = scratch_workspace(
+        &scratch,
+        r#"
+[workspace.metadata.reap]
+timeout = "30s"
+grace = "1s"
+
+[workspace.metadata.reap.suite."cfgdemo::hang"]
+timeout = "1s"
+hang-retries = 0
+
+[[workspace.metadata.reap.allow]]
+command = "^sleep 3796$"
+reason = "a helper the suite shares on purpose"
+"#,
+        &[("allowed", LEAKS_3796), ("hang", HANGS)],
+    );
+    let run = reap(&[], &["test", "--manifest-path", &manifest]);
+    let suites = run.suites();
+    let allowed = suites["cfgdemo::allowed"];
+    assert_eq!(
+        allowed["leaks"][0]["allowed"],
+        "a helper the suite shares on purpose"
+    );
+    assert_eq!(
+        allowed["leaks"][0]["reaped"], true,
+        "allowed survivors are still reaped"
+    );
+    assert_eq!(run.report()["summary"]["allowed_processes"], 1);
+    assert_eq!(run.report()["summary"]["leaked_processes"], 0);
+    let hang = suites["cfgdemo::hang"];
+    assert_eq!(hang["status"], "hang");
+    assert_eq!(
+        hang["attempts"].as_array().unwrap().len(),
+        1,
+        "hang-retries = 0 from the suite table"
+    );
+    assert_eq!(
+        run.code, 102,
+        "the hang, not the allowed leak: {}",
+        run.stderr
+    );
+
+    // A flag overrides the configuration.
+    let run = reap(
+        &[],
+        &[
+            "test",
+            "--manifest-path",
+            &manifest,
+            "--hang-retries",
+            "1",
+            "--test",
+            "hang",
+        ],
+    );
+    assert_eq!(
+        run.suites()["cfgdemo::hang"]["attempts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Unknown keys and bad values name the key and the file.
+    for (tail, needle) in [
+        ("[workspace.metadata.reap]\ntimout = \"3s\"\n", "timout"),
+        ("[workspace.metadata.reap]\ngrace = \"soon\"\n", "`grace`"),
+        (
+            "[[workspace.metadata.reap.allow]]\ncommand = \"x\"\n",
+            "reason",
+        ),
+    ] {
+        let bad = Scratch::new("badconfig");
+        let manifest = scratch_workspace(&bad, tail, &[("allowed", LEAKS_3796)]);
+        let out = Command::new(REAP)
+            .args(["test", "--manifest-path", &manifest])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+        assert!(stderr.contains(&manifest), "names the file: {stderr}");
+    }
+}

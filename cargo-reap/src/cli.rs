@@ -167,27 +167,27 @@ pub struct ReapArgs {
     /// Containment for each suite
     #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
     pub isolation: IsolationArg,
-    /// Time limit per suite attempt (humantime `5m`, `90s` or bare seconds)
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
-    pub timeout: Duration,
-    /// After the timeout: SIGTERM, then SIGKILL whatever is left after this grace
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    pub grace: Duration,
-    /// How many times a hung (timed out) suite is run again; failures are never retried
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub hang_retries: u32,
-    /// After a suite's binary exits, how long its children may take to exit on their own
-    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
-    pub settle: Duration,
-    /// Test-level attribution of leaks: re-run each test of a leaking suite alone
-    #[arg(long, value_enum, default_value_t = crate::attribute::AttributeMode::Auto)]
-    pub attribute: crate::attribute::AttributeMode,
-    /// With `--attribute auto`: at most this many tests re-run per leaking suite
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub attribute_max_tests: usize,
-    /// With `--attribute auto`: stop starting re-runs of a suite after this long
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub attribute_max_time: Duration,
+    /// Time limit per suite attempt (humantime `5m`, `90s` or bare seconds) [default: 300s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// After the timeout: SIGTERM, then SIGKILL whatever is left after this grace [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Option<Duration>,
+    /// How many times a hung (timed out) suite is run again; failures are never retried [default: 1]
+    #[arg(long, value_name = "N")]
+    pub hang_retries: Option<u32>,
+    /// After a suite's binary exits, how long its children may take to exit on their own [default: 100ms]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub settle: Option<Duration>,
+    /// Test-level attribution of leaks: re-run each test of a leaking suite alone [default: auto]
+    #[arg(long, value_enum)]
+    pub attribute: Option<crate::attribute::AttributeMode>,
+    /// With `--attribute auto`: at most this many tests re-run per leaking suite [default: 20]
+    #[arg(long, value_name = "N")]
+    pub attribute_max_tests: Option<usize>,
+    /// With `--attribute auto`: stop starting re-runs of a suite after this long [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub attribute_max_time: Option<Duration>,
     /// Suites run at once, each in its own containment (default: available CPUs)
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,

@@ -26,6 +26,8 @@ pub struct Suite {
     pub cwd: PathBuf,
     /// Environment cargo sets for test binaries (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...).
     pub env: Vec<(String, String)>,
+    /// Its time limits (defaults until the run applies flags and configuration).
+    pub limits: crate::supervise::Limits,
 }
 
 impl Suite {
@@ -81,6 +83,7 @@ pub fn command_suite(program: &str) -> Result<Suite, crate::error::EngineError> 
         binary,
         cwd,
         env: Vec::new(),
+        limits: Default::default(),
     })
 }
 
@@ -348,6 +351,7 @@ fn suite_from(
         binary,
         cwd,
         env,
+        limits: Default::default(),
     }
 }
 
@@ -383,6 +387,7 @@ mod tests {
             binary: "/x".into(),
             cwd: "/".into(),
             env: vec![],
+            limits: Default::default(),
         };
         assert_eq!(s.slug(), "my-pkg__some_test");
     }

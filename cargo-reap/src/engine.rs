@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{CargoArgs, IsolationArg, ReapArgs, RunArgs, TestArgs};
+use crate::config::{AllowRule, Config, PartialLimits};
 use crate::containment::Isolation;
 use crate::discover;
 use crate::error::{EngineError, RunError};
@@ -14,7 +15,7 @@ use crate::lifeline::Lifeline;
 use crate::report::schema::{LoopSummary, Report, Summary, Trial, SCHEMA_VERSION};
 use crate::report::terminal;
 use crate::schedule::{self, ScheduleOptions};
-use crate::supervise::{RunContext, SuiteOptions};
+use crate::supervise::{Limits, RunContext, SuiteOptions};
 use crate::sys;
 
 /// What a run produced: the exit code and the report.
@@ -161,9 +162,11 @@ fn execute(
         Ok(Outcome { exit_code, report })
     };
 
-    let (suites, log_dir) = match source {
+    let (mut suites, log_dir, config) = match source {
         Source::Cargo(cargo) => {
             let meta = discover::metadata(cargo)?;
+            // Bad configuration is an error before the build, naming key and file.
+            let config = Config::load(&meta)?;
             let suites = match discover::build(cargo, &meta) {
                 Ok(s) => s,
                 Err(crate::error::BuildError::Failed(why)) => {
@@ -180,13 +183,29 @@ fn execute(
                 }
                 Err(e) => return Err(e.into()),
             };
-            (suites, discover::reap_dir(cargo, &meta).join(&run_id))
+            (
+                suites,
+                discover::reap_dir(cargo, &meta).join(&run_id),
+                config,
+            )
         }
         Source::Command(program) => (
             vec![discover::command_suite(program)?],
             std::env::temp_dir().join("cargo-reap").join(&run_id),
+            Config::default(),
         ),
     };
+    let cli_limits = PartialLimits {
+        timeout: reap.timeout,
+        grace: reap.grace,
+        hang_retries: reap.hang_retries,
+        settle: reap.settle,
+    };
+    for s in &mut suites {
+        s.limits = config.limits_for(&s.id, &s.package, cli_limits, Limits::default());
+    }
+    let allow: Vec<AllowRule> = config.allow_rules().cloned().collect();
+    let run_limits = cli_limits.over(config.workspace.limits.over(Limits::default()));
     if interrupts.signal().is_some() {
         return finish(Vec::new(), false);
     }
@@ -203,28 +222,35 @@ fn execute(
     })?;
     // Test binaries understand `--list` / `--exact`; an arbitrary command need not.
     let runs_libtest = suites.iter().all(|s| s.kind != "command");
+    let ws = &config.workspace;
+    let attribute_mode = reap
+        .attribute
+        .or(ws.attribute)
+        .unwrap_or(crate::attribute::AttributeMode::Auto);
     let options = SuiteOptions {
-        timeout: reap.timeout,
-        grace: reap.grace,
-        hang_retries: reap.hang_retries,
-        settle: reap.settle,
         // `run` streams: as a target runner, output belongs where cargo test puts it.
         no_capture: reap.no_capture || command_mode,
         listable: runs_libtest,
         test_args: test_args.to_vec(),
         attribute: crate::attribute::AttributeOptions {
             // A command need not understand `--list` / `--exact`: only on request.
-            mode: match (runs_libtest, reap.attribute) {
+            mode: match (runs_libtest, attribute_mode) {
                 (false, crate::attribute::AttributeMode::Auto) => {
                     crate::attribute::AttributeMode::Off
                 }
                 (_, m) => m,
             },
-            max_tests: reap.attribute_max_tests,
-            max_time: reap.attribute_max_time,
+            max_tests: reap
+                .attribute_max_tests
+                .or(ws.attribute_max_tests)
+                .unwrap_or(20),
+            max_time: reap
+                .attribute_max_time
+                .or(ws.attribute_max_time)
+                .unwrap_or(std::time::Duration::from_secs(60)),
         },
     };
-    let jobs = match reap.jobs {
+    let jobs = match reap.jobs.or(ws.jobs) {
         Some(0) => return Err(EngineError::Usage("--jobs must be at least 1".into())),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -252,8 +278,8 @@ fn execute(
                 (Some(n), Some(d)) => format!(" x {n} trials (at most {})", humantime::format_duration(d)),
                 (None, None) => String::new(),
             },
-            humantime::format_duration(options.timeout),
-            humantime::format_duration(options.grace),
+            humantime::format_duration(run_limits.timeout),
+            humantime::format_duration(run_limits.grace),
             log_dir.display()
         ),
     );
@@ -277,7 +303,8 @@ fn execute(
             trial: number,
         };
         let trial_started = Instant::now();
-        let suites_run = schedule::run_suites(&ctx, &suites, &schedule)?;
+        let mut suites_run = schedule::run_suites(&ctx, &suites, &schedule)?;
+        apply_allow_list(&mut suites_run, &allow);
         let summary = Summary::of(&suites_run);
         let trial = Trial {
             number,
@@ -317,6 +344,20 @@ fn execute(
         );
     }
     finish(trials, false)
+}
+
+/// Mark the leaks the configuration expects (`allow`): reported, not failing.
+fn apply_allow_list(suites: &mut [crate::report::schema::SuiteReport], allow: &[AllowRule]) {
+    for s in suites {
+        for l in &mut s.leaks {
+            if let Some(rule) = allow
+                .iter()
+                .find(|r| r.matches(&s.id, &s.package, &l.cmdline))
+            {
+                l.allowed = Some(rule.reason.clone());
+            }
+        }
+    }
 }
 
 /// Write a line to the terminal. A closed stderr must not stop the run (the

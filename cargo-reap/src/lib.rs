@@ -8,6 +8,7 @@
 pub mod attribute;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod containment;
 pub mod discover;
 pub mod duration;

@@ -28,13 +28,29 @@ const PIPE_CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long `--list` may take when naming the tests in flight of a hang.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Per-suite supervision settings.
-#[derive(Debug, Clone)]
-pub struct SuiteOptions {
+/// Time limits of a suite (command line, configuration, defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
     pub timeout: Duration,
     pub grace: Duration,
     pub hang_retries: u32,
     pub settle: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(300),
+            grace: Duration::from_secs(5),
+            hang_retries: 1,
+            settle: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Supervision settings shared by every suite of a run.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
     pub no_capture: bool,
     /// The binary understands libtest's `--list` (not so for `cargo reap run`).
     pub listable: bool,
@@ -97,7 +113,7 @@ pub fn run_suite(
     let mut attempts = Vec::new();
     let mut leaks = Vec::new();
     let mut tests = Vec::new();
-    let max = 1 + ctx.options.hang_retries;
+    let max = 1 + suite.limits.hang_retries;
     for number in 1..=max {
         let spec = AttemptSpec {
             leaf: format!("{}.{index}.{number}.{}", ctx.trial, suite.slug()),
@@ -230,6 +246,7 @@ fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
         fds: f.map(|f| f.fd_summary),
         wchan: f.and_then(|f| f.wchan.clone()),
         syscall: f.and_then(|f| f.syscall.clone()),
+        allowed: None,
         pid: p.pid,
         ppid: p.ppid,
         pgid: p.pgid,
@@ -273,7 +290,6 @@ pub fn run_attempt(
     log: Option<&File>,
     log_path: &Path,
 ) -> Result<AttemptOutcome, RunError> {
-    let opts = ctx.options;
     let number = spec.number;
     let mut cont = ctx.isolation.create(&ctx.tag(suite), &spec.leaf)?;
 
@@ -372,14 +388,14 @@ pub fn run_attempt(
         reaper_pid: Some(std::process::id() as i32),
     };
     let interrupts = crate::interrupt::get();
-    let wake = root.wait_exit_or(opts.timeout, interrupts.map(|i| i.fd()))?;
+    let wake = root.wait_exit_or(suite.limits.timeout, interrupts.map(|i| i.fd()))?;
     if wake == sys::Wake::Exited {
         let exit = root.reap()?;
         attempt.duration_ms = started.elapsed().as_millis() as u64;
         attempt.exit_code = exit.code;
         attempt.signal = exit.signal;
         // Children get `settle` to exit on their own; whatever remains leaked.
-        let survivors = if cont.wait_empty(opts.settle)? {
+        let survivors = if cont.wait_empty(suite.limits.settle)? {
             Vec::new()
         } else {
             cont.members()?
@@ -412,7 +428,7 @@ pub fn run_attempt(
         let grace = if interrupts.is_some_and(|i| i.hard()) {
             Duration::ZERO
         } else {
-            opts.grace
+            suite.limits.grace
         };
         if !cont.wait_empty(grace)? {
             attempt.kill_rounds = cont.kill_all()?;

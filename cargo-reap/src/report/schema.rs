@@ -93,10 +93,10 @@ impl LoopSummary {
                     SuiteStatus::Hang => r.hang += 1,
                     SuiteStatus::FlakyHang => r.flaky += 1,
                 }
-                if !s.leaks.is_empty() {
+                if s.failing_leaks() > 0 {
                     r.trials_with_leaks += 1;
                 }
-                r.max_survivors = r.max_survivors.max(s.leaks.len() as u32);
+                r.max_survivors = r.max_survivors.max(s.failing_leaks() as u32);
             }
         }
         rates.sort_by(|a, b| a.id.cmp(&b.id));
@@ -122,6 +122,7 @@ impl Summary {
         self.flaky += o.flaky;
         self.leaked_processes += o.leaked_processes;
         self.suites_with_leaks += o.suites_with_leaks;
+        self.allowed_processes += o.allowed_processes;
     }
 }
 
@@ -180,6 +181,13 @@ pub struct SuiteReport {
     /// (`ok`, `FAILED`, `ignored`); empty with `--no-capture`.
     #[serde(default)]
     pub tests: Vec<TestOutcome>,
+}
+
+impl SuiteReport {
+    /// Leaks no `allow` rule expects.
+    pub fn failing_leaks(&self) -> usize {
+        self.leaks.iter().filter(|l| l.allowed.is_none()).count()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +252,10 @@ pub struct Leak {
     pub wchan: Option<String>,
     /// The system call it was blocked in, e.g. `read(fd=0)`, when readable.
     pub syscall: Option<String>,
+    /// An `allow` rule of the configuration expects it: the rule's reason.
+    /// Allowed survivors are reported (and reaped) but do not fail the run.
+    #[serde(default)]
+    pub allowed: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,8 +266,12 @@ pub struct Summary {
     pub crashed: usize,
     pub hung: usize,
     pub flaky: usize,
+    /// Survivors not covered by an `allow` rule.
     pub leaked_processes: usize,
     pub suites_with_leaks: usize,
+    /// Survivors an `allow` rule expected.
+    #[serde(default)]
+    pub allowed_processes: usize,
 }
 
 impl Summary {
@@ -268,8 +284,12 @@ impl Summary {
             crashed: count(SuiteStatus::Crash),
             hung: count(SuiteStatus::Hang),
             flaky: count(SuiteStatus::FlakyHang),
-            leaked_processes: suites.iter().map(|s| s.leaks.len()).sum(),
-            suites_with_leaks: suites.iter().filter(|s| !s.leaks.is_empty()).count(),
+            leaked_processes: suites.iter().map(|s| s.failing_leaks()).sum(),
+            suites_with_leaks: suites.iter().filter(|s| s.failing_leaks() > 0).count(),
+            allowed_processes: suites
+                .iter()
+                .map(|s| s.leaks.len() - s.failing_leaks())
+                .sum(),
         }
     }
 }

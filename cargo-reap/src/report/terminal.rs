@@ -185,6 +185,9 @@ pub fn leak_table(r: &Report) -> String {
                 if !l.reaped {
                     cmd = format!("(NOT REAPED) {cmd}");
                 }
+                if l.allowed.is_some() {
+                    cmd = format!("(allowed) {cmd}");
+                }
                 let ppid = if l.ppid == me {
                     "reaper".to_string()
                 } else {
@@ -237,6 +240,13 @@ fn as_tree<'a>(leaks: &[&'a Leak]) -> Vec<(&'a Leak, usize)> {
 /// Findings under a process row: the rule ids, then the specific ones in words.
 fn findings_lines(out: &mut String, l: &Leak) {
     const INDENT: &str = "                              ";
+    if let Some(why) = &l.allowed {
+        putln!(
+            out,
+            "{INDENT}{}",
+            clip(&format!("allowed: {why}"), WIDTH - INDENT.len())
+        );
+    }
     if !l.findings.is_empty() {
         putln!(
             out,
@@ -370,8 +380,13 @@ pub fn summary_line(r: &Report) -> String {
             parts.push(format!("{n} {what}"));
         }
     }
+    let allowed = if s.allowed_processes > 0 {
+        format!(" ({} expected by the allow list)", s.allowed_processes)
+    } else {
+        String::new()
+    };
     let leaks = if s.leaked_processes == 0 {
-        "no leaked processes".to_string()
+        format!("no leaked processes{allowed}")
     } else {
         format!(
             "{} leaked process{} from {} suite{}",
@@ -429,6 +444,7 @@ mod tests {
             fds: None,
             wchan: Some("anon_pipe_read".into()),
             syscall: Some("read(fd=0)".into()),
+            allowed: None,
         }
     }
 

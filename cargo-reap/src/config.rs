@@ -1,0 +1,377 @@
+//! Configuration in Cargo.toml: `[workspace.metadata.reap]` and
+//! `[package.metadata.reap]`, read through cargo metadata. Command-line flags
+//! override it; a package's table overrides the workspace's for that
+//! package's suites; `[…metadata.reap.suite."<package>::<target>"]` overrides
+//! both for one suite. Unknown keys and bad values are errors that name the
+//! key and the file.
+//!
+//! ```toml
+//! [workspace.metadata.reap]
+//! timeout = "2m"
+//! grace = "3s"
+//! hang-retries = 1
+//! settle = "200ms"
+//! jobs = 4
+//! attribute = "auto"            # auto | rerun | off
+//! attribute-max-tests = 20
+//! attribute-max-time = "60s"
+//!
+//! [workspace.metadata.reap.suite."my-pkg::slow_integration"]
+//! timeout = "10m"
+//!
+//! [[workspace.metadata.reap.allow]]
+//! command = "^/usr/sbin/nscd"   # regex on the command line (arguments joined by spaces)
+//! suite = "my-pkg::dns"         # optional: only this suite
+//! reason = "nscd is started on purpose and shared by the whole CI job"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::attribute::AttributeMode;
+use crate::duration::parse_duration;
+use crate::error::EngineError;
+use crate::supervise::Limits;
+
+/// One `[...metadata.reap]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTable {
+    timeout: Option<String>,
+    grace: Option<String>,
+    hang_retries: Option<u32>,
+    settle: Option<String>,
+    jobs: Option<usize>,
+    attribute: Option<AttributeMode>,
+    attribute_max_tests: Option<usize>,
+    attribute_max_time: Option<String>,
+    #[serde(default)]
+    suite: BTreeMap<String, RawLimits>,
+    #[serde(default)]
+    allow: Vec<RawAllow>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLimits {
+    timeout: Option<String>,
+    grace: Option<String>,
+    hang_retries: Option<u32>,
+    settle: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    command: String,
+    suite: Option<String>,
+    reason: String,
+}
+
+/// Limits some of which are set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartialLimits {
+    pub timeout: Option<Duration>,
+    pub grace: Option<Duration>,
+    pub hang_retries: Option<u32>,
+    pub settle: Option<Duration>,
+}
+
+impl PartialLimits {
+    /// `self` where set, else `under`.
+    pub fn over(self, under: Limits) -> Limits {
+        Limits {
+            timeout: self.timeout.unwrap_or(under.timeout),
+            grace: self.grace.unwrap_or(under.grace),
+            hang_retries: self.hang_retries.unwrap_or(under.hang_retries),
+            settle: self.settle.unwrap_or(under.settle),
+        }
+    }
+}
+
+/// An expected survivor: reported as allowed, not failing.
+#[derive(Debug, Clone)]
+pub struct AllowRule {
+    pub command: regex::Regex,
+    /// Suite id it is limited to, if any.
+    pub suite: Option<String>,
+    /// Package whose table it came from (package tables apply to their suites only).
+    pub package: Option<String>,
+    pub reason: String,
+}
+
+impl AllowRule {
+    pub fn matches(&self, suite_id: &str, package: &str, cmdline: &[String]) -> bool {
+        self.suite.as_deref().map_or(true, |s| s == suite_id)
+            && self.package.as_deref().map_or(true, |p| p == package)
+            && self.command.is_match(&cmdline.join(" "))
+    }
+}
+
+/// A parsed table.
+#[derive(Debug, Default, Clone)]
+pub struct Table {
+    pub limits: PartialLimits,
+    pub jobs: Option<usize>,
+    pub attribute: Option<AttributeMode>,
+    pub attribute_max_tests: Option<usize>,
+    pub attribute_max_time: Option<Duration>,
+    pub suites: BTreeMap<String, PartialLimits>,
+    pub allow: Vec<AllowRule>,
+}
+
+/// All configuration of a workspace.
+#[derive(Debug, Default, Clone)]
+pub struct Config {
+    pub workspace: Table,
+    /// Package name → its table.
+    pub packages: BTreeMap<String, Table>,
+}
+
+impl Config {
+    /// Read `[workspace.metadata.reap]` and every member's `[package.metadata.reap]`.
+    pub fn load(meta: &cargo_metadata::Metadata) -> Result<Config, EngineError> {
+        let ws_manifest = meta.workspace_root.join("Cargo.toml").into_std_path_buf();
+        let workspace = match meta.workspace_metadata.get("reap") {
+            Some(v) => parse_table(v, "[workspace.metadata.reap]", &ws_manifest, None)?,
+            None => Table::default(),
+        };
+        let mut packages = BTreeMap::new();
+        for p in meta.workspace_packages() {
+            if let Some(v) = p.metadata.get("reap") {
+                let t = parse_table(
+                    v,
+                    "[package.metadata.reap]",
+                    p.manifest_path.as_std_path(),
+                    Some(p.name.to_string()),
+                )?;
+                packages.insert(p.name.to_string(), t);
+            }
+        }
+        Ok(Config {
+            workspace,
+            packages,
+        })
+    }
+
+    /// The limits of one suite: defaults ← workspace ← package ← suite
+    /// entries (workspace, then package) ← command line.
+    pub fn limits_for(
+        &self,
+        suite_id: &str,
+        package: &str,
+        cli: PartialLimits,
+        defaults: Limits,
+    ) -> Limits {
+        let mut l = self.workspace.limits.over(defaults);
+        let pkg = self.packages.get(package);
+        if let Some(p) = pkg {
+            l = p.limits.over(l);
+        }
+        if let Some(s) = self.workspace.suites.get(suite_id) {
+            l = s.over(l);
+        }
+        if let Some(s) = pkg.and_then(|p| p.suites.get(suite_id)) {
+            l = s.over(l);
+        }
+        cli.over(l)
+    }
+
+    /// Every allow rule.
+    pub fn allow_rules(&self) -> impl Iterator<Item = &AllowRule> {
+        self.workspace
+            .allow
+            .iter()
+            .chain(self.packages.values().flat_map(|t| t.allow.iter()))
+    }
+}
+
+fn bad(table: &str, file: &Path, what: impl std::fmt::Display) -> EngineError {
+    EngineError::Usage(format!("{table} in {}: {what}", file.display()))
+}
+
+fn duration(
+    table: &str,
+    file: &Path,
+    key: &str,
+    v: &Option<String>,
+) -> Result<Option<Duration>, EngineError> {
+    v.as_deref()
+        .map(|s| parse_duration(s).map_err(|e| bad(table, file, format!("`{key}`: {e}"))))
+        .transpose()
+}
+
+fn limits(
+    table: &str,
+    file: &Path,
+    prefix: &str,
+    r: &RawLimits,
+) -> Result<PartialLimits, EngineError> {
+    Ok(PartialLimits {
+        timeout: duration(table, file, &format!("{prefix}timeout"), &r.timeout)?,
+        grace: duration(table, file, &format!("{prefix}grace"), &r.grace)?,
+        hang_retries: r.hang_retries,
+        settle: duration(table, file, &format!("{prefix}settle"), &r.settle)?,
+    })
+}
+
+fn parse_table(
+    v: &serde_json::Value,
+    table: &str,
+    file: &Path,
+    package: Option<String>,
+) -> Result<Table, EngineError> {
+    let raw: RawTable = serde_json::from_value(v.clone()).map_err(|e| bad(table, file, e))?;
+    let top = RawLimits {
+        timeout: raw.timeout,
+        grace: raw.grace,
+        hang_retries: raw.hang_retries,
+        settle: raw.settle,
+    };
+    let mut suites = BTreeMap::new();
+    for (id, l) in &raw.suite {
+        if !id.contains("::") {
+            return Err(bad(
+                table,
+                file,
+                format!("`suite.\"{id}\"`: a suite id is `<package>::<target>`"),
+            ));
+        }
+        suites.insert(
+            id.clone(),
+            limits(table, file, &format!("suite.\"{id}\"."), l)?,
+        );
+    }
+    if raw.jobs == Some(0) {
+        return Err(bad(table, file, "`jobs` must be at least 1"));
+    }
+    let mut allow = Vec::new();
+    for (i, a) in raw.allow.iter().enumerate() {
+        if a.reason.trim().is_empty() {
+            return Err(bad(
+                table,
+                file,
+                format!("`allow[{i}].reason` must say why the survivor is expected"),
+            ));
+        }
+        let command = regex::Regex::new(&a.command)
+            .map_err(|e| bad(table, file, format!("`allow[{i}].command`: {e}")))?;
+        allow.push(AllowRule {
+            command,
+            suite: a.suite.clone(),
+            package: package.clone(),
+            reason: a.reason.clone(),
+        });
+    }
+    Ok(Table {
+        limits: limits(table, file, "", &top)?,
+        jobs: raw.jobs,
+        attribute: raw.attribute,
+        attribute_max_tests: raw.attribute_max_tests,
+        attribute_max_time: duration(table, file, "attribute-max-time", &raw.attribute_max_time)?,
+        suites,
+        allow,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(v: serde_json::Value) -> Result<Table, EngineError> {
+        parse_table(
+            &v,
+            "[workspace.metadata.reap]",
+            Path::new("/x/Cargo.toml"),
+            None,
+        )
+    }
+
+    #[test]
+    fn reads_keys_and_overrides() {
+        let t = table(serde_json::json!({
+            "timeout": "2m", "hang-retries": 2, "jobs": 3, "attribute": "off",
+            "suite": { "p::slow": { "timeout": "10m" } },
+            "allow": [ { "command": "^nscd", "reason": "shared daemon" } ]
+        }))
+        .unwrap();
+        assert_eq!(t.limits.timeout, Some(Duration::from_secs(120)));
+        assert_eq!(t.limits.hang_retries, Some(2));
+        assert_eq!(t.jobs, Some(3));
+        assert_eq!(t.attribute, Some(AttributeMode::Off));
+        assert_eq!(t.suites["p::slow"].timeout, Some(Duration::from_secs(600)));
+        assert!(t.allow[0].matches("p::x", "p", &["nscd".into(), "-F".into()]));
+        assert!(!t.allow[0].matches("p::x", "p", &["sleep".into()]));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_file() {
+        let e = table(serde_json::json!({ "timout": "2m" }))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timout") && e.contains("/x/Cargo.toml"), "{e}");
+        let e = table(serde_json::json!({ "grace": "soon" }))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`grace`") && e.contains("not a duration"), "{e}");
+        let e = table(serde_json::json!({ "allow": [ { "command": "x" } ] }))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reason"), "{e}");
+        let e = table(serde_json::json!({ "allow": [ { "command": "(", "reason": "r" } ] }))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow[0].command"), "{e}");
+        let e = table(serde_json::json!({ "suite": { "noseparator": {} } }))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("<package>::<target>"), "{e}");
+    }
+
+    #[test]
+    fn precedence_cli_over_suite_over_package_over_workspace() {
+        let defaults = Limits {
+            timeout: Duration::from_secs(300),
+            grace: Duration::from_secs(5),
+            hang_retries: 1,
+            settle: Duration::from_millis(100),
+        };
+        let mut c = Config::default();
+        c.workspace.limits.timeout = Some(Duration::from_secs(100));
+        c.workspace.limits.grace = Some(Duration::from_secs(2));
+        let mut pt = Table::default();
+        pt.limits.timeout = Some(Duration::from_secs(50));
+        pt.suites.insert(
+            "p::s".into(),
+            PartialLimits {
+                timeout: Some(Duration::from_secs(10)),
+                ..Default::default()
+            },
+        );
+        c.packages.insert("p".into(), pt);
+        let l = c.limits_for("p::s", "p", PartialLimits::default(), defaults);
+        assert_eq!(l.timeout, Duration::from_secs(10));
+        assert_eq!(l.grace, Duration::from_secs(2));
+        assert_eq!(
+            c.limits_for("p::t", "p", PartialLimits::default(), defaults)
+                .timeout,
+            Duration::from_secs(50)
+        );
+        assert_eq!(
+            c.limits_for("q::t", "q", PartialLimits::default(), defaults)
+                .timeout,
+            Duration::from_secs(100)
+        );
+        let cli = PartialLimits {
+            timeout: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        assert_eq!(
+            c.limits_for("p::s", "p", cli, defaults).timeout,
+            Duration::from_secs(1)
+        );
+    }
+}

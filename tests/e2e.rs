@@ -740,3 +740,92 @@ reason = "a helper the suite shares on purpose"
         assert!(stderr.contains(&manifest), "names the file: {stderr}");
     }
 }
+
+const LEAVES_A_TEMP_FILE: &str = r#"
+#[test]
+fn writes_telemetry() {
+    std::fs::write(std::env::temp_dir().join("telemetry-0001.json"), b"{}").unwrap();
+}
+"#;
+
+/// Each suite gets a private TMPDIR; files left there are reported and removed,
+/// and fail the run only with `--fail-on tmp`.
+#[test]
+fn files_left_in_the_private_tmpdir_are_reported_and_removed() {
+    require_root();
+    let scratch = Scratch::new("tmpdir");
+    let manifest = scratch_workspace(&scratch, "", &[("telemetry", LEAVES_A_TEMP_FILE)]);
+    let run = reap(&[], &["test", "--manifest-path", &manifest]);
+    let s = run.suites()["cfgdemo::telemetry"].clone();
+    assert_eq!(s["tmp"]["files"], 1, "{s:#}");
+    assert_eq!(s["tmp"]["bytes"], 2);
+    assert_eq!(s["tmp"]["examples"][0], "telemetry-0001.json");
+    assert!(
+        run.stderr
+            .contains("left 1 file(s), 2 bytes in its TMPDIR (removed)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 0, "reported, not failing by default");
+    let run_id = run.report()["run_id"].as_str().unwrap().to_string();
+    assert!(
+        !std::env::temp_dir()
+            .join(format!("cargo-reap-{run_id}"))
+            .exists(),
+        "the TMPDIR root is removed"
+    );
+    let strict = reap(
+        &[],
+        &["test", "--manifest-path", &manifest, "--fail-on", "tmp"],
+    );
+    assert_eq!(strict.code, 103, "{}", strict.stderr);
+}
+
+/// `--partition slice:M/N` and `hash:M/N` split the suites across machines:
+/// every suite runs in exactly one share.
+#[test]
+fn partitions_split_suites_across_machines() {
+    require_root();
+    let base = manifest_args();
+    let selection = [
+        "test",
+        "-p",
+        "leaky",
+        "--test",
+        "clean",
+        "--test",
+        "daemon",
+        "--test",
+        "own_pgroup",
+        "--test",
+        "ignores_term",
+        "--lib",
+    ];
+    for kind in ["slice", "hash"] {
+        let mut seen: Vec<String> = Vec::new();
+        for m in 1..=2 {
+            let part = format!("{kind}:{m}/2");
+            let mut a = args(&base, &selection);
+            a.extend(["--partition", part.as_str()]);
+            let run = reap(&[], &a);
+            assert!(
+                run.stderr.contains(&format!("partition {part}:")),
+                "{}",
+                run.stderr
+            );
+            seen.extend(run.suites().keys().cloned());
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "leaky::clean",
+                "leaky::daemon",
+                "leaky::ignores_term",
+                "leaky::leaky",
+                "leaky::own_pgroup"
+            ],
+            "{kind}"
+        );
+    }
+}

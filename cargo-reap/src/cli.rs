@@ -203,6 +203,14 @@ pub struct ReapArgs {
     /// With --loop: stop at the first trial with a failed, crashed or hung suite
     #[arg(long)]
     pub until_failure: bool,
+    /// Run only a share of the suites: `slice:M/N` (every Nth by id) or
+    /// `hash:M/N` (by a stable hash of the id), M in 1..=N — for CI matrices
+    #[arg(long, value_name = "KIND:M/N", value_parser = crate::schedule::Partition::parse)]
+    pub partition: Option<crate::schedule::Partition>,
+    /// Also fail on files a suite leaves in its private TMPDIR (`--fail-on tmp`);
+    /// they are always reported and removed
+    #[arg(long, value_name = "WHAT", value_parser = ["tmp"])]
+    pub fail_on: Vec<String>,
     /// Write a JUnit XML report (one testsuite per suite; leaks and hangs as failing test cases)
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,

@@ -63,6 +63,7 @@ fn execute(
     test_args: &[String],
 ) -> Result<Outcome, EngineError> {
     let command_mode = matches!(source, Source::Command(_));
+    let fail_on_tmp = reap.fail_on.iter().any(|w| w == "tmp");
     let started = Instant::now();
     let run_id = new_run_id();
     // Before any thread exists, so that every thread inherits the blocked mask.
@@ -108,7 +109,7 @@ fn execute(
         let exit_code = match interrupted {
             Some(sig) => interrupt::exit_code(sig),
             None if build_failed => exit::BUILD_FAILED,
-            None => exit::for_summary(&summary),
+            None => exit::for_summary(&summary, fail_on_tmp),
         };
         // The last trial that leaked keeps its full table; else the last trial.
         let shown = trials
@@ -195,6 +196,17 @@ fn execute(
             Config::default(),
         ),
     };
+    if let Some(p) = reap.partition {
+        let before = suites.len();
+        suites = p.select(suites);
+        emit(
+            &mut err,
+            &format!(
+                "cargo-reap: partition {p}: {} of {before} suites",
+                suites.len()
+            ),
+        );
+    }
     let cli_limits = PartialLimits {
         timeout: reap.timeout,
         grace: reap.grace,
@@ -207,6 +219,10 @@ fn execute(
     let allow: Vec<AllowRule> = config.allow_rules().cloned().collect();
     let run_limits = cli_limits.over(config.workspace.limits.over(Limits::default()));
     if interrupts.signal().is_some() {
+        return finish(Vec::new(), false);
+    }
+    if suites.is_empty() && reap.partition.is_some() {
+        // More CI machines than suites: an empty share passes.
         return finish(Vec::new(), false);
     }
     if suites.is_empty() {
@@ -264,6 +280,7 @@ fn execute(
     if reap.loop_count == Some(0) {
         return Err(EngineError::Usage("--loop must be at least 1".into()));
     }
+    let tmp_root = std::env::temp_dir().join(format!("cargo-reap-{run_id}"));
     let lifeline = Lifeline::start(&run_id)?;
     if !quiet {
         emit(
@@ -299,6 +316,7 @@ fn execute(
             run_id: &run_id,
             options: &options,
             log_dir: &log_dir,
+            tmp_root: &tmp_root,
             lifeline: &lifeline,
             trial: number,
         };
@@ -331,6 +349,11 @@ fn execute(
         }
     }
     lifeline.close()?;
+    remove_if_exists(&tmp_root)?;
+    if command_mode {
+        // Only the listing scratch files of `run` lived there.
+        remove_if_exists(&log_dir)?;
+    }
     let orphans = sys::sweep_zombie_children()?;
     tracing::debug!("reaped {orphans} orphaned zombie(s) at the end of the run");
     if let Some(sig) = interrupts.signal() {
@@ -344,6 +367,19 @@ fn execute(
         );
     }
     finish(trials, false)
+}
+
+fn remove_if_exists(dir: &std::path::Path) -> Result<(), EngineError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RunError::Io {
+            what: "removing",
+            path: dir.to_path_buf(),
+            source,
+        }
+        .into()),
+    }
 }
 
 /// Mark the leaks the configuration expects (`allow`): reported, not failing.

@@ -17,12 +17,13 @@ pub const LEAKED: i32 = 103;
 
 /// The exit code of a completed run: the first that applies in the order
 /// 100 (failed/crashed), 102 (hung), 103 (leaked). (101 is decided before any suite runs.)
-pub fn for_summary(s: &Summary) -> i32 {
+/// With `fail_on_tmp`, files left in a suite's TMPDIR count as leaks.
+pub fn for_summary(s: &Summary, fail_on_tmp: bool) -> i32 {
     if s.failed + s.crashed > 0 {
         TEST_FAILED
     } else if s.hung > 0 {
         HUNG
-    } else if s.leaked_processes > 0 {
+    } else if s.leaked_processes > 0 || (fail_on_tmp && s.suites_with_tmp_files > 0) {
         LEAKED
     } else {
         SUCCESS
@@ -36,15 +37,25 @@ mod tests {
     #[test]
     fn precedence() {
         let mut s = Summary::default();
-        assert_eq!(for_summary(&s), SUCCESS);
+        assert_eq!(for_summary(&s, false), SUCCESS);
         s.leaked_processes = 3;
-        assert_eq!(for_summary(&s), LEAKED);
+        assert_eq!(for_summary(&s, false), LEAKED);
         s.hung = 1;
-        assert_eq!(for_summary(&s), HUNG);
+        assert_eq!(for_summary(&s, false), HUNG);
         s.crashed = 1;
-        assert_eq!(for_summary(&s), TEST_FAILED);
+        assert_eq!(for_summary(&s, false), TEST_FAILED);
         s.flaky = 4;
-        assert_eq!(for_summary(&s), TEST_FAILED);
+        assert_eq!(for_summary(&s, false), TEST_FAILED);
+    }
+
+    #[test]
+    fn tmp_files_fail_only_on_request() {
+        let s = Summary {
+            suites_with_tmp_files: 1,
+            ..Default::default()
+        };
+        assert_eq!(for_summary(&s, false), SUCCESS);
+        assert_eq!(for_summary(&s, true), LEAKED);
     }
 
     #[test]
@@ -55,6 +66,6 @@ mod tests {
             suites: 3,
             ..Default::default()
         };
-        assert_eq!(for_summary(&s), SUCCESS);
+        assert_eq!(for_summary(&s, false), SUCCESS);
     }
 }

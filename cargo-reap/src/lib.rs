@@ -22,6 +22,7 @@ pub mod schedule;
 pub mod stale;
 pub mod supervise;
 pub mod sys;
+pub mod tmpdir;
 
 use std::ffi::OsString;
 

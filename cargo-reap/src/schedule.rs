@@ -11,6 +11,66 @@ use crate::report::schema::SuiteReport;
 use crate::report::terminal;
 use crate::supervise::{self, RunContext};
 
+/// `--partition slice:M/N | hash:M/N`: which share of the suites this
+/// machine runs (the CI matrix is the distributed engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub by_hash: bool,
+    /// 1-based.
+    pub m: u32,
+    pub n: u32,
+}
+
+impl Partition {
+    pub fn parse(s: &str) -> Result<Partition, String> {
+        let err =
+            || format!("`{s}` is not a partition; use slice:M/N or hash:M/N with 1 <= M <= N");
+        let (kind, mn) = s.split_once(':').ok_or_else(err)?;
+        let (m, n) = mn.split_once('/').ok_or_else(err)?;
+        let (m, n): (u32, u32) = (m.parse().map_err(|_| err())?, n.parse().map_err(|_| err())?);
+        let by_hash = match kind {
+            "hash" => true,
+            "slice" => false,
+            _ => return Err(err()),
+        };
+        if m == 0 || n == 0 || m > n {
+            return Err(err());
+        }
+        Ok(Partition { by_hash, m, n })
+    }
+
+    /// Keep the suites of this share (suites sorted by id).
+    pub fn select(&self, suites: Vec<Suite>) -> Vec<Suite> {
+        suites
+            .into_iter()
+            .enumerate()
+            .filter(|(i, s)| {
+                let k = if self.by_hash {
+                    fnv1a(s.id.as_bytes())
+                } else {
+                    *i as u64
+                };
+                k % u64::from(self.n) == u64::from(self.m - 1)
+            })
+            .map(|(_, s)| s)
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.by_hash { "hash" } else { "slice" };
+        write!(f, "{kind}:{}/{}", self.m, self.n)
+    }
+}
+
+/// FNV-1a: a hash that is the same on every machine and every release.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// How suites are run and shown.
 pub struct ScheduleOptions {
     pub jobs: usize,
@@ -100,5 +160,51 @@ pub fn tail_of(r: &SuiteReport, lines: usize) -> Vec<String> {
                 .collect()
         }
         Err(e) => vec![format!("(could not read {log}: {e})")],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite(id: &str) -> Suite {
+        Suite {
+            id: id.into(),
+            package: "p".into(),
+            target: id.into(),
+            kind: "test".into(),
+            binary: "/x".into(),
+            cwd: "/".into(),
+            env: vec![],
+            limits: Default::default(),
+        }
+    }
+
+    #[test]
+    fn partitions_cover_every_suite_exactly_once() {
+        let ids: Vec<String> = (0..23).map(|i| format!("p::s{i}")).collect();
+        for kind in ["slice", "hash"] {
+            let mut seen: Vec<String> = Vec::new();
+            for m in 1..=4 {
+                let p = Partition::parse(&format!("{kind}:{m}/4")).unwrap();
+                let part = p.select(ids.iter().map(|i| suite(i)).collect());
+                seen.extend(part.into_iter().map(|s| s.id));
+            }
+            seen.sort();
+            let mut all = ids.clone();
+            all.sort();
+            assert_eq!(seen, all, "{kind}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_partitions() {
+        for bad in ["slice:0/3", "slice:4/3", "hash:1", "mod:1/2", "slice:a/b"] {
+            assert!(Partition::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Partition::parse("hash:2/5").unwrap().to_string(),
+            "hash:2/5"
+        );
     }
 }

@@ -24,11 +24,13 @@ pub struct Sweep {
     pub cgroups: Vec<(PathBuf, usize)>,
     /// Tagged processes of dead runs: (pid, tag, command).
     pub processes: Vec<(i32, String, String)>,
+    /// TMPDIR roots (`$TMPDIR/cargo-reap-<run-id>`) of dead runs.
+    pub tmp_dirs: Vec<PathBuf>,
 }
 
 impl Sweep {
     pub fn is_empty(&self) -> bool {
-        self.cgroups.is_empty() && self.processes.is_empty()
+        self.cgroups.is_empty() && self.processes.is_empty() && self.tmp_dirs.is_empty()
     }
 
     /// One line per item, for the terminal.
@@ -40,6 +42,11 @@ impl Sweep {
             .iter()
             .map(|(d, n)| format!("{verb} cgroup {} ({n} process(es) inside)", d.display()))
             .collect();
+        v.extend(
+            self.tmp_dirs
+                .iter()
+                .map(|d| format!("{verb} temporary directory {}", d.display())),
+        );
         v.extend(
             self.processes
                 .iter()
@@ -166,6 +173,33 @@ pub fn sweep(dry_run: bool) -> Result<Sweep, ContainError> {
                 remove_leaf(&leaf)?;
             }
             found.cgroups.push((leaf, procs));
+        }
+    }
+
+    // Private TMPDIRs of dead runs.
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(run) = name.strip_prefix("cargo-reap-") else {
+                continue;
+            };
+            if parse_run_id(run).is_none() || alive(run) {
+                continue;
+            }
+            if !dry_run {
+                match std::fs::remove_dir_all(e.path()) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(err) => {
+                        return Err(ContainError::Sys {
+                            what: "removing a dead run's temporary directory",
+                            source: err,
+                        })
+                    }
+                }
+            }
+            found.tmp_dirs.push(e.path());
         }
     }
 

@@ -64,6 +64,8 @@ pub struct RunContext<'a> {
     pub run_id: &'a str,
     pub options: &'a SuiteOptions,
     pub log_dir: &'a Path,
+    /// Where the suites' private TMPDIRs are made.
+    pub tmp_root: &'a Path,
     pub lifeline: &'a crate::lifeline::Lifeline,
     /// 1-based trial number (`--loop`); 1 without it.
     pub trial: u32,
@@ -101,6 +103,13 @@ pub fn run_suite(
     } else {
         ctx.log_dir.join(format!("{}.log", suite.slug()))
     };
+    // A private TMPDIR: what the suite leaves there is reported and removed.
+    let tmp_dir = ctx.tmp_root.join(format!("{}.{}", ctx.trial, suite.slug()));
+    std::fs::create_dir_all(&tmp_dir).map_err(|source| RunError::Io {
+        what: "creating the suite's TMPDIR",
+        path: tmp_dir.clone(),
+        source,
+    })?;
     let log = if ctx.options.no_capture {
         None
     } else {
@@ -156,6 +165,8 @@ pub fn run_suite(
         log.as_ref(),
         &log_path,
     )?;
+    // Every process of the suite is gone: what is in its TMPDIR was left behind.
+    let tmp = crate::tmpdir::collect_and_remove(&tmp_dir)?;
     Ok(SuiteReport {
         id: suite.id.clone(),
         package: suite.package.clone(),
@@ -169,6 +180,7 @@ pub fn run_suite(
         leaks,
         attribution,
         tests,
+        tmp,
     })
 }
 
@@ -298,6 +310,12 @@ pub fn run_attempt(
         .current_dir(&suite.cwd)
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
         .env(TRIAL_VAR, ctx.trial.to_string())
+        .envs(["TMPDIR", "TMP", "TEMP"].map(|k| {
+            (
+                k,
+                ctx.tmp_root.join(format!("{}.{}", ctx.trial, suite.slug())),
+            )
+        }))
         .stdin(Stdio::null());
     let mut runner_pipe: Option<u64> = None;
     let capture_pipe = match log {
@@ -547,6 +565,12 @@ pub fn list_tests(
         .current_dir(&suite.cwd)
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
         .env(TRIAL_VAR, ctx.trial.to_string())
+        .envs(["TMPDIR", "TMP", "TEMP"].map(|k| {
+            (
+                k,
+                ctx.tmp_root.join(format!("{}.{}", ctx.trial, suite.slug())),
+            )
+        }))
         .stdin(Stdio::null())
         .stderr(Stdio::null());
     let tmp = tempfile_in(ctx.log_dir, &format!("{leaf}.list"))?;

@@ -123,6 +123,7 @@ impl Summary {
         self.leaked_processes += o.leaked_processes;
         self.suites_with_leaks += o.suites_with_leaks;
         self.allowed_processes += o.allowed_processes;
+        self.suites_with_tmp_files += o.suites_with_tmp_files;
     }
 }
 
@@ -181,6 +182,18 @@ pub struct SuiteReport {
     /// (`ok`, `FAILED`, `ignored`); empty with `--no-capture`.
     #[serde(default)]
     pub tests: Vec<TestOutcome>,
+    /// Files the suite left in its private TMPDIR (removed); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmp: Option<TmpLeftovers>,
+}
+
+/// What a suite left in its private TMPDIR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpLeftovers {
+    pub files: u64,
+    pub bytes: u64,
+    /// A few of the paths, relative to the TMPDIR.
+    pub examples: Vec<String>,
 }
 
 impl SuiteReport {
@@ -272,6 +285,9 @@ pub struct Summary {
     /// Survivors an `allow` rule expected.
     #[serde(default)]
     pub allowed_processes: usize,
+    /// Suites that left files in their TMPDIR.
+    #[serde(default)]
+    pub suites_with_tmp_files: usize,
 }
 
 impl Summary {
@@ -290,6 +306,7 @@ impl Summary {
                 .iter()
                 .map(|s| s.leaks.len() - s.failing_leaks())
                 .sum(),
+            suites_with_tmp_files: suites.iter().filter(|s| s.tmp.is_some()).count(),
         }
     }
 }

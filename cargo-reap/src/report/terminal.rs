@@ -77,6 +77,21 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
     if let Some(a) = &s.attribution {
         putln!(out, "           {}", a.line());
     }
+    if let Some(t) = &s.tmp {
+        putln!(
+            out,
+            "           {}",
+            clip(
+                &format!(
+                    "left {} file(s), {} bytes in its TMPDIR (removed): {}",
+                    t.files,
+                    t.bytes,
+                    t.examples.join(", ")
+                ),
+                WIDTH - 11
+            )
+        );
+    }
     let show_tail = matches!(
         s.status,
         SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang
@@ -462,6 +477,7 @@ mod tests {
             leaks,
             attribution: None,
             tests: vec![],
+            tmp: None,
         };
         Report {
             version: 1,

@@ -829,3 +829,46 @@ fn partitions_split_suites_across_machines() {
         );
     }
 }
+
+/// Plain lines when stderr is not a terminal; `CLICOLOR_FORCE` forces colors,
+/// `NO_COLOR` wins over a terminal; `-q` shows only suites with a problem.
+#[test]
+fn colors_and_quiet_follow_the_conventions() {
+    require_root();
+    let manifest = fixture_manifest().display().to_string();
+    let run = |env: &[(&str, &str)], extra: &[&str]| {
+        let out = Command::new(REAP)
+            .args([
+                "test",
+                "--manifest-path",
+                &manifest,
+                "-p",
+                "leaky",
+                "--test",
+                "clean",
+                "--test",
+                "daemon",
+            ])
+            .args(extra)
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let plain = run(&[], &[]);
+    assert!(
+        !plain.contains("\x1b["),
+        "not a terminal: plain lines: {plain}"
+    );
+    assert!(plain.contains("leaky::clean"), "{plain}");
+    let forced = run(&[("CLICOLOR_FORCE", "1")], &[]);
+    assert!(forced.contains("\x1b[1;32m"), "{forced}");
+    let quiet = run(&[], &["-q"]);
+    assert!(
+        !quiet.contains("leaky::clean"),
+        "-q hides clean suites: {quiet}"
+    );
+    assert!(quiet.contains("leaky::daemon"), "{quiet}");
+}

@@ -220,6 +220,12 @@ pub struct ReapArgs {
     /// Stream suite output to the terminal instead of capturing it to target/reap/
     #[arg(long)]
     pub no_capture: bool,
+    /// Only suites with a problem get a line (and the summary)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// More diagnostics (tracing at debug level; RUST_LOG overrides)
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Lines of captured output shown for a failed, crashed or hung suite
     #[arg(long, value_name = "N", default_value_t = 40)]
     pub tail_lines: usize,

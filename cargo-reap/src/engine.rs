@@ -90,7 +90,7 @@ fn execute(
         },
     )?;
     // `run` is quiet when all is well: it may wrap every test binary of a `cargo test`.
-    let quiet = command_mode;
+    let quiet = command_mode || reap.quiet;
     if !quiet || isolation.kind() != crate::containment::IsolationKind::Cgroup {
         emit(&mut err, &format!("cargo-reap: {note}"));
     }

@@ -56,7 +56,12 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
             return code;
         }
     };
-    init_tracing();
+    let verbose = match &cli.command {
+        cli::Command::Test(a) => a.reap.verbose,
+        cli::Command::Run(a) => a.reap.verbose,
+        cli::Command::Clean(_) => false,
+    };
+    init_tracing(verbose);
     match cli.command {
         cli::Command::Clean(args) => match stale::sweep(args.dry_run) {
             Ok(found) => {
@@ -107,9 +112,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn init_tracing() {
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "debug" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     if let Err(e) = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -14,19 +14,52 @@ macro_rules! putln {
     ($dst:expr, $($arg:tt)*) => {{ $dst.push_str(&format!($($arg)*)); $dst.push('\n'); }};
 }
 
+/// Whether stderr gets ANSI colors: `CLICOLOR_FORCE` (not `0`) forces them,
+/// `NO_COLOR` (non-empty) forbids them, else only on a terminal that is not dumb.
+pub fn colors() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        let var = |k| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if var("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+            return true;
+        }
+        if var("NO_COLOR").is_some() {
+            return false;
+        }
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal() && var("TERM").as_deref() != Some("dumb")
+    })
+}
+
+/// `text` in an SGR color (31 red, 32 green, 33 yellow, 35 magenta), when colors are on.
+fn paint(text: &str, sgr: u8) -> String {
+    if colors() {
+        format!("\x1b[1;{sgr}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
 /// Columns the table is laid out for.
 pub const WIDTH: usize = 100;
 
 /// `   PASS [  0.41s] leaky::daemon  (1 leaked, reaped)`
 pub fn suite_line(s: &SuiteReport) -> String {
     let interrupted = s.attempts.iter().any(|a| a.interrupted);
+    let label = if interrupted {
+        "INTERRUPTED"
+    } else {
+        s.status.label()
+    };
+    let color = match s.status {
+        SuiteStatus::Pass if s.failing_leaks() == 0 => 32,
+        SuiteStatus::Pass => 35,
+        SuiteStatus::Hang | SuiteStatus::FlakyHang => 33,
+        SuiteStatus::Fail | SuiteStatus::Crash => 31,
+    };
     let mut line = format!(
-        "{:>10} [{:>8}] {}",
-        if interrupted {
-            "INTERRUPTED"
-        } else {
-            s.status.label()
-        },
+        "{} [{:>8}] {}",
+        paint(&format!("{label:>10}"), color),
         short(Duration::from_millis(s.duration_ms)),
         s.id
     );
@@ -35,7 +68,11 @@ pub fn suite_line(s: &SuiteReport) -> String {
         put!(line, "  ({} attempts)", s.attempts.len());
     }
     if !s.leaks.is_empty() {
-        put!(line, "  LEAKED {}", s.leaks.len());
+        put!(
+            line,
+            "  {}",
+            paint(&format!("LEAKED {}", s.leaks.len()), 35)
+        );
     }
     line
 }

@@ -8,7 +8,6 @@
 //! an interaction between tests, or it is flaky. `auto` bounds the cost
 //! (at most N tests or T seconds per suite); `rerun` re-runs every test.
 
-use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -98,7 +97,7 @@ pub fn attribute(
     index: usize,
     opts: &AttributeOptions,
     leaks: &mut [Leak],
-    log: Option<&File>,
+    log: Option<&crate::supervise::SuiteLog>,
     log_path: &Path,
 ) -> Result<Option<AttributionReport>, RunError> {
     let interrupted = crate::interrupt::get().is_some_and(|i| i.signal().is_some());

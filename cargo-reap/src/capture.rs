@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -152,6 +153,7 @@ pub struct Capture {
     done: mpsc::Receiver<io::Result<u64>>,
     thread: Option<JoinHandle<()>>,
     log_path: PathBuf,
+    logged: Arc<AtomicU64>,
 }
 
 /// What the capture produced.
@@ -171,14 +173,21 @@ pub struct Captured {
 
 impl Capture {
     /// Start draining `pipe` into `log`.
-    pub fn start(pipe: OwnedFd, mut log: File, log_path: PathBuf) -> Capture {
+    /// `logged` counts the bytes already in this log (shared by every attempt
+    /// and re-run of a suite), so [`LOG_LIMIT`] bounds the whole file.
+    pub fn start(
+        pipe: OwnedFd,
+        mut log: File,
+        log_path: PathBuf,
+        logged: Arc<AtomicU64>,
+    ) -> Capture {
         let state = Arc::new(Mutex::new(OutputState::default()));
         let (tx, done) = mpsc::channel();
         let st = Arc::clone(&state);
+        let counter = Arc::clone(&logged);
         let thread = std::thread::spawn(move || {
             let mut pipe = File::from(pipe);
             let mut buf = vec![0u8; 64 * 1024];
-            let mut written: u64 = 0;
             let mut total: u64 = 0;
             let result = loop {
                 let n = match pipe.read(&mut buf) {
@@ -189,13 +198,13 @@ impl Capture {
                 };
                 total += n as u64;
                 st.lock().unwrap_or_else(|p| p.into_inner()).feed(&buf[..n]);
+                let written = logged.load(Ordering::SeqCst);
                 if written < LOG_LIMIT {
                     let take = (LOG_LIMIT - written).min(n as u64) as usize;
                     if let Err(e) = log.write_all(&buf[..take]) {
                         break Err(e);
                     }
-                    written += take as u64;
-                    if written == LOG_LIMIT {
+                    if logged.fetch_add(take as u64, Ordering::SeqCst) + take as u64 == LOG_LIMIT {
                         let note = format!(
                             "\n[cargo-reap: log truncated at {} MiB; the rest of the output was read and discarded]\n",
                             LOG_LIMIT >> 20
@@ -217,6 +226,7 @@ impl Capture {
             done,
             thread: Some(thread),
             log_path,
+            logged: counter,
         }
     }
 
@@ -255,7 +265,7 @@ impl Capture {
         }
         Ok(Captured {
             bytes,
-            truncated: bytes > LOG_LIMIT,
+            truncated: bytes > 0 && self.logged.load(Ordering::SeqCst) >= LOG_LIMIT,
             tail,
             windows: st.windows.clone(),
             results: st.results.clone(),

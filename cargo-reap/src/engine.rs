@@ -112,12 +112,14 @@ fn execute(
             None => exit::for_summary(&summary, fail_on_tmp),
         };
         // The last trial that leaked keeps its full table; else the last trial.
-        let shown = trials
+        let shown_trial = trials
             .iter()
             .rev()
             .find(|t| t.summary.leaked_processes > 0)
-            .or(trials.last())
-            .map(|t| t.suites.clone())
+            .or(trials.last());
+        let shown = shown_trial.map(|t| t.suites.clone()).unwrap_or_default();
+        let unattributed = shown_trial
+            .map(|t| t.unattributed.clone())
             .unwrap_or_default();
         let loop_summary = looping.then(|| LoopSummary::of(&trials));
         let report = Report {
@@ -130,6 +132,7 @@ fn execute(
             build_failed,
             interrupted,
             suites: shown,
+            unattributed,
             summary,
             trials: if looping { trials } else { Vec::new() },
             loop_summary,
@@ -269,6 +272,9 @@ fn execute(
     let jobs = match reap.jobs.or(ws.jobs) {
         Some(0) => return Err(EngineError::Usage("--jobs must be at least 1".into())),
         Some(n) => n,
+        // Process groups can pin an untagged orphan to its suite only while
+        // that suite runs alone: serial unless asked otherwise.
+        None if isolation.kind() == crate::containment::IsolationKind::ProcessGroup => 1,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let looping = reap.loop_count.is_some() || reap.loop_duration.is_some();
@@ -321,14 +327,28 @@ fn execute(
             trial: number,
         };
         let trial_started = Instant::now();
+        let since = reap_probe::boottime_ticks().saturating_sub(1);
         let mut suites_run = schedule::run_suites(&ctx, &suites, &schedule)?;
         apply_allow_list(&mut suites_run, &allow);
-        let summary = Summary::of(&suites_run);
+        let mut summary = Summary::of(&suites_run);
+        // Process groups cannot pin every orphan to a suite when several ran
+        // at once: whatever of the run is still alive is killed and reported.
+        let mut unattributed = Vec::new();
+        if isolation.kind() == crate::containment::IsolationKind::ProcessGroup {
+            let left = crate::containment::pgroup::unattributed(&run_id, since)?;
+            if !left.is_empty() {
+                crate::containment::pgroup::kill_listed(&left)?;
+                unattributed = left.iter().map(|p| unattributed_leak(p, number)).collect();
+            }
+        }
+        summary.leaked_processes += unattributed.len();
+        summary.unattributed_processes += unattributed.len();
         let trial = Trial {
             number,
             duration_ms: trial_started.elapsed().as_millis() as u64,
             suites: suites_run,
             summary,
+            unattributed,
         };
         if looping {
             emit(&mut err, &terminal::trial_line(&trial, reap.loop_count));
@@ -379,6 +399,32 @@ fn remove_if_exists(dir: &std::path::Path) -> Result<(), EngineError> {
             source,
         }
         .into()),
+    }
+}
+
+/// A leak no suite could claim.
+fn unattributed_leak(p: &reap_probe::ProcessInfo, trial: u32) -> crate::report::schema::Leak {
+    crate::report::schema::Leak {
+        pid: p.pid,
+        ppid: p.ppid,
+        pgid: p.pgid,
+        sid: p.sid,
+        state: p.state.to_string(),
+        comm: p.comm.clone(),
+        cmdline: p.cmdline.clone(),
+        age_ms: p.age_ms,
+        attempt: trial,
+        reaped: true,
+        test: None,
+        attribution: Some(
+            "no suite could claim it: orphaned while several suites ran (use --jobs 1 or cgroup isolation)".into(),
+        ),
+        findings: vec!["orphaned".into()],
+        notes: vec![],
+        fds: None,
+        wchan: None,
+        syscall: None,
+        allowed: None,
     }
 }
 

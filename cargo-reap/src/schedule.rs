@@ -147,12 +147,20 @@ fn print_suite(r: &SuiteReport, tail_lines: usize) {
 
 /// The last `lines` lines of a suite's log.
 pub fn tail_of(r: &SuiteReport, lines: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
     let Some(log) = &r.log else { return Vec::new() };
-    match std::fs::read(log) {
+    // Only the end matters and the log may be huge: read its last 256 KiB.
+    let read_end = || -> std::io::Result<Vec<u8>> {
+        let mut f = std::fs::File::open(log)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(256 * 1024)))?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    match read_end() {
         Ok(bytes) => {
-            // Only the end matters; the log may be large.
-            let start = bytes.len().saturating_sub(256 * 1024);
-            let text = String::from_utf8_lossy(&bytes[start..]);
+            let text = String::from_utf8_lossy(&bytes);
             let all: Vec<&str> = text.lines().collect();
             all[all.len().saturating_sub(lines)..]
                 .iter()

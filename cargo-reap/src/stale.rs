@@ -84,7 +84,12 @@ fn runner_alive(run_id: &str, me: i32) -> bool {
             let started_ms = now_ms.saturating_sub(p.age_ms);
             started_ms <= ms + 5_000
         }
-        Err(_) => false,
+        Err(reap_probe::ProbeError::Gone(_)) => false,
+        // Cannot tell (permissions, a read that failed): never sweep what may be alive.
+        Err(e) => {
+            tracing::debug!("stale sweep: cannot judge runner {pid}: {e}");
+            true
+        }
     }
 }
 

@@ -6,6 +6,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reap_probe::ProcessInfo;
@@ -113,11 +115,14 @@ pub fn run_suite(
     let log = if ctx.options.no_capture {
         None
     } else {
-        Some(File::create(&log_path).map_err(|source| RunError::Io {
-            what: "creating log",
-            path: log_path.clone(),
-            source,
-        })?)
+        Some(SuiteLog {
+            file: File::create(&log_path).map_err(|source| RunError::Io {
+                what: "creating log",
+                path: log_path.clone(),
+                source,
+            })?,
+            logged: Arc::new(AtomicU64::new(0)),
+        })
     };
     let mut attempts = Vec::new();
     let mut leaks = Vec::new();
@@ -217,6 +222,22 @@ pub struct Examined {
     pub forensics: Option<reap_probe::Forensics>,
 }
 
+/// Of the processes a kill found, those not already examined.
+fn unseen(seen: &[Examined], killed: Vec<ProcessInfo>) -> Vec<Examined> {
+    killed
+        .into_iter()
+        .filter(|k| {
+            !seen
+                .iter()
+                .any(|e| e.info.pid == k.pid && e.info.start_time == k.start_time)
+        })
+        .map(|info| Examined {
+            info,
+            forensics: None,
+        })
+        .collect()
+}
+
 /// Forensics of every member, parents before children, before anything is killed.
 fn examine(
     members: Vec<ProcessInfo>,
@@ -274,6 +295,13 @@ fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
     }
 }
 
+/// A suite's log file and how many bytes it holds (every attempt and re-run
+/// appends to it; the capture limit applies to the whole file).
+pub struct SuiteLog {
+    pub file: File,
+    pub logged: Arc<AtomicU64>,
+}
+
 /// What one run of a test binary produced.
 pub struct AttemptOutcome {
     pub attempt: Attempt,
@@ -299,7 +327,7 @@ pub fn run_attempt(
     ctx: &RunContext<'_>,
     suite: &Suite,
     spec: &AttemptSpec<'_>,
-    log: Option<&File>,
+    log: Option<&SuiteLog>,
     log_path: &Path,
 ) -> Result<AttemptOutcome, RunError> {
     let number = spec.number;
@@ -319,7 +347,8 @@ pub fn run_attempt(
         .stdin(Stdio::null());
     let mut runner_pipe: Option<u64> = None;
     let capture_pipe = match log {
-        Some(mut log) => {
+        Some(suite_log) => {
+            let mut log = &suite_log.file;
             let header = format!(
                 "===== cargo-reap: {} {} ({}) =====\n",
                 suite.id,
@@ -352,7 +381,7 @@ pub fn run_attempt(
                     .map_err(|e| crate::error::ContainError::sys("fstat on the capture pipe", e))?
                     .st_ino as u64,
             );
-            Some((r, log))
+            Some((r, log, Arc::clone(&suite_log.logged)))
         }
         None => None,
     };
@@ -375,7 +404,8 @@ pub fn run_attempt(
     drop(child);
     cont.set_root(root.pid());
     ctx.guard(cont.guard_key(), true)?;
-    let capture = capture_pipe.map(|(r, log)| Capture::start(r, log, log_path.to_path_buf()));
+    let capture =
+        capture_pipe.map(|(r, log, logged)| Capture::start(r, log, log_path.to_path_buf(), logged));
 
     let mut attempt = Attempt {
         number,
@@ -418,9 +448,12 @@ pub fn run_attempt(
         } else {
             cont.members()?
         };
-        let survivors = examine(survivors, &fctx, root_pid)?;
+        let mut survivors = examine(survivors, &fctx, root_pid)?;
         if !survivors.is_empty() {
-            attempt.kill_rounds = cont.kill_all()?;
+            let killed = cont.kill_all()?;
+            attempt.kill_rounds = killed.rounds;
+            // Forked while being killed: leaks too, seen only as they died.
+            survivors.extend(unseen(&survivors, killed.processes));
         }
         seen_pids.extend(survivors.iter().map(|e| e.info.pid));
         leaks = survivors;
@@ -449,7 +482,13 @@ pub fn run_attempt(
             suite.limits.grace
         };
         if !cont.wait_empty(grace)? {
-            attempt.kill_rounds = cont.kill_all()?;
+            let killed = cont.kill_all()?;
+            attempt.kill_rounds = killed.rounds;
+            attempt.hang_processes.extend(
+                unseen(&hung, killed.processes)
+                    .iter()
+                    .map(|e| leak_of(e, number, true)),
+            );
         }
         // The root is dead now (every member is); collect its status.
         root.signal(Signal::KILL)?;

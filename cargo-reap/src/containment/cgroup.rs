@@ -258,6 +258,7 @@ impl Containment for CgroupContainment {
     fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError> {
         cmd.env(reap_probe::TAG_VAR, &self.tag).process_group(0);
         sys::unblock_signals_in_child(cmd);
+        sys::cloexec_inherited_fds_in_child(cmd);
         self.join_in_pre_exec(cmd);
         Ok(())
     }
@@ -317,10 +318,13 @@ impl Containment for CgroupContainment {
         }
     }
 
-    fn kill_all(&self) -> Result<u32, ContainError> {
+    fn kill_all(&self) -> Result<super::Killed, ContainError> {
         self.write_file("cgroup.kill", "1")?;
         if self.wait_empty(KILL_TIMEOUT)? {
-            Ok(1)
+            Ok(super::Killed {
+                rounds: 1,
+                processes: Vec::new(),
+            })
         } else {
             Err(ContainError::CgroupStuck {
                 path: self.dir.clone(),

@@ -58,14 +58,24 @@ pub trait Containment: Send {
     /// Returns true when empty.
     fn wait_empty(&self, timeout: Duration) -> Result<bool, ContainError>;
 
-    /// SIGKILL everything until nothing is left; returns how many rounds it took.
-    fn kill_all(&self) -> Result<u32, ContainError>;
+    /// SIGKILL everything until nothing is left.
+    fn kill_all(&self) -> Result<Killed, ContainError>;
 
     /// What the lifeline guard must kill if the runner dies (after `set_root`).
     fn guard_key(&self) -> Option<GuardKey>;
 
     /// Remove the containment (the cgroup leaf). Must be empty.
     fn close(self: Box<Self>) -> Result<(), ContainError>;
+}
+
+/// What [`Containment::kill_all`] did.
+#[derive(Debug, Default)]
+pub struct Killed {
+    /// Rounds of SIGKILL it took (cgroup.kill: 1).
+    pub rounds: u32,
+    /// The processes it found and killed, when it enumerates them (process
+    /// groups do; `cgroup.kill` kills without listing).
+    pub processes: Vec<ProcessInfo>,
 }
 
 /// A containment as the lifeline guard knows it.

@@ -11,7 +11,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reap_probe::{ProcessInfo, ProcessTable, ScanOptions};
@@ -30,6 +30,12 @@ const ROUND_WAIT: Duration = Duration::from_secs(5);
 /// Suites currently running in process-group mode. When exactly one runs, an
 /// untagged orphan reparented to the runner can only be its.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Boot-time ticks at which the last stretch of concurrency (two or more
+/// suites at once) ended. An orphan born before it may belong to any suite of
+/// that stretch, so no suite claims it by the orphan rule: the end-of-trial
+/// sweep reports it as unattributed instead.
+static CONCURRENCY_ENDED: AtomicU64 = AtomicU64::new(0);
 
 pub struct ProcessGroupFactory {
     _private: (),
@@ -75,10 +81,12 @@ impl ProcessGroupContainment {
                 .is_some_and(|r| p.pid == r || p.pgid == r || p.sid == r);
             // Reparented to us while this suite was the only one running —
             // not one of our own children (suite roots, the lifeline guard).
+            // Never one tagged for another suite.
             let orphan = sole_suite
                 && p.ppid == self.runner
-                && p.start_time >= self.since
-                && !crate::sys::is_claimed(p.pid);
+                && p.start_time >= self.since.max(CONCURRENCY_ENDED.load(Ordering::SeqCst))
+                && !crate::sys::is_claimed(p.pid)
+                && p.tag.as_deref().map_or(true, |t| t == self.tag);
             if tagged || grouped || orphan {
                 seeds.push_back(p.pid);
             }
@@ -119,6 +127,7 @@ impl Containment for ProcessGroupContainment {
     fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError> {
         cmd.env(reap_probe::TAG_VAR, &self.tag).process_group(0);
         sys::unblock_signals_in_child(cmd);
+        sys::cloexec_inherited_fds_in_child(cmd);
         Ok(())
     }
 
@@ -174,12 +183,16 @@ impl Containment for ProcessGroupContainment {
         }
     }
 
-    fn kill_all(&self) -> Result<u32, ContainError> {
+    fn kill_all(&self) -> Result<super::Killed, ContainError> {
         let mut rounds = 0;
+        let mut killed: Vec<ProcessInfo> = Vec::new();
         loop {
             let members = self.members()?;
             if members.is_empty() {
-                return Ok(rounds);
+                return Ok(super::Killed {
+                    rounds,
+                    processes: killed,
+                });
             }
             if rounds >= MAX_KILL_ROUNDS {
                 return Err(ContainError::Unkillable {
@@ -188,10 +201,24 @@ impl Containment for ProcessGroupContainment {
                 });
             }
             rounds += 1;
+            tracing::debug!(
+                tag = %self.tag,
+                round = rounds,
+                pids = ?members.iter().map(|p| (p.pid, p.comm.as_str())).collect::<Vec<_>>(),
+                "SIGKILL round"
+            );
             let fds = sys::open_pidfds(&Self::ids(&members))?;
             sys::signal_pidfds(&fds, Signal::KILL)?;
             sys::wait_pidfds(&fds, ROUND_WAIT)?;
             sys::reap_if_our_zombies(members.iter().map(|p| p.pid))?;
+            for m in members {
+                if !killed
+                    .iter()
+                    .any(|k| k.pid == m.pid && k.start_time == m.start_time)
+                {
+                    killed.push(m);
+                }
+            }
         }
     }
 
@@ -200,10 +227,57 @@ impl Containment for ProcessGroupContainment {
     }
 }
 
+/// After the suites of a trial: processes of this run no suite could claim —
+/// orphans reparented to the runner while several suites ran (untagged,
+/// outside every suite's group and session) and anything still tagged with the
+/// run — with all their descendants. The caller kills and reports them.
+pub fn unattributed(run_id: &str, since: u64) -> Result<Vec<ProcessInfo>, ContainError> {
+    let runner = std::process::id() as i32;
+    let prefix = format!("{run_id}/");
+    let opts = ScanOptions {
+        environ_tag: true,
+        cgroup: false,
+    };
+    let table = ProcessTable::new(reap_probe::scan_since(opts, since)?);
+    let mut seeds: VecDeque<i32> = table
+        .processes()
+        .filter(|p| p.pid != runner && p.start_time >= since)
+        .filter(|p| {
+            (p.ppid == runner && !crate::sys::is_claimed(p.pid))
+                || p.tag.as_deref().is_some_and(|t| t.starts_with(&prefix))
+        })
+        .map(|p| p.pid)
+        .collect();
+    let mut seen: HashSet<i32> = HashSet::new();
+    while let Some(pid) = seeds.pop_front() {
+        if pid == runner || crate::sys::is_claimed(pid) || !seen.insert(pid) {
+            continue;
+        }
+        seeds.extend(table.children(pid).iter().copied());
+    }
+    let mut out: Vec<ProcessInfo> = seen
+        .into_iter()
+        .filter_map(|pid| table.get(pid))
+        .filter(|p| p.state != 'Z')
+        .cloned()
+        .collect();
+    out.sort_by_key(|p| p.pid);
+    Ok(out)
+}
+
+/// Kill processes (identity-checked), wait for them, reap those that are ours.
+pub fn kill_listed(procs: &[ProcessInfo]) -> Result<(), ContainError> {
+    let fds = sys::open_pidfds(&ProcessGroupContainment::ids(procs))?;
+    sys::signal_pidfds(&fds, Signal::KILL)?;
+    sys::wait_pidfds(&fds, ROUND_WAIT)?;
+    sys::reap_if_our_zombies(procs.iter().map(|p| p.pid))?;
+    Ok(())
+}
+
 impl Drop for ProcessGroupContainment {
     fn drop(&mut self) {
-        if self.root.is_some() {
-            ACTIVE.fetch_sub(1, Ordering::SeqCst);
+        if self.root.is_some() && ACTIVE.fetch_sub(1, Ordering::SeqCst) >= 2 {
+            CONCURRENCY_ENDED.store(reap_probe::boottime_ticks() + 1, Ordering::SeqCst);
         }
     }
 }

@@ -28,6 +28,10 @@ pub struct Report {
     pub suites: Vec<SuiteReport>,
     /// Without `--loop`: this run. With it: summed over every trial.
     pub summary: Summary,
+    /// Process-group mode: processes of the run that no suite could claim
+    /// (orphans while several suites ran), killed after the (last) trial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unattributed: Vec<Leak>,
     /// `--loop`: every trial, in order (absent without `--loop`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<Trial>,
@@ -44,6 +48,9 @@ pub struct Trial {
     pub duration_ms: u64,
     pub suites: Vec<SuiteReport>,
     pub summary: Summary,
+    /// Processes of the trial no suite could claim (process-group mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unattributed: Vec<Leak>,
 }
 
 /// Per-suite rates across the trials of a `--loop` run.
@@ -124,6 +131,7 @@ impl Summary {
         self.suites_with_leaks += o.suites_with_leaks;
         self.allowed_processes += o.allowed_processes;
         self.suites_with_tmp_files += o.suites_with_tmp_files;
+        self.unattributed_processes += o.unattributed_processes;
     }
 }
 
@@ -288,6 +296,9 @@ pub struct Summary {
     /// Suites that left files in their TMPDIR.
     #[serde(default)]
     pub suites_with_tmp_files: usize,
+    /// Survivors no suite could claim (also counted in `leaked_processes`).
+    #[serde(default)]
+    pub unattributed_processes: usize,
 }
 
 impl Summary {
@@ -307,6 +318,7 @@ impl Summary {
                 .map(|s| s.leaks.len() - s.failing_leaks())
                 .sum(),
             suites_with_tmp_files: suites.iter().filter(|s| s.tmp.is_some()).count(),
+            unattributed_processes: 0,
         }
     }
 }

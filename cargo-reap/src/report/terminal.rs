@@ -61,7 +61,7 @@ pub fn suite_line(s: &SuiteReport) -> String {
         "{} [{:>8}] {}",
         paint(&format!("{label:>10}"), color),
         short(Duration::from_millis(s.duration_ms)),
-        s.id
+        clip(&s.id, WIDTH - 22)
     );
     let retries = s.attempts.len().saturating_sub(1);
     if retries > 0 {
@@ -89,7 +89,7 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             if a.tests_in_flight.is_empty() {
                 "(unknown)".to_string()
             } else {
-                a.tests_in_flight.join(", ")
+                clip(&a.tests_in_flight.join(", "), WIDTH)
             },
             a.hang_processes.len()
         );
@@ -151,11 +151,15 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
     out
 }
 
+/// Cut to `width` characters, with control characters (escape sequences,
+/// newlines in a leaked process's argv or a test name) shown as `?`: nothing
+/// a suite controls can repaint the terminal or forge a table row.
 fn clip(s: &str, width: usize) -> String {
+    let clean = |c: char| if c.is_control() { '?' } else { c };
     if s.chars().count() <= width {
-        s.to_string()
+        s.chars().map(clean).collect()
     } else {
-        let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+        let mut t: String = s.chars().take(width.saturating_sub(1)).map(clean).collect();
         t.push('…');
         t
     }
@@ -164,7 +168,23 @@ fn clip(s: &str, width: usize) -> String {
 /// The leak attribution table, grouped suite → test → process; empty string
 /// when nothing leaked. Laid out for [`WIDTH`] columns.
 pub fn leak_table(r: &Report) -> String {
-    let total: usize = r.suites.iter().map(|s| s.leaks.len()).sum();
+    // Survivors no suite could claim get a group of their own, last.
+    let orphans = (!r.unattributed.is_empty()).then(|| SuiteReport {
+        id: "(no suite could claim them)".into(),
+        package: String::new(),
+        target: String::new(),
+        kind: String::new(),
+        binary: String::new(),
+        status: SuiteStatus::Pass,
+        duration_ms: 0,
+        log: None,
+        attempts: vec![],
+        leaks: r.unattributed.clone(),
+        attribution: None,
+        tests: vec![],
+        tmp: None,
+    });
+    let total: usize = r.suites.iter().chain(&orphans).map(|s| s.leaks.len()).sum();
     if total == 0 {
         return String::new();
     }
@@ -182,7 +202,12 @@ pub fn leak_table(r: &Report) -> String {
         "ST",
         "AGE"
     );
-    for s in r.suites.iter().filter(|s| !s.leaks.is_empty()) {
+    for s in r
+        .suites
+        .iter()
+        .chain(&orphans)
+        .filter(|s| !s.leaks.is_empty())
+    {
         putln!(
             out,
             "{}  ({} leaked)",
@@ -529,6 +554,7 @@ mod tests {
             suites: vec![suite],
             trials: vec![],
             loop_summary: None,
+            unattributed: vec![],
         }
     }
 
@@ -557,6 +583,20 @@ mod tests {
         for line in t.lines() {
             assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
         }
+    }
+
+    #[test]
+    fn control_characters_cannot_reach_the_terminal() {
+        let r = report(vec![leak(
+            30,
+            1,
+            "\u{1b}[2J\u{1b}[31mevil \nINJECTED-LINE",
+            Some("t\nx"),
+        )]);
+        let t = leak_table(&r);
+        assert!(!t.contains('\u{1b}'), "{t:?}");
+        assert!(!t.lines().any(|l| l.starts_with("INJECTED-LINE")), "{t}");
+        assert!(t.contains("?[2J?[31mevil ?INJECTED-LINE"), "{t}");
     }
 
     #[test]

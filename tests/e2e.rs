@@ -872,3 +872,137 @@ fn colors_and_quiet_follow_the_conventions() {
     );
     assert!(quiet.contains("leaky::daemon"), "{quiet}");
 }
+
+/// The runner's resident memory (KiB) and open descriptors; None once it has
+/// exited (after its last line).
+fn runner_vitals(pid: u32) -> Option<(u64, usize)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((rss, fds))
+}
+
+/// Processes of `run_id` started in trial `trial` (their CARGO_REAP_TRIAL).
+fn of_trial(run_id: &str, trial: u32) -> Vec<i32> {
+    let want = format!("CARGO_REAP_TRIAL={trial}");
+    tagged(run_id)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == want.as_bytes()))
+        })
+        .collect()
+}
+
+/// Soak: many trials of leaking suites; after each trial, from outside, none
+/// of its processes remain; the runner's open descriptors stay constant and
+/// its memory flat. `SOAK_TRIALS` (default 12) sets the length; the release
+/// check runs `SOAK_TRIALS=200 cargo test -p cargo-reap --test e2e soak -- --ignored`
+/// (see README, Reliability).
+#[test]
+fn soak_no_survivors_flat_memory_and_descriptors() {
+    soak(
+        std::env::var("SOAK_TRIALS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(12),
+    );
+}
+
+#[test]
+#[ignore = "long soak for release checks: SOAK_TRIALS=200"]
+fn soak_long() {
+    soak(
+        std::env::var("SOAK_TRIALS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200),
+    );
+}
+
+fn soak(trials: u32) {
+    use std::io::BufRead;
+    require_root();
+    let n = trials.to_string();
+    let mut child = Command::new(REAP)
+        .args(["test", "--manifest-path"])
+        .arg(fixture_manifest())
+        .args([
+            "-p",
+            "leaky",
+            "--test",
+            "daemon",
+            "--test",
+            "many_children",
+            "--test",
+            "pipe_both_ends",
+            "--test",
+            "unread_socket",
+            "--test",
+            "clean",
+            "--loop",
+            &n,
+            "--timeout",
+            "20s",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut run_id = String::new();
+    let mut vitals: Vec<(u64, usize)> = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("cargo-reap: run ") {
+            run_id = rest.split(':').next().unwrap().to_string();
+        }
+        // `trial k/N: ...` is printed once trial k is reaped.
+        if let Some(k) = line
+            .strip_prefix("trial ")
+            .and_then(|r| r.split('/').next())
+        {
+            let k: u32 = k.parse().unwrap();
+            let v = runner_vitals(pid);
+            assert!(
+                of_trial(&run_id, k).is_empty(),
+                "trial {k} left processes: {line}"
+            );
+            assert!(
+                line.contains("LEAKED"),
+                "the suites leak every trial: {line}"
+            );
+            match v {
+                Some(v) => vitals.push(v),
+                None => assert_eq!(k, trials, "the runner is alive until its last trial"),
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(103));
+    assert!(vitals.len() >= trials as usize - 1);
+    assert_nothing_survived(&run_id);
+    // Samples are taken while the next trial already runs (a few descriptors
+    // and buffers in flight), so compare the peaks of the first and second
+    // halves: a leak of even one descriptor per trial shows as a climb.
+    let half = vitals.len() / 2;
+    let peak = |v: &[(u64, usize)]| {
+        (
+            v.iter().map(|x| x.0).max().unwrap(),
+            v.iter().map(|x| x.1).max().unwrap(),
+        )
+    };
+    let (rss1, fds1) = peak(&vitals[1..half.max(2)]);
+    let (rss2, fds2) = peak(&vitals[half..]);
+    eprintln!(
+        "soak: {trials} trials; runner peak RSS {rss1} -> {rss2} KiB; peak fds {fds1} -> {fds2}"
+    );
+    assert!(fds2 <= fds1 + 4, "runner descriptors grow: {vitals:?}");
+    assert!(
+        rss2 <= rss1 + rss1 / 4 + 1024,
+        "runner memory grows: {vitals:?}"
+    );
+}

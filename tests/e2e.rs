@@ -1006,3 +1006,50 @@ fn soak(trials: u32) {
         "runner memory grows: {vitals:?}"
     );
 }
+
+/// Resource trend: each attempt's peak processes and memory are sampled; in a
+/// loop, a suite whose peaks climb trial over trial is flagged.
+#[test]
+fn loop_mode_flags_suites_whose_peaks_grow() {
+    require_root();
+    let base = manifest_args();
+    let run = reap(
+        &[],
+        &args(
+            &base,
+            &[
+                "test", "-p", "leaky", "--test", "grows", "--test", "clean", "--loop", "3",
+            ],
+        ),
+    );
+    let rates = run.report()["loop_summary"]["suites"].as_array().unwrap();
+    let grows = rates.iter().find(|s| s["id"] == "leaky::grows").unwrap();
+    let peaks: Vec<u64> = grows["peak_processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // Trial k holds 2k children besides the test binary.
+    assert_eq!(peaks, [3, 5, 7], "{grows:#}");
+    assert!(
+        grows["growing"]
+            .as_str()
+            .unwrap()
+            .contains("peak processes grow"),
+        "{grows:#}"
+    );
+    let clean = rates.iter().find(|s| s["id"] == "leaky::clean").unwrap();
+    assert!(clean["growing"].is_null(), "{clean:#}");
+    assert!(
+        run.stderr.contains("GROWING leaky::grows"),
+        "{}",
+        run.stderr
+    );
+    let attempt = &run.report()["suites"].as_array().unwrap()[1]["attempts"][0];
+    assert!(
+        attempt["peak_memory_bytes"].as_u64().unwrap() > 0,
+        "{attempt:#}"
+    );
+    assert_eq!(run.code, 0);
+}

@@ -222,6 +222,65 @@ pub struct Examined {
     pub forensics: Option<reap_probe::Forensics>,
 }
 
+/// How often a running suite's processes and memory are measured.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// Peaks of a suite attempt's resource use.
+struct Peaks {
+    processes: usize,
+    memory_bytes: u64,
+    source: &'static str,
+}
+
+/// A thread that measures a running suite every [`SAMPLE_EVERY`] until
+/// stopped (stopping is an event: the channel, not a flag polled).
+struct ResourceSampler {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Peaks>,
+}
+
+impl ResourceSampler {
+    fn start(sampler: crate::containment::Sampler) -> ResourceSampler {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut peaks = Peaks {
+                processes: 0,
+                memory_bytes: 0,
+                source: sampler.memory_source(),
+            };
+            loop {
+                match sampler.sample() {
+                    Ok(s) => {
+                        peaks.processes = peaks.processes.max(s.processes);
+                        peaks.memory_bytes = peaks.memory_bytes.max(s.memory_bytes);
+                    }
+                    Err(e) => {
+                        eprintln!("cargo-reap: warning: resource sampling stopped: {e}");
+                        return peaks;
+                    }
+                }
+                match stopped.recv_timeout(SAMPLE_EVERY) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => return peaks,
+                }
+            }
+        });
+        ResourceSampler { stop, thread }
+    }
+
+    fn stop(self) -> Peaks {
+        // The thread may have ended on its own (an error it reported).
+        if self.stop.send(()).is_err() {
+            tracing::debug!("resource sampler already stopped");
+        }
+        self.thread.join().unwrap_or(Peaks {
+            processes: 0,
+            memory_bytes: 0,
+            source: "none (sampler panicked)",
+        })
+    }
+}
+
 /// Of the processes a kill found, those not already examined.
 fn unseen(seen: &[Examined], killed: Vec<ProcessInfo>) -> Vec<Examined> {
     killed
@@ -419,11 +478,15 @@ pub fn run_attempt(
         output_bytes: 0,
         interrupted: false,
         tree: Vec::new(),
+        peak_processes: 0,
+        peak_memory_bytes: 0,
+        memory_source: String::new(),
     };
     let mut leaks = Vec::new();
     let mut seen_pids: Vec<i32> = Vec::new();
 
     let root_pid = root.pid();
+    let sampling = ResourceSampler::start(cont.sampler());
     let fctx = reap_probe::FindingContext {
         runner_pipe_inodes: runner_pipe.into_iter().collect(),
         suite_pgid: Some(root.pid()),
@@ -437,6 +500,10 @@ pub fn run_attempt(
     };
     let interrupts = crate::interrupt::get();
     let wake = root.wait_exit_or(suite.limits.timeout, interrupts.map(|i| i.fd()))?;
+    let peaks = sampling.stop();
+    attempt.peak_processes = peaks.processes;
+    attempt.peak_memory_bytes = peaks.memory_bytes;
+    attempt.memory_source = peaks.source.to_string();
     if wake == sys::Wake::Exited {
         let exit = root.reap()?;
         attempt.duration_ms = started.elapsed().as_millis() as u64;
@@ -758,6 +825,9 @@ mod tests {
             output_bytes: 0,
             interrupted: false,
             tree: vec![],
+            peak_processes: 0,
+            peak_memory_bytes: 0,
+            memory_source: String::new(),
         }
     }
 

@@ -265,6 +265,10 @@ impl Containment for CgroupContainment {
 
     fn set_root(&mut self, _pid: i32) {}
 
+    fn sampler(&self) -> super::Sampler {
+        super::Sampler::Cgroup(self.dir.clone())
+    }
+
     fn guard_key(&self) -> Option<super::GuardKey> {
         Some(super::GuardKey::Cgroup(self.dir.clone()))
     }

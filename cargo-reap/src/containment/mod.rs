@@ -61,11 +61,87 @@ pub trait Containment: Send {
     /// SIGKILL everything until nothing is left.
     fn kill_all(&self) -> Result<Killed, ContainError>;
 
+    /// A handle that measures the suite's processes and memory from another thread.
+    fn sampler(&self) -> Sampler;
+
     /// What the lifeline guard must kill if the runner dies (after `set_root`).
     fn guard_key(&self) -> Option<GuardKey>;
 
     /// Remove the containment (the cgroup leaf). Must be empty.
     fn close(self: Box<Self>) -> Result<(), ContainError>;
+}
+
+/// One measurement of a suite while it runs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub processes: usize,
+    pub memory_bytes: u64,
+}
+
+/// Measures a running suite: its process count and memory — the cgroup's
+/// `memory.current` where the memory controller is on, else summed RSS.
+pub enum Sampler {
+    Cgroup(std::path::PathBuf),
+    ProcessGroup(pgroup::Selector),
+}
+
+impl Sampler {
+    pub fn sample(&self) -> Result<Sample, ContainError> {
+        let procs: Vec<ProcessInfo> = match self {
+            Sampler::Cgroup(dir) => {
+                let path = dir.join("cgroup.procs");
+                let pids = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    // The leaf is gone: the suite is over.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok(Sample::default())
+                    }
+                    Err(e) => return Err(ContainError::cgroup_io("reading", path, e)),
+                };
+                let pids: Vec<i32> = pids.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                if let Some(mem) = self.memory_current() {
+                    return Ok(Sample {
+                        processes: pids.len(),
+                        memory_bytes: mem,
+                    });
+                }
+                let mut v = Vec::with_capacity(pids.len());
+                for pid in pids {
+                    match reap_probe::snapshot(pid, reap_probe::ScanOptions::default()) {
+                        Ok(p) => v.push(p),
+                        Err(reap_probe::ProbeError::Gone(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                v
+            }
+            Sampler::ProcessGroup(sel) => sel.members()?,
+        };
+        Ok(Sample {
+            processes: procs.len(),
+            memory_bytes: procs.iter().map(|p| p.rss_bytes).sum(),
+        })
+    }
+
+    /// `memory.current` of the leaf, when the memory controller is enabled
+    /// (absent or unreadable: not enabled here — RSS is used instead).
+    fn memory_current(&self) -> Option<u64> {
+        match self {
+            Sampler::Cgroup(dir) => std::fs::read_to_string(dir.join("memory.current"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok()),
+            Sampler::ProcessGroup(_) => None,
+        }
+    }
+
+    /// Where memory figures come from: `memory.current` or `rss`.
+    pub fn memory_source(&self) -> &'static str {
+        if self.memory_current().is_some() {
+            "memory.current"
+        } else {
+            "rss"
+        }
+    }
 }
 
 /// What [`Containment::kill_all`] did.

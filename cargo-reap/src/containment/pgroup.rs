@@ -49,16 +49,24 @@ impl ProcessGroupFactory {
 
     pub fn create(&self, tag: &str) -> ProcessGroupContainment {
         ProcessGroupContainment {
-            tag: tag.to_string(),
-            root: None,
-            runner: std::process::id() as i32,
-            // One tick of margin: start times have clock-tick resolution.
-            since: reap_probe::boottime_ticks().saturating_sub(1),
+            sel: Selector {
+                tag: tag.to_string(),
+                root: None,
+                runner: std::process::id() as i32,
+                // One tick of margin: start times have clock-tick resolution.
+                since: reap_probe::boottime_ticks().saturating_sub(1),
+            },
         }
     }
 }
 
 pub struct ProcessGroupContainment {
+    sel: Selector,
+}
+
+/// How a suite's processes are recognised (shared with the resource sampler).
+#[derive(Debug, Clone)]
+pub struct Selector {
     tag: String,
     root: Option<i32>,
     runner: i32,
@@ -67,7 +75,17 @@ pub struct ProcessGroupContainment {
     since: u64,
 }
 
-impl ProcessGroupContainment {
+impl Selector {
+    /// Every live process of the suite, from a fresh scan.
+    pub fn members(&self) -> Result<Vec<ProcessInfo>, ContainError> {
+        let opts = ScanOptions {
+            environ_tag: true,
+            cgroup: false,
+        };
+        let table = ProcessTable::new(reap_probe::scan_since(opts, self.since)?);
+        Ok(self.select(&table, ACTIVE.load(Ordering::SeqCst) <= 1))
+    }
+
     /// Select the suite's processes from a snapshot of the whole machine.
     pub fn select(&self, table: &ProcessTable, sole_suite: bool) -> Vec<ProcessInfo> {
         let mut seeds: VecDeque<i32> = VecDeque::new();
@@ -107,7 +125,9 @@ impl ProcessGroupContainment {
         out.sort_by_key(|p| p.pid);
         out
     }
+}
 
+impl ProcessGroupContainment {
     fn ids(members: &[ProcessInfo]) -> Vec<ProcId> {
         members
             .iter()
@@ -125,34 +145,33 @@ impl Containment for ProcessGroupContainment {
     }
 
     fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError> {
-        cmd.env(reap_probe::TAG_VAR, &self.tag).process_group(0);
+        cmd.env(reap_probe::TAG_VAR, &self.sel.tag).process_group(0);
         sys::unblock_signals_in_child(cmd);
         sys::cloexec_inherited_fds_in_child(cmd);
         Ok(())
     }
 
     fn set_root(&mut self, pid: i32) {
-        if self.root.is_none() {
+        if self.sel.root.is_none() {
             ACTIVE.fetch_add(1, Ordering::SeqCst);
         }
-        self.root = Some(pid);
+        self.sel.root = Some(pid);
     }
 
     fn guard_key(&self) -> Option<super::GuardKey> {
-        self.root.map(super::GuardKey::Pgid)
+        self.sel.root.map(super::GuardKey::Pgid)
     }
 
     fn members(&self) -> Result<Vec<ProcessInfo>, ContainError> {
-        let opts = ScanOptions {
-            environ_tag: true,
-            cgroup: false,
-        };
-        let table = ProcessTable::new(reap_probe::scan_since(opts, self.since)?);
-        Ok(self.select(&table, ACTIVE.load(Ordering::SeqCst) <= 1))
+        self.sel.members()
+    }
+
+    fn sampler(&self) -> super::Sampler {
+        super::Sampler::ProcessGroup(self.sel.clone())
     }
 
     fn signal_all(&self, sig: Signal) -> Result<usize, ContainError> {
-        if let Some(root) = self.root {
+        if let Some(root) = self.sel.root {
             // The group first: it also reaches members forked since the scan.
             match rustix::process::kill_process_group(sys::to_pid(root), sig) {
                 Ok(()) | Err(Errno::SRCH) => {}
@@ -202,7 +221,7 @@ impl Containment for ProcessGroupContainment {
             }
             rounds += 1;
             tracing::debug!(
-                tag = %self.tag,
+                tag = %self.sel.tag,
                 round = rounds,
                 pids = ?members.iter().map(|p| (p.pid, p.comm.as_str())).collect::<Vec<_>>(),
                 "SIGKILL round"
@@ -276,7 +295,7 @@ pub fn kill_listed(procs: &[ProcessInfo]) -> Result<(), ContainError> {
 
 impl Drop for ProcessGroupContainment {
     fn drop(&mut self) {
-        if self.root.is_some() && ACTIVE.fetch_sub(1, Ordering::SeqCst) >= 2 {
+        if self.sel.root.is_some() && ACTIVE.fetch_sub(1, Ordering::SeqCst) >= 2 {
             CONCURRENCY_ENDED.store(reap_probe::boottime_ticks() + 1, Ordering::SeqCst);
         }
     }

@@ -74,6 +74,24 @@ pub struct SuiteRates {
     pub trials_with_leaks: u32,
     /// Most processes leaked in one trial.
     pub max_survivors: u32,
+    /// Peak process count of the suite in each trial.
+    #[serde(default)]
+    pub peak_processes: Vec<usize>,
+    /// Peak memory of the suite in each trial.
+    #[serde(default)]
+    pub peak_memory_bytes: Vec<u64>,
+    /// Set when the peaks grow trial over trial (how slow accumulation looks
+    /// at minute one): what grows and the figures.
+    #[serde(default)]
+    pub growing: Option<String>,
+}
+
+/// Do these per-trial peaks keep growing? At least three trials, never
+/// falling, and the last at least half again the first (and a real amount).
+pub fn growth(peaks: &[u64], min_increase: u64) -> bool {
+    peaks.len() >= 3
+        && peaks.windows(2).all(|w| w[1] >= w[0])
+        && peaks[peaks.len() - 1] >= peaks[0] + (peaks[0] / 2).max(min_increase)
 }
 
 impl LoopSummary {
@@ -104,6 +122,29 @@ impl LoopSummary {
                     r.trials_with_leaks += 1;
                 }
                 r.max_survivors = r.max_survivors.max(s.failing_leaks() as u32);
+                r.peak_processes.push(
+                    s.attempts
+                        .iter()
+                        .map(|a| a.peak_processes)
+                        .max()
+                        .unwrap_or(0),
+                );
+                r.peak_memory_bytes.push(
+                    s.attempts
+                        .iter()
+                        .map(|a| a.peak_memory_bytes)
+                        .max()
+                        .unwrap_or(0),
+                );
+            }
+        }
+        for r in &mut rates {
+            let procs: Vec<u64> = r.peak_processes.iter().map(|&p| p as u64).collect();
+            if growth(&procs, 2) {
+                r.growing = Some(format!("peak processes grow trial over trial: {procs:?}"));
+            } else if growth(&r.peak_memory_bytes, 8 << 20) {
+                let mib: Vec<u64> = r.peak_memory_bytes.iter().map(|b| b >> 20).collect();
+                r.growing = Some(format!("peak memory grows trial over trial (MiB): {mib:?}"));
             }
         }
         rates.sort_by(|a, b| a.id.cmp(&b.id));
@@ -236,6 +277,16 @@ pub struct Attempt {
     pub output_bytes: u64,
     /// Stopped because cargo-reap was interrupted (SIGINT/SIGTERM/SIGHUP).
     pub interrupted: bool,
+    /// Most processes the suite had at once (sampled every 100 ms while it ran).
+    #[serde(default)]
+    pub peak_processes: usize,
+    /// Most memory at once: cgroup `memory.current` where the memory
+    /// controller is on, else the summed RSS of its processes.
+    #[serde(default)]
+    pub peak_memory_bytes: u64,
+    /// `memory.current` or `rss`.
+    #[serde(default)]
+    pub memory_source: String,
     /// Timed-out attempts: reap-probe's report of the suite's process tree
     /// when the kill fired (what each process and thread was blocked on,
     /// sockets, pipes, findings), one string per line.
@@ -320,5 +371,19 @@ impl Summary {
             suites_with_tmp_files: suites.iter().filter(|s| s.tmp.is_some()).count(),
             unattributed_processes: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_needs_a_steady_real_climb() {
+        assert!(growth(&[2, 3, 5, 8], 2));
+        assert!(!growth(&[2, 3], 2), "two trials are not a trend");
+        assert!(!growth(&[5, 9, 4, 9], 2), "falling once is not growth");
+        assert!(!growth(&[10, 10, 11], 2), "too small to matter");
+        assert!(!growth(&[100, 100, 100], 2));
     }
 }

@@ -434,6 +434,10 @@ pub fn loop_table(ls: &crate::report::schema::LoopSummary) -> String {
         out,
         "(LEAKED: trials in which the suite leaked; MAX-LEAK: most survivors in one trial)"
     );
+    for s in ls.suites.iter().filter(|s| s.growing.is_some()) {
+        let what = s.growing.as_deref().unwrap_or("");
+        putln!(out, "{}", clip(&format!("GROWING {}: {what}", s.id), WIDTH));
+    }
     putln!(
         out,
         "leak-free trials: {}/{}",

@@ -91,6 +91,7 @@ pub fn run_suites(
     let results: Mutex<Vec<Option<SuiteReport>>> = Mutex::new(vec![None; suites.len()]);
     let failure: Mutex<Option<RunError>> = Mutex::new(None);
     let workers = opts.jobs.clamp(1, suites.len().max(1));
+    let progress = Progress::new(suites.len(), opts.per_suite_lines);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
@@ -102,12 +103,15 @@ pub fn run_suites(
                 let Some(i) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
                     return;
                 };
-                match supervise::run_suite(ctx, &suites[i], i) {
+                progress.started(&suites[i].id);
+                let result = supervise::run_suite(ctx, &suites[i], i);
+                progress.finished(&suites[i].id);
+                match result {
                     Ok(r) => {
                         let clean = r.status == crate::report::schema::SuiteStatus::Pass
                             && r.leaks.is_empty();
                         if opts.per_suite_lines && !(opts.only_problems && clean) {
-                            print_suite(&r, opts.tail_lines);
+                            progress.print(&suite_block(&r, opts.tail_lines));
                         }
                         results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
                     }
@@ -122,6 +126,7 @@ pub fn run_suites(
             });
         }
     });
+    progress.done();
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
@@ -133,15 +138,78 @@ pub fn run_suites(
         .collect())
 }
 
-/// The suite's line and details, written as one block.
-fn print_suite(r: &SuiteReport, tail_lines: usize) {
+/// The suite's line and details, as one block.
+fn suite_block(r: &SuiteReport, tail_lines: usize) -> String {
     let tail = tail_of(r, tail_lines);
     let mut block = terminal::suite_line(r);
     block.push('\n');
-    let details = terminal::suite_details(r, &tail);
-    block.push_str(&details);
-    if let Err(e) = std::io::stderr().lock().write_all(block.as_bytes()) {
-        tracing::debug!("stderr unavailable: {e}");
+    block.push_str(&terminal::suite_details(r, &tail));
+    block
+}
+
+/// A progress bar on an interactive terminal (indicatif): suites done, which
+/// are running. Plain lines instead when stderr is not a terminal or `CI` is
+/// set; suite lines are printed above the bar either way.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    running: Mutex<Vec<String>>,
+}
+
+impl Progress {
+    fn new(total: usize, enabled: bool) -> Progress {
+        use std::io::IsTerminal;
+        let interactive = enabled
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none()
+            && std::env::var("TERM").map_or(true, |t| t != "dumb");
+        let bar = interactive.then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} suites  {wide_msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn started(&self, id: &str) {
+        if let Some(bar) = &self.bar {
+            let mut r = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            r.push(id.to_string());
+            bar.set_message(format!("running: {}", r.join(", ")));
+        }
+    }
+
+    fn finished(&self, id: &str) {
+        if let Some(bar) = &self.bar {
+            let mut r = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            r.retain(|x| x != id);
+            bar.set_message(format!("running: {}", r.join(", ")));
+            bar.inc(1);
+        }
+    }
+
+    fn print(&self, block: &str) {
+        let write = || {
+            if let Err(e) = std::io::stderr().lock().write_all(block.as_bytes()) {
+                tracing::debug!("stderr unavailable: {e}");
+            }
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 }
 

@@ -1053,3 +1053,26 @@ fn loop_mode_flags_suites_whose_peaks_grow() {
     );
     assert_eq!(run.code, 0);
 }
+
+/// `--max-pids N` is applied where the pids controller can be enabled, and
+/// otherwise says why not — never silently ignored.
+#[test]
+fn max_pids_is_applied_or_announced() {
+    require_root();
+    let base = manifest_args();
+    let run = reap(
+        &[],
+        &args(
+            &base,
+            &["test", "-p", "leaky", "--test", "clean", "--max-pids", "64"],
+        ),
+    );
+    assert!(
+        run.stderr
+            .contains("each suite is limited to 64 processes (pids.max)")
+            || run.stderr.contains("--max-pids 64 not applied: "),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

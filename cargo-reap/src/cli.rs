@@ -211,6 +211,10 @@ pub struct ReapArgs {
     /// they are always reported and removed
     #[arg(long, value_name = "WHAT", value_parser = ["tmp"])]
     pub fail_on: Vec<String>,
+    /// Cap each suite's process count (cgroup `pids.max`, where the pids
+    /// controller can be enabled; announced when it cannot)
+    #[arg(long, value_name = "N")]
+    pub max_pids: Option<u64>,
     /// Write a JUnit XML report (one testsuite per suite; leaks and hangs as failing test cases)
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,

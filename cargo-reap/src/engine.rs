@@ -83,16 +83,27 @@ fn execute(
     // Orphans of every suite reparent to us, not to PID 1, in both modes.
     sys::become_subreaper()?;
     let mut note = String::new();
-    let isolation = Isolation::choose(reap.isolation, &run_id, &mut |line| note = line).map_err(
-        |e| match reap.isolation {
+    let mut isolation = Isolation::choose(reap.isolation, &run_id, &mut |line| note = line)
+        .map_err(|e| match reap.isolation {
             IsolationArg::Cgroup => EngineError::Isolation(e),
             _ => EngineError::Contain(e),
-        },
-    )?;
+        })?;
     // `run` is quiet when all is well: it may wrap every test binary of a `cargo test`.
     let quiet = command_mode || reap.quiet;
     if !quiet || isolation.kind() != crate::containment::IsolationKind::Cgroup {
         emit(&mut err, &format!("cargo-reap: {note}"));
+    }
+    if let Some(n) = reap.max_pids {
+        match isolation.limit_pids(n) {
+            Ok(()) => emit(
+                &mut err,
+                &format!("cargo-reap: each suite is limited to {n} processes (pids.max)"),
+            ),
+            Err(why) => emit(
+                &mut err,
+                &format!("cargo-reap: warning: --max-pids {n} not applied: {why}"),
+            ),
+        }
     }
     // Leftovers of dead earlier runs go first, and are named.
     for line in crate::stale::sweep(false)?.lines(false) {

@@ -36,6 +36,8 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct CgroupParent {
     dir: PathBuf,
     run_id: String,
+    /// `pids.max` for every leaf (`--max-pids`), when the controller is on.
+    max_pids: Option<u64>,
 }
 
 /// A cgroup2 mount: where it is mounted and which cgroup is its root.
@@ -122,6 +124,7 @@ impl CgroupParent {
         let parent = CgroupParent {
             dir,
             run_id: run_id.to_string(),
+            max_pids: None,
         };
         parent.probe()?;
         Ok(parent)
@@ -129,6 +132,28 @@ impl CgroupParent {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Cap every leaf's processes at `n` (`pids.max`): enables the pids
+    /// controller for the leaves when the parent offers it. Err says why not.
+    pub fn limit_pids(&mut self, n: u64) -> Result<(), String> {
+        let controllers = std::fs::read_to_string(self.dir.join("cgroup.controllers"))
+            .map_err(|e| format!("reading cgroup.controllers: {e}"))?;
+        if !controllers.split_whitespace().any(|c| c == "pids") {
+            return Err(format!(
+                "the pids controller is not available in {} (on hybrid hosts it is bound to cgroup v1)",
+                self.dir.display()
+            ));
+        }
+        let subtree = self.dir.join("cgroup.subtree_control");
+        let on = std::fs::read_to_string(&subtree)
+            .map_err(|e| format!("reading {}: {e}", subtree.display()))?;
+        if !on.split_whitespace().any(|c| c == "pids") {
+            std::fs::write(&subtree, "+pids")
+                .map_err(|e| format!("enabling pids in {}: {e}", subtree.display()))?;
+        }
+        self.max_pids = Some(n);
+        Ok(())
     }
 
     /// Create a trial leaf, start a no-op process inside it, remove the leaf.
@@ -170,6 +195,16 @@ impl CgroupParent {
             .map_err(|e| ContainError::cgroup_io("cannot create cgroup", &dir, e))?;
         let procs_c = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
             .expect("cgroup paths have no NUL bytes");
+        if let Some(n) = self.max_pids {
+            let path = dir.join("pids.max");
+            if let Err(e) = fs::write(&path, n.to_string()) {
+                // Do not leave the fresh leaf behind on this error path.
+                if let Err(rm) = fs::remove_dir(&dir) {
+                    eprintln!("cargo-reap: warning: removing {}: {rm}", dir.display());
+                }
+                return Err(ContainError::cgroup_io("writing", path, e));
+            }
+        }
         Ok(CgroupContainment {
             dir,
             procs_c,

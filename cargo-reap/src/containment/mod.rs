@@ -219,6 +219,16 @@ impl Isolation {
         }
     }
 
+    /// `--max-pids N`: Err says why it cannot be applied (announced, never silent).
+    pub fn limit_pids(&mut self, n: u64) -> Result<(), String> {
+        match self {
+            Isolation::Cgroup(p) => p.limit_pids(n),
+            Isolation::ProcessGroup(_) => {
+                Err("process-group isolation has no per-suite process limit".into())
+            }
+        }
+    }
+
     /// A fresh containment for one suite attempt. `tag` is the suite's
     /// `CARGO_REAP_SUITE` value; `leaf` a file-name-safe unique name.
     pub fn create(&self, tag: &str, leaf: &str) -> Result<Box<dyn Containment>, ContainError> {

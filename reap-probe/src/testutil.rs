@@ -165,9 +165,13 @@ impl Drop for Guard {
     fn drop(&mut self) {
         drop(self.child.stdin.take());
         if self.kill_on_drop {
-            let _ = self.child.kill();
+            if let Err(e) = self.child.kill() {
+                eprintln!("test guard: kill {}: {e}", self.child.id());
+            }
         }
-        let _ = self.child.wait();
+        if let Err(e) = self.child.wait() {
+            eprintln!("test guard: wait {}: {e}", self.child.id());
+        }
     }
 }
 
@@ -256,7 +260,9 @@ impl Drop for Orphan {
             matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
         };
         if !wait(10) {
-            let _ = pidfd_send_signal(&self.pidfd, Signal::KILL);
+            if let Err(e) = pidfd_send_signal(&self.pidfd, Signal::KILL) {
+                eprintln!("test guard: SIGKILL via pidfd: {e}");
+            }
             wait(10);
         }
     }

@@ -415,28 +415,16 @@ fn remove_if_exists(dir: &std::path::Path) -> Result<(), EngineError> {
 
 /// A leak no suite could claim.
 fn unattributed_leak(p: &reap_probe::ProcessInfo, trial: u32) -> crate::report::schema::Leak {
-    crate::report::schema::Leak {
-        pid: p.pid,
-        ppid: p.ppid,
-        pgid: p.pgid,
-        sid: p.sid,
-        state: p.state.to_string(),
-        comm: p.comm.clone(),
-        cmdline: p.cmdline.clone(),
-        age_ms: p.age_ms,
-        attempt: trial,
-        reaped: true,
-        test: None,
-        attribution: Some(
-            "no suite could claim it: orphaned while several suites ran (use --jobs 1 or cgroup isolation)".into(),
-        ),
-        findings: vec!["orphaned".into()],
-        notes: vec![],
-        fds: None,
-        wchan: None,
-        syscall: None,
-        allowed: None,
-    }
+    let seen = crate::supervise::Examined {
+        info: p.clone(),
+        forensics: None,
+    };
+    let mut leak = crate::supervise::leak_of(&seen, trial, true);
+    leak.attribution = Some(
+        "no suite could claim it: orphaned while several suites ran (use --jobs 1 or cgroup isolation)".into(),
+    );
+    leak.findings = vec!["orphaned".into()];
+    leak
 }
 
 /// Mark the leaks the configuration expects (`allow`): reported, not failing.

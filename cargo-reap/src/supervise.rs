@@ -325,7 +325,8 @@ fn examine(
     Ok(out)
 }
 
-fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
+/// The report entry of an examined process.
+pub fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
     let p = &e.info;
     let f = e.forensics.as_ref();
     Leak {

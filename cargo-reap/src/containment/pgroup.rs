@@ -109,21 +109,7 @@ impl Selector {
                 seeds.push_back(p.pid);
             }
         }
-        let mut seen: HashSet<i32> = HashSet::new();
-        while let Some(pid) = seeds.pop_front() {
-            if pid == self.runner || !seen.insert(pid) {
-                continue;
-            }
-            seeds.extend(table.children(pid).iter().copied());
-        }
-        let mut out: Vec<ProcessInfo> = seen
-            .into_iter()
-            .filter_map(|pid| table.get(pid))
-            .filter(|p| p.state != 'Z')
-            .cloned()
-            .collect();
-        out.sort_by_key(|p| p.pid);
-        out
+        with_descendants(table, seeds, |pid| pid == self.runner)
     }
 }
 
@@ -258,7 +244,7 @@ pub fn unattributed(run_id: &str, since: u64) -> Result<Vec<ProcessInfo>, Contai
         cgroup: false,
     };
     let table = ProcessTable::new(reap_probe::scan_since(opts, since)?);
-    let mut seeds: VecDeque<i32> = table
+    let seeds: VecDeque<i32> = table
         .processes()
         .filter(|p| p.pid != runner && p.start_time >= since)
         .filter(|p| {
@@ -267,9 +253,21 @@ pub fn unattributed(run_id: &str, since: u64) -> Result<Vec<ProcessInfo>, Contai
         })
         .map(|p| p.pid)
         .collect();
+    Ok(with_descendants(&table, seeds, |pid| {
+        pid == runner || crate::sys::is_claimed(pid)
+    }))
+}
+
+/// The live processes among `seeds` and all their descendants (except those
+/// `skip` names), in pid order.
+fn with_descendants(
+    table: &ProcessTable,
+    mut seeds: VecDeque<i32>,
+    skip: impl Fn(i32) -> bool,
+) -> Vec<ProcessInfo> {
     let mut seen: HashSet<i32> = HashSet::new();
     while let Some(pid) = seeds.pop_front() {
-        if pid == runner || crate::sys::is_claimed(pid) || !seen.insert(pid) {
+        if skip(pid) || !seen.insert(pid) {
             continue;
         }
         seeds.extend(table.children(pid).iter().copied());
@@ -281,7 +279,7 @@ pub fn unattributed(run_id: &str, since: u64) -> Result<Vec<ProcessInfo>, Contai
         .cloned()
         .collect();
     out.sort_by_key(|p| p.pid);
-    Ok(out)
+    out
 }
 
 /// Kill processes (identity-checked), wait for them, reap those that are ours.

@@ -1,0 +1,972 @@
+//! `cargo run --release -p xtask -- bench`: the benchmark behind BENCHMARKS.md.
+//!
+//! Phases, in order (each prints one line per run to stderr):
+//! 1. build `cargo-reap` (release) and the synthetic workspaces under `target/bench/`;
+//! 2. `compare`: `cargo test`, `cargo nextest run` and `cargo reap test` on
+//!    workspaces (a), (b), (c), alternating per repetition, after a warm-up;
+//! 3. `overhead`: on (a), the test binaries run bare in sequence, cargo-reap's
+//!    fixed steps (`cargo metadata`, no-op `cargo test --no-run`) alone, and
+//!    cargo-reap on all suites and on one suite, in both isolation modes;
+//! 4. `survivors`: cargo-reap on (a) with 5,000 unrelated `sleep` processes alive;
+//! 5. `hang`: hang-kill latency from the JSON report;
+//! 6. `idle`: cargo-reap's own CPU time while suites sleep;
+//! 7. a check that nothing the benchmark started is left, then the report.
+
+mod gen;
+mod procs;
+mod report;
+mod stats;
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use gen::Workspace;
+use procs::Sample;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Measured repetitions of each timing, after one warm-up run [default: 7; with --quick: 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub reps: Option<u32>,
+    /// A short run: 2 repetitions, one hang and one idle run per mode. Prints the
+    /// figures; writes the results file only with --write
+    #[arg(long)]
+    pub quick: bool,
+    /// Write the results file even with --quick
+    #[arg(long, conflicts_with = "no_write")]
+    pub write: bool,
+    /// Only print the results; leave the results file alone
+    #[arg(long)]
+    pub no_write: bool,
+    /// Unrelated idle processes alive during the survivor-collection runs
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    pub sleepers: usize,
+    /// The results file; its generated section is replaced (relative: from the workspace root)
+    #[arg(long, value_name = "PATH", default_value = "BENCHMARKS.md")]
+    pub output: PathBuf,
+    /// Benchmark this cargo-reap binary instead of building target/release/cargo-reap
+    #[arg(long, value_name = "PATH")]
+    pub cargo_reap: Option<PathBuf>,
+}
+
+/// How many runs each phase makes.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub quick: bool,
+    pub reps: usize,
+    pub after_reps: usize,
+    pub hang_reps: usize,
+    pub idle_reps: usize,
+    pub sleepers: usize,
+}
+
+impl Settings {
+    fn from(args: &BenchArgs) -> Settings {
+        let reps = args
+            .reps
+            .map(|r| r as usize)
+            .unwrap_or(if args.quick { 2 } else { 7 });
+        Settings {
+            quick: args.quick,
+            reps,
+            after_reps: reps.div_ceil(2),
+            hang_reps: if args.quick { 1 } else { reps.min(5) },
+            idle_reps: if args.quick { 1 } else { reps.min(3) },
+            sleepers: args.sleepers,
+        }
+    }
+}
+
+/// cargo-reap's isolation modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Cgroup,
+    ProcessGroup,
+}
+
+impl Mode {
+    pub const BOTH: [Mode; 2] = [Mode::Cgroup, Mode::ProcessGroup];
+
+    pub fn arg(self) -> &'static str {
+        match self {
+            Mode::Cgroup => "cgroup",
+            Mode::ProcessGroup => "process-group",
+        }
+    }
+}
+
+/// Tools and paths every phase uses.
+pub struct Ctx {
+    pub cargo: PathBuf,
+    pub nextest: Option<PathBuf>,
+    pub reap: PathBuf,
+    /// `cargo-reap test --help` lists `--jobs` (parallel suites).
+    pub has_jobs: bool,
+    pub bench_dir: PathBuf,
+    logs: PathBuf,
+    /// Pids of every command run (cargo-reap's run ids end with its pid).
+    pids: RefCell<BTreeSet<i32>>,
+}
+
+impl Ctx {
+    /// Run a timed command whose stderr goes to `target/bench/logs/NAME.stderr`;
+    /// fail with that file's end unless it exits with `expect`.
+    fn run(&self, name: &str, mut cmd: Command, expect: i32, watch: bool) -> Result<Sample> {
+        let log = self.logs.join(format!("{}.stderr", slug(name)));
+        cmd.stderr(File::create(&log).with_context(|| format!("creating {}", log.display()))?);
+        let s = procs::timed(&mut cmd, watch)?;
+        self.pids.borrow_mut().insert(s.pid);
+        if s.status.code() != Some(expect) {
+            bail!(
+                "{name}: {} (expected exit code {expect}); the end of its stderr ({}):\n{}",
+                s.status,
+                log.display(),
+                tail(&log, 30)
+            );
+        }
+        Ok(s)
+    }
+
+    /// The flags of a serial cargo-reap run: `--jobs 1` where the flag exists.
+    fn serial(&self) -> Vec<&'static str> {
+        if self.has_jobs {
+            vec!["--jobs", "1"]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn cargo(&self, ws: &Workspace) -> Command {
+        let mut c = procs::command(&self.cargo);
+        c.env("CARGO_TARGET_DIR", &ws.target_dir);
+        c
+    }
+
+    fn cargo_test(&self, ws: &Workspace) -> Command {
+        let mut c = self.cargo(ws);
+        c.args(["test", "--offline", "--manifest-path"])
+            .arg(&ws.manifest);
+        c
+    }
+
+    fn nextest(&self, ws: &Workspace) -> Option<Command> {
+        let mut c = procs::command(self.nextest.as_ref()?);
+        c.args(["nextest", "run", "--offline", "--manifest-path"])
+            .arg(&ws.manifest)
+            .env("CARGO", &self.cargo)
+            .env("CARGO_TARGET_DIR", &ws.target_dir);
+        Some(c)
+    }
+
+    fn reap(&self, ws: &Workspace, args: &[&str]) -> Command {
+        let mut c = procs::command(&self.reap);
+        c.args(["test", "--offline", "--manifest-path"])
+            .arg(&ws.manifest)
+            .args(args)
+            .env("CARGO", &self.cargo)
+            .env("CARGO_TARGET_DIR", &ws.target_dir);
+        c
+    }
+
+    /// cargo-reap's first step: `cargo metadata --no-deps`.
+    fn metadata(&self, ws: &Workspace) -> Command {
+        let mut c = self.cargo(ws);
+        c.args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+            "--manifest-path",
+        ])
+        .arg(&ws.manifest);
+        c
+    }
+
+    /// cargo-reap's second step: the (no-op) build with JSON messages.
+    fn build_noop(&self, ws: &Workspace) -> Command {
+        let mut c = self.cargo(ws);
+        c.args([
+            "test",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+            "--offline",
+            "--manifest-path",
+        ])
+        .arg(&ws.manifest);
+        c
+    }
+
+    /// The test binaries run bare, one after the other, as cargo test does
+    /// (working directory: the package root; output discarded).
+    fn bare(&self, ws: &Workspace, targets: &[&str]) -> Result<Sample> {
+        let before = procs::children_cpu()?;
+        let t0 = Instant::now();
+        let mut status = None;
+        for t in targets {
+            let b = ws.binary(t)?;
+            let mut cmd = procs::command(&b.path);
+            cmd.current_dir(&ws.dir);
+            let s = procs::timed(&mut cmd, false)?;
+            if !s.status.success() {
+                bail!("{}: {} exited with {}", ws.spec.key, b.target, s.status);
+            }
+            status = Some(s.status);
+        }
+        let wall = t0.elapsed();
+        Ok(Sample {
+            pid: 0,
+            wall,
+            tree_cpu: procs::children_cpu()?.saturating_sub(before),
+            status: status.context("no binaries")?,
+            runner: None,
+        })
+    }
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+type Job<'a> = (String, Box<dyn FnMut() -> Result<Sample> + 'a>);
+
+/// Run every job once per repetition (the order rotates each repetition),
+/// after one warm-up round if asked; the measured samples per job.
+fn alternate(
+    phase: &str,
+    reps: usize,
+    warmup: bool,
+    jobs: &mut [Job<'_>],
+) -> Result<Vec<Vec<Sample>>> {
+    let n = jobs.len();
+    let mut out: Vec<Vec<Sample>> = (0..n).map(|_| Vec::with_capacity(reps)).collect();
+    let rounds = reps + usize::from(warmup);
+    for r in 0..rounds {
+        let measured = !warmup || r > 0;
+        let tag = if measured {
+            format!("{}/{reps}", r + usize::from(!warmup))
+        } else {
+            "warm-up".into()
+        };
+        for k in 0..n {
+            let i = (k + r) % n;
+            let (name, job) = &mut jobs[i];
+            let s = job().with_context(|| format!("{phase}: {name}"))?;
+            eprintln!(
+                "[{phase}] {tag:>7}  {name:<34} {}",
+                stats::secs(s.wall.as_secs_f64())
+            );
+            if measured {
+                out[i].push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn walls(v: &[Sample]) -> Vec<f64> {
+    v.iter().map(|s| s.wall.as_secs_f64()).collect()
+}
+
+/// One workspace of the comparison: wall times (s) per tool.
+pub struct CompareRow {
+    pub title: String,
+    pub cargo_test: Vec<f64>,
+    pub nextest: Option<Vec<f64>>,
+    pub reap: Vec<f64>,
+    pub reap_parallel: Option<Vec<f64>>,
+}
+
+fn phase_compare(ctx: &Ctx, s: &Settings, wss: &[&Workspace]) -> Result<Vec<CompareRow>> {
+    let mut jobs: Vec<Job<'_>> = Vec::new();
+    // (workspace, tool) of each job: 0 cargo test, 1 nextest, 2 reap, 3 reap parallel.
+    let mut what = Vec::new();
+    for (w, ws) in wss.iter().enumerate() {
+        let key = ws.spec.key;
+        let name = format!("{key} cargo test");
+        jobs.push((
+            name.clone(),
+            Box::new(move || ctx.run(&name, ctx.cargo_test(ws), 0, false)),
+        ));
+        what.push((w, 0));
+        if ctx.nextest.is_some() {
+            let name = format!("{key} cargo nextest run");
+            jobs.push((
+                name.clone(),
+                Box::new(move || {
+                    let cmd = ctx.nextest(ws).context("cargo-nextest")?;
+                    ctx.run(&name, cmd, 0, false)
+                }),
+            ));
+            what.push((w, 1));
+        }
+        let name = format!("{key} cargo reap test");
+        jobs.push((
+            name.clone(),
+            Box::new(move || ctx.run(&name, ctx.reap(ws, &ctx.serial()), 0, false)),
+        ));
+        what.push((w, 2));
+        if ctx.has_jobs {
+            let name = format!("{key} cargo reap test (parallel)");
+            jobs.push((
+                name.clone(),
+                Box::new(move || ctx.run(&name, ctx.reap(ws, &[]), 0, false)),
+            ));
+            what.push((w, 3));
+        }
+    }
+    let res = alternate("compare", s.reps, true, &mut jobs)?;
+    let mut rows: Vec<CompareRow> = wss
+        .iter()
+        .map(|ws| CompareRow {
+            title: ws.spec.title.to_string(),
+            cargo_test: Vec::new(),
+            nextest: None,
+            reap: Vec::new(),
+            reap_parallel: None,
+        })
+        .collect();
+    for ((w, tool), samples) in what.into_iter().zip(res) {
+        let t = walls(&samples);
+        let row = &mut rows[w];
+        match tool {
+            0 => row.cargo_test = t,
+            1 => row.nextest = Some(t),
+            2 => row.reap = t,
+            _ => row.reap_parallel = Some(t),
+        }
+    }
+    Ok(rows)
+}
+
+/// What the JSON report of one run says about where the time went.
+#[derive(Debug, Clone)]
+pub struct Breakdown {
+    pub wall: f64,
+    pub duration: f64,
+    pub sum_suites: f64,
+    pub sum_attempts: f64,
+    pub suites: usize,
+}
+
+/// Wall times (s) on workspace (a), one entry per repetition, paired by index:
+/// the binaries bare and cargo-reap (serial), on all suites and on one.
+#[derive(Debug, Clone, Default)]
+pub struct OverheadSet {
+    pub bare_all: Vec<f64>,
+    pub bare_one: Vec<f64>,
+    /// Indexed like [`Mode::BOTH`].
+    pub reap_all: [Vec<f64>; 2],
+    pub reap_one: [Vec<f64>; 2],
+}
+
+impl OverheadSet {
+    /// Concatenation (pairs stay pairs: both sets are paired within themselves).
+    pub fn chain(&self, other: &OverheadSet) -> OverheadSet {
+        let cat = |a: &Vec<f64>, b: &Vec<f64>| a.iter().chain(b).copied().collect::<Vec<f64>>();
+        OverheadSet {
+            bare_all: cat(&self.bare_all, &other.bare_all),
+            bare_one: cat(&self.bare_one, &other.bare_one),
+            reap_all: [
+                cat(&self.reap_all[0], &other.reap_all[0]),
+                cat(&self.reap_all[1], &other.reap_all[1]),
+            ],
+            reap_one: [
+                cat(&self.reap_one[0], &other.reap_one[0]),
+                cat(&self.reap_one[1], &other.reap_one[1]),
+            ],
+        }
+    }
+}
+
+pub struct Overhead {
+    pub suites: usize,
+    pub set: OverheadSet,
+    pub metadata: Vec<f64>,
+    pub build_noop: Vec<f64>,
+    /// Indexed like [`Mode::BOTH`].
+    pub breakdown: Vec<Breakdown>,
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn ms_field(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN) / 1000.0
+}
+
+/// The jobs of an [`OverheadSet`] (bare all, bare one, then per mode reap
+/// all and reap one), named with `suffix`.
+fn overhead_jobs<'a>(ctx: &'a Ctx, a: &'a Workspace, suffix: &str) -> Vec<Job<'a>> {
+    let first = a.binaries[0].target.as_str();
+    let all: Vec<&'a str> = a.binaries.iter().map(|b| b.target.as_str()).collect();
+    let mut jobs: Vec<Job<'a>> = vec![
+        (
+            format!("bare, all suites{suffix}"),
+            Box::new(move || ctx.bare(a, &all)),
+        ),
+        (
+            format!("bare, 1 suite{suffix}"),
+            Box::new(move || ctx.bare(a, &[first])),
+        ),
+    ];
+    for mode in Mode::BOTH {
+        let name = format!("reap {}, all suites{suffix}", mode.arg());
+        jobs.push((
+            name.clone(),
+            Box::new(move || {
+                let mut args = vec!["--isolation", mode.arg()];
+                args.extend(ctx.serial());
+                ctx.run(&name, ctx.reap(a, &args), 0, false)
+            }),
+        ));
+        let name = format!("reap {}, 1 suite{suffix}", mode.arg());
+        jobs.push((
+            name.clone(),
+            Box::new(move || {
+                let mut args = vec!["--isolation", mode.arg(), "--test", first];
+                args.extend(ctx.serial());
+                ctx.run(&name, ctx.reap(a, &args), 0, false)
+            }),
+        ));
+    }
+    jobs
+}
+
+/// The samples of [`overhead_jobs`] (in that order) as a set.
+fn overhead_set(res: &[Vec<Sample>]) -> OverheadSet {
+    OverheadSet {
+        bare_all: walls(&res[0]),
+        bare_one: walls(&res[1]),
+        reap_all: [walls(&res[2]), walls(&res[4])],
+        reap_one: [walls(&res[3]), walls(&res[5])],
+    }
+}
+
+fn phase_overhead(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Overhead> {
+    let mut jobs = overhead_jobs(ctx, a, "");
+    jobs.push((
+        "cargo metadata --no-deps".into(),
+        Box::new(move || ctx.run("cargo metadata", ctx.metadata(a), 0, false)),
+    ));
+    jobs.push((
+        "cargo test --no-run (no-op)".into(),
+        Box::new(move || ctx.run("cargo test --no-run", ctx.build_noop(a), 0, false)),
+    ));
+    let res = alternate("overhead", s.reps, true, &mut jobs)?;
+    drop(jobs);
+    let mut breakdown = Vec::new();
+    for mode in Mode::BOTH {
+        // One more run with --json, for the breakdown (not in the timings).
+        let json = ctx.bench_dir.join(format!("overhead-{}.json", mode.arg()));
+        let json_arg = json.display().to_string();
+        let mut args = vec!["--isolation", mode.arg(), "--json", &json_arg];
+        args.extend(ctx.serial());
+        let sample = ctx.run(
+            &format!("reap {} --json", mode.arg()),
+            ctx.reap(a, &args),
+            0,
+            false,
+        )?;
+        let r = read_json(&json)?;
+        let suites = r["suites"].as_array().context("report without suites")?;
+        breakdown.push(Breakdown {
+            wall: sample.wall.as_secs_f64(),
+            duration: ms_field(&r["duration_ms"]),
+            sum_suites: suites.iter().map(|x| ms_field(&x["duration_ms"])).sum(),
+            sum_attempts: suites
+                .iter()
+                .flat_map(|x| x["attempts"].as_array().into_iter().flatten())
+                .map(|x| ms_field(&x["duration_ms"]))
+                .sum(),
+            suites: suites.len(),
+        });
+    }
+    Ok(Overhead {
+        suites: a.spec.suites(),
+        set: overhead_set(&res[..6]),
+        metadata: walls(&res[6]),
+        build_noop: walls(&res[7]),
+        breakdown,
+    })
+}
+
+pub struct Survivors {
+    pub sleepers: usize,
+    pub started_in: f64,
+    pub processes_with: usize,
+    pub processes_without: usize,
+    pub reaped: usize,
+    /// With the sleepers alive.
+    pub with: OverheadSet,
+    /// Without them, after they were killed.
+    pub after: OverheadSet,
+}
+
+fn phase_survivors(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Survivors> {
+    let processes_without = procs::process_count();
+    eprintln!("[survivors] starting {} sleepers", s.sleepers);
+    let sleepers = procs::Sleepers::start(s.sleepers)?;
+    let processes_with = procs::process_count();
+    eprintln!(
+        "[survivors] {} sleepers started in {}; {} processes on the machine",
+        sleepers.count,
+        stats::secs(sleepers.started_in.as_secs_f64()),
+        processes_with
+    );
+    let with = {
+        let mut jobs = overhead_jobs(ctx, a, &format!(" + {} sleepers", s.sleepers));
+        overhead_set(&alternate("survivors", s.reps, true, &mut jobs)?)
+    };
+    let started_in = sleepers.started_in.as_secs_f64();
+    let count = sleepers.count;
+    let reaped = procs::kill_sleepers();
+    drop(sleepers);
+    eprintln!("[survivors] {reaped} sleepers killed and reaped");
+    let after = {
+        let mut jobs = overhead_jobs(ctx, a, " (sleepers gone)");
+        overhead_set(&alternate("survivors", s.after_reps, false, &mut jobs)?)
+    };
+    Ok(Survivors {
+        sleepers: count,
+        started_in,
+        processes_with,
+        processes_without,
+        reaped,
+        with,
+        after,
+    })
+}
+
+pub struct HangMode {
+    pub mode: Mode,
+    /// Attempt duration − timeout (s), tree dying on SIGTERM.
+    pub term: Vec<f64>,
+    /// Attempt duration − timeout − grace (s), tree ignoring SIGTERM.
+    pub ignore: Vec<f64>,
+    /// Processes of each hang when the kill fired (term, ignore), last run.
+    pub processes: (usize, usize),
+}
+
+pub const HANG_TIMEOUT: f64 = 1.0;
+pub const HANG_GRACE: f64 = 1.0;
+
+fn phase_hang(ctx: &Ctx, s: &Settings, ws: &Workspace) -> Result<Vec<HangMode>> {
+    let mut out: Vec<HangMode> = Mode::BOTH
+        .into_iter()
+        .map(|mode| HangMode {
+            mode,
+            term: Vec::new(),
+            ignore: Vec::new(),
+            processes: (0, 0),
+        })
+        .collect();
+    for r in 0..s.hang_reps {
+        for k in 0..out.len() {
+            let k = (k + r) % out.len();
+            let mode = out[k].mode;
+            let json = ctx.bench_dir.join(format!("hang-{}.json", mode.arg()));
+            let json_arg = json.display().to_string();
+            let name = format!("reap {} hang", mode.arg());
+            let mut args = vec![
+                "--isolation",
+                mode.arg(),
+                "--timeout",
+                "1s",
+                "--grace",
+                "1s",
+                "--hang-retries",
+                "0",
+                "--json",
+                &json_arg,
+            ];
+            args.extend(ctx.serial());
+            let sample = ctx.run(&name, ctx.reap(ws, &args), 102, false)?;
+            let report = read_json(&json)?;
+            let attempt = |target: &str| -> Result<(f64, usize)> {
+                let suite = report["suites"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|x| x["target"] == target)
+                    .with_context(|| format!("no suite {target} in {}", json.display()))?;
+                let a = &suite["attempts"][0];
+                if a["timed_out"] != true {
+                    bail!(
+                        "{target}: the attempt did not time out ({})",
+                        json.display()
+                    );
+                }
+                let procs = a["hang_processes"].as_array().map_or(0, |v| v.len());
+                Ok((ms_field(&a["duration_ms"]), procs))
+            };
+            let (term, tp) = attempt("hang_term")?;
+            let (ignore, ip) = attempt("hang_ignore_term")?;
+            let m = &mut out[k];
+            m.term.push(term - HANG_TIMEOUT);
+            m.ignore.push(ignore - HANG_TIMEOUT - HANG_GRACE);
+            m.processes = (tp, ip);
+            eprintln!(
+                "[hang] {:>7}  {name:<34} {}  beyond timeout (SIGTERM kills): {}, beyond timeout+grace (SIGTERM ignored): {}",
+                format!("{}/{}", r + 1, s.hang_reps),
+                stats::secs(sample.wall.as_secs_f64()),
+                stats::ms(term - HANG_TIMEOUT),
+                stats::ms(ignore - HANG_TIMEOUT - HANG_GRACE),
+            );
+        }
+    }
+    Ok(out)
+}
+
+pub struct IdleMode {
+    pub mode: Mode,
+    pub wall: Vec<f64>,
+    /// cargo-reap's own user+sys (runner + lifeline guard), s.
+    pub runner_cpu: Vec<f64>,
+    /// runner CPU / wall in the middle of the run (suites sleeping).
+    pub steady: Vec<f64>,
+    /// Everything the run waited for: runner, cargo, suites (getrusage), s.
+    pub tree_cpu: Vec<f64>,
+}
+
+fn phase_idle(ctx: &Ctx, s: &Settings, ws: &Workspace) -> Result<Vec<IdleMode>> {
+    let mut jobs: Vec<Job<'_>> = Mode::BOTH
+        .into_iter()
+        .map(|mode| {
+            let name = format!("reap {} idle", mode.arg());
+            let job: Job<'_> = (
+                name.clone(),
+                Box::new(move || {
+                    ctx.run(&name, ctx.reap(ws, &["--isolation", mode.arg()]), 0, true)
+                }),
+            );
+            job
+        })
+        .collect();
+    let res = alternate("idle", s.idle_reps, false, &mut jobs)?;
+    Ok(Mode::BOTH
+        .into_iter()
+        .zip(res)
+        .map(|(mode, v)| IdleMode {
+            mode,
+            wall: walls(&v),
+            runner_cpu: v
+                .iter()
+                .map(|x| {
+                    x.runner
+                        .as_ref()
+                        .map_or(f64::NAN, |r| r.total.as_secs_f64())
+                })
+                .collect(),
+            steady: v
+                .iter()
+                .map(|x| {
+                    x.runner
+                        .as_ref()
+                        .and_then(|r| r.steady_fraction)
+                        .unwrap_or(f64::NAN)
+                })
+                .collect(),
+            tree_cpu: v.iter().map(|x| x.tree_cpu.as_secs_f64()).collect(),
+        })
+        .collect())
+}
+
+/// What was found alive (and then killed) after the run.
+pub struct Leftovers {
+    pub processes: Vec<String>,
+    pub cgroup_leaves: Vec<String>,
+}
+
+/// The runner's cgroup v2 directory, as cargo-reap finds it.
+fn own_cgroup_dir() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let (mount, root) = mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        if post.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        let f: Vec<&str> = pre.split_whitespace().collect();
+        Some((PathBuf::from(f.get(4)?), f.get(3)?.to_string()))
+    })?;
+    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = cg.lines().find_map(|l| l.strip_prefix("0::"))?.trim_end();
+    let rel = own.strip_prefix(root.trim_end_matches('/'))?;
+    Some(mount.join(rel.trim_start_matches('/')))
+}
+
+fn check_leftovers(ctx: &Ctx) -> Leftovers {
+    let pids = ctx.pids.borrow();
+    let ours_run = |run_id: &str| {
+        run_id
+            .rsplit_once('-')
+            .and_then(|(_, p)| p.parse::<i32>().ok())
+            .is_some_and(|p| pids.contains(&p))
+    };
+    let me = std::process::id() as i32;
+    let mut processes = Vec::new();
+    for (pid, argv, tag) in procs::scan_processes("CARGO_REAP_SUITE") {
+        if pid == me {
+            continue;
+        }
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let sentinel = matches!(
+            args.as_slice(),
+            ["sleep", procs::SLEEPER_ARG] | ["sleep", "100007"] | ["sleep", "100008"]
+        ) || args.iter().any(|a| a.contains("sleep 100008"));
+        let bench_exe = procs::exe_of(pid).is_some_and(|e| procs::is_under(&e, &ctx.bench_dir));
+        let tagged = tag
+            .as_deref()
+            .and_then(|t| t.split_once('/'))
+            .is_some_and(|(run, _)| ours_run(run));
+        if sentinel || bench_exe || tagged {
+            processes.push(format!("{pid} {}", argv.join(" ")));
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let mut cgroup_leaves = Vec::new();
+    if let Some(dir) = own_cgroup_dir() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix("cargo-reap.") else {
+                continue;
+            };
+            let run = rest.split('.').next().unwrap_or("");
+            if ours_run(run) {
+                cgroup_leaves.push(e.path().display().to_string());
+            }
+        }
+    }
+    Leftovers {
+        processes,
+        cgroup_leaves,
+    }
+}
+
+/// Everything the report shows.
+pub struct Results {
+    pub settings: Settings,
+    pub machine: report::Machine,
+    pub has_jobs: bool,
+    pub nextest: Option<String>,
+    pub isolation_note: String,
+    pub compare: Vec<CompareRow>,
+    pub overhead: Overhead,
+    pub survivors: Survivors,
+    pub hang: Vec<HangMode>,
+    pub hang_title: String,
+    pub idle: Vec<IdleMode>,
+    pub idle_title: String,
+    pub leftovers: Leftovers,
+    pub build_time: f64,
+    pub total_time: f64,
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Build cargo-reap in release mode; the path of the binary.
+fn build_reap(cargo: &Path, root: &Path) -> Result<PathBuf> {
+    eprintln!("xtask bench: cargo build --release -p cargo-reap");
+    let out = procs::command(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "cargo-reap",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo build")?;
+    if !out.status.success() {
+        bail!(
+            "cargo build --release -p cargo-reap failed ({})",
+            out.status
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "cargo-reap")
+        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .context("cargo build named no cargo-reap executable")
+}
+
+fn tool_output(program: &Path, args: &[&str]) -> Option<String> {
+    let out = procs::command(program)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    // First: SIGINT/SIGTERM/SIGHUP end everything the benchmark started.
+    procs::install_signal_cleanup()?;
+    let started = Instant::now();
+    let settings = Settings::from(args);
+    let root = workspace_root();
+    let cargo = std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cargo"));
+    let bench_dir = root.join("target/bench");
+    let logs = bench_dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let machine = report::Machine::detect(&cargo, &root);
+
+    let reap = match &args.cargo_reap {
+        Some(p) => p
+            .canonicalize()
+            .with_context(|| format!("{}", p.display()))?,
+        None => build_reap(&cargo, &root)?,
+    };
+    let help = tool_output(&reap, &["test", "--help"]).context("cargo-reap test --help failed")?;
+    let has_jobs = help.contains(" --jobs");
+    let nextest = ["/usr/local/bin/cargo-nextest"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .or_else(|| which("cargo-nextest"));
+    let nextest_version = nextest
+        .as_ref()
+        .and_then(|n| tool_output(n, &["nextest", "--version"]))
+        .map(|v| v.lines().next().unwrap_or("").to_string());
+    if nextest.is_none() {
+        eprintln!("xtask bench: cargo-nextest not found: its column is skipped");
+    }
+    let reap_version = tool_output(&reap, &["--version"]).unwrap_or_default();
+    eprintln!(
+        "xtask bench: {reap_version} at {}; parallel suites (--jobs): {}",
+        reap.display(),
+        if has_jobs { "yes" } else { "not implemented" }
+    );
+
+    let t_build = Instant::now();
+    let specs = [
+        gen::many_suites(),
+        gen::many_tests(),
+        gen::spawning(),
+        gen::hanging(),
+        gen::idle(),
+    ];
+    let mut wss = Vec::new();
+    for spec in &specs {
+        wss.push(gen::build(&cargo, &bench_dir, spec)?);
+    }
+    let build_time = t_build.elapsed().as_secs_f64();
+    let [a, b, c, hang_ws, idle_ws] = &wss[..] else {
+        unreachable!("five workspaces")
+    };
+
+    let ctx = Ctx {
+        cargo: cargo.clone(),
+        nextest,
+        reap: reap.clone(),
+        has_jobs,
+        bench_dir: bench_dir.clone(),
+        logs,
+        pids: RefCell::new(BTreeSet::new()),
+    };
+    // The mode `auto` picks here, as cargo-reap announces it.
+    let isolation_note = {
+        let name = "reap isolation probe";
+        ctx.run(name, ctx.reap(a, &["--test", "t00"]), 0, false)?;
+        std::fs::read_to_string(ctx.logs.join(format!("{}.stderr", slug(name))))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("cargo-reap: isolation: "))
+            .unwrap_or("unknown")
+            .to_string()
+    };
+
+    let compare = phase_compare(&ctx, &settings, &[a, b, c])?;
+    let overhead = phase_overhead(&ctx, &settings, a)?;
+    let survivors = phase_survivors(&ctx, &settings, a)?;
+    let hang = phase_hang(&ctx, &settings, hang_ws)?;
+    let idle = phase_idle(&ctx, &settings, idle_ws)?;
+
+    // Give cargo-reap's lifeline guards a moment to finish exiting.
+    std::thread::sleep(Duration::from_millis(200));
+    let leftovers = check_leftovers(&ctx);
+    let results = Results {
+        settings: settings.clone(),
+        machine: machine.finish(),
+        has_jobs,
+        nextest: nextest_version,
+        isolation_note,
+        compare,
+        overhead,
+        survivors,
+        hang,
+        hang_title: hang_ws.spec.title.to_string(),
+        idle,
+        idle_title: idle_ws.spec.title.to_string(),
+        leftovers,
+        build_time,
+        total_time: started.elapsed().as_secs_f64(),
+    };
+    let section = report::render(&results);
+    println!("{section}");
+    let write = if settings.quick {
+        args.write
+    } else {
+        !args.no_write
+    };
+    if write {
+        let path = if args.output.is_absolute() {
+            args.output.clone()
+        } else {
+            root.join(&args.output)
+        };
+        report::write(&path, &section)?;
+        eprintln!("xtask bench: results written to {}", path.display());
+    } else {
+        eprintln!("xtask bench: results not written (--quick without --write, or --no-write)");
+    }
+    if !results.leftovers.processes.is_empty() || !results.leftovers.cgroup_leaves.is_empty() {
+        bail!(
+            "left behind after the run (killed now): processes {:?}, cgroup leaves {:?}",
+            results.leftovers.processes,
+            results.leftovers.cgroup_leaves
+        );
+    }
+    Ok(())
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}

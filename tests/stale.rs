@@ -37,6 +37,24 @@ fn cgroup2_root() -> PathBuf {
     PathBuf::from(line.split_whitespace().nth(4).unwrap())
 }
 
+/// Removes the fake leaf on every path (after its processes are gone).
+struct LeafGuard(PathBuf);
+
+impl Drop for LeafGuard {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            if let Err(e) = std::fs::write(self.0.join("cgroup.kill"), "1") {
+                eprintln!("cgroup.kill {}: {e}", self.0.display());
+            }
+            wait_until(
+                "the fake leaf to empty",
+                std::time::Duration::from_secs(5),
+                || std::fs::remove_dir(&self.0).is_ok(),
+            );
+        }
+    }
+}
+
 /// Leftovers of a dead run (a populated leaf, a tagged process) are listed by
 /// `clean --dry-run`, left alone by it, and removed by the next run, which says so.
 #[test]
@@ -46,6 +64,7 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
     let dead_run = "1-99999998"; // pid 99999998 cannot exist (pid_max <= 2^22)
     let leaf = cgroup2_root().join(format!("cargo-reap.{dead_run}.0.1.fake"));
     std::fs::create_dir(&leaf).unwrap();
+    let _leaf_guard = LeafGuard(leaf.clone());
     let in_leaf = Guarded(
         Command::new("sleep")
             .arg("3797")

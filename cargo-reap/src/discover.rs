@@ -185,7 +185,39 @@ pub fn reap_dir(a: &CargoArgs, meta: &Metadata) -> PathBuf {
 }
 
 /// Build the test binaries; compiler output reaches the user as cargo renders it.
-pub fn build(a: &CargoArgs, meta: &Metadata) -> Result<Vec<Suite>, BuildError> {
+/// A test executable as cargo reported it.
+pub struct Built {
+    package_id: PackageId,
+    manifest_path: PathBuf,
+    target: String,
+    kinds: Vec<TargetKind>,
+    executable: PathBuf,
+}
+
+/// The suites of the built test executables, with their package's environment.
+pub fn suites(built: Vec<Built>, meta: &Metadata) -> Vec<Suite> {
+    let packages: HashMap<&PackageId, &Package> =
+        meta.packages.iter().map(|p| (&p.id, p)).collect();
+    let mut suites: Vec<Suite> = built
+        .into_iter()
+        .map(|b| {
+            suite_from(
+                packages.get(&b.package_id).copied(),
+                &b.manifest_path,
+                &b.target,
+                &b.kinds,
+                b.executable,
+            )
+        })
+        .collect();
+    // Deterministic order, whatever order cargo finished the builds in.
+    suites.sort_by(|a, b| a.id.cmp(&b.id));
+    suites
+}
+
+/// Build the test executables (`cargo metadata` may run meanwhile: nothing
+/// here needs it).
+pub fn build(a: &CargoArgs) -> Result<Vec<Built>, BuildError> {
     let cargo = cargo_program();
     let mut cmd = Command::new(&cargo);
     crate::sys::unblock_signals_in_child(&mut cmd);
@@ -200,7 +232,7 @@ pub fn build(a: &CargoArgs, meta: &Metadata) -> Result<Vec<Suite>, BuildError> {
             source,
         })?;
     // From here on the child is waited for on every path.
-    let parsed = parse_messages(child.stdout.take().expect("stdout is piped"), meta);
+    let parsed = parse_messages(child.stdout.take().expect("stdout is piped"));
     if parsed.is_err() {
         // We stopped reading: cargo could block on a full pipe. End it.
         if let Err(e) = child.kill() {
@@ -223,38 +255,29 @@ pub fn build(a: &CargoArgs, meta: &Metadata) -> Result<Vec<Suite>, BuildError> {
         }
         _ => {}
     }
-    // Deterministic order, whatever order cargo finished the builds in.
-    let mut suites = suites;
-    suites.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(suites)
 }
 
-fn parse_messages(
-    stdout: impl std::io::Read,
-    meta: &Metadata,
-) -> Result<(Vec<Suite>, Option<bool>), BuildError> {
-    let packages: HashMap<&PackageId, &Package> =
-        meta.packages.iter().map(|p| (&p.id, p)).collect();
-    let mut suites = Vec::new();
+fn parse_messages(stdout: impl std::io::Read) -> Result<(Vec<Built>, Option<bool>), BuildError> {
+    let mut built = Vec::new();
     let mut finished = None;
     for msg in Message::parse_stream(BufReader::new(stdout)) {
         match msg.map_err(BuildError::Messages)? {
             Message::CompilerArtifact(art) if art.profile.test => {
                 let Some(exe) = art.executable else { continue };
-                let pkg = packages.get(&art.package_id).copied();
-                suites.push(suite_from(
-                    pkg,
-                    art.manifest_path.as_std_path(),
-                    &art.target.name,
-                    &art.target.kind,
-                    exe.into_std_path_buf(),
-                ));
+                built.push(Built {
+                    package_id: art.package_id,
+                    manifest_path: art.manifest_path.into_std_path_buf(),
+                    target: art.target.name,
+                    kinds: art.target.kind,
+                    executable: exe.into_std_path_buf(),
+                });
             }
             Message::BuildFinished(f) => finished = Some(f.success),
             _ => {}
         }
     }
-    Ok((suites, finished))
+    Ok((built, finished))
 }
 
 fn kind_of(kinds: &[TargetKind]) -> String {

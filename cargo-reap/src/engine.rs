@@ -105,10 +105,15 @@ fn execute(
             ),
         }
     }
-    // Leftovers of dead earlier runs go first, and are named.
-    for line in crate::stale::sweep(false)?.lines(false) {
-        emit(&mut err, &format!("cargo-reap: stale sweep: {line}"));
-    }
+    // Leftovers of dead earlier runs are swept while cargo builds, and named
+    // before any suite runs.
+    let sweeper = std::thread::Builder::new()
+        .name("cargo-reap-sweep".into())
+        .spawn(|| crate::stale::sweep(false))
+        .map_err(|e| crate::error::ContainError::Sys {
+            what: "starting the stale sweep",
+            source: e,
+        })?;
 
     let finish = |trials: Vec<Trial>, build_failed: bool| -> Result<Outcome, EngineError> {
         let looping = trials.len() > 1 || reap.loop_count.is_some() || reap.loop_duration.is_some();
@@ -179,11 +184,25 @@ fn execute(
 
     let (mut suites, log_dir, config) = match source {
         Source::Cargo(cargo) => {
-            let meta = discover::metadata(cargo)?;
-            // Bad configuration is an error before the build, naming key and file.
+            // `cargo metadata` runs while cargo builds: neither waits for the other.
+            let (meta, built) = std::thread::scope(|s| {
+                let meta = s.spawn(|| discover::metadata(cargo));
+                let built = discover::build(cargo);
+                (meta.join(), built)
+            });
+            let meta = match meta {
+                Ok(m) => m,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            // A bad manifest path or flag: metadata says it most clearly.
+            let meta = match (meta, &built) {
+                (Err(e), Err(_)) => return Err(e.into()),
+                (m, _) => m?,
+            };
+            // Bad configuration is an error before any suite runs, naming key and file.
             let config = Config::load(&meta)?;
-            let suites = match discover::build(cargo, &meta) {
-                Ok(s) => s,
+            let suites = match built {
+                Ok(b) => discover::suites(b, &meta),
                 Err(crate::error::BuildError::Failed(why)) => {
                     emit(
                         &mut err,
@@ -210,6 +229,13 @@ fn execute(
             Config::default(),
         ),
     };
+    let swept = match sweeper.join() {
+        Ok(s) => s?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    for line in swept.lines(false) {
+        emit(&mut err, &format!("cargo-reap: stale sweep: {line}"));
+    }
     if let Some(p) = reap.partition {
         let before = suites.len();
         suites = p.select(suites);
@@ -385,7 +411,7 @@ fn execute(
         // Only the listing scratch files of `run` lived there.
         remove_if_exists(&log_dir)?;
     }
-    let orphans = sys::sweep_zombie_children()?;
+    let orphans = sys::reap_unclaimed_zombies()?;
     tracing::debug!("reaped {orphans} orphaned zombie(s) at the end of the run");
     if let Some(sig) = interrupts.signal() {
         let ran: usize = trials.last().map_or(0, |t| t.suites.len());

@@ -273,6 +273,24 @@ pub fn reap_if_our_zombies(pids: impl IntoIterator<Item = i32>) -> Result<usize,
     Ok(n)
 }
 
+/// Reap every exited child of ours that no waiter has claimed. When nothing is
+/// claimed (the end of a run), `waitpid(-1, WNOHANG)` does it without looking
+/// at other processes; otherwise a /proc scan finds the unclaimed zombies.
+pub fn reap_unclaimed_zombies() -> Result<usize, ContainError> {
+    if !claimed().is_empty() {
+        return sweep_zombie_children();
+    }
+    let mut n = 0;
+    loop {
+        match waitpid(None, WaitOptions::NOHANG) {
+            Ok(Some(_)) => n += 1,
+            Ok(None) | Err(Errno::CHILD) => return Ok(n),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(ContainError::sys("waitpid", e)),
+        }
+    }
+}
+
 /// Reap every zombie child of ours that no waiter has claimed (full /proc scan).
 pub fn sweep_zombie_children() -> Result<usize, ContainError> {
     let me = std::process::id() as i32;

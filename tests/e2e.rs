@@ -52,6 +52,48 @@ fn pure_cgroup_v2_layout_at_sys_fs_cgroup() {
     assert_eq!(run.code, 103, "leaks only: {}", run.stderr);
 }
 
+/// Containers: cargo-reap in its own pid namespace whose session leader
+/// lives outside it, so getsid() and /proc report session 0 (a CI container
+/// started from a host shell). Both modes work and findings stay exact.
+#[test]
+fn pid_namespace_with_session_leader_outside() {
+    require_root();
+    let base = manifest_args();
+    for isolation in ["cgroup", "process-group"] {
+        let run = reap(
+            &[
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "sh",
+                "-c",
+                "\"$0\" \"$@\"",
+            ],
+            &args(
+                &base,
+                &[
+                    "test",
+                    "--isolation",
+                    isolation,
+                    "-p",
+                    "leaky",
+                    "--test",
+                    "daemon",
+                    "--test",
+                    "own_pgroup",
+                    "--test",
+                    "hangs_once",
+                ],
+            ),
+        );
+        assert_eq!(run.report()["isolation"], isolation, "{}", run.stderr);
+        let expected = expected_for(&["leaky::daemon", "leaky::own_pgroup", "leaky::hangs_once"]);
+        check_against_expected(&run, &expected);
+        assert_eq!(run.code, expected_exit(&expected), "{}", run.stderr);
+    }
+}
+
 #[test]
 fn read_only_cgroup_falls_back_to_process_group_and_says_why() {
     require_root();
@@ -873,19 +915,6 @@ fn colors_and_quiet_follow_the_conventions() {
     assert!(quiet.contains("leaky::daemon"), "{quiet}");
 }
 
-/// The runner's resident memory (KiB) and open descriptors; None once it has
-/// exited (after its last line).
-fn runner_vitals(pid: u32) -> Option<(u64, usize)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
-    Some((rss, fds))
-}
-
 /// Processes of `run_id` started in trial `trial` (their CARGO_REAP_TRIAL).
 fn of_trial(run_id: &str, trial: u32) -> Vec<i32> {
     let want = format!("CARGO_REAP_TRIAL={trial}");
@@ -928,6 +957,8 @@ fn soak(trials: u32) {
     use std::io::BufRead;
     require_root();
     let n = trials.to_string();
+    let scratch = Scratch::new("soak");
+    let json = scratch.0.join("report.json");
     let mut child = Command::new(REAP)
         .args(["test", "--manifest-path"])
         .arg(fixture_manifest())
@@ -948,25 +979,26 @@ fn soak(trials: u32) {
             &n,
             "--timeout",
             "20s",
+            "--json",
         ])
+        .arg(&json)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
     let mut run_id = String::new();
-    let mut vitals: Vec<(u64, usize)> = Vec::new();
+    let mut lines = 0;
     for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("cargo-reap: run ") {
             run_id = rest.split(':').next().unwrap().to_string();
         }
-        // `trial k/N: ...` is printed once trial k is reaped.
+        // `trial k/N: ...` is printed once trial k is reaped: from outside,
+        // none of its processes may remain.
         if let Some(k) = line
             .strip_prefix("trial ")
             .and_then(|r| r.split('/').next())
         {
             let k: u32 = k.parse().unwrap();
-            let v = runner_vitals(pid);
             assert!(
                 of_trial(&run_id, k).is_empty(),
                 "trial {k} left processes: {line}"
@@ -975,34 +1007,58 @@ fn soak(trials: u32) {
                 line.contains("LEAKED"),
                 "the suites leak every trial: {line}"
             );
-            match v {
-                Some(v) => vitals.push(v),
-                None => assert_eq!(k, trials, "the runner is alive until its last trial"),
-            }
+            lines += 1;
         }
     }
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(103));
-    assert!(vitals.len() >= trials as usize - 1);
+    assert_eq!(lines, trials, "one line per trial");
     assert_nothing_survived(&run_id);
-    // Samples are taken while the next trial already runs (a few descriptors
-    // and buffers in flight), so compare the peaks of the first and second
-    // halves: a leak of even one descriptor per trial shows as a climb.
-    let half = vitals.len() / 2;
-    let peak = |v: &[(u64, usize)]| {
-        (
-            v.iter().map(|x| x.0).max().unwrap(),
-            v.iter().map(|x| x.1).max().unwrap(),
-        )
-    };
-    let (rss1, fds1) = peak(&vitals[1..half.max(2)]);
-    let (rss2, fds2) = peak(&vitals[half..]);
+    // The runner's own vitals, read by it between trials (a quiet point, no
+    // suite in flight), so descriptors must be exactly constant.
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let vitals: Vec<(u64, u64, u64)> = report["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let r = &t["runner"];
+            (
+                r["open_fds"].as_u64().unwrap(),
+                r["rss_kib"].as_u64().unwrap(),
+                r["threads"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(vitals.len(), trials as usize);
+    let (fds1, rss1, threads1) = vitals[0];
+    let rss_last = vitals.last().unwrap().1;
     eprintln!(
-        "soak: {trials} trials; runner peak RSS {rss1} -> {rss2} KiB; peak fds {fds1} -> {fds2}"
+        "soak: {trials} trials; runner fds {fds1} -> {}, threads {threads1} -> {}, RSS {rss1} -> {rss_last} KiB",
+        vitals.last().unwrap().0,
+        vitals.last().unwrap().2,
     );
-    assert!(fds2 <= fds1 + 4, "runner descriptors grow: {vitals:?}");
     assert!(
-        rss2 <= rss1 + rss1 / 4 + 1024,
+        vitals.iter().all(|v| v.0 == fds1),
+        "runner descriptors change between trials: {vitals:?}"
+    );
+    // A joined thread can linger in /proc/self/status for a moment after
+    // pthread_join returns (the kernel clears its tid before it is gone), so
+    // threads are compared by their peaks (one lingering thread tolerated),
+    // which a per-trial leak would climb by one per trial.
+    let half = vitals.len() / 2;
+    let (first, second) = (&vitals[..half.max(1)], &vitals[half..]);
+    let peak =
+        |v: &[(u64, u64, u64)], f: fn(&(u64, u64, u64)) -> u64| v.iter().map(f).max().unwrap();
+    assert!(
+        peak(second, |v| v.2) <= peak(first, |v| v.2) + 1,
+        "runner threads grow: {vitals:?}"
+    );
+    // Memory: the report itself keeps every trial, so allow a little growth;
+    // a per-trial leak of buffers or logs shows as a climb past it.
+    let (rss_a, rss_b) = (peak(first, |v| v.1), peak(second, |v| v.1));
+    assert!(
+        rss_b <= rss_a + rss_a / 4 + 1024,
         "runner memory grows: {vitals:?}"
     );
 }

@@ -59,12 +59,21 @@ impl Drop for LeafGuard {
 /// `clean --dry-run`, left alone by it, and removed by the next run, which says so.
 #[test]
 fn stale_leftovers_of_dead_runs_are_swept_and_named() {
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::process::CommandExt;
     require_root();
-    let dead_run = "1-99999998"; // pid 99999998 cannot exist (pid_max <= 2^22)
+    let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    // pid 99999998 cannot exist (pid_max <= 2^22).
+    let dead_run = format!("1-99999998-{ns:x}");
+    let dead_run = dead_run.as_str();
     let leaf = cgroup2_root().join(format!("cargo-reap.{dead_run}.0.1.fake"));
     std::fs::create_dir(&leaf).unwrap();
     let _leaf_guard = LeafGuard(leaf.clone());
+    // A run of another pid namespace (a container sharing the cgroup tree):
+    // its pid means nothing here, so it is never swept.
+    let foreign = cgroup2_root().join(format!("cargo-reap.1-99999997-{:x}.0.1.foreign", ns + 1));
+    std::fs::create_dir(&foreign).unwrap();
+    let _foreign_guard = LeafGuard(foreign.clone());
     let in_leaf = Guarded(
         Command::new("sleep")
             .arg("3797")
@@ -103,6 +112,10 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
         "{text}"
     );
     assert!(leaf.exists(), "--dry-run removes nothing");
+    assert!(
+        !text.contains("foreign"),
+        "another namespace's run is not listed: {text}"
+    );
 
     let base = manifest_args();
     let run = reap(
@@ -123,6 +136,8 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
         run.stderr
     );
     assert!(!leaf.exists());
+    assert!(!run.stderr.contains("foreign"), "{}", run.stderr);
+    assert!(foreign.exists(), "another namespace's leaf is left alone");
     // Both leftovers were killed: their exit is the event that proves it.
     for mut g in [in_leaf, tagged_child] {
         let status = g.0.wait().unwrap();

@@ -12,7 +12,7 @@ use crate::error::{EngineError, RunError};
 use crate::exit;
 use crate::interrupt;
 use crate::lifeline::Lifeline;
-use crate::report::schema::{LoopSummary, Report, Summary, Trial, SCHEMA_VERSION};
+use crate::report::schema::{LoopSummary, Report, RunnerVitals, Summary, Trial, SCHEMA_VERSION};
 use crate::report::terminal;
 use crate::schedule::{self, ScheduleOptions};
 use crate::supervise::{Limits, RunContext, SuiteOptions};
@@ -24,14 +24,20 @@ pub struct Outcome {
     pub report: Report,
 }
 
-/// A run id unique on this machine; it carries the runner's pid so a later
-/// run can recognise leftovers of a dead one.
-pub fn new_run_id() -> String {
+/// A run id unique on this machine: `<unix ms hex>-<runner pid>-<pid
+/// namespace inode hex>`. The pid and its namespace let a later run recognise
+/// leftovers of a dead one, and leave alone those of runs in other pid
+/// namespaces (containers sharing the cgroup tree), whose pids mean nothing here.
+pub fn new_run_id() -> Result<String, EngineError> {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    format!("{ms:x}-{}", std::process::id())
+    let ns = crate::stale::own_pid_namespace().map_err(|e| crate::error::ContainError::Sys {
+        what: "reading /proc/self/ns/pid",
+        source: e,
+    })?;
+    Ok(format!("{ms:x}-{}-{ns:x}", std::process::id()))
 }
 
 /// Run `cargo reap test`. Progress and the report go to stderr, as cargo's do.
@@ -65,7 +71,7 @@ fn execute(
     let command_mode = matches!(source, Source::Command(_));
     let fail_on_tmp = reap.fail_on.iter().any(|w| w == "tmp");
     let started = Instant::now();
-    let run_id = new_run_id();
+    let run_id = new_run_id()?;
     // Before any thread exists, so that every thread inherits the blocked mask.
     let interrupts = interrupt::install()?;
     let mut err = std::io::stderr();
@@ -229,12 +235,19 @@ fn execute(
             Config::default(),
         ),
     };
-    let swept = match sweeper.join() {
-        Ok(s) => s?,
+    // Leftovers of a dead run do not invalidate this one: a failed sweep is
+    // a loud warning, and `cargo reap clean` retries it with a full error.
+    match sweeper.join() {
+        Ok(Ok(swept)) => {
+            for line in swept.lines(false) {
+                emit(&mut err, &format!("cargo-reap: stale sweep: {line}"));
+            }
+        }
+        Ok(Err(e)) => emit(
+            &mut err,
+            &format!("cargo-reap: warning: stale sweep of dead runs failed: {e} (retry: cargo reap clean)"),
+        ),
         Err(panic) => std::panic::resume_unwind(panic),
-    };
-    for line in swept.lines(false) {
-        emit(&mut err, &format!("cargo-reap: stale sweep: {line}"));
     }
     if let Some(p) = reap.partition {
         let before = suites.len();
@@ -380,12 +393,23 @@ fn execute(
         }
         summary.leaked_processes += unattributed.len();
         summary.unattributed_processes += unattributed.len();
+        let runner = match RunnerVitals::read() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                emit(
+                    &mut err,
+                    &format!("cargo-reap: warning: cannot read its own vitals in /proc/self: {e}"),
+                );
+                None
+            }
+        };
         let trial = Trial {
             number,
             duration_ms: trial_started.elapsed().as_millis() as u64,
             suites: suites_run,
             summary,
             unattributed,
+            runner,
         };
         if looping {
             emit(&mut err, &terminal::trial_line(&trial, reap.loop_count));

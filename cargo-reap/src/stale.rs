@@ -3,8 +3,10 @@
 //! `CARGO_REAP_SUITE` tag — whose runner is gone. Every run sweeps at start and
 //! says what it found; `cargo reap clean [--dry-run]` does it on demand.
 //!
-//! A run id is `<unix-ms hex>-<runner pid>`; the runner is alive when that pid
-//! is a cargo-reap process that started no later than the run did.
+//! A run id is `<unix-ms hex>-<runner pid>-<pid namespace inode hex>`; the
+//! runner is alive when that pid is a cargo-reap process that started no later
+//! than the run did. Runs of another pid namespace (a container sharing the
+//! cgroup tree or /tmp) are never judged: their pids mean nothing here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,19 +58,56 @@ impl Sweep {
     }
 }
 
-/// Parse `<hex ms>-<pid>` into (ms since the epoch, pid).
-pub fn parse_run_id(run_id: &str) -> Option<(u64, i32)> {
-    let (ms, pid) = run_id.split_once('-')?;
-    Some((u64::from_str_radix(ms, 16).ok()?, pid.parse().ok()?))
+/// A parsed run id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunId {
+    /// Start, ms since the epoch.
+    pub ms: u64,
+    /// The runner's pid in its pid namespace.
+    pub pid: i32,
+    /// That namespace's inode (`/proc/PID/ns/pid`); absent in ids of versions
+    /// before 0.1 that did not record it.
+    pub pid_ns: Option<u64>,
 }
 
-/// Is the runner of `run_id` still alive?
-fn runner_alive(run_id: &str, me: i32) -> bool {
-    let Some((ms, pid)) = parse_run_id(run_id) else {
+/// Parse `<hex ms>-<pid>[-<hex pid ns>]`.
+pub fn parse_run_id(run_id: &str) -> Option<RunId> {
+    let mut parts = run_id.split('-');
+    let ms = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let pid = parts.next()?.parse().ok()?;
+    let pid_ns = match parts.next() {
+        Some(ns) => Some(u64::from_str_radix(ns, 16).ok()?),
+        None => None,
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(RunId { ms, pid, pid_ns })
+}
+
+/// The inode of our pid namespace.
+pub fn own_pid_namespace() -> std::io::Result<u64> {
+    Ok(rustix::fs::stat("/proc/self/ns/pid")?.st_ino)
+}
+
+/// Who judges liveness: our pid and pid namespace.
+#[derive(Debug, Clone, Copy)]
+struct Judge {
+    pid: i32,
+    pid_ns: u64,
+}
+
+/// Is the runner of `run_id` still alive (or not ours to judge)?
+fn runner_alive(run_id: &str, me: Judge) -> bool {
+    let Some(RunId { ms, pid, pid_ns }) = parse_run_id(run_id) else {
         // Not ours to judge: leave it alone.
         return true;
     };
-    if pid == me {
+    if pid_ns.is_some_and(|ns| ns != me.pid_ns) {
+        // Another pid namespace: its pid is not a pid here.
+        return true;
+    }
+    if pid == me.pid {
         return true;
     }
     match reap_probe::snapshot(pid, ScanOptions::default()) {
@@ -118,7 +157,13 @@ fn find_leaves(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
 
 /// Find (and unless `dry_run`, remove) leftovers of dead runs.
 pub fn sweep(dry_run: bool) -> Result<Sweep, ContainError> {
-    let me = std::process::id() as i32;
+    let me = Judge {
+        pid: std::process::id() as i32,
+        pid_ns: own_pid_namespace().map_err(|e| ContainError::Sys {
+            what: "reading /proc/self/ns/pid",
+            source: e,
+        })?,
+    };
     let mut found = Sweep::default();
     let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
     let mut alive = |run: &str| {
@@ -282,22 +327,43 @@ mod tests {
     fn parses_run_ids_and_leaf_names() {
         assert_eq!(
             parse_run_id("1a2078da5bb-9948"),
-            Some((0x1a2078da5bb, 9948))
+            Some(RunId {
+                ms: 0x1a2078da5bb,
+                pid: 9948,
+                pid_ns: None
+            })
+        );
+        assert_eq!(
+            parse_run_id("1a2078da5bb-9948-effffffc"),
+            Some(RunId {
+                ms: 0x1a2078da5bb,
+                pid: 9948,
+                pid_ns: Some(0xeffffffc)
+            })
         );
         assert_eq!(parse_run_id("garbage"), None);
+        assert_eq!(parse_run_id("1-2-3-4"), None);
+        assert_eq!(parse_run_id("1-2-zz"), None);
         assert_eq!(
-            run_id_of_leaf("cargo-reap.1a2078da5bb-9948.3.1.leaky__daemon"),
-            Some("1a2078da5bb-9948")
+            run_id_of_leaf("cargo-reap.1a2078da5bb-9948-effffffc.3.1.leaky__daemon"),
+            Some("1a2078da5bb-9948-effffffc")
         );
         assert_eq!(run_id_of_leaf("other"), None);
     }
 
     #[test]
     fn a_run_of_a_dead_pid_is_dead_and_ours_is_alive() {
-        let me = std::process::id() as i32;
-        assert!(runner_alive(&format!("1-{me}"), me));
+        let ns = own_pid_namespace().unwrap();
+        let me = Judge {
+            pid: std::process::id() as i32,
+            pid_ns: ns,
+        };
+        assert!(runner_alive(&format!("1-{}-{ns:x}", me.pid), me));
         // pid_max is at most 2^22: this pid cannot exist.
+        assert!(!runner_alive(&format!("1-99999999-{ns:x}"), me));
         assert!(!runner_alive("1-99999999", me));
+        // A run of another pid namespace is not ours to judge.
+        assert!(runner_alive(&format!("1-99999999-{:x}", ns + 1), me));
         // An unparsable id is left alone.
         assert!(runner_alive("not-an-id", me));
     }

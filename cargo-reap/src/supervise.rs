@@ -491,12 +491,7 @@ pub fn run_attempt(
     let fctx = reap_probe::FindingContext {
         runner_pipe_inodes: runner_pipe.into_iter().collect(),
         suite_pgid: Some(root.pid()),
-        suite_sid: Some(
-            rustix::process::getsid(None)
-                .expect("getsid of the calling process cannot fail")
-                .as_raw_nonzero()
-                .get(),
-        ),
+        suite_sid: Some(sys::own_session_id()),
         reaper_pid: Some(std::process::id() as i32),
     };
     let interrupts = crate::interrupt::get();

@@ -342,6 +342,19 @@ pub fn cloexec_inherited_fds_in_child(cmd: &mut std::process::Command) {
 
 /// Make this process the child subreaper: orphans of our descendants are
 /// reparented to us, not to PID 1, so we can find and reap them.
+/// The session id of the runner as this pid namespace sees it.
+///
+/// `0` when the session leader lives outside our pid namespace (a container
+/// started from a shell on the host, `unshare --pid`): the kernel then reports
+/// 0 both here and in `/proc/PID/stat` of every process still in that session,
+/// so comparisons stay meaningful. (rustix's `getsid` asserts a positive id.)
+pub fn own_session_id() -> i32 {
+    // SAFETY: getsid(0) has no preconditions and only reads kernel state.
+    let sid = unsafe { libc::getsid(0) };
+    // getsid(0) on ourselves cannot fail (ESRCH/EPERM concern other pids).
+    sid.max(0)
+}
+
 pub fn become_subreaper() -> Result<(), ContainError> {
     let me = Pid::from_raw(std::process::id() as i32).expect("own pid is positive");
     rustix::process::set_child_subreaper(Some(me))

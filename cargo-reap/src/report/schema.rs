@@ -51,6 +51,48 @@ pub struct Trial {
     /// Processes of the trial no suite could claim (process-group mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unattributed: Vec<Leak>,
+    /// The runner's own descriptors and memory once the trial was reaped:
+    /// flat across trials, or the runner itself leaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<RunnerVitals>,
+}
+
+/// cargo-reap's own resources, read from `/proc/self` between trials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerVitals {
+    /// Open file descriptors.
+    pub open_fds: usize,
+    /// Resident memory (`VmRSS`), KiB.
+    pub rss_kib: u64,
+    /// Live threads.
+    pub threads: u64,
+}
+
+impl RunnerVitals {
+    /// Read them now.
+    pub fn read() -> std::io::Result<Self> {
+        let open_fds = std::fs::read_dir("/proc/self/fd")?.count();
+        let status = std::fs::read_to_string("/proc/self/status")?;
+        let field = |name: &str| -> std::io::Result<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("/proc/self/status has no readable {name}"),
+                    )
+                })
+        };
+        Ok(Self {
+            // read_dir's own descriptor was open while it counted.
+            open_fds: open_fds.saturating_sub(1),
+            rss_kib: field("VmRSS:")?,
+            threads: field("Threads:")?,
+        })
+    }
 }
 
 /// Per-suite rates across the trials of a `--loop` run.

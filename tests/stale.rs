@@ -57,12 +57,70 @@ impl Drop for LeafGuard {
 
 /// Leftovers of a dead run (a populated leaf, a tagged process) are listed by
 /// `clean --dry-run`, left alone by it, and removed by the next run, which says so.
+/// A run's start looks for tagged processes only when a dead run left a mark
+/// (leaf or TMPDIR root); runs of other pid namespaces are never touched.
 #[test]
 fn stale_leftovers_of_dead_runs_are_swept_and_named() {
     use std::os::unix::fs::MetadataExt;
     use std::os::unix::process::CommandExt;
     require_root();
     let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    let base = manifest_args();
+
+    // A dead run that left only a tagged process and no mark (no leaf, no
+    // TMPDIR root): a run's start does not read every environment for it...
+    let unmarked_run = format!("1-99999996-{ns:x}");
+    let unmarked = Guarded(
+        Command::new("sleep")
+            .arg("3796")
+            .env("CARGO_REAP_SUITE", format!("{unmarked_run}/fake::suite"))
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(
+        "the unmarked leftover to exec",
+        std::time::Duration::from_secs(5),
+        || !tagged(&unmarked_run).is_empty(),
+    );
+    let run = reap(
+        &[],
+        &args(&base, &["test", "-p", "leaky", "--test", "clean"]),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("stale sweep"), "{}", run.stderr);
+    assert!(
+        !tagged(&unmarked_run).is_empty(),
+        "left for a thorough sweep"
+    );
+    // ...but once its TMPDIR root is there (a runner that died mid-run leaves
+    // it), the next run finds and kills it.
+    let mark = std::env::temp_dir().join(format!("cargo-reap-{unmarked_run}"));
+    std::fs::create_dir(&mark).unwrap();
+    let run = reap(
+        &[],
+        &args(&base, &["test", "-p", "leaky", "--test", "clean"]),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for what in [
+        format!(
+            "stale sweep: removed temporary directory {}",
+            mark.display()
+        ),
+        format!("stale sweep: killed pid {}", unmarked.0.id()),
+    ] {
+        assert!(run.stderr.contains(&what), "{what}: {}", run.stderr);
+    }
+    assert!(!mark.exists());
+    let mut unmarked = unmarked;
+    let status = unmarked.0.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "killed by the sweep"
+    );
+    std::mem::forget(unmarked);
+
     // pid 99999998 cannot exist (pid_max <= 2^22).
     let dead_run = format!("1-99999998-{ns:x}");
     let dead_run = dead_run.as_str();
@@ -117,7 +175,6 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
         "another namespace's run is not listed: {text}"
     );
 
-    let base = manifest_args();
     let run = reap(
         &[],
         &args(&base, &["test", "-p", "leaky", "--test", "clean"]),

@@ -115,7 +115,7 @@ fn execute(
     // before any suite runs.
     let sweeper = std::thread::Builder::new()
         .name("cargo-reap-sweep".into())
-        .spawn(|| crate::stale::sweep(false))
+        .spawn(|| crate::stale::sweep(false, crate::stale::Scope::WhenMarked))
         .map_err(|e| crate::error::ContainError::Sys {
             what: "starting the stale sweep",
             source: e,

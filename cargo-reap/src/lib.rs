@@ -63,7 +63,7 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
     };
     init_tracing(verbose);
     match cli.command {
-        cli::Command::Clean(args) => match stale::sweep(args.dry_run) {
+        cli::Command::Clean(args) => match stale::sweep(args.dry_run, stale::Scope::Everything) {
             Ok(found) => {
                 if found.is_empty() {
                     eprintln!("cargo-reap: clean: no leftovers of earlier runs");

@@ -223,29 +223,9 @@ fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Opti
     }
     // Remove the leaves once the kernel has emptied them.
     for dir in cgroups {
-        for _ in 0..100 {
-            match std::fs::remove_dir(dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(_) => wait_unpopulated(dir),
-            }
+        if let Err(e) = crate::containment::cgroup::remove_when_empty(dir) {
+            eprintln!("cargo-reap guard: {e}");
         }
     }
     killed
-}
-
-/// Wait (poll on cgroup.events, at most 50 ms) for a leaf to empty.
-fn wait_unpopulated(dir: &Path) {
-    use std::os::fd::AsFd;
-    let Ok(events) = File::open(dir.join("cgroup.events")) else {
-        return;
-    };
-    let fds = [events.as_fd()];
-    if let Err(e) = crate::sys::wait_events(
-        &fds,
-        rustix::event::PollFlags::PRI | rustix::event::PollFlags::ERR,
-        Some(Duration::from_millis(50)),
-    ) {
-        eprintln!("cargo-reap guard: waiting on {}: {e}", dir.display());
-    }
 }

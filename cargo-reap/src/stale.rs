@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reap_probe::ScanOptions;
 use rustix::process::Signal;
 
-use crate::containment::cgroup::{find_cgroup2_mount, Cgroup2Mount};
+use crate::containment::cgroup::{find_cgroup2_mount, remove_when_empty, Cgroup2Mount};
 use crate::error::ContainError;
 use crate::sys::{self, ProcId};
 
@@ -155,8 +155,20 @@ fn find_leaves(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// How hard to look for tagged processes of dead runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Read every process's environment (`cargo reap clean`).
+    Everything,
+    /// Only when a dead run left a mark: a cgroup leaf or its private TMPDIR
+    /// root, which exists from before a run's first suite starts until after
+    /// its last process is gone (a normal end removes it). The start of every
+    /// run uses this, so its cost does not grow with unrelated processes.
+    WhenMarked,
+}
+
 /// Find (and unless `dry_run`, remove) leftovers of dead runs.
-pub fn sweep(dry_run: bool) -> Result<Sweep, ContainError> {
+pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
     let me = Judge {
         pid: std::process::id() as i32,
         pid_ns: own_pid_namespace().map_err(|e| ContainError::Sys {
@@ -220,7 +232,7 @@ pub fn sweep(dry_run: bool) -> Result<Sweep, ContainError> {
                         }
                     }
                 }
-                remove_leaf(&leaf)?;
+                remove_when_empty(&leaf)?;
             }
             found.cgroups.push((leaf, procs));
         }
@@ -254,6 +266,10 @@ pub fn sweep(dry_run: bool) -> Result<Sweep, ContainError> {
     }
 
     // Tagged processes of dead runs.
+    let marked = !found.cgroups.is_empty() || !found.tmp_dirs.is_empty();
+    if scope == Scope::WhenMarked && !marked {
+        return Ok(found);
+    }
     let procs = reap_probe::scan(ScanOptions {
         environ_tag: true,
         cgroup: false,
@@ -282,41 +298,6 @@ pub fn sweep(dry_run: bool) -> Result<Sweep, ContainError> {
         sys::reap_if_our_zombies(victims.iter().map(|v| v.pid))?;
     }
     Ok(found)
-}
-
-/// rmdir a leaf once the kernel has emptied it (waits on cgroup.events).
-fn remove_leaf(leaf: &Path) -> Result<(), ContainError> {
-    for _ in 0..200 {
-        match std::fs::remove_dir(leaf) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(16) => {
-                // EBUSY: still populated; wait for the next cgroup.events change.
-                use std::os::fd::AsFd;
-                let events = match std::fs::File::open(leaf.join("cgroup.events")) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                    Err(e) => {
-                        return Err(ContainError::cgroup_io(
-                            "opening",
-                            leaf.join("cgroup.events"),
-                            e,
-                        ))
-                    }
-                };
-                sys::wait_events(
-                    &[events.as_fd()],
-                    rustix::event::PollFlags::PRI | rustix::event::PollFlags::ERR,
-                    Some(Duration::from_millis(50)),
-                )?;
-            }
-            Err(e) => return Err(ContainError::cgroup_io("cannot remove cgroup", leaf, e)),
-        }
-    }
-    Err(ContainError::CgroupStuck {
-        path: leaf.to_path_buf(),
-        secs: 10,
-    })
 }
 
 #[cfg(test)]

@@ -247,15 +247,6 @@ impl CgroupContainment {
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
-    fn populated(&self, events: &File) -> Result<bool, ContainError> {
-        let mut buf = [0u8; 256];
-        let n = events
-            .read_at(&mut buf, 0)
-            .map_err(|e| ContainError::cgroup_io("reading", self.dir.join("cgroup.events"), e))?;
-        let text = String::from_utf8_lossy(&buf[..n]);
-        Ok(text.lines().any(|l| l.trim() == "populated 1"))
-    }
-
     fn write_file(&self, name: &str, value: &str) -> Result<(), ContainError> {
         let path = self.dir.join(name);
         let mut f = fs::OpenOptions::new()
@@ -281,6 +272,80 @@ impl CgroupContainment {
                 &self.dir,
                 e,
             )),
+        }
+    }
+}
+
+/// Wait until the cgroup at `dir` holds no process (`populated 0` in
+/// `cgroup.events`), at most `timeout`: true when it is empty (or gone).
+///
+/// Event-driven: kernfs flags a change of `cgroup.events` as POLLPRI |
+/// POLLERR, but only relative to the last read of the open file, so the file
+/// is read before every poll (a poll on a fresh, unread file returns at once).
+pub fn wait_until_empty(dir: &Path, timeout: Duration) -> Result<bool, ContainError> {
+    let path = dir.join("cgroup.events");
+    let events = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(ContainError::cgroup_io("opening", &path, e)),
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut buf = [0u8; 256];
+        let n = match events.read_at(&mut buf, 0) {
+            Ok(n) => n,
+            // The leaf was removed under us (ENODEV on kernfs): nothing inside.
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(true),
+            Err(e) => return Err(ContainError::cgroup_io("reading", &path, e)),
+        };
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if !text.lines().any(|l| l.trim() == "populated 1") {
+            return Ok(true);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        sys::wait_events(
+            &[events.as_fd()],
+            PollFlags::PRI | PollFlags::ERR,
+            Some(left),
+        )?;
+    }
+}
+
+/// rmdir a leaf once the kernel has emptied it (after a `cgroup.kill`, which
+/// is asynchronous), child cgroups first; at most 10 s.
+pub fn remove_when_empty(leaf: &Path) -> Result<(), ContainError> {
+    const LIMIT: Duration = Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        match std::fs::remove_dir(leaf) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            // EBUSY: still populated (the kill is asynchronous).
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() || !wait_until_empty(leaf, left)? {
+                    return Err(ContainError::CgroupStuck {
+                        path: leaf.to_path_buf(),
+                        secs: LIMIT.as_secs(),
+                    });
+                }
+                // Empty now; still busy means child cgroups the suite made.
+                let children = match std::fs::read_dir(leaf) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(ContainError::cgroup_io("listing", leaf, e)),
+                };
+                for entry in children {
+                    let entry = entry.map_err(|e| ContainError::cgroup_io("listing", leaf, e))?;
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        remove_when_empty(&entry.path())?;
+                    }
+                }
+            }
+            Err(e) => return Err(ContainError::cgroup_io("cannot remove cgroup", leaf, e)),
         }
     }
 }
@@ -337,24 +402,7 @@ impl Containment for CgroupContainment {
     }
 
     fn wait_empty(&self, timeout: Duration) -> Result<bool, ContainError> {
-        let path = self.dir.join("cgroup.events");
-        let events = File::open(&path).map_err(|e| ContainError::cgroup_io("opening", &path, e))?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            if !self.populated(&events)? {
-                return Ok(true);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            // kernfs signals a change of cgroup.events as POLLPRI | POLLERR.
-            sys::wait_events(
-                &[events.as_fd()],
-                PollFlags::PRI | PollFlags::ERR,
-                Some(left),
-            )?;
-        }
+        wait_until_empty(&self.dir, timeout)
     }
 
     fn kill_all(&self) -> Result<super::Killed, ContainError> {
@@ -456,5 +504,54 @@ mod tests {
             Some("/a/b")
         );
         assert_eq!(own_cgroup_v2("4:memory:/x\n"), None);
+    }
+
+    /// cgroup.kill is asynchronous: removal waits on cgroup.events (read
+    /// before each poll) until the kernel has emptied the leaf, and removes
+    /// child cgroups a suite made, deepest first. Needs root (CI runs as root).
+    #[test]
+    fn removes_a_killed_leaf_once_the_kernel_emptied_it() {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = find_cgroup2_mount(&mountinfo).expect("a cgroup2 mount");
+        let leaf = mount
+            .mount_point
+            .join(format!("cargo-reap-unit-{}", std::process::id()));
+        let nested = leaf.join("nested");
+        fs::create_dir(&leaf).unwrap();
+        fs::create_dir(&nested).unwrap();
+        /// Kills and reaps the children on every path (a failed assert too).
+        struct Children(Vec<std::process::Child>);
+        impl Drop for Children {
+            fn drop(&mut self) {
+                for c in &mut self.0 {
+                    if let Err(e) = c.kill().and_then(|()| c.wait().map(drop)) {
+                        eprintln!("cleaning up child {}: {e}", c.id());
+                    }
+                }
+            }
+        }
+        let mut children = Children(Vec::new());
+        for dir in [&leaf, &nested, &nested] {
+            let c = Command::new("sleep").arg("3795").spawn().unwrap();
+            let pid = c.id();
+            children.0.push(c);
+            fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+        }
+        assert!(!wait_until_empty(&leaf, Duration::ZERO).unwrap());
+        fs::write(leaf.join("cgroup.kill"), "1").unwrap();
+        let removed = remove_when_empty(&leaf);
+        for c in &mut children.0 {
+            let status = c.wait().unwrap();
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                Some(9)
+            );
+        }
+        removed.unwrap();
+        assert!(!leaf.exists());
+        assert!(
+            wait_until_empty(&leaf, Duration::ZERO).unwrap(),
+            "gone is empty"
+        );
     }
 }

@@ -49,6 +49,7 @@ impl ProcessGroupFactory {
 
     pub fn create(&self, tag: &str) -> ProcessGroupContainment {
         ProcessGroupContainment {
+            counted: std::sync::atomic::AtomicBool::new(false),
             sel: Selector {
                 tag: tag.to_string(),
                 root: None,
@@ -62,6 +63,9 @@ impl ProcessGroupFactory {
 
 pub struct ProcessGroupContainment {
     sel: Selector,
+    /// Counted in [`ACTIVE`] (from its first `prepare`, i.e. before its first
+    /// fork, until it is dropped).
+    counted: std::sync::atomic::AtomicBool,
 }
 
 /// How a suite's processes are recognised (shared with the resource sampler).
@@ -131,6 +135,12 @@ impl Containment for ProcessGroupContainment {
     }
 
     fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError> {
+        // Counted before the fork: between fork and exec the child is an
+        // untagged child of the runner, which another suite's orphan rule
+        // would otherwise take for its own (and kill) while it looked sole.
+        if !self.counted.swap(true, Ordering::SeqCst) {
+            ACTIVE.fetch_add(1, Ordering::SeqCst);
+        }
         cmd.env(reap_probe::TAG_VAR, &self.sel.tag).process_group(0);
         sys::unblock_signals_in_child(cmd);
         sys::cloexec_inherited_fds_in_child(cmd);
@@ -138,9 +148,6 @@ impl Containment for ProcessGroupContainment {
     }
 
     fn set_root(&mut self, pid: i32) {
-        if self.sel.root.is_none() {
-            ACTIVE.fetch_add(1, Ordering::SeqCst);
-        }
         self.sel.root = Some(pid);
     }
 
@@ -293,7 +300,7 @@ pub fn kill_listed(procs: &[ProcessInfo]) -> Result<(), ContainError> {
 
 impl Drop for ProcessGroupContainment {
     fn drop(&mut self) {
-        if self.sel.root.is_some() && ACTIVE.fetch_sub(1, Ordering::SeqCst) >= 2 {
+        if *self.counted.get_mut() && ACTIVE.fetch_sub(1, Ordering::SeqCst) >= 2 {
             CONCURRENCY_ENDED.store(reap_probe::boottime_ticks() + 1, Ordering::SeqCst);
         }
     }

@@ -24,6 +24,14 @@ pub struct Outcome {
     pub report: Report,
 }
 
+/// What a run needs before its first suite: the isolation (and the line that
+/// says why), and the lifeline guard.
+struct Setup {
+    isolation: Isolation,
+    note: String,
+    lifeline: Lifeline,
+}
+
 /// A run id unique on this machine: `<unix ms hex>-<runner pid>-<pid
 /// namespace inode hex>`. The pid and its namespace let a later run recognise
 /// leftovers of a dead one, and leave alone those of runs in other pid
@@ -88,29 +96,36 @@ fn execute(
 
     // Orphans of every suite reparent to us, not to PID 1, in both modes.
     sys::become_subreaper()?;
-    let mut note = String::new();
-    let mut isolation = Isolation::choose(reap.isolation, &run_id, &mut |line| note = line)
-        .map_err(|e| match reap.isolation {
-            IsolationArg::Cgroup => EngineError::Isolation(e),
-            _ => EngineError::Contain(e),
-        })?;
-    // `run` is quiet when all is well: it may wrap every test binary of a `cargo test`.
     let quiet = command_mode || reap.quiet;
-    if !quiet || isolation.kind() != crate::containment::IsolationKind::Cgroup {
-        emit(&mut err, &format!("cargo-reap: {note}"));
-    }
-    if let Some(n) = reap.max_pids {
-        match isolation.limit_pids(n) {
-            Ok(()) => emit(
-                &mut err,
-                &format!("cargo-reap: each suite is limited to {n} processes (pids.max)"),
-            ),
-            Err(why) => emit(
-                &mut err,
-                &format!("cargo-reap: warning: --max-pids {n} not applied: {why}"),
-            ),
-        }
-    }
+    // Choosing the isolation and starting the lifeline guard each start a
+    // process (and the cgroup probe waits out a kernel grace period to move
+    // it), so under `auto` both run while cargo builds. An explicit
+    // `--isolation` is checked first: it fails fast, before a long build.
+    let choose = || -> Result<(Isolation, String), EngineError> {
+        let mut note = String::new();
+        let isolation = Isolation::choose(reap.isolation, &run_id, &mut |line| note = line)
+            .map_err(|e| match reap.isolation {
+                IsolationArg::Cgroup => EngineError::Isolation(e),
+                _ => EngineError::Contain(e),
+            })?;
+        Ok((isolation, note))
+    };
+    let setup = |chosen: Option<(Isolation, String)>| -> Result<Setup, EngineError> {
+        let (isolation, note) = match chosen {
+            Some(c) => c,
+            None => choose()?,
+        };
+        let lifeline = Lifeline::start(&run_id)?;
+        Ok(Setup {
+            isolation,
+            note,
+            lifeline,
+        })
+    };
+    let chosen = match reap.isolation {
+        IsolationArg::Auto => None,
+        _ => Some(choose()?),
+    };
     // Leftovers of dead earlier runs are swept while cargo builds, and named
     // before any suite runs.
     let sweeper = std::thread::Builder::new()
@@ -121,7 +136,15 @@ fn execute(
             source: e,
         })?;
 
-    let finish = |trials: Vec<Trial>, build_failed: bool| -> Result<Outcome, EngineError> {
+    let finish = |trials: Vec<Trial>,
+                  build_failed: bool,
+                  isolation: crate::containment::IsolationKind,
+                  note: String,
+                  lifeline: Option<Lifeline>|
+     -> Result<Outcome, EngineError> {
+        if let Some(l) = lifeline {
+            l.close()?;
+        }
         let looping = trials.len() > 1 || reap.loop_count.is_some() || reap.loop_duration.is_some();
         let mut summary = Summary::default();
         for t in &trials {
@@ -147,8 +170,8 @@ fn execute(
         let report = Report {
             version: SCHEMA_VERSION,
             run_id: run_id.clone(),
-            isolation: isolation.kind(),
-            isolation_note: note.clone(),
+            isolation,
+            isolation_note: note,
             duration_ms: started.elapsed().as_millis() as u64,
             exit_code,
             build_failed,
@@ -188,18 +211,49 @@ fn execute(
         Ok(Outcome { exit_code, report })
     };
 
-    let (mut suites, log_dir, config) = match source {
+    // Before any trial: no suite ran; close the guard, report.
+    let finish_early = |build_failed: bool, ready: Setup| {
+        finish(
+            Vec::new(),
+            build_failed,
+            ready.isolation.kind(),
+            ready.note,
+            Some(ready.lifeline),
+        )
+    };
+    // The isolation line (and --max-pids) once the isolation is known.
+    let announce = |ready: &mut Setup| {
+        let mut err = std::io::stderr();
+        if !quiet || ready.isolation.kind() != crate::containment::IsolationKind::Cgroup {
+            emit(&mut err, &format!("cargo-reap: {}", ready.note));
+        }
+        if let Some(n) = reap.max_pids {
+            match ready.isolation.limit_pids(n) {
+                Ok(()) => emit(
+                    &mut err,
+                    &format!("cargo-reap: each suite is limited to {n} processes (pids.max)"),
+                ),
+                Err(why) => emit(
+                    &mut err,
+                    &format!("cargo-reap: warning: --max-pids {n} not applied: {why}"),
+                ),
+            }
+        }
+    };
+    let (mut suites, log_dir, config, ready) = match source {
         Source::Cargo(cargo) => {
             // `cargo metadata` runs while cargo builds: neither waits for the other.
-            let (meta, built) = std::thread::scope(|s| {
+            let (meta, built, ready) = std::thread::scope(|s| {
                 let meta = s.spawn(|| discover::metadata(cargo));
+                let ready = s.spawn(|| setup(chosen));
                 let built = discover::build(cargo);
-                (meta.join(), built)
+                (meta.join(), built, ready.join())
             });
-            let meta = match meta {
-                Ok(m) => m,
-                Err(panic) => std::panic::resume_unwind(panic),
+            let (meta, mut ready) = match (meta, ready) {
+                (Ok(m), Ok(r)) => (m, r?),
+                (Err(panic), _) | (_, Err(panic)) => std::panic::resume_unwind(panic),
             };
+            announce(&mut ready);
             // A bad manifest path or flag: metadata says it most clearly.
             let meta = match (meta, &built) {
                 (Err(e), Err(_)) => return Err(e.into()),
@@ -214,7 +268,7 @@ fn execute(
                         &mut err,
                         &format!("cargo-reap: build failed ({why}); no suite was run"),
                     );
-                    return finish(Vec::new(), true);
+                    return finish_early(true, ready);
                 }
                 Err(crate::error::BuildError::Refused(why)) => {
                     return Err(EngineError::Usage(format!(
@@ -227,13 +281,19 @@ fn execute(
                 suites,
                 discover::reap_dir(cargo, &meta).join(&run_id),
                 config,
+                ready,
             )
         }
-        Source::Command(program) => (
-            vec![discover::command_suite(program)?],
-            std::env::temp_dir().join("cargo-reap").join(&run_id),
-            Config::default(),
-        ),
+        Source::Command(program) => {
+            let mut ready = setup(chosen)?;
+            announce(&mut ready);
+            (
+                vec![discover::command_suite(program)?],
+                std::env::temp_dir().join("cargo-reap").join(&run_id),
+                Config::default(),
+                ready,
+            )
+        }
     };
     // Leftovers of a dead run do not invalidate this one: a failed sweep is
     // a loud warning, and `cargo reap clean` retries it with a full error.
@@ -272,11 +332,11 @@ fn execute(
     let allow: Vec<AllowRule> = config.allow_rules().cloned().collect();
     let run_limits = cli_limits.over(config.workspace.limits.over(Limits::default()));
     if interrupts.signal().is_some() {
-        return finish(Vec::new(), false);
+        return finish_early(false, ready);
     }
     if suites.is_empty() && reap.partition.is_some() {
         // More CI machines than suites: an empty share passes.
-        return finish(Vec::new(), false);
+        return finish_early(false, ready);
     }
     if suites.is_empty() {
         return Err(EngineError::Usage(
@@ -324,7 +384,7 @@ fn execute(
         Some(n) => n,
         // Process groups can pin an untagged orphan to its suite only while
         // that suite runs alone: serial unless asked otherwise.
-        None if isolation.kind() == crate::containment::IsolationKind::ProcessGroup => 1,
+        None if ready.isolation.kind() == crate::containment::IsolationKind::ProcessGroup => 1,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let looping = reap.loop_count.is_some() || reap.loop_duration.is_some();
@@ -337,7 +397,11 @@ fn execute(
         return Err(EngineError::Usage("--loop must be at least 1".into()));
     }
     let tmp_root = std::env::temp_dir().join(format!("cargo-reap-{run_id}"));
-    let lifeline = Lifeline::start(&run_id)?;
+    let Setup {
+        isolation,
+        note,
+        lifeline,
+    } = ready;
     if !quiet {
         emit(
         &mut err,
@@ -447,7 +511,7 @@ fn execute(
             ),
         );
     }
-    finish(trials, false)
+    finish(trials, false, isolation.kind(), note, None)
 }
 
 fn remove_if_exists(dir: &std::path::Path) -> Result<(), EngineError> {

@@ -399,7 +399,8 @@ pub struct Overhead {
     pub metadata: Vec<f64>,
     pub build_noop: Vec<f64>,
     /// Indexed like [`Mode::BOTH`].
-    pub breakdown: Vec<Breakdown>,
+    /// Per mode, [`BREAKDOWN_RUNS`] runs each.
+    pub breakdown: Vec<Vec<Breakdown>>,
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
@@ -472,22 +473,47 @@ fn phase_overhead(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Overhead> {
     ));
     let res = alternate("overhead", s.reps, true, &mut jobs)?;
     drop(jobs);
-    let mut breakdown = Vec::new();
-    for mode in Mode::BOTH {
-        // One more run with --json, for the breakdown (not in the timings).
-        let json = ctx.bench_dir.join(format!("overhead-{}.json", mode.arg()));
+    let breakdown = Mode::BOTH
+        .iter()
+        .map(|&mode| breakdown_runs(ctx, a, mode, "", BREAKDOWN_RUNS))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Overhead {
+        suites: a.spec.suites(),
+        set: overhead_set(&res[..6]),
+        metadata: walls(&res[6]),
+        build_noop: walls(&res[7]),
+        breakdown,
+    })
+}
+
+/// Extra `--json` runs per mode for the breakdowns (not in the timings).
+pub const BREAKDOWN_RUNS: usize = 3;
+
+/// `n` more `--jobs 1` runs with `--json` on `a`, for where the time goes.
+fn breakdown_runs(
+    ctx: &Ctx,
+    a: &Workspace,
+    mode: Mode,
+    label: &str,
+    n: usize,
+) -> Result<Vec<Breakdown>> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let json = ctx
+            .bench_dir
+            .join(format!("overhead-{}{label}-{i}.json", mode.arg()));
         let json_arg = json.display().to_string();
         let mut args = vec!["--isolation", mode.arg(), "--json", &json_arg];
         args.extend(ctx.serial());
         let sample = ctx.run(
-            &format!("reap {} --json", mode.arg()),
+            &format!("reap {} --json{label}", mode.arg()),
             ctx.reap(a, &args),
             0,
             false,
         )?;
         let r = read_json(&json)?;
         let suites = r["suites"].as_array().context("report without suites")?;
-        breakdown.push(Breakdown {
+        out.push(Breakdown {
             wall: sample.wall.as_secs_f64(),
             duration: ms_field(&r["duration_ms"]),
             sum_suites: suites.iter().map(|x| ms_field(&x["duration_ms"])).sum(),
@@ -499,13 +525,15 @@ fn phase_overhead(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Overhead> {
             suites: suites.len(),
         });
     }
-    Ok(Overhead {
-        suites: a.spec.suites(),
-        set: overhead_set(&res[..6]),
-        metadata: walls(&res[6]),
-        build_noop: walls(&res[7]),
-        breakdown,
-    })
+    Ok(out)
+}
+
+impl Breakdown {
+    /// Per suite, after its binary exited: settle, survivor check, log, leaf
+    /// removal — the collection itself.
+    pub fn collection_per_suite(&self) -> f64 {
+        (self.sum_suites - self.sum_attempts) / self.suites as f64
+    }
 }
 
 pub struct Survivors {
@@ -518,6 +546,8 @@ pub struct Survivors {
     pub with: OverheadSet,
     /// Without them, after they were killed.
     pub after: OverheadSet,
+    /// `--json` runs with the sleepers alive, per mode (like `Overhead::breakdown`).
+    pub breakdown_with: Vec<Vec<Breakdown>>,
 }
 
 fn phase_survivors(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Survivors> {
@@ -535,6 +565,10 @@ fn phase_survivors(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Survivors> 
         let mut jobs = overhead_jobs(ctx, a, &format!(" + {} sleepers", s.sleepers));
         overhead_set(&alternate("survivors", s.reps, true, &mut jobs)?)
     };
+    let breakdown_with = Mode::BOTH
+        .iter()
+        .map(|&mode| breakdown_runs(ctx, a, mode, "-sleepers", BREAKDOWN_RUNS))
+        .collect::<Result<Vec<_>>>()?;
     let started_in = sleepers.started_in.as_secs_f64();
     let count = sleepers.count;
     let reaped = procs::kill_sleepers();
@@ -552,6 +586,7 @@ fn phase_survivors(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Survivors> 
         reaped,
         with,
         after,
+        breakdown_with,
     })
 }
 

@@ -12,8 +12,8 @@
 //! The tests run one at a time (a lock): the outside scans must not see
 //! another test's live processes. They need root, as CI has.
 //!
-//! Tests marked `#[ignore]` show a misbehaviour of the runner that is not
-//! fixed yet; the reason says what goes wrong.
+//! A misbehaviour of the runner that is not fixed yet is a test marked
+//! `#[ignore]` whose reason says what goes wrong (none at the moment).
 
 mod common;
 
@@ -522,9 +522,6 @@ fn terminal_report_neutralises_control_characters() {
 /// A libtest-mimic trial whose name contains a newline leaks: attribution
 /// must still name it.
 #[test]
-#[ignore = "misbehaviour: `--list` output is parsed line by line, so the trial `line\\nbreak` is \
-            listed as `break`, re-run as `--exact break` (0 tests) and its leak is reported as \
-            not reproduced"]
 fn leak_of_a_trial_named_with_a_newline_is_attributed() {
     let h = Hostile::start("newline-name");
     let (run, _) = h.run(

@@ -704,14 +704,29 @@ pub fn list_tests(
         path: tmp.path.clone(),
         source,
     })?;
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            l.strip_suffix(": test")
-                .or_else(|| l.strip_suffix(": bench"))
-        })
-        .map(str::to_string)
-        .collect())
+    Ok(parse_listing(&text))
+}
+
+/// Test names from `--list --format terse` (`NAME: test` per line). A name may
+/// itself contain newlines (libtest-mimic allows any string): lines without
+/// the suffix belong to the name the next suffixed line ends.
+pub fn parse_listing(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut pending: Option<String> = None;
+    for line in text.strip_suffix('\n').unwrap_or(text).split('\n') {
+        let joined = |rest: &str, pending: &mut Option<String>| match pending.take() {
+            Some(p) => format!("{p}\n{rest}"),
+            None => rest.to_string(),
+        };
+        match line
+            .strip_suffix(": test")
+            .or_else(|| line.strip_suffix(": bench"))
+        {
+            Some(name) => names.push(joined(name, &mut pending)),
+            None => pending = Some(joined(line, &mut pending)),
+        }
+    }
+    names
 }
 
 /// Do the test binaries run one test at a time (`--test-threads 1`,
@@ -853,6 +868,15 @@ mod tests {
             classify(&[attempt(true, None, Some(15)), attempt(false, Some(1), None)]),
             SuiteStatus::Fail
         );
+    }
+
+    #[test]
+    fn parses_listings_with_names_that_span_lines() {
+        assert_eq!(
+            parse_listing("a: test\nline\nbreak: test\nb::c: bench\nends with: test: test\n"),
+            ["a", "line\nbreak", "b::c", "ends with: test"]
+        );
+        assert!(parse_listing("").is_empty());
     }
 
     #[test]

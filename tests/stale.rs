@@ -66,6 +66,15 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
     require_root();
     let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
     let base = manifest_args();
+    // Leftovers of earlier tests' killed runs would be swept below and spoil
+    // the "nothing swept" check: clear them first.
+    let out = Command::new(REAP).arg("clean").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A dead run that left only a tagged process and no mark (no leaf, no
     // TMPDIR root): a run's start does not read every environment for it...
@@ -132,6 +141,12 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
     let foreign = cgroup2_root().join(format!("cargo-reap.1-99999997-{:x}.0.1.foreign", ns + 1));
     std::fs::create_dir(&foreign).unwrap();
     let _foreign_guard = LeafGuard(foreign.clone());
+    // The scratch directory of a dead `cargo reap run`.
+    let scratch = std::env::temp_dir()
+        .join("cargo-reap")
+        .join(format!("1-99999995-{ns:x}"));
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(scratch.join("suite.list"), "x: test\n").unwrap();
     let in_leaf = Guarded(
         Command::new("sleep")
             .arg("3797")
@@ -160,6 +175,13 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "would remove temporary directory {}",
+            scratch.display()
+        )),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("would remove cgroup {}", leaf.display())),
         "{text}"
@@ -193,6 +215,10 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
         run.stderr
     );
     assert!(!leaf.exists());
+    assert!(
+        !scratch.exists(),
+        "a dead run's scratch directory is removed"
+    );
     assert!(!run.stderr.contains("foreign"), "{}", run.stderr);
     assert!(foreign.exists(), "another namespace's leaf is left alone");
     // Both leftovers were killed: their exit is the event that proves it.

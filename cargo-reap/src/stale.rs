@@ -238,12 +238,27 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
         }
     }
 
-    // Private TMPDIRs of dead runs.
+    // Private TMPDIR roots (`$TMPDIR/cargo-reap-<run>`) and `cargo reap run`
+    // scratch directories (`$TMPDIR/cargo-reap/<run>`) of dead runs.
     let tmp = std::env::temp_dir();
-    if let Ok(entries) = std::fs::read_dir(&tmp) {
-        for e in entries.flatten() {
+    for (dir, prefix) in [(tmp.clone(), "cargo-reap-"), (tmp.join("cargo-reap"), "")] {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(ContainError::Sys {
+                    what: "listing the temporary directory for dead runs' leftovers",
+                    source: e,
+                })
+            }
+        };
+        for e in entries {
+            let e = e.map_err(|source| ContainError::Sys {
+                what: "listing the temporary directory for dead runs' leftovers",
+                source,
+            })?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(run) = name.strip_prefix("cargo-reap-") else {
+            let Some(run) = name.strip_prefix(prefix) else {
                 continue;
             };
             if parse_run_id(run).is_none() || alive(run) {

@@ -121,14 +121,7 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
         assert!(run.stderr.contains(&what), "{what}: {}", run.stderr);
     }
     assert!(!mark.exists());
-    let mut unmarked = unmarked;
-    let status = unmarked.0.wait().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9),
-        "killed by the sweep"
-    );
-    std::mem::forget(unmarked);
+    assert_killed_by_the_sweep(unmarked);
 
     // pid 99999998 cannot exist (pid_max <= 2^22).
     let dead_run = format!("1-99999998-{ns:x}");
@@ -222,13 +215,19 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
     assert!(!run.stderr.contains("foreign"), "{}", run.stderr);
     assert!(foreign.exists(), "another namespace's leaf is left alone");
     // Both leftovers were killed: their exit is the event that proves it.
-    for mut g in [in_leaf, tagged_child] {
-        let status = g.0.wait().unwrap();
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(9),
-            "killed by the sweep"
-        );
-        std::mem::forget(g);
+    for g in [in_leaf, tagged_child] {
+        assert_killed_by_the_sweep(g);
     }
+}
+
+/// The leftover died of SIGKILL (the sweep's); reaped here, so its guard
+/// has nothing left to do.
+fn assert_killed_by_the_sweep(mut g: Guarded) {
+    let status = g.0.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "killed by the sweep"
+    );
+    std::mem::forget(g);
 }

@@ -136,8 +136,13 @@ pub fn reap(wrapper: &[&str], args: &[&str]) -> Run {
         .env("REAP_FIXTURE_STATE_DIR", scratch.0.join("state"))
         .env_remove("CARGO_REAP_SUITE");
     let Output { status, stderr, .. } = cmd.output().expect("run cargo-reap");
-    let stderr = String::from_utf8_lossy(&stderr).into_owned();
-    let report = std::fs::read(&json)
+    finished_run(status, String::from_utf8_lossy(&stderr).into_owned(), &json)
+}
+
+/// A finished run: its exit, stderr and JSON report (absent when none was
+/// written), after checking from outside that nothing of it survived.
+fn finished_run(status: std::process::ExitStatus, stderr: String, json: &Path) -> Run {
+    let report = std::fs::read(json)
         .ok()
         .filter(|b| !b.is_empty())
         .map(|b| serde_json::from_slice::<Value>(&b).expect("valid JSON report"));
@@ -597,17 +602,6 @@ pub fn reap_sampled(env: &[(&str, &str)], args: &[&str]) -> (Run, u64) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
     let stderr = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
-    let report = std::fs::read(&json)
-        .ok()
-        .filter(|b| !b.is_empty())
-        .map(|b| serde_json::from_slice::<Value>(&b).expect("valid JSON report"));
-    if let Some(r) = &report {
-        assert_nothing_survived(r["run_id"].as_str().unwrap());
-    }
-    let run = Run {
-        code: status.code().expect("cargo-reap exited, not killed"),
-        stderr,
-        report,
-    };
+    let run = finished_run(status, stderr, &json);
     (run, peak_kib)
 }

@@ -318,14 +318,14 @@ pub fn wait_until_empty(dir: &Path, timeout: Duration) -> Result<bool, ContainEr
 /// is asynchronous), child cgroups first; at most 10 s.
 pub fn remove_when_empty(leaf: &Path) -> Result<(), ContainError> {
     const LIMIT: Duration = Duration::from_secs(10);
-    let deadline = std::time::Instant::now() + LIMIT;
+    let deadline = Instant::now() + LIMIT;
     loop {
-        match std::fs::remove_dir(leaf) {
+        match fs::remove_dir(leaf) {
             Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             // EBUSY: still populated (the kill is asynchronous).
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() || !wait_until_empty(leaf, left)? {
                     return Err(ContainError::CgroupStuck {
                         path: leaf.to_path_buf(),
@@ -333,9 +333,9 @@ pub fn remove_when_empty(leaf: &Path) -> Result<(), ContainError> {
                     });
                 }
                 // Empty now; still busy means child cgroups the suite made.
-                let children = match std::fs::read_dir(leaf) {
+                let children = match fs::read_dir(leaf) {
                     Ok(entries) => entries,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                     Err(e) => return Err(ContainError::cgroup_io("listing", leaf, e)),
                 };
                 for entry in children {

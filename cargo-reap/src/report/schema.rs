@@ -69,28 +69,21 @@ pub struct RunnerVitals {
 }
 
 impl RunnerVitals {
-    /// Read them now.
-    pub fn read() -> std::io::Result<Self> {
-        let open_fds = std::fs::read_dir("/proc/self/fd")?.count();
-        let status = std::fs::read_to_string("/proc/self/status")?;
-        let field = |name: &str| -> std::io::Result<u64> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("/proc/self/status has no readable {name}"),
-                    )
-                })
-        };
+    /// Read them now (memory and threads through reap-probe's snapshot).
+    pub fn read() -> Result<Self, reap_probe::ProbeError> {
+        let fd_dir = std::path::Path::new("/proc/self/fd");
+        let open_fds = std::fs::read_dir(fd_dir)
+            .map_err(|source| reap_probe::ProbeError::Io {
+                path: fd_dir.to_path_buf(),
+                source,
+            })?
+            .count();
+        let me = reap_probe::snapshot(std::process::id() as i32, Default::default())?;
         Ok(Self {
             // read_dir's own descriptor was open while it counted.
             open_fds: open_fds.saturating_sub(1),
-            rss_kib: field("VmRSS:")?,
-            threads: field("Threads:")?,
+            rss_kib: me.rss_bytes / 1024,
+            threads: me.threads.max(0) as u64,
         })
     }
 }

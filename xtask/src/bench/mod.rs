@@ -855,14 +855,7 @@ fn build_reap(cargo: &Path, root: &Path) -> Result<PathBuf> {
 }
 
 fn tool_output(program: &Path, args: &[&str]) -> Option<String> {
-    let out = procs::command(program)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    procs::stdout_of(procs::command(program).args(args))
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {

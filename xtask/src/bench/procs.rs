@@ -246,6 +246,15 @@ pub fn timed(cmd: &mut Command, watch_runner: bool) -> Result<Sample> {
 
 /// A command with the benchmark's standard environment: output discarded,
 /// stdin closed, and the variables `cargo run` set for xtask itself removed.
+/// The trimmed stdout of `cmd` (built by [`command`]) when it succeeds;
+/// None when it cannot start or fails (optional facts for the report).
+pub fn stdout_of(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stdout(Stdio::piped()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     cmd.stdin(Stdio::null())

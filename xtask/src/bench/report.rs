@@ -40,17 +40,13 @@ fn first_line(s: Option<String>) -> String {
 }
 
 fn output(program: &str, args: &[&str], cwd: &Path) -> Option<String> {
-    let out = super::procs::command(program)
-        .args(args)
-        .current_dir(cwd)
-        // Never let git write the index (status refreshes it otherwise).
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .stdout(std::process::Stdio::piped())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    super::procs::stdout_of(
+        super::procs::command(program)
+            .args(args)
+            .current_dir(cwd)
+            // Never let git write the index (status refreshes it otherwise).
+            .env("GIT_OPTIONAL_LOCKS", "0"),
+    )
 }
 
 fn loadavg() -> String {
@@ -222,21 +218,44 @@ fn without_sleepers(r: &Results) -> OverheadSet {
 }
 
 /// cargo-reap on (a) with and without the sleepers: (without, with, with/without − 1).
-/// What cargo-reap adds over the bare binaries of the same repetition (the
-/// control), without and with the sleepers: (without, with, with/without − 1).
-/// The machine itself slows with thousands of processes; this is the part
-/// that is cargo-reap's: its collection and bookkeeping.
-fn survivor_cost_growth(r: &Results, k: usize) -> (f64, f64, f64) {
-    let without = without_sleepers(r);
-    let over = |set: &OverheadSet| median(&paired(&set.reap_all[k], &set.bare_all, |x, y| x - y));
-    let (a, b) = (over(&without), over(&r.survivors.with));
-    (a, b, b / a - 1.0)
+/// One figure without and with the sleepers.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    without: f64,
+    with: f64,
 }
 
-/// The collection itself (per suite, after its binary exited), median of the
-/// `--json` runs without and with the sleepers: (without, with, growth).
-fn collection_growth(r: &Results, k: usize) -> (f64, f64, f64) {
-    let per = |runs: &[super::Breakdown]| {
+impl Change {
+    fn of(without: f64, with: f64) -> Change {
+        Change { without, with }
+    }
+
+    /// with / without − 1.
+    fn growth(&self) -> f64 {
+        self.with / self.without - 1.0
+    }
+}
+
+/// The survivor phase's comparisons for mode `k`.
+struct Survival {
+    /// Whole run (median wall time).
+    whole: Change,
+    /// What cargo-reap adds over the bare binaries of the same repetition
+    /// (the control): the machine itself slows with thousands of processes;
+    /// this is the part that is cargo-reap's.
+    cost: Change,
+    /// The collection itself (per suite, after its binary exited), median of
+    /// the `--json` runs; the target is judged on it.
+    collection: Change,
+    /// Per-suite slope and implied per-run cost.
+    per_suite: (PerSuite, PerSuite),
+}
+
+fn survival(r: &Results, k: usize) -> Survival {
+    let without = without_sleepers(r);
+    let with = &r.survivors.with;
+    let over = |set: &OverheadSet| median(&paired(&set.reap_all[k], &set.bare_all, |x, y| x - y));
+    let collection = |runs: &[super::Breakdown]| {
         median(
             &runs
                 .iter()
@@ -244,17 +263,16 @@ fn collection_growth(r: &Results, k: usize) -> (f64, f64, f64) {
                 .collect::<Vec<_>>(),
         )
     };
-    let (a, b) = (
-        per(&r.overhead.breakdown[k]),
-        per(&r.survivors.breakdown_with[k]),
-    );
-    (a, b, b / a - 1.0)
-}
-
-fn survivor_growth(r: &Results, k: usize) -> (f64, f64, f64) {
-    let without = median(&without_sleepers(r).reap_all[k]);
-    let with = median(&r.survivors.with.reap_all[k]);
-    (without, with, with / without - 1.0)
+    let n = r.overhead.suites;
+    Survival {
+        whole: Change::of(median(&without.reap_all[k]), median(&with.reap_all[k])),
+        cost: Change::of(over(&without), over(with)),
+        collection: Change::of(
+            collection(&r.overhead.breakdown[k]),
+            collection(&r.survivors.breakdown_with[k]),
+        ),
+        per_suite: (per_suite(&without, k, n), per_suite(with, k, n)),
+    }
 }
 
 fn targets(r: &Results) -> Vec<Target> {
@@ -347,12 +365,8 @@ fn targets(r: &Results) -> Vec<Target> {
         ),
         verdict: verdict(net < 0.005),
     });
-    let (without, with, growth) = survivor_growth(r, 0);
-    let (cost_without, cost_with, cost_growth) = survivor_cost_growth(r, 0);
-    let n = r.overhead.suites;
-    let p_with = per_suite(&r.survivors.with, 0, n);
-    let p_without = per_suite(&without_sleepers(r), 0, n);
-    let (coll_without, coll_with, coll_growth) = collection_growth(r, 0);
+    let sv = survival(r, 0);
+    let (p_without, p_with) = &sv.per_suite;
     t.push(Target {
         goal: format!(
             "survivor collection with {} unrelated processes within 10% of none, cgroup mode",
@@ -361,21 +375,21 @@ fn targets(r: &Results) -> Vec<Target> {
         figures: format!(
             "collection per suite (after its binary exited: settle, survivor check, leaf removal) {} vs {}: {:+.1}%; \
              noisier whole-run figures: cargo-reap's cost over the bare binaries {} vs {} ({:+.1}%), whole run {} vs {} ({:+.1}%), per-suite slope {} vs {}, fixed per run {} vs {}",
-            stats::ms(coll_with),
-            stats::ms(coll_without),
-            coll_growth * 100.0,
-            stats::ms(cost_with),
-            stats::ms(cost_without),
-            cost_growth * 100.0,
-            stats::secs(with),
-            stats::secs(without),
-            growth * 100.0,
+            stats::ms(sv.collection.with),
+            stats::ms(sv.collection.without),
+            sv.collection.growth() * 100.0,
+            stats::ms(sv.cost.with),
+            stats::ms(sv.cost.without),
+            sv.cost.growth() * 100.0,
+            stats::secs(sv.whole.with),
+            stats::secs(sv.whole.without),
+            sv.whole.growth() * 100.0,
             stats::ms(p_with.slope),
             stats::ms(p_without.slope),
             stats::ms(p_with.implied_fixed),
             stats::ms(p_without.implied_fixed),
         ),
-        verdict: verdict(coll_growth <= 0.10),
+        verdict: verdict(sv.collection.growth() <= 0.10),
     });
     for h in &r.hang {
         let term = median(&h.term);
@@ -603,24 +617,21 @@ pub fn render(r: &Results) -> String {
         (bwi / bw - 1.0) * 100.0
     );
     for (k, mode) in Mode::BOTH.iter().enumerate() {
-        let (without_t, _, growth) = survivor_growth(r, k);
-        let (c0, c1, cg) = survivor_cost_growth(r, k);
-        let (l0, l1, lg) = collection_growth(r, k);
-        let p0 = per_suite(&without, k, n);
-        let p1 = per_suite(&sv.with, k, n);
+        let f = survival(r, k);
+        let (p0, p1) = &f.per_suite;
         let _ = writeln!(
             s,
             "| cargo reap, {} | {} | {} | {:+.1}% | {} → {} ({:+.1}%) | {} → {} ({:+.1}%) | {} → {} | {} → {} |",
             mode.arg(),
-            stats::secs(without_t),
+            stats::secs(f.whole.without),
             stats::spread(&sv.with.reap_all[k]),
-            growth * 100.0,
-            stats::ms(l0),
-            stats::ms(l1),
-            lg * 100.0,
-            stats::ms(c0),
-            stats::ms(c1),
-            cg * 100.0,
+            f.whole.growth() * 100.0,
+            stats::ms(f.collection.without),
+            stats::ms(f.collection.with),
+            f.collection.growth() * 100.0,
+            stats::ms(f.cost.without),
+            stats::ms(f.cost.with),
+            f.cost.growth() * 100.0,
             stats::ms(p0.slope),
             stats::ms(p1.slope),
             stats::ms(p0.implied_fixed),

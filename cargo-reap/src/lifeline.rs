@@ -29,10 +29,22 @@ use crate::sys::OwnedChild;
 pub const GUARD_ENV: &str = "CARGO_REAP_INTERNAL_GUARD";
 
 /// The runner's side of the lifeline.
+///
+/// Dropped without [`Lifeline::close`] (an error path of the runner), it
+/// closes the pipe without `end`: the guard kills everything still
+/// registered, and the runner waits for it to finish before going on.
 pub struct Lifeline {
-    writer: Mutex<File>,
-    guard: OwnedChild,
+    /// `None` once the pipe is closed.
+    writer: Mutex<Option<File>>,
+    /// `None` once the guard is reaped.
+    guard: Option<OwnedChild>,
 }
+
+/// How long a clean `close` waits for the guard (it has nothing to kill).
+const CLOSE_PATIENCE: Duration = Duration::from_secs(10);
+/// How long an error path waits for the guard to kill what was registered
+/// (removing a cgroup leaf may take up to 10 s on its own).
+const ABORT_PATIENCE: Duration = Duration::from_secs(30);
 
 impl Lifeline {
     /// Start the guard for run `run_id`.
@@ -59,19 +71,21 @@ impl Lifeline {
         let guard = OwnedChild::adopt(&child)?;
         drop(child);
         let lifeline = Lifeline {
-            writer: Mutex::new(File::from(w)),
-            guard,
+            writer: Mutex::new(Some(File::from(w))),
+            guard: Some(guard),
         };
         lifeline.send(&format!("tag {run_id}/"))?;
         Ok(lifeline)
     }
 
-    pub fn guard_pid(&self) -> i32 {
-        self.guard.pid()
-    }
-
     fn send(&self, line: &str) -> Result<(), ContainError> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(w) = w.as_mut() else {
+            return Err(ContainError::Sys {
+                what: "telling the lifeline guard",
+                source: std::io::Error::other("the lifeline is already closed"),
+            });
+        };
         // One write of less than PIPE_BUF bytes: atomic.
         w.write_all(format!("{line}\n").as_bytes())
             .map_err(|e| ContainError::Sys {
@@ -97,17 +111,42 @@ impl Lifeline {
     }
 
     /// A clean end: the guard exits without killing; wait for it.
-    pub fn close(self) -> Result<(), ContainError> {
+    pub fn close(mut self) -> Result<(), ContainError> {
         self.send("end")?;
-        drop(self.writer);
-        if !self.guard.wait_exit(Some(Duration::from_secs(10)))? {
-            eprintln!("cargo-reap: warning: the lifeline guard did not exit; killing it");
+        self.finish(CLOSE_PATIENCE)
+    }
+
+    /// Close the pipe, wait (at most `patience`) for the guard to exit, and
+    /// reap it; past `patience` it is killed.
+    fn finish(&mut self, patience: Duration) -> Result<(), ContainError> {
+        drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let Some(guard) = self.guard.take() else {
+            return Ok(());
+        };
+        if !guard.wait_exit(Some(patience))? {
+            eprintln!(
+                "cargo-reap: warning: the lifeline guard did not exit within {}; killing it",
+                humantime::format_duration(patience)
+            );
+            guard.signal(rustix::process::Signal::KILL)?;
         }
-        let exit = self.guard.reap()?;
+        let exit = guard.reap()?;
         if exit.code != Some(0) {
             eprintln!("cargo-reap: warning: the lifeline guard ended with {exit:?}");
         }
         Ok(())
+    }
+}
+
+impl Drop for Lifeline {
+    fn drop(&mut self) {
+        if self.guard.is_some() {
+            // An error path skipped close(): EOF without `end` makes the guard
+            // kill every containment still registered. Let it finish.
+            if let Err(e) = self.finish(ABORT_PATIENCE) {
+                eprintln!("cargo-reap: warning: ending the lifeline guard: {e}");
+            }
+        }
     }
 }
 
@@ -159,7 +198,7 @@ pub fn guard_main() -> i32 {
     }
     let killed = kill_everything(&cgroups, &pgids, tag.as_deref());
     eprintln!(
-        "cargo-reap guard: the runner is gone; killed {killed} process(es) of {} (cgroups: {}, process groups: {})",
+        "cargo-reap guard: the runner ended without a clean end; killed {killed} process(es) of {} (cgroups: {}, process groups: {})",
         tag.as_deref().unwrap_or("the run"),
         cgroups.len(),
         pgids.len()

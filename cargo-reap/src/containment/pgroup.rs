@@ -50,6 +50,7 @@ impl ProcessGroupFactory {
     pub fn create(&self, tag: &str) -> ProcessGroupContainment {
         ProcessGroupContainment {
             counted: std::sync::atomic::AtomicBool::new(false),
+            closed: false,
             sel: Selector {
                 tag: tag.to_string(),
                 root: None,
@@ -66,6 +67,8 @@ pub struct ProcessGroupContainment {
     /// Counted in [`ACTIVE`] (from its first `prepare`, i.e. before its first
     /// fork, until it is dropped).
     counted: std::sync::atomic::AtomicBool,
+    /// `close()` ran; otherwise an error path dropped it and Drop kills.
+    closed: bool,
 }
 
 /// How a suite's processes are recognised (shared with the resource sampler).
@@ -234,7 +237,8 @@ impl Containment for ProcessGroupContainment {
         }
     }
 
-    fn close(self: Box<Self>) -> Result<(), ContainError> {
+    fn close(mut self: Box<Self>) -> Result<(), ContainError> {
+        self.closed = true;
         Ok(())
     }
 }
@@ -300,8 +304,67 @@ pub fn kill_listed(procs: &[ProcessInfo]) -> Result<(), ContainError> {
 
 impl Drop for ProcessGroupContainment {
     fn drop(&mut self) {
+        if !self.closed && self.sel.root.is_some() {
+            // An error path skipped close(): never leave the suite's processes.
+            if let Err(e) = self.kill_all() {
+                eprintln!(
+                    "cargo-reap: warning: cleaning up the processes of {}: {e}",
+                    self.sel.tag
+                );
+            }
+        }
         if *self.counted.get_mut() && ACTIVE.fetch_sub(1, Ordering::SeqCst) >= 2 {
             CONCURRENCY_ENDED.store(reap_probe::boottime_ticks() + 1, Ordering::SeqCst);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    /// An error path that drops the containment without `close()` still
+    /// kills the whole suite, including a process that left its group and
+    /// session.
+    #[test]
+    // The child is reaped through its pidfd (`OwnedChild::reap`), which
+    // clippy cannot see.
+    #[allow(clippy::zombie_processes)]
+    fn dropped_without_close_kills_every_member() {
+        let factory = ProcessGroupFactory::new("unit").unwrap();
+        let tag = format!("unit-{}/pgroup-drop", std::process::id());
+        let mut c = factory.create(&tag);
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "setsid sleep 3796 & echo ready; exec sleep 3797"])
+            .stdout(Stdio::piped());
+        c.prepare(&mut cmd).unwrap();
+        let mut child = cmd.spawn().unwrap();
+        let root = sys::OwnedChild::adopt(&child).unwrap();
+        c.set_root(root.pid());
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        assert!(
+            c.members().unwrap().len() >= 2,
+            "root and its escaped child"
+        );
+        drop(c);
+        assert!(root.wait_exit(Some(Duration::from_secs(30))).unwrap());
+        assert_eq!(root.reap().unwrap().signal, Some(9));
+        let opts = ScanOptions {
+            environ_tag: true,
+            cgroup: false,
+        };
+        let left: Vec<i32> = reap_probe::scan(opts)
+            .unwrap()
+            .into_iter()
+            .filter(|p| !p.is_zombie() && p.tag.as_deref() == Some(tag.as_str()))
+            .map(|p| p.pid)
+            .collect();
+        assert!(left.is_empty(), "still alive: {left:?}");
     }
 }

@@ -31,6 +31,16 @@ pub fn is_claimed(pid: i32) -> bool {
     claimed().contains(&pid)
 }
 
+/// Unit tests that spawn children hold this: a process-group containment
+/// counts unclaimed children of the runner (here: the test binary) started
+/// during its suite as the suite's orphans, so it would kill and reap the
+/// children of a test running beside it.
+#[cfg(test)]
+pub(crate) fn child_spawning_test() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A child process we spawned and will reap ourselves through its pidfd.
 pub struct OwnedChild {
     pid: i32,

@@ -511,6 +511,7 @@ mod tests {
     /// child cgroups a suite made, deepest first. Needs root (CI runs as root).
     #[test]
     fn removes_a_killed_leaf_once_the_kernel_emptied_it() {
+        let _serial = crate::sys::child_spawning_test();
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
         let mount = find_cgroup2_mount(&mountinfo).expect("a cgroup2 mount");
         let leaf = mount

@@ -333,6 +333,7 @@ mod tests {
     // clippy cannot see.
     #[allow(clippy::zombie_processes)]
     fn dropped_without_close_kills_every_member() {
+        let _serial = sys::child_spawning_test();
         let factory = ProcessGroupFactory::new("unit").unwrap();
         let tag = format!("unit-{}/pgroup-drop", std::process::id());
         let mut c = factory.create(&tag);

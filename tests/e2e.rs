@@ -619,7 +619,19 @@ fn run_wraps_any_command_with_the_same_gate() {
     require_root();
     let scratch = Scratch::new("run");
     let json = scratch.0.join("r.json").display().to_string();
-    let leaky = reap(&[], &["run", "--", "sh", "-c", "sleep 3790 & exit 0"]);
+    // The shell exits only once its child runs `sleep` (comm changes at
+    // exec; `read` is a builtin): otherwise the report could catch the
+    // child between fork and exec, still `sh`.
+    let leaky = reap(
+        &[],
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "sleep 3790 & p=$!; until read c </proc/$p/comm && [ \"$c\" = sleep ]; do :; done",
+        ],
+    );
     assert_eq!(leaky.code, 103, "{}", leaky.stderr);
     let s = &leaky.report()["suites"][0];
     assert_eq!(s["id"], "run::sh");

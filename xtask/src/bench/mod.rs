@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
@@ -747,14 +747,14 @@ fn own_cgroup_dir() -> Option<PathBuf> {
     Some(mount.join(rel.trim_start_matches('/')))
 }
 
+/// The runner's pid in a cargo-reap run id: `<ms hex>-<pid>[-<pid ns hex>]`.
+fn run_pid(run_id: &str) -> Option<i32> {
+    run_id.split('-').nth(1)?.parse().ok()
+}
+
 fn check_leftovers(ctx: &Ctx) -> Leftovers {
     let pids = ctx.pids.borrow();
-    let ours_run = |run_id: &str| {
-        run_id
-            .rsplit_once('-')
-            .and_then(|(_, p)| p.parse::<i32>().ok())
-            .is_some_and(|p| pids.contains(&p))
-    };
+    let ours_run = |run_id: &str| run_pid(run_id).is_some_and(|p| pids.contains(&p));
     let me = std::process::id() as i32;
     let mut processes = Vec::new();
     for (pid, argv, tag) in procs::scan_processes("CARGO_REAP_SUITE") {
@@ -773,15 +773,29 @@ fn check_leftovers(ctx: &Ctx) -> Leftovers {
             .is_some_and(|(run, _)| ours_run(run));
         if sentinel || bench_exe || tagged {
             processes.push(format!("{pid} {}", argv.join(" ")));
-            let _ = nix::sys::signal::kill(
+            match nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
-            );
+            ) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => eprintln!("bench: cannot kill leftover {pid}: {e}"),
+            }
         }
     }
     let mut cgroup_leaves = Vec::new();
     if let Some(dir) = own_cgroup_dir() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries.collect::<Result<Vec<_>, _>>(),
+            Err(e) => Err(e),
+        };
+        let entries = entries.unwrap_or_else(|e| {
+            eprintln!(
+                "bench: cannot list {} for leftover leaves: {e}",
+                dir.display()
+            );
+            Vec::new()
+        });
+        for e in entries {
             let name = e.file_name().to_string_lossy().into_owned();
             let Some(rest) = name.strip_prefix("cargo-reap.") else {
                 continue;
@@ -943,8 +957,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let hang = phase_hang(&ctx, &settings, hang_ws)?;
     let idle = phase_idle(&ctx, &settings, idle_ws)?;
 
-    // Give cargo-reap's lifeline guards a moment to finish exiting.
-    std::thread::sleep(Duration::from_millis(200));
+    // No wait needed: cargo-reap reaps its lifeline guard before it exits.
     let leftovers = check_leftovers(&ctx);
     let results = Results {
         settings: settings.clone(),
@@ -997,4 +1010,17 @@ fn which(name: &str) -> Option<PathBuf> {
             .map(|d| d.join(name))
             .find(|p| p.is_file())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_pid;
+
+    #[test]
+    fn run_pid_is_the_second_field_of_both_run_id_forms() {
+        assert_eq!(run_pid("18f3a2b4c5d-4242"), Some(4242));
+        assert_eq!(run_pid("18f3a2b4c5d-4242-effffffc"), Some(4242));
+        assert_eq!(run_pid("18f3a2b4c5d"), None);
+        assert_eq!(run_pid("x-notapid"), None);
+    }
 }

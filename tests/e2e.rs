@@ -293,6 +293,87 @@ fn signals_stop_the_run_with_a_partial_report() {
     }
 }
 
+/// SIGTERM to cargo-reap alone (a CI timeout's `kill PID`) while cargo
+/// builds: passed on to cargo, so the build stops and the run ends at once
+/// with exit 143 and no suite run. The build script blocks the build until
+/// cargo, its parent, is gone.
+#[test]
+fn sigterm_during_the_build_reaches_cargo() {
+    use std::io::BufRead;
+    require_root();
+    let scratch = Scratch::new("buildterm");
+    let manifest = scratch_workspace(&scratch, "", &[("t", "#[test]\nfn t() {}\n")]);
+    std::fs::write(
+        scratch.0.join("build.rs"),
+        r#"fn main() {
+    // Checking our own parent has no event to wait on: look every 20 ms, at
+    // most 10 minutes (the test fails long before).
+    let parent = std::os::unix::process::parent_id();
+    for _ in 0..30_000 {
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+"#,
+    )
+    .unwrap();
+    let target = scratch.0.join("target");
+    let mut child = Command::new(REAP)
+        .args(["test", "--manifest-path", &manifest, "--target-dir"])
+        .arg(&target)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let building = line.contains("Compiling cfgdemo");
+        seen.push(line);
+        if building {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("Compiling cfgdemo")),
+        "cargo starts building: {seen:?}"
+    );
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    let stderr = rest.join("\n");
+    assert_eq!(status.code(), Some(143), "{seen:?}\n{stderr}");
+    assert!(stderr.contains("SIGTERM: stopping"), "{stderr}");
+    assert!(!stderr.contains("PASS"), "no suite ran: {stderr}");
+    // The build script notices cargo is gone within its 20 ms beat.
+    wait_until(
+        "the build script to end",
+        std::time::Duration::from_secs(30),
+        || running_under(&target).is_empty(),
+    );
+}
+
+/// Live processes whose executable lies under `dir`.
+fn running_under(dir: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap() {
+        let e = e.unwrap();
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // Unreadable: gone meanwhile, or a kernel thread.
+        if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
+            if exe.starts_with(dir) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn bad_input_gets_a_clear_message_and_exit_2() {
     let manifest = fixture_manifest().display().to_string();

@@ -163,7 +163,13 @@ pub fn attribute(
     let mut pool: Vec<Candidate> = Vec::new();
     let mut rerun = 0;
     let mut exhausted = false;
+    let mut interrupted = false;
     for (k, test) in listed.iter().enumerate() {
+        // Ctrl-C / SIGTERM during the re-runs: stop re-running at once.
+        if crate::interrupt::get().is_some_and(|i| i.signal().is_some()) {
+            interrupted = true;
+            break;
+        }
         if opts.mode == AttributeMode::Auto
             && (rerun >= opts.max_tests || started.elapsed() >= opts.max_time)
         {
@@ -218,7 +224,9 @@ pub fn attribute(
         }
     }
     for l in leaks.iter_mut().filter(|l| l.test.is_none()) {
-        l.attribution = Some(if exhausted {
+        l.attribution = Some(if interrupted {
+            format!("not reproduced by the {rerun} test(s) re-run before the run was interrupted")
+        } else if exhausted {
             format!("not reproduced by the {rerun} test(s) re-run before the budget ran out")
         } else {
             NOT_REPRODUCED.to_string()

@@ -232,6 +232,10 @@ pub fn build(a: &CargoArgs) -> Result<Vec<Built>, BuildError> {
             source,
         })?;
     // From here on the child is waited for on every path.
+    let forwarding = crate::interrupt::forward_to(&child);
+    if let Err(e) = &forwarding {
+        eprintln!("cargo-reap: warning: signals will not reach cargo while it builds: {e}");
+    }
     let parsed = parse_messages(child.stdout.take().expect("stdout is piped"));
     if parsed.is_err() {
         // We stopped reading: cargo could block on a full pipe. End it.
@@ -243,6 +247,7 @@ pub fn build(a: &CargoArgs) -> Result<Vec<Built>, BuildError> {
         cargo: cargo.display().to_string(),
         source,
     })?;
+    drop(forwarding);
     let (suites, finished_ok) = parsed?;
     match finished_ok {
         // No build-finished message: cargo stopped before building anything.

@@ -262,6 +262,9 @@ fn execute(
             // Bad configuration is an error before any suite runs, naming key and file.
             let config = Config::load(&meta)?;
             let suites = match built {
+                // Interrupted while cargo built (the signal was passed on to
+                // it): a partial report with no suite, exit 128 + signal.
+                Err(_) if interrupts.signal().is_some() => return finish_early(false, ready),
                 Ok(b) => discover::suites(b, &meta),
                 Err(crate::error::BuildError::Failed(why)) => {
                     emit(
@@ -457,6 +460,10 @@ fn execute(
         }
         summary.leaked_processes += unattributed.len();
         summary.unattributed_processes += unattributed.len();
+        // Orphans that exited on their own after being reparented to us are
+        // our zombies: reap them every trial, or a long --loop piles them up.
+        let zombies = sys::reap_unclaimed_zombies()?;
+        tracing::debug!("trial {number}: reaped {zombies} orphaned zombie(s)");
         let runner = match RunnerVitals::read() {
             Ok(v) => Some(v),
             Err(e) => {

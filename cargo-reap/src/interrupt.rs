@@ -9,7 +9,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -24,6 +24,47 @@ pub struct Interrupts {
 }
 
 static INTERRUPTS: OnceLock<Interrupts> = OnceLock::new();
+
+/// The child that gets every interrupt forwarded while it runs (cargo while
+/// it builds), by pidfd: never a recycled pid.
+static FORWARD: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// While alive, interrupts are forwarded to the child given to
+/// [`forward_to`]; dropping it stops that.
+pub struct Forwarding(());
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        *FORWARD.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// Forward SIGINT / SIGTERM / SIGHUP to `child` from now on (a signal sent
+/// to cargo-reap alone, e.g. by a CI timeout, must stop the build too; a
+/// Ctrl-C at the terminal reaches both anyway). A signal that arrived
+/// before is forwarded at once.
+pub fn forward_to(child: &std::process::Child) -> Result<Forwarding, ContainError> {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32)
+        .ok_or_else(|| ContainError::sys("pidfd_open", rustix::io::Errno::SRCH))?;
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(|e| ContainError::sys("pidfd_open on the build", e))?;
+    let mut slot = FORWARD.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(sig) = get().and_then(Interrupts::signal) {
+        forward(&fd, sig);
+    }
+    *slot = Some(fd);
+    Ok(Forwarding(()))
+}
+
+fn forward(fd: &OwnedFd, signo: i32) {
+    let Some(sig) = rustix::process::Signal::from_named_raw(signo) else {
+        return;
+    };
+    match rustix::process::pidfd_send_signal(fd, sig) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+        Err(e) => eprintln!("cargo-reap: warning: cannot pass signal {signo} on to cargo: {e}"),
+    }
+}
 
 /// Install the handling (idempotent). Must run before other threads start,
 /// so that they inherit the blocked mask.
@@ -84,6 +125,9 @@ fn signal_thread(sfd: SignalFd, wake_w: OwnedFd) {
             .is_ok();
         if !first && signo == libc_sigint() {
             state.hard.store(true, Ordering::SeqCst);
+        }
+        if let Some(fd) = FORWARD.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            forward(fd, signo);
         }
         // Wake the supervisor first (printing may wait for the terminal).
         // Level-triggered: the pipe stays readable from now on.

@@ -15,7 +15,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::Signal;
 
 use crate::capture::Capture;
-use crate::containment::{GuardKey, Isolation};
+use crate::containment::{Containment, GuardKey, Isolation};
 use crate::discover::Suite;
 use crate::error::RunError;
 use crate::report::schema::{Attempt, Leak, SuiteReport, SuiteStatus, TestOutcome};
@@ -87,6 +87,44 @@ impl RunContext<'_> {
 }
 
 impl RunContext<'_> {
+    /// Spawn `cmd` as the root of `cont` and take charge of it.
+    ///
+    /// A containment whose guard key is known before the spawn (a cgroup
+    /// leaf) is registered with the lifeline guard first, so a runner killed
+    /// at any point after the spawn still has the suite killed; one known only
+    /// by its root (a process group) right after. The containment learns the
+    /// root's pid before anything else can fail (dropped on an error path, a
+    /// process-group containment kills its group).
+    fn spawn_in(
+        &self,
+        mut cont: Box<dyn Containment>,
+        mut cmd: Command,
+        suite: &Suite,
+    ) -> Result<(Box<dyn Containment>, OwnedChild), RunError> {
+        cont.prepare(&mut cmd)?;
+        let early_key = cont.guard_key();
+        self.guard(early_key.clone(), true)?;
+        let spawned = cmd.spawn();
+        drop(cmd);
+        let child = match spawned {
+            Ok(c) => c,
+            Err(source) => {
+                cont.close()?;
+                self.guard(early_key, false)?;
+                return Err(RunError::Spawn {
+                    binary: suite.binary.clone(),
+                    source,
+                });
+            }
+        };
+        cont.set_root(child.id() as i32);
+        let root = OwnedChild::adopt(&child)?;
+        if early_key.is_none() {
+            self.guard(cont.guard_key(), true)?;
+        }
+        Ok((cont, root))
+    }
+
     fn tag(&self, suite: &Suite) -> String {
         format!("{}/{}", self.run_id, suite.id)
     }
@@ -391,7 +429,7 @@ pub fn run_attempt(
     log_path: &Path,
 ) -> Result<AttemptOutcome, RunError> {
     let number = spec.number;
-    let mut cont = ctx.isolation.create(&ctx.tag(suite), &spec.leaf)?;
+    let cont = ctx.isolation.create(&ctx.tag(suite), &spec.leaf)?;
 
     let mut cmd = Command::new(&suite.binary);
     cmd.args(spec.args)
@@ -445,25 +483,9 @@ pub fn run_attempt(
         }
         None => None,
     };
-    cont.prepare(&mut cmd)?;
-
     let started = Instant::now();
-    let spawned = cmd.spawn();
-    drop(cmd); // our copies of the pipe's write end: only the suite holds it now
-    let child = match spawned {
-        Ok(c) => c,
-        Err(source) => {
-            cont.close()?;
-            return Err(RunError::Spawn {
-                binary: suite.binary.clone(),
-                source,
-            });
-        }
-    };
-    let root = OwnedChild::adopt(&child)?;
-    drop(child);
-    cont.set_root(root.pid());
-    ctx.guard(cont.guard_key(), true)?;
+    // Consumes cmd: our copies of the pipe's write end go, only the suite holds it now.
+    let (cont, root) = ctx.spawn_in(cont, cmd, suite)?;
     let capture =
         capture_pipe.map(|(r, log, logged)| Capture::start(r, log, log_path.to_path_buf(), logged));
 
@@ -683,14 +705,7 @@ pub fn list_tests(
             source,
         }
     })?));
-    cont.prepare(&mut cmd)?;
-    let child = cmd.spawn().map_err(|source| RunError::Spawn {
-        binary: suite.binary.clone(),
-        source,
-    })?;
-    drop(cmd);
-    let owned = OwnedChild::adopt(&child)?;
-    drop(child);
+    let (cont, owned) = ctx.spawn_in(cont, cmd, suite)?;
     let exited = owned.wait_exit(Some(LIST_TIMEOUT))?;
     // Whatever it left (or, on timeout, everything) dies with the containment.
     cont.kill_all()?;
@@ -698,7 +713,9 @@ pub fn list_tests(
         owned.signal(Signal::KILL)?;
     }
     owned.reap()?;
+    let key = cont.guard_key();
     cont.close()?;
+    ctx.guard(key, false)?;
     let text = std::fs::read_to_string(&tmp.path).map_err(|source| RunError::Io {
         what: "reading",
         path: tmp.path.clone(),

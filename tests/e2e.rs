@@ -750,6 +750,27 @@ fn run_wraps_any_command_with_the_same_gate() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot run `no-such-program-xyz`"));
 }
 
+/// A suite that moves itself into a child cgroup of its leaf (as a nested
+/// cargo-reap does) and leaks from there: the leak is still counted,
+/// reported and killed, and the leaf is removed with its child.
+#[test]
+fn leaks_from_a_child_cgroup_of_the_leaf_are_counted() {
+    require_root();
+    let script = "mnt=$(grep ' - cgroup2 ' /proc/self/mountinfo | head -n1 | cut -d' ' -f5); \
+        cg=$(sed -n 's/^0:://p' /proc/self/cgroup); \
+        mkdir \"$mnt$cg/child\" && echo $$ >\"$mnt$cg/child/cgroup.procs\" || exit 9; \
+        sleep 3793 & p=$!; \
+        until read c </proc/$p/comm && [ \"$c\" = sleep ]; do :; done";
+    let run = reap(
+        &[],
+        &["run", "--isolation", "cgroup", "--", "sh", "-c", script],
+    );
+    assert_eq!(run.code, 103, "{}", run.stderr);
+    let leaks = &run.report()["suites"][0]["leaks"];
+    assert_eq!(leaks.as_array().unwrap().len(), 1, "{leaks:#}");
+    assert_eq!(leaks[0]["cmdline"], serde_json::json!(["sleep", "3793"]));
+}
+
 /// A throwaway workspace: one package `cfgdemo` with the given Cargo.toml
 /// tail and integration tests.
 fn scratch_workspace(scratch: &Scratch, toml_tail: &str, tests: &[(&str, &str)]) -> String {

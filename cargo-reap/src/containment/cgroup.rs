@@ -242,9 +242,13 @@ impl CgroupContainment {
     }
 
     fn pids(&self) -> Result<Vec<i32>, ContainError> {
-        let path = self.dir.join("cgroup.procs");
-        let text = read(&path)?;
-        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        procs_in_tree(&self.dir)?.ok_or_else(|| {
+            ContainError::cgroup_io(
+                "reading",
+                self.dir.join("cgroup.procs"),
+                io::ErrorKind::NotFound.into(),
+            )
+        })
     }
 
     fn write_file(&self, name: &str, value: &str) -> Result<(), ContainError> {
@@ -312,6 +316,37 @@ pub fn wait_until_empty(dir: &Path, timeout: Duration) -> Result<bool, ContainEr
             Some(left),
         )?;
     }
+}
+
+/// The pids in the cgroup `dir` and in every cgroup below it (a suite may
+/// make child cgroups: a nested cargo-reap does, and `cgroup.procs` lists a
+/// cgroup's own members only). `None` if `dir` itself is gone; a child cgroup
+/// removed meanwhile is skipped.
+pub fn procs_in_tree(dir: &Path) -> Result<Option<Vec<i32>>, ContainError> {
+    let mut pids = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(cg) = todo.pop() {
+        let gone_ok = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        let path = cg.join("cgroup.procs");
+        match fs::read_to_string(&path) {
+            Ok(text) => pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
+            Err(e) if gone_ok(&e) && cg == dir => return Ok(None),
+            Err(e) if gone_ok(&e) => continue,
+            Err(e) => return Err(ContainError::cgroup_io("reading", path, e)),
+        }
+        let entries = match fs::read_dir(&cg) {
+            Ok(entries) => entries,
+            Err(e) if gone_ok(&e) => continue,
+            Err(e) => return Err(ContainError::cgroup_io("listing", &cg, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| ContainError::cgroup_io("listing", &cg, e))?;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(entry.path());
+            }
+        }
+    }
+    Ok(Some(pids))
 }
 
 /// rmdir a leaf once the kernel has emptied it (after a `cgroup.kill`, which
@@ -424,9 +459,12 @@ impl Containment for CgroupContainment {
         match self.remove() {
             Ok(()) => Ok(()),
             Err(_) => {
-                // Busy: something is still inside. Kill it, then remove.
+                // Busy: something is still inside, or child cgroups the
+                // suite made. Kill everything, then remove them all.
                 self.kill_all()?;
-                self.remove()
+                remove_when_empty(&self.dir)?;
+                self.closed = true;
+                Ok(())
             }
         }
     }
@@ -508,7 +546,8 @@ mod tests {
 
     /// cgroup.kill is asynchronous: removal waits on cgroup.events (read
     /// before each poll) until the kernel has emptied the leaf, and removes
-    /// child cgroups a suite made, deepest first. Needs root (CI runs as root).
+    /// child cgroups a suite made, deepest first; their members count as the
+    /// leaf's. Needs root (CI runs as root).
     #[test]
     fn removes_a_killed_leaf_once_the_kernel_emptied_it() {
         let _serial = crate::sys::child_spawning_test();
@@ -539,6 +578,12 @@ mod tests {
             fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
         }
         assert!(!wait_until_empty(&leaf, Duration::ZERO).unwrap());
+        // Members of child cgroups count as the leaf's.
+        let mut listed = procs_in_tree(&leaf).unwrap().expect("the leaf exists");
+        listed.sort_unstable();
+        let mut spawned: Vec<i32> = children.0.iter().map(|c| c.id() as i32).collect();
+        spawned.sort_unstable();
+        assert_eq!(listed, spawned);
         fs::write(leaf.join("cgroup.kill"), "1").unwrap();
         let removed = remove_when_empty(&leaf);
         for c in &mut children.0 {
@@ -550,6 +595,7 @@ mod tests {
         }
         removed.unwrap();
         assert!(!leaf.exists());
+        assert_eq!(procs_in_tree(&leaf).unwrap(), None, "gone");
         assert!(
             wait_until_empty(&leaf, Duration::ZERO).unwrap(),
             "gone is empty"

@@ -89,16 +89,10 @@ impl Sampler {
     pub fn sample(&self) -> Result<Sample, ContainError> {
         let procs: Vec<ProcessInfo> = match self {
             Sampler::Cgroup(dir) => {
-                let path = dir.join("cgroup.procs");
-                let pids = match std::fs::read_to_string(&path) {
-                    Ok(t) => t,
+                let Some(pids) = cgroup::procs_in_tree(dir)? else {
                     // The leaf is gone: the suite is over.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok(Sample::default())
-                    }
-                    Err(e) => return Err(ContainError::cgroup_io("reading", path, e)),
+                    return Ok(Sample::default());
                 };
-                let pids: Vec<i32> = pids.lines().filter_map(|l| l.trim().parse().ok()).collect();
                 if let Some(mem) = self.memory_current() {
                     return Ok(Sample {
                         processes: pids.len(),

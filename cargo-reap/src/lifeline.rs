@@ -207,12 +207,13 @@ pub fn guard_main() -> i32 {
 }
 
 fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Option<&str>) -> usize {
-    use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+    use crate::sys::{open_pidfds, signal_pidfds, wait_pidfds, ProcId};
+    use rustix::process::{kill_process_group, Pid, Signal};
     let mut killed = 0;
     for dir in cgroups {
         // Only for the count in the message: an unreadable list counts as empty.
-        if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-            killed += procs.lines().count();
+        if let Ok(Some(procs)) = crate::containment::cgroup::procs_in_tree(dir) {
+            killed += procs.len();
         }
         if let Err(e) = std::fs::write(dir.join("cgroup.kill"), "1") {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -241,22 +242,29 @@ fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Opti
                     break;
                 }
             };
-            let tagged: Vec<i32> = procs
+            // By pidfd, identity-checked: never a recycled pid.
+            let tagged: Vec<ProcId> = procs
                 .iter()
                 .filter(|p| {
                     !p.is_zombie() && p.tag.as_deref().is_some_and(|t| t.starts_with(prefix))
                 })
-                .map(|p| p.pid)
+                .map(|p| ProcId {
+                    pid: p.pid,
+                    start_time: Some(p.start_time),
+                })
                 .collect();
             if tagged.is_empty() {
                 break;
             }
-            for pid in tagged {
-                if let Some(p) = Pid::from_raw(pid) {
-                    if kill_process(p, Signal::KILL).is_ok() {
-                        killed += 1;
-                    }
-                }
+            // Then wait for their exits (not a rescan racing the kill).
+            let round = open_pidfds(&tagged).and_then(|fds| {
+                let n = signal_pidfds(&fds, Signal::KILL)?;
+                wait_pidfds(&fds, std::time::Duration::from_secs(1))?;
+                Ok(n)
+            });
+            match round {
+                Ok(n) => killed += n,
+                Err(e) => eprintln!("cargo-reap guard: killing tagged processes: {e}"),
             }
         }
     }

@@ -81,8 +81,10 @@ pub(crate) fn parse(args: &[OsString], columns: Option<&str>) -> Result<Request,
             "--tree" if inline.is_none() => out.tree = true,
             "--json" if inline.is_none() => out.json = true,
             "--width" => width = Some(number(name, &value("a number of columns")?)?),
-            "--suite-pgid" => out.suite_pgid = Some(positive(name, &value("a process group")?)?),
-            "--suite-sid" => out.suite_sid = Some(positive(name, &value("a session id")?)?),
+            "--suite-pgid" => {
+                out.suite_pgid = Some(non_negative(name, &value("a process group")?)?)
+            }
+            "--suite-sid" => out.suite_sid = Some(non_negative(name, &value("a session id")?)?),
             "--reaper" => out.reaper = Some(positive(name, &value("a process id")?)?),
             "--runner-pipe" => out
                 .runner_pipes
@@ -112,6 +114,15 @@ fn number<T: std::str::FromStr>(option: &str, value: &str) -> Result<T, String> 
     value
         .parse()
         .map_err(|_| format!("{option} needs a number, got {value:?}"))
+}
+
+/// A process group or session id: 0 is what /proc shows inside a pid
+/// namespace for a group or session whose leader lives outside it.
+fn non_negative(option: &str, value: &str) -> Result<i32, String> {
+    match number::<i32>(option, value)? {
+        n if n >= 0 => Ok(n),
+        _ => Err(format!("{option} needs a number >= 0, got {value:?}")),
+    }
 }
 
 fn positive(option: &str, value: &str) -> Result<i32, String> {
@@ -259,6 +270,16 @@ mod tests {
                 suite_sid: Some(11),
                 reaper: Some(12),
                 runner_pipes: vec![1234, 5678],
+                ..Args::default()
+            }))
+        );
+        // Group and session 0: leaders outside our pid namespace.
+        assert_eq!(
+            parse_strs(&["7", "--suite-pgid", "0", "--suite-sid", "0"], None),
+            Ok(Request::Probe(Args {
+                pid: 7,
+                suite_pgid: Some(0),
+                suite_sid: Some(0),
                 ..Args::default()
             }))
         );

@@ -206,6 +206,30 @@ pub fn guard_main() -> i32 {
     0
 }
 
+/// SIGKILL, by pidfd with the start time checked, every live process still
+/// listed in the cgroup `dir` or below it.
+fn kill_listed_members(dir: &std::path::Path) -> Result<(), ContainError> {
+    let Some(pids) = crate::containment::cgroup::procs_in_tree(dir)? else {
+        return Ok(());
+    };
+    let mut ids = Vec::new();
+    for pid in pids {
+        match reap_probe::snapshot(pid, reap_probe::ScanOptions::default()) {
+            Ok(p) if !p.is_zombie() => ids.push(crate::sys::ProcId {
+                pid,
+                start_time: Some(p.start_time),
+            }),
+            Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    crate::sys::signal_pidfds(
+        &crate::sys::open_pidfds(&ids)?,
+        rustix::process::Signal::KILL,
+    )?;
+    Ok(())
+}
+
 fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Option<&str>) -> usize {
     use crate::sys::{open_pidfds, signal_pidfds, wait_pidfds, ProcId};
     use rustix::process::{kill_process_group, Pid, Signal};
@@ -219,6 +243,14 @@ fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Opti
             if e.kind() != std::io::ErrorKind::NotFound {
                 eprintln!("cargo-reap guard: cgroup.kill in {}: {e}", dir.display());
             }
+        }
+        // cgroup.kill skips a process whose main thread exited while other
+        // threads run on: signal what is still listed, identity-checked.
+        if let Err(e) = kill_listed_members(dir) {
+            eprintln!(
+                "cargo-reap guard: killing what is left in {}: {e}",
+                dir.display()
+            );
         }
     }
     for &g in pgids {

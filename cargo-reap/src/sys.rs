@@ -306,7 +306,7 @@ pub fn sweep_zombie_children() -> Result<usize, ContainError> {
     let me = std::process::id() as i32;
     let zombies: Vec<i32> = reap_probe::scan(reap_probe::ScanOptions::default())?
         .into_iter()
-        .filter(|p| p.ppid == me && p.state == 'Z')
+        .filter(|p| p.ppid == me && p.is_zombie())
         .map(|p| p.pid)
         .collect();
     reap_if_our_zombies(zombies)

@@ -74,6 +74,11 @@ pub const RULES: &[(&str, &str)] = &[
         "it has exited but its parent has not reaped it: only the parent's wait (or exit) removes it",
     ),
     (
+        "main-thread-exited",
+        "its main thread exited while other threads run on: /proc shows it as a zombie (state \
+         Z), yet it is alive; cgroup.kill misses it, a SIGKILL to its pid ends it",
+    ),
+    (
         "uninterruptible",
         "it (or a thread) sleeps uninterruptibly in the kernel (state D): no signal, not even \
          SIGKILL, acts until that call returns",
@@ -320,6 +325,15 @@ pub fn evaluate(f: &Forensics, ctx: &FindingContext) -> Vec<Finding> {
             "stopped by a tracer (state t, ptrace): it runs again only when the tracer resumes \
              or detaches; SIGKILL still ends it"
                 .to_owned(),
+        ),
+        'Z' | 'X' if p.main_thread_exited() => add(
+            "main-thread-exited",
+            format!(
+                "its main thread exited while {} other thread(s) run on: /proc shows it as a \
+                 zombie (state Z), yet it is alive; cgroup.kill misses it, a SIGKILL to its pid \
+                 ends it",
+                p.threads - 1
+            ),
         ),
         'Z' | 'X' => add(
             "zombie",

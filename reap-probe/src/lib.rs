@@ -85,8 +85,16 @@ pub struct ProcessInfo {
 impl ProcessInfo {
     /// True for a zombie (`Z`) or dead (`X`) process: it has exited and only waits to be reaped
     /// by its parent. It cannot be killed, only reaped.
+    ///
+    /// Not for a process whose main thread exited while other threads run on: /proc shows it as
+    /// `Z` too (the state is the main thread's), but it is alive and SIGKILL ends it.
     pub fn is_zombie(&self) -> bool {
-        matches!(self.state, 'Z' | 'X')
+        matches!(self.state, 'Z' | 'X') && self.threads <= 1
+    }
+
+    /// A live process whose main thread has exited (state `Z`, other threads running).
+    pub fn main_thread_exited(&self) -> bool {
+        matches!(self.state, 'Z' | 'X') && self.threads > 1
     }
 }
 

@@ -104,16 +104,27 @@ pub(crate) fn snapshot_filtered(
     // Sample the clock right after reading the start time, so the age is as fresh as the stat.
     let now_ms = clock::boottime_ms();
 
-    let cmdline = match read_relative(proc, "cmdline", 256) {
+    // A process whose main thread exited while others run on shows state Z and an empty
+    // cmdline/environ (they are read through the main thread's memory, which it gave up):
+    // read them through a live thread instead.
+    let via = if matches!(stat.state, 'Z' | 'X') && stat.num_threads > 1 {
+        live_thread(proc).map(|tid| format!("task/{tid}/"))
+    } else {
+        None
+    };
+    let via = via.as_deref().unwrap_or("");
+    let cmdline = match read_relative(proc, &format!("{via}cmdline"), 256) {
         Ok(buf) => parse_cmdline(&buf),
         // Only possible under a hidepid mount; there is simply nothing to show.
         Err(ProbeError::PermissionDenied { .. }) => Vec::new(),
+        // The live thread ended meanwhile.
+        Err(ProbeError::Gone(_)) if !via.is_empty() => Vec::new(),
         Err(e) => return Err(e),
     };
     let tag = if opts.environ_tag {
         // Never fatal: no environment (kernel thread, zombie, exiting), someone else's process,
         // or a process that went away just now all mean "no tag we can see".
-        read_relative(proc, "environ", 4096)
+        read_relative(proc, &format!("{via}environ"), 4096)
             .ok()
             .and_then(|buf| parse_tag(&buf))
     } else {
@@ -147,6 +158,16 @@ pub(crate) fn snapshot_filtered(
         tag,
         cgroup,
     }))
+}
+
+/// A thread of the process other than its main thread, if one is listed.
+fn live_thread(proc: &Process) -> Option<i32> {
+    let pid = proc.pid();
+    proc.tasks()
+        .ok()?
+        .flatten()
+        .map(|t| t.tid)
+        .find(|&tid| tid != pid)
 }
 
 /// Whether the process behind `proc` still exists (possibly as a zombie), for telling "this file

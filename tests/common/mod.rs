@@ -504,7 +504,7 @@ pub fn strays_since(since: u64, is_ours: impl Fn(&Stray, &[u8]) -> bool) -> Vec<
     reap_probe::scan_since(opts, since)
         .unwrap()
         .into_iter()
-        .filter(|p| p.pid != me && p.state != 'Z')
+        .filter(|p| p.pid != me && !p.is_zombie())
         .map(|p| Stray {
             pid: p.pid,
             start_time: p.start_time,

@@ -416,7 +416,7 @@ impl Containment for CgroupContainment {
         let mut out = Vec::new();
         for pid in self.pids()? {
             match reap_probe::snapshot(pid, opts) {
-                Ok(p) if p.state != 'Z' => out.push(p),
+                Ok(p) if !p.is_zombie() => out.push(p),
                 Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -442,6 +442,18 @@ impl Containment for CgroupContainment {
 
     fn kill_all(&self) -> Result<super::Killed, ContainError> {
         self.write_file("cgroup.kill", "1")?;
+        // cgroup.kill skips a process whose main thread has exited while
+        // other threads run on (seen on Linux 6.18): SIGKILL whatever is
+        // still listed, by pidfd with its start time checked.
+        let left: Vec<ProcId> = self
+            .members()?
+            .into_iter()
+            .map(|p| ProcId {
+                pid: p.pid,
+                start_time: Some(p.start_time),
+            })
+            .collect();
+        sys::signal_pidfds(&sys::open_pidfds(&left)?, Signal::KILL)?;
         if self.wait_empty(KILL_TIMEOUT)? {
             Ok(super::Killed {
                 rounds: 1,

@@ -286,7 +286,7 @@ fn with_descendants(
     let mut out: Vec<ProcessInfo> = seen
         .into_iter()
         .filter_map(|pid| table.get(pid))
-        .filter(|p| p.state != 'Z')
+        .filter(|p| !p.is_zombie())
         .cloned()
         .collect();
     out.sort_by_key(|p| p.pid);

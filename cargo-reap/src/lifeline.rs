@@ -206,30 +206,6 @@ pub fn guard_main() -> i32 {
     0
 }
 
-/// SIGKILL, by pidfd with the start time checked, every live process still
-/// listed in the cgroup `dir` or below it.
-fn kill_listed_members(dir: &std::path::Path) -> Result<(), ContainError> {
-    let Some(pids) = crate::containment::cgroup::procs_in_tree(dir)? else {
-        return Ok(());
-    };
-    let mut ids = Vec::new();
-    for pid in pids {
-        match reap_probe::snapshot(pid, reap_probe::ScanOptions::default()) {
-            Ok(p) if !p.is_zombie() => ids.push(crate::sys::ProcId {
-                pid,
-                start_time: Some(p.start_time),
-            }),
-            Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    crate::sys::signal_pidfds(
-        &crate::sys::open_pidfds(&ids)?,
-        rustix::process::Signal::KILL,
-    )?;
-    Ok(())
-}
-
 fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Option<&str>) -> usize {
     use crate::sys::{open_pidfds, signal_pidfds, wait_pidfds, ProcId};
     use rustix::process::{kill_process_group, Pid, Signal};
@@ -246,7 +222,7 @@ fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Opti
         }
         // cgroup.kill skips a process whose main thread exited while other
         // threads run on: signal what is still listed, identity-checked.
-        if let Err(e) = kill_listed_members(dir) {
+        if let Err(e) = crate::containment::cgroup::kill_listed_members(dir) {
             eprintln!(
                 "cargo-reap guard: killing what is left in {}: {e}",
                 dir.display()
@@ -280,10 +256,7 @@ fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Opti
                 .filter(|p| {
                     !p.is_zombie() && p.tag.as_deref().is_some_and(|t| t.starts_with(prefix))
                 })
-                .map(|p| ProcId {
-                    pid: p.pid,
-                    start_time: Some(p.start_time),
-                })
+                .map(ProcId::from)
                 .collect();
             if tagged.is_empty() {
                 break;

@@ -166,6 +166,15 @@ pub struct ProcId {
     pub start_time: Option<u64>,
 }
 
+impl From<&reap_probe::ProcessInfo> for ProcId {
+    fn from(p: &reap_probe::ProcessInfo) -> Self {
+        ProcId {
+            pid: p.pid,
+            start_time: Some(p.start_time),
+        }
+    }
+}
+
 /// Open pidfds for processes, skipping those already gone or whose pid now
 /// names another process.
 pub fn open_pidfds(procs: &[ProcId]) -> Result<Vec<(i32, OwnedFd)>, ContainError> {

@@ -89,13 +89,18 @@ impl ProcessInfo {
     /// Not for a process whose main thread exited while other threads run on: /proc shows it as
     /// `Z` too (the state is the main thread's), but it is alive and SIGKILL ends it.
     pub fn is_zombie(&self) -> bool {
-        matches!(self.state, 'Z' | 'X') && self.threads <= 1
+        matches!(self.state, 'Z' | 'X') && !self.main_thread_exited()
     }
 
     /// A live process whose main thread has exited (state `Z`, other threads running).
     pub fn main_thread_exited(&self) -> bool {
-        matches!(self.state, 'Z' | 'X') && self.threads > 1
+        main_thread_exited(self.state, self.threads)
     }
+}
+
+/// State `Z`/`X` is the main thread's: with other threads left, the process is alive.
+pub(crate) fn main_thread_exited(state: char, threads: i64) -> bool {
+    matches!(state, 'Z' | 'X') && threads > 1
 }
 
 /// Which optional (and comparatively costly) files to read for each process.

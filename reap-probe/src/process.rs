@@ -107,7 +107,7 @@ pub(crate) fn snapshot_filtered(
     // A process whose main thread exited while others run on shows state Z and an empty
     // cmdline/environ (they are read through the main thread's memory, which it gave up):
     // read them through a live thread instead.
-    let via = if matches!(stat.state, 'Z' | 'X') && stat.num_threads > 1 {
+    let via = if crate::main_thread_exited(stat.state, stat.num_threads) {
         live_thread(proc).map(|tid| format!("task/{tid}/"))
     } else {
         None

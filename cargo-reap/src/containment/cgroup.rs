@@ -349,6 +349,25 @@ pub fn procs_in_tree(dir: &Path) -> Result<Option<Vec<i32>>, ContainError> {
     Ok(Some(pids))
 }
 
+/// SIGKILL, by pidfd with its start time checked, every live process still
+/// listed in the cgroup `dir` or below it; returns how many were signalled.
+/// Needed after `cgroup.kill`, which skips a process whose main thread has
+/// exited while other threads run on (seen on Linux 6.18).
+pub fn kill_listed_members(dir: &Path) -> Result<usize, ContainError> {
+    let Some(pids) = procs_in_tree(dir)? else {
+        return Ok(0);
+    };
+    let mut ids = Vec::new();
+    for pid in pids {
+        match reap_probe::snapshot(pid, ScanOptions::default()) {
+            Ok(p) if !p.is_zombie() => ids.push(ProcId::from(&p)),
+            Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    sys::signal_pidfds(&sys::open_pidfds(&ids)?, Signal::KILL)
+}
+
 /// rmdir a leaf once the kernel has emptied it (after a `cgroup.kill`, which
 /// is asynchronous), child cgroups first; at most 10 s.
 pub fn remove_when_empty(leaf: &Path) -> Result<(), ContainError> {
@@ -442,18 +461,7 @@ impl Containment for CgroupContainment {
 
     fn kill_all(&self) -> Result<super::Killed, ContainError> {
         self.write_file("cgroup.kill", "1")?;
-        // cgroup.kill skips a process whose main thread has exited while
-        // other threads run on (seen on Linux 6.18): SIGKILL whatever is
-        // still listed, by pidfd with its start time checked.
-        let left: Vec<ProcId> = self
-            .members()?
-            .into_iter()
-            .map(|p| ProcId {
-                pid: p.pid,
-                start_time: Some(p.start_time),
-            })
-            .collect();
-        sys::signal_pidfds(&sys::open_pidfds(&left)?, Signal::KILL)?;
+        kill_listed_members(&self.dir)?;
         if self.wait_empty(KILL_TIMEOUT)? {
             Ok(super::Killed {
                 rounds: 1,

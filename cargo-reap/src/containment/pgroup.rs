@@ -122,13 +122,7 @@ impl Selector {
 
 impl ProcessGroupContainment {
     fn ids(members: &[ProcessInfo]) -> Vec<ProcId> {
-        members
-            .iter()
-            .map(|p| ProcId {
-                pid: p.pid,
-                start_time: Some(p.start_time),
-            })
-            .collect()
+        members.iter().map(ProcId::from).collect()
     }
 }
 

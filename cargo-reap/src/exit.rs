@@ -6,7 +6,7 @@ use crate::report::schema::Summary;
 pub const SUCCESS: i32 = 0;
 /// Usage or configuration error (also internal errors).
 pub const USAGE: i32 = 2;
-/// A suite failed or crashed.
+/// A suite failed or crashed, or cargo-reap could not judge it (status `error`).
 pub const TEST_FAILED: i32 = 100;
 /// The build failed.
 pub const BUILD_FAILED: i32 = 101;
@@ -16,10 +16,10 @@ pub const HUNG: i32 = 102;
 pub const LEAKED: i32 = 103;
 
 /// The exit code of a completed run: the first that applies in the order
-/// 100 (failed/crashed), 102 (hung), 103 (leaked). (101 is decided before any suite runs.)
+/// 100 (failed/crashed/error), 102 (hung), 103 (leaked). (101 is decided before any suite runs.)
 /// With `fail_on_tmp`, files left in a suite's TMPDIR count as leaks.
 pub fn for_summary(s: &Summary, fail_on_tmp: bool) -> i32 {
-    if s.failed + s.crashed > 0 {
+    if s.failed + s.crashed + s.errored > 0 {
         TEST_FAILED
     } else if s.hung > 0 {
         HUNG

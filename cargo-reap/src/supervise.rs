@@ -224,6 +224,7 @@ pub fn run_suite(
         attribution,
         tests,
         tmp,
+        problems: Vec::new(),
     })
 }
 

@@ -50,15 +50,21 @@ fn suite(s: &SuiteReport, r: &Report) -> TestSuite {
         ts.add_test_case(tc);
     }
     // The binary's own outcome when it did not end in per-test results.
-    if matches!(s.status, SuiteStatus::Crash | SuiteStatus::Fail)
-        && !s
-            .tests
-            .iter()
-            .any(|t| t.result != "ok" && t.result != "ignored")
+    if matches!(
+        s.status,
+        SuiteStatus::Crash | SuiteStatus::Fail | SuiteStatus::Error
+    ) && !s
+        .tests
+        .iter()
+        .any(|t| t.result != "ok" && t.result != "ignored")
     {
         let last = s.attempts.last();
         let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
         st.set_message(match last {
+            _ if s.status == SuiteStatus::Error => format!(
+                "cargo-reap could not judge the suite: {}",
+                s.problems.join("; ")
+            ),
             Some(a) if a.signal.is_some() => format!(
                 "the test binary was killed by signal {}",
                 a.signal.unwrap_or(0)

@@ -106,6 +106,9 @@ pub struct SuiteRates {
     pub crash: u32,
     pub hang: u32,
     pub flaky: u32,
+    /// Trials in which cargo-reap could not judge the suite.
+    #[serde(default)]
+    pub error: u32,
     pub trials_with_leaks: u32,
     /// Most processes leaked in one trial.
     pub max_survivors: u32,
@@ -152,6 +155,7 @@ impl LoopSummary {
                     SuiteStatus::Crash => r.crash += 1,
                     SuiteStatus::Hang => r.hang += 1,
                     SuiteStatus::FlakyHang => r.flaky += 1,
+                    SuiteStatus::Error => r.error += 1,
                 }
                 if s.failing_leaks() > 0 {
                     r.trials_with_leaks += 1;
@@ -203,6 +207,7 @@ impl Summary {
         self.crashed += o.crashed;
         self.hung += o.hung;
         self.flaky += o.flaky;
+        self.errored += o.errored;
         self.leaked_processes += o.leaked_processes;
         self.suites_with_leaks += o.suites_with_leaks;
         self.allowed_processes += o.allowed_processes;
@@ -219,10 +224,13 @@ pub enum SuiteStatus {
     Crash,
     Hang,
     FlakyHang,
+    /// cargo-reap could not judge the suite (an I/O or system error of its
+    /// own while running or reaping it): the verdict is unknown, see `problems`.
+    Error,
 }
 
 impl SuiteStatus {
-    /// The JSON name: `pass`, `fail`, `crash`, `hang`, `flaky-hang`.
+    /// The JSON name: `pass`, `fail`, `crash`, `hang`, `flaky-hang`, `error`.
     pub fn as_str(self) -> &'static str {
         match self {
             SuiteStatus::Pass => "pass",
@@ -230,6 +238,7 @@ impl SuiteStatus {
             SuiteStatus::Crash => "crash",
             SuiteStatus::Hang => "hang",
             SuiteStatus::FlakyHang => "flaky-hang",
+            SuiteStatus::Error => "error",
         }
     }
 
@@ -240,6 +249,7 @@ impl SuiteStatus {
             SuiteStatus::Crash => "CRASH",
             SuiteStatus::Hang => "HANG",
             SuiteStatus::FlakyHang => "FLAKY-HANG",
+            SuiteStatus::Error => "ERROR",
         }
     }
 }
@@ -269,6 +279,12 @@ pub struct SuiteReport {
     /// Files the suite left in its private TMPDIR (removed); absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmp: Option<TmpLeftovers>,
+    /// What went wrong in cargo-reap's own handling of this suite (a TMPDIR
+    /// the suite deleted, a leak that could not be signalled, a log that could
+    /// not be written, ...), one sentence each. With status `error` the
+    /// verdict is unknown; otherwise the verdict stands and these are notes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// What a suite left in its private TMPDIR.
@@ -373,6 +389,9 @@ pub struct Summary {
     pub crashed: usize,
     pub hung: usize,
     pub flaky: usize,
+    /// Suites cargo-reap could not judge (status `error`).
+    #[serde(default)]
+    pub errored: usize,
     /// Survivors not covered by an `allow` rule.
     pub leaked_processes: usize,
     pub suites_with_leaks: usize,
@@ -397,6 +416,7 @@ impl Summary {
             crashed: count(SuiteStatus::Crash),
             hung: count(SuiteStatus::Hang),
             flaky: count(SuiteStatus::FlakyHang),
+            errored: count(SuiteStatus::Error),
             leaked_processes: suites.iter().map(|s| s.failing_leaks()).sum(),
             suites_with_leaks: suites.iter().filter(|s| s.failing_leaks() > 0).count(),
             allowed_processes: suites

@@ -55,7 +55,7 @@ pub fn suite_line(s: &SuiteReport) -> String {
         SuiteStatus::Pass if s.failing_leaks() == 0 => 32,
         SuiteStatus::Pass => 35,
         SuiteStatus::Hang | SuiteStatus::FlakyHang => 33,
-        SuiteStatus::Fail | SuiteStatus::Crash => 31,
+        SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Error => 31,
     };
     let mut line = format!(
         "{} [{:>8}] {}",
@@ -129,9 +129,12 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             )
         );
     }
+    for p in &s.problems {
+        putln!(out, "           problem: {}", clip(p, WIDTH - 20));
+    }
     let show_tail = matches!(
         s.status,
-        SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang
+        SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
     );
     if show_tail && !tail.is_empty() {
         putln!(
@@ -183,6 +186,7 @@ pub fn leak_table(r: &Report) -> String {
         attribution: None,
         tests: vec![],
         tmp: None,
+        problems: vec![],
     });
     let total: usize = r.suites.iter().chain(&orphans).map(|s| s.leaks.len()).sum();
     if total == 0 {
@@ -456,6 +460,7 @@ pub fn summary_line(r: &Report) -> String {
         (s.crashed, "crashed"),
         (s.hung, "hung"),
         (s.flaky, "flaky-hang"),
+        (s.errored, "could not be judged (error)"),
     ] {
         if n > 0 {
             parts.push(format!("{n} {what}"));
@@ -544,6 +549,7 @@ mod tests {
             attribution: None,
             tests: vec![],
             tmp: None,
+            problems: vec![],
         };
         Report {
             version: 1,

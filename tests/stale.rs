@@ -9,18 +9,9 @@ use std::process::Command;
 
 use common::*;
 
-/// A child of the test, killed and reaped on every path.
-struct Guarded(std::process::Child);
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.kill() {
-            eprintln!("kill {}: {e}", self.0.id());
-        }
-        if let Err(e) = self.0.wait() {
-            eprintln!("wait {}: {e}", self.0.id());
-        }
-    }
+/// This user's directory of run directories (root's: the tests run as root).
+fn user_dir() -> PathBuf {
+    std::env::temp_dir().join("cargo-reap-0")
 }
 
 /// The cgroup2 mount point on this machine.
@@ -104,8 +95,8 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
     );
     // ...but once its TMPDIR root is there (a runner that died mid-run leaves
     // it), the next run finds and kills it.
-    let mark = std::env::temp_dir().join(format!("cargo-reap-{unmarked_run}"));
-    std::fs::create_dir(&mark).unwrap();
+    let mark = user_dir().join(&unmarked_run);
+    std::fs::create_dir_all(&mark).unwrap();
     let run = reap(
         &[],
         &args(&base, &["test", "-p", "leaky", "--test", "clean"]),
@@ -135,9 +126,8 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
     std::fs::create_dir(&foreign).unwrap();
     let _foreign_guard = LeafGuard(foreign.clone());
     // The scratch directory of a dead `cargo reap run`.
-    let scratch = std::env::temp_dir()
-        .join("cargo-reap")
-        .join(format!("1-99999995-{ns:x}"));
+    let dead_run_dir = user_dir().join(format!("1-99999995-{ns:x}"));
+    let scratch = dead_run_dir.join("run");
     std::fs::create_dir_all(&scratch).unwrap();
     std::fs::write(scratch.join("suite.list"), "x: test\n").unwrap();
     let in_leaf = Guarded(
@@ -171,7 +161,7 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
     assert!(
         text.contains(&format!(
             "would remove temporary directory {}",
-            scratch.display()
+            dead_run_dir.display()
         )),
         "{text}"
     );
@@ -209,8 +199,8 @@ fn stale_leftovers_of_dead_runs_are_swept_and_named() {
     );
     assert!(!leaf.exists());
     assert!(
-        !scratch.exists(),
-        "a dead run's scratch directory is removed"
+        !dead_run_dir.exists(),
+        "a dead run's directory (with its scratch files) is removed"
     );
     assert!(!run.stderr.contains("foreign"), "{}", run.stderr);
     assert!(foreign.exists(), "another namespace's leaf is left alone");

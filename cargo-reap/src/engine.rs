@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::cli::{CargoArgs, IsolationArg, ReapArgs, RunArgs, TestArgs};
 use crate::config::{AllowRule, Config, PartialLimits};
@@ -32,20 +32,9 @@ struct Setup {
     lifeline: Lifeline,
 }
 
-/// A run id unique on this machine: `<unix ms hex>-<runner pid>-<pid
-/// namespace inode hex>`. The pid and its namespace let a later run recognise
-/// leftovers of a dead one, and leave alone those of runs in other pid
-/// namespaces (containers sharing the cgroup tree), whose pids mean nothing here.
+/// A run id unique on this machine (see [`crate::stale::new_run_id`]).
 pub fn new_run_id() -> Result<String, EngineError> {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let ns = crate::stale::own_pid_namespace().map_err(|e| crate::error::ContainError::Sys {
-        what: "reading /proc/self/ns/pid",
-        source: e,
-    })?;
-    Ok(format!("{ms:x}-{}-{ns:x}", std::process::id()))
+    Ok(crate::stale::new_run_id()?)
 }
 
 /// Run `cargo reap test`. Progress and the report go to stderr, as cargo's do.
@@ -135,6 +124,14 @@ fn execute(
             what: "starting the stale sweep",
             source: e,
         })?;
+    // The run's own directory (per user, 0700): the suites' private TMPDIRs
+    // and `cargo reap run`'s scratch files. Dropped on an error path, it is
+    // removed; declared before the lifeline so that the guard has killed
+    // everything before it goes.
+    let (run_dir, tmp_note) = crate::scratch::RunDir::create(&run_id)?;
+    if let Some(note) = tmp_note {
+        emit(&mut err, &format!("cargo-reap: warning: {note}"));
+    }
 
     let finish = |trials: Vec<Trial>,
                   build_failed: bool,
@@ -292,7 +289,7 @@ fn execute(
             announce(&mut ready);
             (
                 vec![discover::command_suite(program)?],
-                std::env::temp_dir().join("cargo-reap").join(&run_id),
+                run_dir.command_scratch(),
                 Config::default(),
                 ready,
             )
@@ -399,7 +396,7 @@ fn execute(
     if reap.loop_count == Some(0) {
         return Err(EngineError::Usage("--loop must be at least 1".into()));
     }
-    let tmp_root = std::env::temp_dir().join(format!("cargo-reap-{run_id}"));
+    let tmp_root = run_dir.path().to_path_buf();
     let Setup {
         isolation,
         note,
@@ -501,10 +498,10 @@ fn execute(
         }
     }
     lifeline.close()?;
-    remove_if_exists(&tmp_root)?;
-    if command_mode {
-        // Only the listing scratch files of `run` lived there.
-        remove_if_exists(&log_dir)?;
+    // What cannot be removed (a mount, an entry of another owner) is named,
+    // and the run still reports.
+    for w in run_dir.remove() {
+        emit(&mut err, &format!("cargo-reap: warning: {w}"));
     }
     let orphans = sys::reap_unclaimed_zombies()?;
     tracing::debug!("reaped {orphans} orphaned zombie(s) at the end of the run");
@@ -519,19 +516,6 @@ fn execute(
         );
     }
     finish(trials, false, isolation.kind(), note, None)
-}
-
-fn remove_if_exists(dir: &std::path::Path) -> Result<(), EngineError> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(RunError::Io {
-            what: "removing",
-            path: dir.to_path_buf(),
-            source,
-        }
-        .into()),
-    }
 }
 
 /// A leak no suite could claim.

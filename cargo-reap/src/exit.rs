@@ -14,6 +14,9 @@ pub const BUILD_FAILED: i32 = 101;
 pub const HUNG: i32 = 102;
 /// Processes leaked, and that was the only problem.
 pub const LEAKED: i32 = 103;
+/// `cargo reap clean` did all it could, but left something it could not
+/// remove or kill (each named).
+pub const CLEAN_INCOMPLETE: i32 = 1;
 
 /// The exit code of a completed run: the first that applies in the order
 /// 100 (failed/crashed/error), 102 (hung), 103 (leaked). (101 is decided before any suite runs.)

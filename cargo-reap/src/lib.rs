@@ -19,6 +19,7 @@ pub mod interrupt;
 pub mod lifeline;
 pub mod report;
 pub mod schedule;
+pub mod scratch;
 pub mod stale;
 pub mod supervise;
 pub mod sys;
@@ -71,7 +72,12 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
                 for line in found.lines(args.dry_run) {
                     eprintln!("cargo-reap: clean: {line}");
                 }
-                exit::SUCCESS
+                // Everything else was done; what is left is named above.
+                if found.problems.is_empty() {
+                    exit::SUCCESS
+                } else {
+                    exit::CLEAN_INCOMPLETE
+                }
             }
             Err(e) => {
                 eprintln!("cargo-reap: error: {}", error_chain(&e));

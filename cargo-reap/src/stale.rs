@@ -1,14 +1,22 @@
 //! The stale sweep: leftovers of dead earlier runs — cgroup leaves
-//! (`cargo-reap.<run-id>.*`, empty or populated) and processes carrying a
+//! (`cargo-reap.<run-id>.*`, empty or populated), run directories
+//! (`$TMPDIR/cargo-reap-<uid>/<run-id>`) and processes carrying a
 //! `CARGO_REAP_SUITE` tag — whose runner is gone. Every run sweeps at start and
-//! says what it found; `cargo reap clean [--dry-run]` does it on demand.
+//! says what it found; `cargo reap clean [--dry-run]` does it on demand. What
+//! the sweep cannot remove is reported and skipped: it goes on.
 //!
-//! A run id is `<unix-ms hex>-<runner pid>-<pid namespace inode hex>`; the
-//! runner is alive when that pid is a cargo-reap process that started no later
-//! than the run did. Runs of another pid namespace (a container sharing the
-//! cgroup tree or /tmp) are never judged: their pids mean nothing here.
+//! A run id is `<unix-ms hex>-<runner pid>-<pid namespace inode hex>-<runner
+//! start time hex>` (the start time in clock ticks since boot, field 22 of
+//! `/proc/PID/stat`). The runner is alive while a process with that pid and
+//! exactly that start time exists and is not a zombie: nothing else can match
+//! the pair, whatever the runner's name (a symlink `reap`, a packaging wrapper
+//! `.cargo-reap-wrapped`) and however it died. Runs of another pid namespace
+//! (a container sharing the cgroup tree or /tmp) are never judged: their pids
+//! mean nothing here. An id without a start time (older versions) is judged
+//! dead only when its pid does not exist at all.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,13 +34,18 @@ pub struct Sweep {
     pub cgroups: Vec<(PathBuf, usize)>,
     /// Tagged processes of dead runs: (pid, tag, command).
     pub processes: Vec<(i32, String, String)>,
-    /// TMPDIR roots (`$TMPDIR/cargo-reap-<run-id>`) of dead runs.
+    /// Run directories (`$TMPDIR/cargo-reap-<uid>/<run-id>`) of dead runs.
     pub tmp_dirs: Vec<PathBuf>,
+    /// What could not be removed or killed, one sentence each; the sweep went on.
+    pub problems: Vec<String>,
 }
 
 impl Sweep {
     pub fn is_empty(&self) -> bool {
-        self.cgroups.is_empty() && self.processes.is_empty() && self.tmp_dirs.is_empty()
+        self.cgroups.is_empty()
+            && self.processes.is_empty()
+            && self.tmp_dirs.is_empty()
+            && self.problems.is_empty()
     }
 
     /// One line per item, for the terminal.
@@ -54,6 +67,7 @@ impl Sweep {
                 .iter()
                 .map(|(pid, tag, cmd)| format!("{kverb} pid {pid} [{tag}] {cmd}")),
         );
+        v.extend(self.problems.iter().map(|p| format!("problem: {p}")));
         v
     }
 }
@@ -68,21 +82,70 @@ pub struct RunId {
     /// That namespace's inode (`/proc/PID/ns/pid`); absent in ids of versions
     /// before 0.1 that did not record it.
     pub pid_ns: Option<u64>,
+    /// The runner's start time (clock ticks since boot); absent in ids of
+    /// earlier versions.
+    pub start: Option<u64>,
 }
 
-/// Parse `<hex ms>-<pid>[-<hex pid ns>]`.
+/// Parse `<hex ms>-<pid>[-<hex pid ns>[-<hex start time>]]`.
 pub fn parse_run_id(run_id: &str) -> Option<RunId> {
     let mut parts = run_id.split('-');
     let ms = u64::from_str_radix(parts.next()?, 16).ok()?;
     let pid = parts.next()?.parse().ok()?;
-    let pid_ns = match parts.next() {
-        Some(ns) => Some(u64::from_str_radix(ns, 16).ok()?),
-        None => None,
+    let mut hex = || -> Option<Option<u64>> {
+        match parts.next() {
+            Some(h) => Some(Some(u64::from_str_radix(h, 16).ok()?)),
+            None => Some(None),
+        }
     };
-    if parts.next().is_some() {
+    let pid_ns = hex()?;
+    let start = hex()?;
+    if parts.next().is_some() || (pid_ns.is_none() && start.is_some()) {
         return None;
     }
-    Some(RunId { ms, pid, pid_ns })
+    Some(RunId {
+        ms,
+        pid,
+        pid_ns,
+        start,
+    })
+}
+
+/// A new run id: `<unix ms hex>-<pid>-<pid namespace inode hex>-<start time
+/// hex>`. The pid, its namespace and the start time let a later run recognise
+/// leftovers of a dead one, and leave alone those of live runs and of runs in
+/// other pid namespaces (containers sharing the cgroup tree).
+pub fn new_run_id() -> Result<String, ContainError> {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let ns = own_pid_namespace().map_err(|e| ContainError::Sys {
+        what: "reading /proc/self/ns/pid",
+        source: e,
+    })?;
+    let pid = std::process::id();
+    let start = own_start_time()?;
+    Ok(format!("{ms:x}-{pid}-{ns:x}-{start:x}"))
+}
+
+/// Our start time (field 22 of `/proc/self/stat`, clock ticks since boot);
+/// through `self`, which is right even where /proc belongs to another pid
+/// namespace than ours.
+fn own_start_time() -> Result<u64, ContainError> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| ContainError::Sys {
+        what: "reading /proc/self/stat",
+        source: e,
+    })?;
+    // Fields after the command name (which may hold spaces and parentheses)
+    // start with field 3; the start time is field 22.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| ContainError::Sys {
+            what: "reading /proc/self/stat",
+            source: std::io::Error::other("no start time (field 22)"),
+        })
 }
 
 /// The inode of our pid namespace.
@@ -99,7 +162,10 @@ struct Judge {
 
 /// Is the runner of `run_id` still alive (or not ours to judge)?
 fn runner_alive(run_id: &str, me: Judge) -> bool {
-    let Some(RunId { ms, pid, pid_ns }) = parse_run_id(run_id) else {
+    let Some(RunId {
+        pid, pid_ns, start, ..
+    }) = parse_run_id(run_id)
+    else {
         // Not ours to judge: leave it alone.
         return true;
     };
@@ -107,22 +173,14 @@ fn runner_alive(run_id: &str, me: Judge) -> bool {
         // Another pid namespace: its pid is not a pid here.
         return true;
     }
-    if pid == me.pid {
+    if start.is_none() && pid == me.pid {
         return true;
     }
     match reap_probe::snapshot(pid, ScanOptions::default()) {
-        Ok(p) => {
-            if !p.comm.starts_with("cargo-reap") {
-                return false;
-            }
-            // A cargo-reap started after the run did is not its runner (pid reuse).
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO)
-                .as_millis() as u64;
-            let started_ms = now_ms.saturating_sub(p.age_ms);
-            started_ms <= ms + 5_000
-        }
+        // Exactly the runner (pid and start time), not exited: alive. Without
+        // a recorded start time, a live pid cannot be told from a reused one:
+        // never judged dead.
+        Ok(p) => start.map_or(true, |s| s == p.start_time) && !p.is_zombie(),
         Err(reap_probe::ProbeError::Gone(_)) => false,
         // Cannot tell (permissions, a read that failed): never sweep what may be alive.
         Err(e) => {
@@ -137,20 +195,23 @@ fn run_id_of_leaf(name: &str) -> Option<&str> {
     name.strip_prefix("cargo-reap.")?.split('.').next()
 }
 
-fn find_leaves(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
+/// Leaves `cargo-reap.*` under `dir`, `depth` levels down at most. A
+/// directory of another user is not looked into unless we are root (not ours
+/// to sweep: that user's own sweep does it).
+fn find_leaves(dir: &Path, depth: u32, euid: u32, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
-        let Ok(ft) = e.file_type() else { continue };
-        if !ft.is_dir() {
+        let Ok(meta) = e.metadata() else { continue };
+        if !meta.is_dir() || (euid != 0 && meta.uid() != euid) {
             continue;
         }
         let name = e.file_name();
         if name.to_string_lossy().starts_with("cargo-reap.") {
             out.push(e.path());
         } else if depth > 0 {
-            find_leaves(&e.path(), depth - 1, out);
+            find_leaves(&e.path(), depth - 1, euid, out);
         }
     }
 }
@@ -160,14 +221,15 @@ fn find_leaves(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
 pub enum Scope {
     /// Read every process's environment (`cargo reap clean`).
     Everything,
-    /// Only when a dead run left a mark: a cgroup leaf or its private TMPDIR
-    /// root, which exists from before a run's first suite starts until after
-    /// its last process is gone (a normal end removes it). The start of every
+    /// Only when a dead run left a mark: a cgroup leaf or its run directory,
+    /// which exists from before a run's first suite starts until after its
+    /// last process is gone (a normal end removes it). The start of every
     /// run uses this, so its cost does not grow with unrelated processes.
     WhenMarked,
 }
 
-/// Find (and unless `dry_run`, remove) leftovers of dead runs.
+/// Find (and unless `dry_run`, remove) leftovers of dead runs. What cannot
+/// be removed or killed is in [`Sweep::problems`]; the sweep goes on past it.
 pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
     let me = Judge {
         pid: std::process::id() as i32,
@@ -176,6 +238,7 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
             source: e,
         })?,
     };
+    let euid = rustix::process::geteuid().as_raw();
     let mut found = Sweep::default();
     let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
     let mut alive = |run: &str| {
@@ -193,7 +256,7 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
         })?;
     if let Some(Cgroup2Mount { mount_point, .. }) = find_cgroup2_mount(&mountinfo) {
         let mut leaves = Vec::new();
-        find_leaves(&mount_point, 8, &mut leaves);
+        find_leaves(&mount_point, 8, euid, &mut leaves);
         for leaf in leaves {
             let name = leaf
                 .file_name()
@@ -205,83 +268,37 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
             if alive(run) {
                 continue;
             }
-            // A dead run's guard may be removing the same leaf right now:
-            // a leaf that vanishes under us is done, not an error.
-            let procs = match std::fs::read_to_string(leaf.join("cgroup.procs")) {
-                Ok(t) => t.lines().count(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(ContainError::cgroup_io(
-                        "reading",
-                        leaf.join("cgroup.procs"),
-                        e,
-                    ))
-                }
-            };
-            if !dry_run {
-                if procs > 0 {
-                    match std::fs::write(leaf.join("cgroup.kill"), "1") {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => {
-                            return Err(ContainError::cgroup_io(
-                                "writing",
-                                leaf.join("cgroup.kill"),
-                                e,
-                            ))
-                        }
-                    }
-                }
-                remove_when_empty(&leaf)?;
+            match sweep_leaf(&leaf, dry_run) {
+                Ok(Some(procs)) => found.cgroups.push((leaf, procs)),
+                // A dead run's guard removed it under us: done.
+                Ok(None) => {}
+                Err(e) => found
+                    .problems
+                    .push(format!("could not remove cgroup {}: {e}", leaf.display())),
             }
-            found.cgroups.push((leaf, procs));
         }
     }
 
-    // Private TMPDIR roots (`$TMPDIR/cargo-reap-<run>`) and `cargo reap run`
-    // scratch directories (`$TMPDIR/cargo-reap/<run>`) of dead runs.
-    let tmp = std::env::temp_dir();
-    for (dir, prefix) in [(tmp.clone(), "cargo-reap-"), (tmp.join("cargo-reap"), "")] {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(ContainError::Sys {
-                    what: "listing the temporary directory for dead runs' leftovers",
-                    source: e,
-                })
-            }
-        };
-        for e in entries {
-            let e = e.map_err(|source| ContainError::Sys {
-                what: "listing the temporary directory for dead runs' leftovers",
-                source,
-            })?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(run) = name.strip_prefix(prefix) else {
-                continue;
-            };
-            if parse_run_id(run).is_none() || alive(run) {
-                continue;
-            }
-            if !dry_run {
-                match std::fs::remove_dir_all(e.path()) {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(err) => {
-                        return Err(ContainError::Sys {
-                            what: "removing a dead run's temporary directory",
-                            source: err,
-                        })
-                    }
-                }
-            }
-            found.tmp_dirs.push(e.path());
+    // Run directories of dead runs, in this user's directory only.
+    let (user_dir, _) = crate::scratch::user_dir_path();
+    match std::fs::symlink_metadata(&user_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(m) if m.is_dir() && m.uid() == euid => {
+            sweep_run_dirs(&user_dir, dry_run, &mut alive, &mut found)
         }
+        Ok(_) => found.problems.push(format!(
+            "{} is not a directory of yours: left alone",
+            user_dir.display()
+        )),
+        Err(e) => found
+            .problems
+            .push(format!("cannot examine {}: {e}", user_dir.display())),
     }
 
     // Tagged processes of dead runs.
-    let marked = !found.cgroups.is_empty() || !found.tmp_dirs.is_empty();
+    // (A dead run's directory that could not be removed is a mark too.)
+    let marked =
+        !found.cgroups.is_empty() || !found.tmp_dirs.is_empty() || !found.problems.is_empty();
     if scope == Scope::WhenMarked && !marked {
         return Ok(found);
     }
@@ -298,21 +315,128 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
         if alive(run) {
             continue;
         }
-        victims.push(ProcId {
-            pid: p.pid,
-            start_time: Some(p.start_time),
-        });
+        victims.push((
+            ProcId {
+                pid: p.pid,
+                start_time: Some(p.start_time),
+            },
+            tag.clone(),
+            p.cmdline.join(" "),
+        ));
+    }
+    if dry_run {
         found
             .processes
-            .push((p.pid, tag.clone(), p.cmdline.join(" ")));
+            .extend(victims.into_iter().map(|(p, tag, cmd)| (p.pid, tag, cmd)));
+        return Ok(found);
     }
-    if !dry_run && !victims.is_empty() {
-        let fds = sys::open_pidfds(&victims)?;
-        sys::signal_pidfds(&fds, Signal::KILL)?;
-        sys::wait_pidfds(&fds, Duration::from_secs(5))?;
-        sys::reap_if_our_zombies(victims.iter().map(|v| v.pid))?;
+    // One by one: a process we may not signal is reported, the others die.
+    let mut signalled = Vec::new();
+    for (p, tag, cmd) in victims {
+        let killed = sys::open_pidfds(std::slice::from_ref(&p)).and_then(|fds| {
+            sys::signal_pidfds(&fds, Signal::KILL)?;
+            Ok(fds)
+        });
+        match killed {
+            Ok(fds) => {
+                signalled.extend(fds);
+                found.processes.push((p.pid, tag, cmd));
+            }
+            Err(e) => found
+                .problems
+                .push(format!("could not kill pid {} [{tag}] {cmd}: {e}", p.pid)),
+        }
+    }
+    if !signalled.is_empty() {
+        if !sys::wait_pidfds(&signalled, Duration::from_secs(5))? {
+            found.problems.push(
+                "killed processes of dead runs did not all exit within 5s (uninterruptible sleep?)"
+                    .into(),
+            );
+        }
+        sys::reap_if_our_zombies(signalled.iter().map(|(pid, _)| *pid))?;
     }
     Ok(found)
+}
+
+/// Kill what is in a dead run's leaf and remove it. `Ok(None)`: it vanished
+/// under us (a dead run's guard may be removing it right now).
+fn sweep_leaf(leaf: &Path, dry_run: bool) -> Result<Option<usize>, ContainError> {
+    let procs = match std::fs::read_to_string(leaf.join("cgroup.procs")) {
+        Ok(t) => t.lines().count(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ContainError::cgroup_io(
+                "reading",
+                leaf.join("cgroup.procs"),
+                e,
+            ))
+        }
+    };
+    if dry_run {
+        return Ok(Some(procs));
+    }
+    if procs > 0 {
+        match std::fs::write(leaf.join("cgroup.kill"), "1") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(ContainError::cgroup_io(
+                    "writing",
+                    leaf.join("cgroup.kill"),
+                    e,
+                ))
+            }
+        }
+    }
+    remove_when_empty(leaf)?;
+    Ok(Some(procs))
+}
+
+/// Remove the run directories of dead runs in `user_dir` (without following
+/// a symlink or crossing a mount: [`crate::tmpdir::remove_tree`]).
+fn sweep_run_dirs(
+    user_dir: &Path,
+    dry_run: bool,
+    alive: &mut impl FnMut(&str) -> bool,
+    found: &mut Sweep,
+) {
+    let entries = match std::fs::read_dir(user_dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()) {
+        Ok(entries) => entries,
+        Err(e) => {
+            found
+                .problems
+                .push(format!("cannot list {}: {e}", user_dir.display()));
+            return;
+        }
+    };
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if parse_run_id(&name).is_none() || alive(&name) {
+            continue;
+        }
+        let path = e.path();
+        if dry_run {
+            found.tmp_dirs.push(path);
+            continue;
+        }
+        let removal = crate::tmpdir::remove_tree(&path);
+        if removal.top == crate::tmpdir::Top::Missing {
+            continue;
+        }
+        if removal.complete() {
+            found.tmp_dirs.push(path);
+            continue;
+        }
+        let place = path.display().to_string();
+        found.problems.extend(
+            removal
+                .findings
+                .iter()
+                .filter(|f| !matches!(f, crate::tmpdir::Finding::MadeWritable(_)))
+                .map(|f| f.sentence(&place)),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -326,7 +450,8 @@ mod tests {
             Some(RunId {
                 ms: 0x1a2078da5bb,
                 pid: 9948,
-                pid_ns: None
+                pid_ns: None,
+                start: None
             })
         );
         assert_eq!(
@@ -334,11 +459,22 @@ mod tests {
             Some(RunId {
                 ms: 0x1a2078da5bb,
                 pid: 9948,
-                pid_ns: Some(0xeffffffc)
+                pid_ns: Some(0xeffffffc),
+                start: None
+            })
+        );
+        assert_eq!(
+            parse_run_id("1a2078da5bb-9948-effffffc-1f"),
+            Some(RunId {
+                ms: 0x1a2078da5bb,
+                pid: 9948,
+                pid_ns: Some(0xeffffffc),
+                start: Some(0x1f)
             })
         );
         assert_eq!(parse_run_id("garbage"), None);
-        assert_eq!(parse_run_id("1-2-3-4"), None);
+        assert_eq!(parse_run_id("1-2-3-4-5"), None);
+        assert_eq!(parse_run_id("1-2-3-zz"), None);
         assert_eq!(parse_run_id("1-2-zz"), None);
         assert_eq!(
             run_id_of_leaf("cargo-reap.1a2078da5bb-9948-effffffc.3.1.leaky__daemon"),
@@ -355,6 +491,19 @@ mod tests {
             pid_ns: ns,
         };
         assert!(runner_alive(&format!("1-{}-{ns:x}", me.pid), me));
+        let run_id = new_run_id().unwrap();
+        assert!(runner_alive(&run_id, me), "{run_id}");
+        // Our pid with another start time: a dead run whose pid we reuse.
+        let start = own_start_time().unwrap();
+        assert_eq!(start, reap_probe::start_time(me.pid).unwrap());
+        assert!(!runner_alive(
+            &format!("1-{}-{ns:x}-{:x}", me.pid, start + 1),
+            me
+        ));
+        // A live process that is not the runner (another start time), whatever its name.
+        assert!(!runner_alive(&format!("1-1-{ns:x}-{:x}", u64::MAX), me));
+        // Without a start time, a live pid is never judged dead.
+        assert!(runner_alive(&format!("1-1-{ns:x}"), me));
         // pid_max is at most 2^22: this pid cannot exist.
         assert!(!runner_alive(&format!("1-99999999-{ns:x}"), me));
         assert!(!runner_alive("1-99999999", me));

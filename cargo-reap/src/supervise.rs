@@ -145,11 +145,7 @@ pub fn run_suite(
     };
     // A private TMPDIR: what the suite leaves there is reported and removed.
     let tmp_dir = ctx.tmp_root.join(format!("{}.{}", ctx.trial, suite.slug()));
-    std::fs::create_dir_all(&tmp_dir).map_err(|source| RunError::Io {
-        what: "creating the suite's TMPDIR",
-        path: tmp_dir.clone(),
-        source,
-    })?;
+    crate::scratch::create_suite_dir(&tmp_dir)?;
     let log = if ctx.options.no_capture {
         None
     } else {
@@ -209,7 +205,9 @@ pub fn run_suite(
         &log_path,
     )?;
     // Every process of the suite is gone: what is in its TMPDIR was left behind.
-    let tmp = crate::tmpdir::collect_and_remove(&tmp_dir)?;
+    // Never an error: a deleted or replaced TMPDIR, a mount left in it or an
+    // entry that cannot be removed is a problem of this suite, not of the run.
+    let cleaned = crate::tmpdir::collect_and_remove(&tmp_dir);
     Ok(SuiteReport {
         id: suite.id.clone(),
         package: suite.package.clone(),
@@ -223,8 +221,8 @@ pub fn run_suite(
         leaks,
         attribution,
         tests,
-        tmp,
-        problems: Vec::new(),
+        tmp: cleaned.left,
+        problems: cleaned.problems,
     })
 }
 

@@ -120,6 +120,15 @@ impl Run {
 pub fn reap(wrapper: &[&str], args: &[&str]) -> Run {
     let scratch = Scratch::new("run");
     let json = scratch.0.join("report.json");
+    let mut cmd = reap_command(wrapper, args, &json);
+    cmd.env("REAP_FIXTURE_STATE_DIR", scratch.0.join("state"));
+    let Output { status, stderr, .. } = cmd.output().expect("run cargo-reap");
+    finished_run(status, String::from_utf8_lossy(&stderr).into_owned(), &json)
+}
+
+/// `cargo-reap ARGS --json JSON` (through `wrapper`, e.g. unshare), with no
+/// suite tag inherited from the environment.
+pub fn reap_command(wrapper: &[&str], args: &[&str], json: &Path) -> Command {
     let mut cmd = if wrapper.is_empty() {
         Command::new(REAP)
     } else {
@@ -131,17 +140,15 @@ pub fn reap(wrapper: &[&str], args: &[&str]) -> Run {
     let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
     cmd.args(&args[..split])
         .arg("--json")
-        .arg(&json)
+        .arg(json)
         .args(&args[split..])
-        .env("REAP_FIXTURE_STATE_DIR", scratch.0.join("state"))
         .env_remove("CARGO_REAP_SUITE");
-    let Output { status, stderr, .. } = cmd.output().expect("run cargo-reap");
-    finished_run(status, String::from_utf8_lossy(&stderr).into_owned(), &json)
+    cmd
 }
 
 /// A finished run: its exit, stderr and JSON report (absent when none was
 /// written), after checking from outside that nothing of it survived.
-fn finished_run(status: std::process::ExitStatus, stderr: String, json: &Path) -> Run {
+pub fn finished_run(status: std::process::ExitStatus, stderr: String, json: &Path) -> Run {
     let report = std::fs::read(json)
         .ok()
         .filter(|b| !b.is_empty())
@@ -604,4 +611,18 @@ pub fn reap_sampled(env: &[(&str, &str)], args: &[&str]) -> (Run, u64) {
     let stderr = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
     let run = finished_run(status, stderr, &json);
     (run, peak_kib)
+}
+
+/// A child of the test, killed and reaped on every path.
+pub struct Guarded(pub std::process::Child);
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.kill() {
+            eprintln!("kill {}: {e}", self.0.id());
+        }
+        if let Err(e) = self.0.wait() {
+            eprintln!("wait {}: {e}", self.0.id());
+        }
+    }
 }

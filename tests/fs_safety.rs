@@ -1,0 +1,549 @@
+//! cargo-reap never touches what it did not create, end to end: suites of
+//! `fixtures/sabotage` (package sabotage-fs) that bind-mount into, delete,
+//! replace or lock down their private TMPDIR; runs by two users; a TMPDIR
+//! that does not exist; two concurrent runs started under other names;
+//! `cargo reap clean` past an entry it cannot remove.
+//!
+//! The tests of this binary take turns (one lock): each checks what runs'
+//! stale sweeps did, so none may run while another sets up leftovers.
+
+mod common;
+
+use std::io::{BufRead, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The uid (and gid) of the "other user" runs.
+const OTHER: u32 = 4242;
+
+fn sabotage_args<'a>(manifest: &'a str, tests: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "test",
+        "--manifest-path",
+        manifest,
+        "-p",
+        "sabotage-fs",
+        "--timeout",
+        "60s",
+    ];
+    for t in tests {
+        v.extend(["--test", t]);
+    }
+    v
+}
+
+fn sabotage_manifest() -> String {
+    fixture_manifest_of("sabotage").display().to_string()
+}
+
+/// The expectations of these sabotage-fs suites.
+fn expected_fs(ids: &[&str]) -> Vec<ExpectedSuite> {
+    expected_of("sabotage")
+        .into_iter()
+        .filter(|e| ids.contains(&e.id.as_str()))
+        .collect()
+}
+
+/// A directory with files that must survive every run.
+fn precious(scratch: &Scratch, name: &str) -> PathBuf {
+    let dir = scratch.0.join(name);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("precious-1.txt"), b"one").unwrap();
+    std::fs::write(dir.join("precious-2.txt"), b"two").unwrap();
+    std::fs::write(dir.join("sub/precious-3.txt"), b"three").unwrap();
+    dir
+}
+
+fn assert_intact(dir: &Path) {
+    for (f, body) in [
+        ("precious-1.txt", "one"),
+        ("precious-2.txt", "two"),
+        ("sub/precious-3.txt", "three"),
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(dir.join(f)).ok().as_deref(),
+            Some(body),
+            "{} was touched",
+            dir.join(f).display()
+        );
+    }
+}
+
+fn problems(suite: &Value) -> Vec<String> {
+    suite["problems"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// A directory `uid` owns (for its TMPDIR and report).
+fn owned_by(scratch: &Scratch, name: &str, uid: u32) -> PathBuf {
+    let dir = scratch.0.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).unwrap();
+    // The scratch directory itself must be traversable by that user.
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Run cargo-reap through `wrapper` with `env`, its JSON report in `json`,
+/// stdin closed; then check from outside that nothing of the run survived.
+fn reap_with(wrapper: &[&str], env: &[(&str, &str)], args: &[&str], json: &Path) -> Run {
+    let out = reap_command(wrapper, args, json)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo-reap");
+    finished_run(
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        json,
+    )
+}
+
+fn setpriv(uid: u32) -> Vec<String> {
+    vec![
+        "setpriv".into(),
+        "--reuid".into(),
+        uid.to_string(),
+        "--regid".into(),
+        uid.to_string(),
+        "--clear-groups".into(),
+    ]
+}
+
+/// A suite bind-mounts a directory with files into its TMPDIR (as root, in a
+/// private mount namespace) and exits: every file behind the mount is still
+/// there afterwards, and the suite's report says `mount left in TMPDIR`.
+/// Before: cargo-reap listed and deleted the mounted directory's files, then
+/// failed the whole run with EBUSY (exit 2, no report).
+#[test]
+fn a_bind_mount_left_in_tmpdir_is_reported_and_never_entered() {
+    require_root();
+    let _turn = serial();
+    let scratch = Scratch::new("bind");
+    let source = precious(&scratch, "precious");
+    let tmp = scratch.0.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let manifest = sabotage_manifest();
+    let run = reap_with(
+        &["unshare", "--mount", "--propagation", "private"],
+        &[
+            ("TMPDIR", tmp.to_str().unwrap()),
+            ("SABOTAGE_BIND_SOURCE", source.to_str().unwrap()),
+        ],
+        &sabotage_args(&manifest, &["bind_mount"]),
+        &scratch.0.join("report.json"),
+    );
+    assert_intact(&source);
+    let expected = expected_fs(&["sabotage-fs::bind_mount"]);
+    check_against_expected(&run, &expected);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let suites = run.suites();
+    let suite = suites["sabotage-fs::bind_mount"];
+    let p = problems(suite);
+    assert!(
+        p.iter().any(|p| p.starts_with("mount left in TMPDIR: ")
+            && p.contains("1.sabotage-fs__bind_mount/mnt")),
+        "{p:?}"
+    );
+    // Only the suite's own file was left and removed: nothing behind the mount.
+    assert_eq!(suite["tmp"]["files"], 1, "{suite:#}");
+    assert_eq!(suite["tmp"]["examples"][0], "own.txt");
+    assert!(run.stderr.contains("problem: mount left in TMPDIR"));
+}
+
+/// A suite replaces its TMPDIR with a symlink to a directory with files: the
+/// files are intact, not listed as left by the suite, and the suite's report
+/// says it was a symlink. Before: the files behind the link were reported as
+/// "left (removed)".
+#[test]
+fn a_tmpdir_replaced_by_a_symlink_is_reported_and_not_followed() {
+    require_root();
+    let _turn = serial();
+    let scratch = Scratch::new("symlink");
+    let target = precious(&scratch, "precious");
+    let tmp = scratch.0.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let manifest = sabotage_manifest();
+    let run = reap_with(
+        &[],
+        &[
+            ("TMPDIR", tmp.to_str().unwrap()),
+            ("SABOTAGE_SYMLINK_TARGET", target.to_str().unwrap()),
+        ],
+        &sabotage_args(&manifest, &["tmpdir_symlink"]),
+        &scratch.0.join("report.json"),
+    );
+    assert_intact(&target);
+    check_against_expected(&run, &expected_fs(&["sabotage-fs::tmpdir_symlink"]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let suites = run.suites();
+    let suite = suites["sabotage-fs::tmpdir_symlink"];
+    assert!(suite["tmp"].is_null(), "nothing listed as left: {suite:#}");
+    let p = problems(suite);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("TMPDIR was replaced by a symlink")
+                && p.contains(target.to_str().unwrap())),
+        "{p:?}"
+    );
+    assert_eq!(run.report()["summary"]["suites_with_tmp_files"], 0);
+}
+
+/// A suite deletes its TMPDIR (and leaks a process): the run finishes with
+/// its full report — leak table, summary, valid JSON — and the suite's
+/// problems say what happened. Before: exit 2, no table, a 0-byte JSON file.
+#[test]
+fn a_deleted_tmpdir_is_a_problem_of_the_suite_not_the_end_of_the_run() {
+    require_root();
+    let _turn = serial();
+    let scratch = Scratch::new("deleted");
+    let manifest = sabotage_manifest();
+    let run = reap_with(
+        &[],
+        &[],
+        &sabotage_args(&manifest, &["tmpdir_deleted", "read_only_dir"]),
+        &scratch.0.join("report.json"),
+    );
+    let expected = expected_fs(&["sabotage-fs::tmpdir_deleted", "sabotage-fs::read_only_dir"]);
+    check_against_expected(&run, &expected);
+    check_summary(&run, &expected);
+    assert_eq!(run.code, 103, "{}", run.stderr);
+    assert!(run.stderr.contains("LEAKED PROCESSES"), "{}", run.stderr);
+    assert!(run.stderr.contains("sleep 3852"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cargo-reap: 2 suites in"),
+        "{}",
+        run.stderr
+    );
+    let suites = run.suites();
+    let p = problems(suites["sabotage-fs::tmpdir_deleted"]);
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("TMPDIR was deleted by the suite")),
+        "{p:?}"
+    );
+    // As root a read-only directory is no obstacle: removed, no problem.
+    let ro = suites["sabotage-fs::read_only_dir"];
+    assert_eq!(ro["tmp"]["files"], 1, "{ro:#}");
+    assert!(problems(ro).is_empty(), "{ro:#}");
+}
+
+/// The binary of a sabotage-fs suite (built by a root run of it).
+fn suite_binary(scratch: &Scratch, target: &str) -> String {
+    let manifest = sabotage_manifest();
+    let run = reap_with(
+        &[],
+        &[],
+        &sabotage_args(&manifest, &[target]),
+        &scratch.0.join("build.json"),
+    );
+    let suites = run.suites();
+    let id = format!("sabotage-fs::{target}");
+    suites[id.as_str()]["binary"].as_str().unwrap().to_string()
+}
+
+/// A non-root suite leaves a read-only directory with a file in its TMPDIR:
+/// the runner (same user) gives the directory its write permission back,
+/// removes it, says so in the suite's problems, and the run reports as usual.
+/// Before: "Permission denied" ended the run (exit 2, no report).
+#[test]
+fn a_read_only_directory_left_by_a_non_root_suite_is_removed_and_reported() {
+    require_root();
+    let _turn = serial();
+    let scratch = Scratch::new("readonly");
+    let binary = suite_binary(&scratch, "read_only_dir");
+    let home = owned_by(&scratch, "user", OTHER);
+    let run = reap_with(
+        &setpriv(OTHER)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[("TMPDIR", home.to_str().unwrap())],
+        &["run", "--", &binary],
+        &home.join("report.json"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let suites = run.suites();
+    let (_, suite) = suites.iter().next().expect("one suite");
+    assert_eq!(suite["status"], "pass", "{suite:#}");
+    assert_eq!(suite["tmp"]["files"], 1, "{suite:#}");
+    assert_eq!(suite["tmp"]["examples"][0], "ro/inside.txt");
+    let p = problems(suite);
+    assert!(
+        p.iter().any(
+            |p| p.starts_with("read-only directory in TMPDIR made writable to remove it")
+                && p.ends_with("/ro")
+        ),
+        "{p:?}"
+    );
+    // Nothing of the run is left in the user's directory.
+    let mine = home.join(format!("cargo-reap-{OTHER}"));
+    assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 0);
+}
+
+/// `cargo reap run` by root, then by another user: both work; each user's
+/// directory is its own (0700). Before: root's run created a shared
+/// `/tmp/cargo-reap` (0755) and every other user's run failed with
+/// "Permission denied".
+#[test]
+fn run_by_root_then_by_another_user_both_work() {
+    require_root();
+    let _turn = serial();
+    let scratch = Scratch::new("users");
+    let reports = owned_by(&scratch, "reports", OTHER);
+    let script = "echo hi > \"$TMPDIR/hello.txt\"";
+    for (uid, wrapper) in [(0, Vec::new()), (OTHER, setpriv(OTHER))] {
+        let json = reports.join(format!("report-{uid}.json"));
+        let cmd_args = ["run", "--", "sh", "-c", script];
+        let w: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+        // Both use the machine's default temporary directory.
+        let run = {
+            let mut c = Command::new(if w.is_empty() { REAP } else { w[0] });
+            if !w.is_empty() {
+                c.args(&w[1..]).arg(REAP);
+            }
+            c.args(&cmd_args[..1])
+                .arg("--json")
+                .arg(&json)
+                .args(&cmd_args[1..])
+                .env_remove("TMPDIR")
+                .env_remove("CARGO_REAP_SUITE")
+                .current_dir(&reports)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(0), "uid {uid}: {stderr}");
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_nothing_survived(report["run_id"].as_str().unwrap());
+        assert_eq!(report["suites"][0]["tmp"]["files"], 1, "uid {uid}");
+        let dir = PathBuf::from(format!("/tmp/cargo-reap-{uid}"));
+        let meta = std::fs::metadata(&dir).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (meta.uid(), meta.mode() & 0o777),
+            (uid, 0o700),
+            "{}",
+            dir.display()
+        );
+    }
+    // The other user's directory is empty again: leave /tmp as it was.
+    if let Err(e) = std::fs::remove_dir(format!("/tmp/cargo-reap-{OTHER}")) {
+        eprintln!("removing /tmp/cargo-reap-{OTHER}: {e}");
+    }
+}
+
+/// `TMPDIR` naming a directory that does not exist: cargo-reap says so, uses
+/// /tmp, and creates neither it nor its parents. Before: it was created.
+#[test]
+fn a_tmpdir_that_does_not_exist_is_not_created() {
+    require_root();
+    let _turn = serial();
+    let scratch = Scratch::new("no-tmpdir");
+    let missing = scratch.0.join("does/not/exist");
+    let run = reap_with(
+        &[],
+        &[("TMPDIR", missing.to_str().unwrap())],
+        &["run", "--", "sh", "-c", "test -d \"$TMPDIR\""],
+        &scratch.0.join("report.json"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("TMPDIR={} cannot be used", missing.display()))
+            && run.stderr.contains("uses /tmp instead"),
+        "{}",
+        run.stderr
+    );
+    assert!(!scratch.0.join("does").exists(), "a parent was created");
+}
+
+/// Two concurrent `cargo reap test` runs in one workspace, started under
+/// other names (a symlink `reap`, a copy `.cargo-reap-wrapped`), plus
+/// `cargo reap clean` under both names while they run: neither run is judged
+/// dead, both suites pass with their TMPDIR intact. Before: the runner's
+/// process name decided liveness, so the second run's start swept the first
+/// (killed its suite, deleted its TMPDIR).
+#[test]
+fn concurrent_runs_under_other_names_never_sweep_each_other() {
+    require_root();
+    let _turn = serial();
+    let scratch = Scratch::new("names");
+    let wrapped = scratch.0.join(".cargo-reap-wrapped");
+    std::fs::copy(REAP, &wrapped).unwrap();
+    let link = scratch.0.join("reap");
+    std::os::unix::fs::symlink(REAP, &link).unwrap();
+    let manifest = sabotage_manifest();
+    // Build first, so that both runs start at once.
+    suite_binary(&scratch, "wait_for_go");
+
+    let mut runs = Vec::new();
+    for (name, exe) in [("a", &link), ("b", &wrapped)] {
+        let fifo = scratch.0.join(format!("go-{name}"));
+        let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let json = scratch.0.join(format!("{name}.json"));
+        let mut child = Command::new(exe)
+            .args(sabotage_args(&manifest, &["wait_for_go"]))
+            .arg("--json")
+            .arg(&json)
+            .env("SABOTAGE_GO_FIFO", &fifo)
+            .env_remove("CARGO_REAP_SUITE")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let run_id = loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("run {name} announces itself: {seen:#?}"))
+                .unwrap();
+            seen.push(line.clone());
+            if let Some(rest) = line.strip_prefix("cargo-reap: run ") {
+                break rest.split(':').next().unwrap().to_string();
+            }
+        };
+        let rest = std::thread::spawn(move || {
+            seen.extend(lines.map_while(Result::ok));
+            seen.join("\n")
+        });
+        // Its sweep is done before its suite starts; the suite then waits.
+        wait_until("the suite to wait for go", Duration::from_secs(30), || {
+            !tagged(&run_id).is_empty()
+        });
+        runs.push((name, child, run_id, fifo, json, rest));
+    }
+    for exe in [&link, &wrapped] {
+        let out = Command::new(exe).arg("clean").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        for (_, _, run_id, ..) in &runs {
+            assert!(!text.contains(run_id.as_str()), "{run_id} swept: {text}");
+        }
+    }
+    let mut results = Vec::new();
+    for (name, mut child, run_id, fifo, json, rest) in runs {
+        // Non-blocking: a suite that is gone fails here, not by hanging.
+        let go = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+        match go {
+            Ok(mut w) => w.write_all(b"go").unwrap(),
+            Err(e) => eprintln!("run {name}: its suite no longer waits: {e}"),
+        }
+        let status = child.wait().unwrap();
+        let stderr = rest.join().unwrap();
+        results.push((name, status, run_id, json, stderr));
+    }
+    for (name, status, run_id, json, stderr) in &results {
+        assert_eq!(status.code(), Some(0), "run {name}: {stderr}");
+        let report: Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+        assert_nothing_survived(run_id);
+        assert_eq!(
+            report["suites"][0]["status"], "pass",
+            "run {name}: {stderr}"
+        );
+        for (_, _, other, ..) in &results {
+            assert!(
+                other == run_id || !stderr.contains(other.as_str()),
+                "run {name} swept {other}: {stderr}"
+            );
+        }
+    }
+}
+
+/// `cargo reap clean` (by a user) meets a dead run's directory with an entry
+/// it may not remove (a root-owned directory with a file): it removes the
+/// rest, names the entry, still kills the dead run's tagged process, and
+/// exits 1. Before: the first entry it could not remove ended the sweep.
+#[test]
+fn clean_goes_on_past_an_entry_it_cannot_remove_and_still_kills() {
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let _turn = serial();
+    let scratch = Scratch::new("clean");
+    let tmp = owned_by(&scratch, "tmp", OTHER);
+    let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    // pid 99999993 cannot exist (pid_max <= 2^22): a dead run.
+    let dead = format!("1-99999993-{ns:x}-1");
+    let user_dir = tmp.join(format!("cargo-reap-{OTHER}"));
+    let suite_dir = user_dir.join(&dead).join("1.fake__suite");
+    std::fs::create_dir_all(&suite_dir).unwrap();
+    std::fs::write(suite_dir.join("normal.txt"), b"x").unwrap();
+    let stuck = suite_dir.join("stuck");
+    std::fs::create_dir(&stuck).unwrap();
+    std::fs::write(stuck.join("file"), b"root's").unwrap();
+    for d in [&user_dir, &user_dir.join(&dead), &suite_dir] {
+        std::os::unix::fs::chown(d, Some(OTHER), Some(OTHER)).unwrap();
+    }
+    std::fs::set_permissions(&user_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(suite_dir.join("normal.txt"), Some(OTHER), Some(OTHER)).unwrap();
+    let pr = setpriv(OTHER);
+    let leftover = Guarded(
+        Command::new(&pr[0])
+            .args(&pr[1..])
+            .args(["sleep", "3853"])
+            .env("CARGO_REAP_SUITE", format!("{dead}/fake::suite"))
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(
+        "the tagged leftover to exec",
+        Duration::from_secs(5),
+        || !tagged(&dead).is_empty(),
+    );
+    let out = Command::new(&pr[0])
+        .args(&pr[1..])
+        .arg(REAP)
+        .arg("clean")
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "could not remove {} from {}: Permission denied",
+            stuck.join("file").display(),
+            user_dir.join(&dead).display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "killed pid {} [{dead}/fake::suite]",
+            leftover.0.id()
+        )),
+        "{text}"
+    );
+    assert!(
+        !suite_dir.join("normal.txt").exists(),
+        "the rest is removed"
+    );
+    assert!(stuck.join("file").exists());
+    // Killed by the sweep: its exit is the event that proves it.
+    let mut leftover = leftover;
+    let status = leftover.0.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    std::mem::forget(leftover);
+}

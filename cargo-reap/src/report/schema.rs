@@ -287,10 +287,14 @@ pub struct SuiteReport {
     pub problems: Vec<String>,
 }
 
-/// What a suite left in its private TMPDIR.
+/// What a suite left in its private TMPDIR and cargo-reap removed. What it
+/// did not remove (a mount, an entry it may not delete) and a TMPDIR that was
+/// deleted or replaced by a symlink are sentences in `SuiteReport::problems`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TmpLeftovers {
+    /// Files removed (anything but a directory; a symlink counts, its target is never touched).
     pub files: u64,
+    /// Their bytes (a symlink's: the length of its target's name).
     pub bytes: u64,
     /// A few of the paths, relative to the TMPDIR.
     pub examples: Vec<String>,

@@ -469,6 +469,38 @@ fn concurrent_runs_under_other_names_never_sweep_each_other() {
     }
 }
 
+/// `sleep SECS` (through `wrapper`, e.g. setpriv) tagged as a suite of run
+/// `run`, once it runs.
+fn tagged_leftover(wrapper: &[String], secs: &str, run: &str) -> Guarded {
+    let mut argv: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    argv.extend(["sleep", secs]);
+    let g = Guarded(
+        Command::new(argv[0])
+            .args(&argv[1..])
+            .env("CARGO_REAP_SUITE", format!("{run}/fake::suite"))
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(
+        "the tagged leftover to exec",
+        Duration::from_secs(5),
+        || !tagged(run).is_empty(),
+    );
+    g
+}
+
+/// `cargo reap clean` as `uid` with `TMPDIR=tmp`.
+fn clean_as(uid: u32, tmp: &Path) -> std::process::Output {
+    let pr = setpriv(uid);
+    Command::new(&pr[0])
+        .args(&pr[1..])
+        .arg(REAP)
+        .arg("clean")
+        .env("TMPDIR", tmp)
+        .output()
+        .unwrap()
+}
+
 /// `cargo reap clean` (by a user) meets a dead run's directory with an entry
 /// it may not remove (a root-owned directory with a file): it removes the
 /// rest, names the entry, still kills the dead run's tagged process, and
@@ -495,27 +527,8 @@ fn clean_goes_on_past_an_entry_it_cannot_remove_and_still_kills() {
     }
     std::fs::set_permissions(&user_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::os::unix::fs::chown(suite_dir.join("normal.txt"), Some(OTHER), Some(OTHER)).unwrap();
-    let pr = setpriv(OTHER);
-    let leftover = Guarded(
-        Command::new(&pr[0])
-            .args(&pr[1..])
-            .args(["sleep", "3853"])
-            .env("CARGO_REAP_SUITE", format!("{dead}/fake::suite"))
-            .spawn()
-            .unwrap(),
-    );
-    wait_until(
-        "the tagged leftover to exec",
-        Duration::from_secs(5),
-        || !tagged(&dead).is_empty(),
-    );
-    let out = Command::new(&pr[0])
-        .args(&pr[1..])
-        .arg(REAP)
-        .arg("clean")
-        .env("TMPDIR", &tmp)
-        .output()
-        .unwrap();
+    let leftover = tagged_leftover(&setpriv(OTHER), "3853", &dead);
+    let out = clean_as(OTHER, &tmp);
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -546,4 +559,66 @@ fn clean_goes_on_past_an_entry_it_cannot_remove_and_still_kills() {
         Some(9)
     );
     std::mem::forget(leftover);
+}
+
+/// Removes the test's cgroup directories on every path (they hold no process).
+struct CgroupDirs(Vec<PathBuf>);
+
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        for d in self.0.iter().rev() {
+            if let Err(e) = std::fs::remove_dir(d) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("removing {}: {e}", d.display());
+                }
+            }
+        }
+    }
+}
+
+/// A user's sweep finds its own dead run's leaf in a subtree delegated to it
+/// below directories of root (as `user.slice/user@UID.service` is), and
+/// leaves alone what is root's: a dead run's leaf and tagged process of root
+/// are neither touched nor reported as failures.
+#[test]
+fn a_non_root_sweep_takes_its_own_leftovers_only() {
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let _turn = serial();
+    let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    let root_dir = cgroup2_root().join(format!("fs-safety-{}", std::process::id()));
+    let delegated = root_dir.join("delegated");
+    let mine = delegated.join(format!("cargo-reap.1-99999991-{ns:x}-1.0.1.fake"));
+    let roots = cgroup2_root().join(format!("cargo-reap.1-99999990-{ns:x}-1.0.1.fake"));
+    let _dirs = CgroupDirs(vec![
+        root_dir.clone(),
+        delegated.clone(),
+        mine.clone(),
+        roots.clone(),
+    ]);
+    for d in [&root_dir, &delegated, &mine, &roots] {
+        std::fs::create_dir(d).unwrap();
+    }
+    for d in [&delegated, &mine] {
+        std::os::unix::fs::chown(d, Some(OTHER), Some(OTHER)).unwrap();
+    }
+    let dead_of_root = format!("1-99999990-{ns:x}-1");
+    let roots_leftover = tagged_leftover(&[], "3854", &dead_of_root);
+    let scratch = Scratch::new("own-leaves");
+    let tmp = owned_by(&scratch, "tmp", OTHER);
+    let out = clean_as(OTHER, &tmp);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(&format!("removed cgroup {}", mine.display())),
+        "{text}"
+    );
+    assert!(!mine.exists());
+    assert!(
+        !text.contains("99999990"),
+        "root's leftovers are root's: {text}"
+    );
+    assert!(roots.exists());
+    assert!(reap_probe::start_time(roots_leftover.0.id() as i32).is_ok());
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(std::fs::metadata(&delegated).unwrap().uid(), OTHER);
 }

@@ -14,20 +14,6 @@ fn user_dir() -> PathBuf {
     std::env::temp_dir().join("cargo-reap-0")
 }
 
-/// The cgroup2 mount point on this machine.
-fn cgroup2_root() -> PathBuf {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = mi
-        .lines()
-        .find(|l| {
-            l.split(" - ")
-                .nth(1)
-                .is_some_and(|t| t.starts_with("cgroup2 "))
-        })
-        .expect("a cgroup2 mount");
-    PathBuf::from(line.split_whitespace().nth(4).unwrap())
-}
-
 /// Removes the fake leaf on every path (after its processes are gone).
 struct LeafGuard(PathBuf);
 

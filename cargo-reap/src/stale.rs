@@ -195,21 +195,24 @@ fn run_id_of_leaf(name: &str) -> Option<&str> {
     name.strip_prefix("cargo-reap.")?.split('.').next()
 }
 
-/// Leaves `cargo-reap.*` under `dir`, `depth` levels down at most. A
-/// directory of another user is not looked into unless we are root (not ours
-/// to sweep: that user's own sweep does it).
+/// Leaves `cargo-reap.*` under `dir`, `depth` levels down at most. A leaf of
+/// another user is left out unless we are root (not ours to sweep: that
+/// user's own sweep does it); a delegated subtree of ours may lie below
+/// directories of root, so those are still looked into.
 fn find_leaves(dir: &Path, depth: u32, euid: u32, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let Ok(meta) = e.metadata() else { continue };
-        if !meta.is_dir() || (euid != 0 && meta.uid() != euid) {
+        if !meta.is_dir() {
             continue;
         }
         let name = e.file_name();
         if name.to_string_lossy().starts_with("cargo-reap.") {
-            out.push(e.path());
+            if euid == 0 || meta.uid() == euid {
+                out.push(e.path());
+            }
         } else if depth > 0 {
             find_leaves(&e.path(), depth - 1, euid, out);
         }
@@ -312,7 +315,7 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
         let Some(run) = tag.split('/').next() else {
             continue;
         };
-        if alive(run) {
+        if alive(run) || !(euid == 0 || owned_by(p.pid, euid)) {
             continue;
         }
         victims.push((
@@ -357,6 +360,12 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
         sys::reap_if_our_zombies(signalled.iter().map(|(pid, _)| *pid))?;
     }
     Ok(found)
+}
+
+/// Does process `pid` run as `euid`? (Another user's process is not ours to
+/// kill; that user's sweep does it. Unknown counts as no.)
+fn owned_by(pid: i32, euid: u32) -> bool {
+    std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == euid)
 }
 
 /// Kill what is in a dead run's leaf and remove it. `Ok(None)`: it vanished

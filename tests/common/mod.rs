@@ -626,3 +626,17 @@ impl Drop for Guarded {
         }
     }
 }
+
+/// The cgroup2 mount point on this machine.
+pub fn cgroup2_root() -> PathBuf {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mi
+        .lines()
+        .find(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|t| t.starts_with("cgroup2 "))
+        })
+        .expect("a cgroup2 mount");
+    PathBuf::from(line.split_whitespace().nth(4).unwrap())
+}

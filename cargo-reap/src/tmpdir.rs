@@ -12,6 +12,7 @@
 //! is reported and left alone. What it cannot remove is reported and
 //! skipped; the walk goes on.
 
+use std::collections::BTreeSet;
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -182,9 +183,27 @@ pub fn remove_tree(path: &Path) -> Removal {
             return out;
         }
     };
+    let mount = MountKey::of(&pst);
+    // Without mount ids (before Linux 5.8) a bind mount of the same
+    // filesystem looks like any directory: ask the mount table instead.
+    let listed = if mount.mnt_id.is_none() {
+        match mount_points_below(parent, name) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                out.findings.push(Finding::NotRemoved {
+                    path: path.to_path_buf(),
+                    error: format!("cannot tell mounts apart without /proc/self/mountinfo ({e})"),
+                });
+                return out;
+            }
+        }
+    } else {
+        None
+    };
     let mut walker = Walker {
         root: path,
-        mount: MountKey::of(&pst),
+        mount,
+        listed,
         euid: rustix::process::geteuid(),
         out,
     };
@@ -222,14 +241,35 @@ impl MountKey {
     }
 }
 
+/// Mount points at or below `parent/name` in `/proc/self/mountinfo`, as
+/// paths relative to `parent/name` ("" for itself).
+fn mount_points_below(parent: &Path, name: &OsStr) -> std::io::Result<BTreeSet<PathBuf>> {
+    let top = std::fs::canonicalize(parent)?.join(name);
+    let table = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(table
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(4))
+        .map(|p| PathBuf::from(crate::containment::cgroup::unescape_mountinfo(p)))
+        .filter_map(|p| p.strip_prefix(&top).ok().map(Path::to_path_buf))
+        .collect())
+}
+
 struct Walker<'a> {
     root: &'a Path,
     mount: MountKey,
+    /// The mount table's mount points below the top (relative to it), where
+    /// statx gives no mount id.
+    listed: Option<BTreeSet<PathBuf>>,
     euid: rustix::process::Uid,
     out: Removal,
 }
 
 impl Walker<'_> {
+    fn listed_mount(&self, path: &Path) -> bool {
+        let rel = path.strip_prefix(self.root).unwrap_or(path);
+        self.listed.as_ref().is_some_and(|m| m.contains(rel))
+    }
+
     fn not_removed(&mut self, path: &Path, error: Errno) {
         self.out.findings.push(Finding::NotRemoved {
             path: path.to_path_buf(),
@@ -255,7 +295,7 @@ impl Walker<'_> {
             }
             Err(e) => return self.not_removed(path, e),
         };
-        if self.mount.is_other_mount(&st) {
+        if self.mount.is_other_mount(&st) || self.listed_mount(path) {
             self.out.findings.push(Finding::Mount(path.to_path_buf()));
             return;
         }
@@ -440,6 +480,14 @@ mod tests {
         assert!(outside.join("keep").exists());
         assert!(std::fs::symlink_metadata(&dir).is_err(), "the link is gone");
         std::fs::remove_dir_all(&outside).unwrap();
+    }
+
+    #[test]
+    fn the_mount_table_fallback_finds_mount_points_below_a_path() {
+        let below = mount_points_below(Path::new("/"), OsStr::new("proc")).unwrap();
+        assert!(below.contains(Path::new("")), "/proc is a mount: {below:?}");
+        let below = mount_points_below(Path::new("/"), OsStr::new("sys")).unwrap();
+        assert!(below.iter().any(|p| p.starts_with("fs/cgroup")), "{below:?}");
     }
 
     #[test]

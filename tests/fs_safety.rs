@@ -622,3 +622,47 @@ fn a_non_root_sweep_takes_its_own_leftovers_only() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert_eq!(std::fs::metadata(&delegated).unwrap().uid(), OTHER);
 }
+
+/// The per-user directory is checked before use: one that another user owns
+/// or that is a symlink (pre-created in a shared /tmp to catch this user's
+/// files) is refused with a message saying what to do, and nothing is
+/// written behind the link.
+#[test]
+fn a_user_directory_that_is_not_ours_is_refused() {
+    require_root();
+    let _turn = serial();
+    let scratch = Scratch::new("not-ours");
+    let tmp = scratch.0.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let elsewhere = owned_by(&scratch, "elsewhere", OTHER);
+    let user_dir = tmp.join(format!("cargo-reap-{OTHER}"));
+    let pr = setpriv(OTHER);
+    for (what, make) in [
+        ("owned by uid 0, not by you", None),
+        ("is a symbolic link", Some(&elsewhere)),
+    ] {
+        match make {
+            None => std::fs::create_dir(&user_dir).unwrap(),
+            Some(target) => std::os::unix::fs::symlink(target, &user_dir).unwrap(),
+        }
+        let out = Command::new(&pr[0])
+            .args(&pr[1..])
+            .args([REAP, "run", "--", "true"])
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(
+            text.contains(&format!("refusing to use {}", user_dir.display()))
+                && text.contains(what)
+                && text.contains("set TMPDIR to a directory of yours"),
+            "{text}"
+        );
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        if make.is_none() {
+            std::fs::remove_dir(&user_dir).unwrap();
+        }
+    }
+}

@@ -487,7 +487,10 @@ mod tests {
         let below = mount_points_below(Path::new("/"), OsStr::new("proc")).unwrap();
         assert!(below.contains(Path::new("")), "/proc is a mount: {below:?}");
         let below = mount_points_below(Path::new("/"), OsStr::new("sys")).unwrap();
-        assert!(below.iter().any(|p| p.starts_with("fs/cgroup")), "{below:?}");
+        assert!(
+            below.iter().any(|p| p.starts_with("fs/cgroup")),
+            "{below:?}"
+        );
     }
 
     #[test]

@@ -160,10 +160,12 @@ pub fn remove_tree(path: &Path) -> Removal {
         path: path.to_path_buf(),
         error: std::io::Error::from(error).to_string(),
     };
+    // Everything cargo-reap removes lies in a directory of its own (a run's,
+    // the user's): a parent replaced by a symlink is not followed either.
     let pfd = match rustix::fs::openat(
         CWD,
         parent,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     ) {
         Ok(fd) => fd,
@@ -491,6 +493,21 @@ mod tests {
             below.iter().any(|p| p.starts_with("fs/cgroup")),
             "{below:?}"
         );
+    }
+
+    #[test]
+    fn a_parent_replaced_by_a_symlink_is_not_followed() {
+        let outside = scratch("outside-parent");
+        std::fs::create_dir(outside.join("x")).unwrap();
+        std::fs::write(outside.join("x/keep"), b"x").unwrap();
+        let link = scratch("parent-link");
+        std::fs::remove_dir(&link).unwrap();
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let r = remove_tree(&link.join("x"));
+        assert!(!r.complete(), "{r:?}");
+        assert!(outside.join("x/keep").exists());
+        std::fs::remove_file(&link).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
     }
 
     #[test]

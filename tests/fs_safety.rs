@@ -163,6 +163,19 @@ fn a_bind_mount_left_in_tmpdir_is_reported_and_never_entered() {
     assert_eq!(suite["tmp"]["files"], 1, "{suite:#}");
     assert_eq!(suite["tmp"]["examples"][0], "own.txt");
     assert!(run.stderr.contains("problem: mount left in TMPDIR"));
+    // The run's directory, removed at its end, keeps the mount too, and says so.
+    let run_dir = tmp
+        .join("cargo-reap-0")
+        .join(run.report()["run_id"].as_str().unwrap());
+    assert!(
+        run.stderr.contains(&format!(
+            "cargo-reap: warning: mount left in {}: {}/1.sabotage-fs__bind_mount/mnt",
+            run_dir.display(),
+            run_dir.display()
+        )),
+        "{}",
+        run.stderr
+    );
 }
 
 /// A suite replaces its TMPDIR with a symlink to a directory with files: the
@@ -665,4 +678,55 @@ fn a_user_directory_that_is_not_ours_is_refused() {
             std::fs::remove_dir(&user_dir).unwrap();
         }
     }
+}
+
+/// The stale sweep never enters a mount either: a dead run's directory with a
+/// directory of files bind-mounted into it (in a private mount namespace) —
+/// `cargo reap clean` removes the rest, names the mount, and every file
+/// behind it is intact.
+#[test]
+fn clean_never_enters_a_mount_in_a_dead_runs_directory() {
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let _turn = serial();
+    let scratch = Scratch::new("clean-mount");
+    let source = precious(&scratch, "precious");
+    let tmp = scratch.0.join("tmp");
+    let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    let dead = tmp
+        .join("cargo-reap-0")
+        .join(format!("1-99999989-{ns:x}-1"));
+    let suite_dir = dead.join("1.fake__suite");
+    std::fs::create_dir_all(suite_dir.join("mnt")).unwrap();
+    std::fs::write(suite_dir.join("left.txt"), b"x").unwrap();
+    let script = format!(
+        "set -e; mount --bind {} {}; exec \"$0\" clean",
+        source.display(),
+        suite_dir.join("mnt").display()
+    );
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            REAP,
+        ])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_intact(&source);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "problem: mount left in {}: {}",
+            dead.display(),
+            suite_dir.join("mnt").display()
+        )),
+        "{text}"
+    );
+    assert!(!suite_dir.join("left.txt").exists(), "the rest is removed");
 }

@@ -72,6 +72,10 @@ impl AttributionReport {
                 self.leaks_total,
                 if self.budget_exhausted { " (budget exhausted; see --attribute)" } else { "" }
             ),
+            NOT_LIBTEST_METHOD => format!(
+                "attribution: {NOT_LIBTEST}: all {} leak(s) are the suite's (no test names)",
+                self.leaks_total
+            ),
             other => format!("attribution: {other}"),
         }
     }
@@ -87,6 +91,12 @@ struct Candidate {
 
 /// How a leak was attributed by its test's time window in serial output.
 pub const BY_WINDOW: &str = "started while its test ran (serial output)";
+
+/// Attribution of the leaks of a binary that does not speak libtest (a
+/// `harness = false` target with its own main): no test names are made up.
+pub const NOT_LIBTEST: &str = "not a libtest binary";
+/// `attribution.method` of such a suite.
+pub const NOT_LIBTEST_METHOD: &str = "not-libtest";
 
 pub const NOT_REPRODUCED: &str = "not reproduced when run alone: interaction or flaky";
 
@@ -117,8 +127,24 @@ pub fn attribute(
             budget_exhausted: false,
         }));
     }
+    let not_libtest = |leaks: &mut [Leak], why: &str| {
+        for l in leaks.iter_mut() {
+            l.test = None;
+            l.attribution = Some(format!("{NOT_LIBTEST} ({why}); the suite's leak"));
+        }
+        Ok(Some(AttributionReport {
+            method: NOT_LIBTEST_METHOD.into(),
+            tests_listed: 0,
+            tests_rerun: 0,
+            leaks_attributed: 0,
+            leaks_total: leaks.len(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            budget_exhausted: false,
+        }))
+    };
     let listed = match list_tests(ctx, suite, &format!("{}.{index}.attr.list", ctx.trial)) {
         Ok(l) => l,
+        Err(RunError::NotLibtest(why)) => return not_libtest(leaks, &why),
         Err(e) => {
             for l in leaks.iter_mut().filter(|l| l.test.is_none()) {
                 l.attribution = Some(format!(
@@ -189,7 +215,14 @@ pub fn attribute(
             args: &args,
             header: format!("attribution re-run of `{test}` alone"),
         };
-        let survivors = run_attempt(ctx, suite, &spec, log, log_path)?.survivors;
+        let out = run_attempt(ctx, suite, &spec, log, log_path)?;
+        // libtest runs exactly the one test `--exact NAME` names; a harness
+        // that ran others ignores `--exact`, and its re-runs prove nothing.
+        if let Some((other, _)) = out.results.iter().find(|(name, _)| name != test) {
+            let why = format!("`--exact {test}` also ran `{other}`");
+            return not_libtest(leaks, &why);
+        }
+        let survivors = out.survivors;
         rerun += 1;
         pool.extend(survivors.into_iter().map(|e| Candidate {
             test: test.clone(),

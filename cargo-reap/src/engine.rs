@@ -1,6 +1,5 @@
 //! `cargo reap test`: build, choose containment, run every suite, reap, report.
 
-use std::fs::File;
 use std::io::Write;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +11,7 @@ use crate::error::{EngineError, RunError};
 use crate::exit;
 use crate::interrupt;
 use crate::lifeline::Lifeline;
+use crate::report::output::ReportPath;
 use crate::report::schema::{LoopSummary, Report, RunnerVitals, Summary, Trial, SCHEMA_VERSION};
 use crate::report::terminal;
 use crate::schedule::{self, ScheduleOptions};
@@ -84,15 +84,27 @@ fn execute(
     let interrupts = interrupt::install()?;
     let mut err = std::io::stderr();
 
-    // Fail fast on what can be checked before a long build.
-    let json_out = match &reap.json {
-        Some(path) => Some((path.clone(), open_report(path)?)),
-        None => None,
+    // Fail fast on what can be checked before a long build. An old report
+    // stays as it is until the new one is complete (temp file + rename).
+    if let (Some(j), Some(x)) = (&reap.json, &reap.junit) {
+        if crate::report::output::same_file(j, x) {
+            return Err(EngineError::Usage(format!(
+                "--json {} and --junit {} name the same file: give each report its own path",
+                j.display(),
+                x.display()
+            )));
+        }
+    }
+    let check_report = |path: &std::path::Path| {
+        ReportPath::check(path, &run_id).map_err(|e| {
+            EngineError::Usage(format!(
+                "cannot write the report to {}: {e}",
+                path.display()
+            ))
+        })
     };
-    let junit_out = match &reap.junit {
-        Some(path) => Some((path.clone(), open_report(path)?)),
-        None => None,
-    };
+    let json_out = reap.json.as_deref().map(check_report).transpose()?;
+    let junit_out = reap.junit.as_deref().map(check_report).transpose()?;
 
     // Orphans of every suite reparent to us, not to PID 1, in both modes.
     sys::become_subreaper()?;
@@ -190,23 +202,28 @@ fn execute(
         if let Some(ls) = &report.loop_summary {
             emit(&mut err, terminal::loop_table(ls).trim_end());
         }
+        // The reports before the summary line: a report that cannot be
+        // written makes the exit code 2, and the summary prints the final one.
+        let mut report = report;
+        if let Some(out) = &junit_out {
+            let written = crate::report::junit::render(&report)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|xml| out.write(xml.as_bytes()));
+            report_written(&mut report, "JUnit", out, written);
+        }
+        if let Some(out) = &json_out {
+            let written = serde_json::to_vec_pretty(&report)
+                .map_err(std::io::Error::from)
+                .and_then(|mut json| {
+                    json.push(b'\n');
+                    out.write(&json)
+                });
+            report_written(&mut report, "JSON", out, written);
+        }
+        let exit_code = report.exit_code;
         let clean_and_quiet = quiet && exit_code == exit::SUCCESS;
         if !build_failed && !clean_and_quiet {
             emit(&mut err, &terminal::summary_line(&report));
-        }
-        if let Some((path, file)) = &json_out {
-            write_report(path, file, &report)?;
-        }
-        if let Some((path, mut file)) = junit_out.as_ref().map(|(p, f)| (p, f)) {
-            let io = |source| RunError::Io {
-                what: "writing the JUnit report",
-                path: path.clone(),
-                source,
-            };
-            let xml = crate::report::junit::render(&report)
-                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-            file.write_all(xml.as_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
         }
         Ok(Outcome { exit_code, report })
     };
@@ -445,7 +462,7 @@ fn execute(
         };
         let trial_started = Instant::now();
         let since = reap_probe::boottime_ticks().saturating_sub(1);
-        let mut suites_run = schedule::run_suites(&ctx, &suites, &schedule)?;
+        let mut suites_run = schedule::run_suites(&ctx, &suites, &schedule);
         apply_allow_list(&mut suites_run, &allow);
         let mut summary = Summary::of(&suites_run);
         // Process groups cannot pin every orphan to a suite when several ran
@@ -570,27 +587,17 @@ fn emit(err: &mut impl Write, line: &str) {
     }
 }
 
-fn open_report(path: &std::path::Path) -> Result<File, EngineError> {
-    File::create(path).map_err(|e| {
-        EngineError::Usage(format!(
-            "cannot write the report to {}: {e}",
-            path.display()
-        ))
-    })
-}
-
-fn write_report(
-    path: &std::path::Path,
-    mut file: &File,
-    report: &Report,
-) -> Result<(), EngineError> {
-    let io = |source| RunError::Io {
-        what: "writing the JSON report",
-        path: path.to_path_buf(),
-        source,
-    };
-    serde_json::to_writer_pretty(&mut file, report).map_err(|e| io(e.into()))?;
-    file.write_all(b"\n").map_err(io)?;
-    file.sync_all().map_err(io)?;
-    Ok(())
+/// After writing a report: a failure is said and makes the exit code 2
+/// (a CI gate must not pass without the report it asked for).
+fn report_written(report: &mut Report, what: &str, out: &ReportPath, written: std::io::Result<()>) {
+    if let Err(e) = written {
+        emit(
+            &mut std::io::stderr(),
+            &format!(
+                "cargo-reap: error: could not write the {what} report to {}: {e}",
+                out.path.display()
+            ),
+        );
+        report.exit_code = exit::USAGE;
+    }
 }

@@ -152,10 +152,11 @@ fn execute(
                   build_failed: bool,
                   isolation: crate::containment::IsolationKind,
                   note: String,
-                  lifeline: Option<Lifeline>|
+                  lifeline: Option<Lifeline>,
+                  mut problems: Vec<String>|
      -> Result<Outcome, EngineError> {
         if let Some(l) = lifeline {
-            l.close()?;
+            keep_going(&mut problems, "closing the lifeline guard", l.close());
         }
         let looping = trials.len() > 1 || reap.loop_count.is_some() || reap.loop_duration.is_some();
         let mut summary = Summary::default();
@@ -166,6 +167,8 @@ fn execute(
         let exit_code = match interrupted {
             Some(sig) => interrupt::exit_code(sig),
             None if build_failed => exit::BUILD_FAILED,
+            // cargo-reap's own cleanup failed: an internal error.
+            None if !problems.is_empty() => exit::USAGE,
             None => exit::for_summary(&summary, fail_on_tmp),
         };
         // The last trial that leaked keeps its full table; else the last trial.
@@ -193,6 +196,7 @@ fn execute(
             summary,
             trials: if looping { trials } else { Vec::new() },
             loop_summary,
+            problems,
         };
         let mut err = std::io::stderr();
         let table = terminal::leak_table(&report);
@@ -236,6 +240,7 @@ fn execute(
             ready.isolation.kind(),
             ready.note,
             Some(ready.lifeline),
+            Vec::new(),
         )
     };
     // The isolation line (and --max-pids) once the isolation is known.
@@ -449,6 +454,8 @@ fn execute(
         only_problems: quiet,
     };
     let mut trials: Vec<Trial> = Vec::new();
+    // Failures of the run's own work after suites ran: the report is still written.
+    let mut problems: Vec<String> = Vec::new();
     let loop_started = Instant::now();
     for number in 1u32.. {
         let ctx = RunContext {
@@ -468,10 +475,22 @@ fn execute(
         // Process groups cannot pin every orphan to a suite when several ran
         // at once: whatever of the run is still alive is killed and reported.
         let mut unattributed = Vec::new();
-        if isolation.kind() == crate::containment::IsolationKind::ProcessGroup {
-            let left = crate::containment::pgroup::unattributed(&run_id, since)?;
+        let left = (isolation.kind() == crate::containment::IsolationKind::ProcessGroup)
+            .then(|| {
+                keep_going(
+                    &mut problems,
+                    "listing the run's processes no suite claimed",
+                    crate::containment::pgroup::unattributed(&run_id, since),
+                )
+            })
+            .flatten();
+        if let Some(left) = left {
             if !left.is_empty() {
-                crate::containment::pgroup::kill_listed(&left)?;
+                keep_going(
+                    &mut problems,
+                    "killing the run's processes no suite claimed",
+                    crate::containment::pgroup::kill_listed(&left),
+                );
                 unattributed = left.iter().map(|p| unattributed_leak(p, number)).collect();
             }
         }
@@ -479,8 +498,13 @@ fn execute(
         summary.unattributed_processes += unattributed.len();
         // Orphans that exited on their own after being reparented to us are
         // our zombies: reap them every trial, or a long --loop piles them up.
-        let zombies = sys::reap_unclaimed_zombies()?;
-        tracing::debug!("trial {number}: reaped {zombies} orphaned zombie(s)");
+        if let Some(zombies) = keep_going(
+            &mut problems,
+            "reaping orphaned zombies",
+            sys::reap_unclaimed_zombies(),
+        ) {
+            tracing::debug!("trial {number}: reaped {zombies} orphaned zombie(s)");
+        }
         let runner = match RunnerVitals::read() {
             Ok(v) => Some(v),
             Err(e) => {
@@ -503,7 +527,11 @@ fn execute(
             emit(&mut err, &terminal::trial_line(&trial, reap.loop_count));
         }
         let leaked = trial.summary.leaked_processes > 0;
-        let failed = trial.summary.failed + trial.summary.crashed + trial.summary.hung > 0;
+        let failed = trial.summary.failed
+            + trial.summary.crashed
+            + trial.summary.hung
+            + trial.summary.errored
+            > 0;
         trials.push(trial);
         let done = interrupts.signal().is_some()
             || !looping
@@ -517,14 +545,23 @@ fn execute(
             break;
         }
     }
-    lifeline.close()?;
+    keep_going(
+        &mut problems,
+        "closing the lifeline guard",
+        lifeline.close(),
+    );
     remove_if_exists(&tmp_root)?;
     if command_mode {
         // Only the listing scratch files of `run` lived there.
         remove_if_exists(&log_dir)?;
     }
-    let orphans = sys::reap_unclaimed_zombies()?;
-    tracing::debug!("reaped {orphans} orphaned zombie(s) at the end of the run");
+    if let Some(orphans) = keep_going(
+        &mut problems,
+        "reaping orphaned zombies",
+        sys::reap_unclaimed_zombies(),
+    ) {
+        tracing::debug!("reaped {orphans} orphaned zombie(s) at the end of the run");
+    }
     if let Some(sig) = interrupts.signal() {
         let ran: usize = trials.last().map_or(0, |t| t.suites.len());
         emit(
@@ -535,7 +572,29 @@ fn execute(
             ),
         );
     }
-    finish(trials, false, isolation.kind(), note, None)
+    finish(trials, false, isolation.kind(), note, None, problems)
+}
+
+/// A failure of the run's own work once suites have run (cleanup, the
+/// lifeline guard): said at once and kept for the report (`problems`, exit
+/// 2), so the run still reports every suite.
+fn keep_going<T, E: std::error::Error>(
+    problems: &mut Vec<String>,
+    what: &str,
+    r: Result<T, E>,
+) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let problem = format!("{what}: {}", crate::error::chain(&e));
+            emit(
+                &mut std::io::stderr(),
+                &format!("cargo-reap: error: {problem}"),
+            );
+            problems.push(problem);
+            None
+        }
+    }
 }
 
 fn remove_if_exists(dir: &std::path::Path) -> Result<(), EngineError> {

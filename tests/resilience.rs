@@ -115,8 +115,15 @@ fn printed_exit(stderr: &str) -> Option<i32> {
     Some(n.parse().unwrap())
 }
 
-/// The summary line was printed and says the exit code the process returned.
+/// The summary line was printed and says the exit code the process returned;
+/// the run ended cleanly with its lifeline guard (no stale registration of a
+/// suite's containment made the guard act after the run).
 fn assert_summary_matches(run: &Run) {
+    assert!(
+        !run.stderr.contains("without a clean end"),
+        "the guard had nothing left to kill; stderr:\n{}",
+        run.stderr
+    );
     assert_eq!(
         printed_exit(&run.stderr),
         Some(run.code),

@@ -99,7 +99,7 @@ impl RunContext<'_> {
         mut cont: Box<dyn Containment>,
         mut cmd: Command,
         suite: &Suite,
-    ) -> Result<(Box<dyn Containment>, OwnedChild), RunError> {
+    ) -> Result<(Registered<'_>, OwnedChild), RunError> {
         cont.prepare(&mut cmd)?;
         let early_key = cont.guard_key();
         self.guard(early_key.clone(), true)?;
@@ -117,6 +117,10 @@ impl RunContext<'_> {
             }
         };
         cont.set_root(child.id() as i32);
+        let cont = Registered {
+            cont: Some(cont),
+            ctx: self,
+        };
         let root = OwnedChild::adopt(&child)?;
         if early_key.is_none() {
             self.guard(cont.guard_key(), true)?;
@@ -126,6 +130,53 @@ impl RunContext<'_> {
 
     fn tag(&self, suite: &Suite) -> String {
         format!("{}/{}", self.run_id, suite.id)
+    }
+}
+
+/// A containment registered with the lifeline guard. Closed, it is
+/// unregistered; dropped on an error path (the run goes on with the next
+/// suite), its members are killed by the containment's own drop and then it
+/// is unregistered too, so the guard never acts later on a process group id
+/// the kernel may have handed to someone else since.
+pub struct Registered<'a> {
+    /// `None` once closed or dropped.
+    cont: Option<Box<dyn Containment>>,
+    ctx: &'a RunContext<'a>,
+}
+
+impl Registered<'_> {
+    /// Close the containment (it must be empty), then unregister it.
+    fn close(mut self) -> Result<(), RunError> {
+        let Some(cont) = self.cont.take() else {
+            return Ok(());
+        };
+        let key = cont.guard_key();
+        cont.close()?;
+        self.ctx.guard(key, false)
+    }
+}
+
+impl std::ops::Deref for Registered<'_> {
+    type Target = dyn Containment;
+
+    fn deref(&self) -> &Self::Target {
+        self.cont
+            .as_deref()
+            .expect("a containment is only taken by close or drop")
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Some(cont) = self.cont.take() {
+            let key = cont.guard_key();
+            drop(cont); // kills whatever is left of the suite
+            if let Err(e) = self.ctx.guard(key, false) {
+                eprintln!(
+                    "cargo-reap: warning: unregistering a containment from the lifeline guard: {e}"
+                );
+            }
+        }
     }
 }
 
@@ -637,9 +688,7 @@ pub fn run_attempt(
             );
         }
     }
-    let key = cont.guard_key();
     cont.close()?;
-    ctx.guard(key, false)?;
     Ok(AttemptOutcome {
         attempt,
         survivors: leaks,
@@ -751,9 +800,7 @@ pub fn list_tests(
         owned.signal(Signal::KILL)?;
     }
     let status = owned.reap()?;
-    let key = cont.guard_key();
     cont.close()?;
-    ctx.guard(key, false)?;
     if !exited {
         return Err(RunError::Listing(format!(
             "`--list` did not finish within {}s",

@@ -100,6 +100,13 @@ pub const NOT_LIBTEST_METHOD: &str = "not-libtest";
 
 pub const NOT_REPRODUCED: &str = "not reproduced when run alone: interaction or flaky";
 
+/// Two or more distinct tests in a re-run's results: `` `a` and `b` ``.
+fn ran_others(results: &[(String, String)]) -> Option<String> {
+    let first = &results.first()?.0;
+    let other = results.iter().find(|(n, _)| n != first)?;
+    Some(format!("`{first}` and `{}`", other.0))
+}
+
 /// Attribute `leaks` (from `suite`'s attempts) to tests.
 pub fn attribute(
     ctx: &RunContext<'_>,
@@ -217,9 +224,11 @@ pub fn attribute(
         };
         let out = run_attempt(ctx, suite, &spec, log, log_path)?;
         // libtest runs exactly the one test `--exact NAME` names; a harness
-        // that ran others ignores `--exact`, and its re-runs prove nothing.
-        if let Some((other, _)) = out.results.iter().find(|(name, _)| name != test) {
-            let why = format!("`--exact {test}` also ran `{other}`");
+        // whose re-run reports two tests ignores `--exact`, and its re-runs
+        // prove nothing. (One result line is never judged: a name holding
+        // ` ... ` or a newline is not read back whole from the output.)
+        if let Some(ran) = ran_others(&out.results) {
+            let why = format!("`--exact {test}` ran {ran}");
             return not_libtest(leaks, &why);
         }
         let survivors = out.survivors;
@@ -274,4 +283,25 @@ pub fn attribute(
         duration_ms: started.elapsed().as_millis() as u64,
         budget_exhausted: exhausted,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rerun_that_reports_two_tests_ignored_exact() {
+        let r = |names: &[&str]| -> Vec<(String, String)> {
+            names
+                .iter()
+                .map(|n| (n.to_string(), "ok".to_string()))
+                .collect()
+        };
+        assert_eq!(ran_others(&r(&[])), None);
+        assert_eq!(ran_others(&r(&["a"])), None);
+        // One test whose name holds ` ... ` reads back as another name: not judged.
+        assert_eq!(ran_others(&r(&["dots"])), None);
+        assert_eq!(ran_others(&r(&["a", "a"])), None);
+        assert_eq!(ran_others(&r(&["a", "b"])).as_deref(), Some("`a` and `b`"));
+    }
 }

@@ -72,6 +72,10 @@ impl AttributionReport {
                 self.leaks_total,
                 if self.budget_exhausted { " (budget exhausted; see --attribute)" } else { "" }
             ),
+            NOT_LIBTEST_METHOD => format!(
+                "attribution: {NOT_LIBTEST}: all {} leak(s) are the suite's (no test names)",
+                self.leaks_total
+            ),
             other => format!("attribution: {other}"),
         }
     }
@@ -88,7 +92,20 @@ struct Candidate {
 /// How a leak was attributed by its test's time window in serial output.
 pub const BY_WINDOW: &str = "started while its test ran (serial output)";
 
+/// Attribution of the leaks of a binary that does not speak libtest (a
+/// `harness = false` target with its own main): no test names are made up.
+pub const NOT_LIBTEST: &str = "not a libtest binary";
+/// `attribution.method` of such a suite.
+pub const NOT_LIBTEST_METHOD: &str = "not-libtest";
+
 pub const NOT_REPRODUCED: &str = "not reproduced when run alone: interaction or flaky";
+
+/// Two or more distinct tests in a re-run's results: `` `a` and `b` ``.
+fn ran_others(results: &[(String, String)]) -> Option<String> {
+    let first = &results.first()?.0;
+    let other = results.iter().find(|(n, _)| n != first)?;
+    Some(format!("`{first}` and `{}`", other.0))
+}
 
 /// Attribute `leaks` (from `suite`'s attempts) to tests.
 pub fn attribute(
@@ -117,8 +134,24 @@ pub fn attribute(
             budget_exhausted: false,
         }));
     }
+    let not_libtest = |leaks: &mut [Leak], why: &str| {
+        for l in leaks.iter_mut() {
+            l.test = None;
+            l.attribution = Some(format!("{NOT_LIBTEST} ({why}); the suite's leak"));
+        }
+        Ok(Some(AttributionReport {
+            method: NOT_LIBTEST_METHOD.into(),
+            tests_listed: 0,
+            tests_rerun: 0,
+            leaks_attributed: 0,
+            leaks_total: leaks.len(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            budget_exhausted: false,
+        }))
+    };
     let listed = match list_tests(ctx, suite, &format!("{}.{index}.attr.list", ctx.trial)) {
         Ok(l) => l,
+        Err(RunError::NotLibtest(why)) => return not_libtest(leaks, &why),
         Err(e) => {
             for l in leaks.iter_mut().filter(|l| l.test.is_none()) {
                 l.attribution = Some(format!(
@@ -189,7 +222,16 @@ pub fn attribute(
             args: &args,
             header: format!("attribution re-run of `{test}` alone"),
         };
-        let survivors = run_attempt(ctx, suite, &spec, log, log_path)?.survivors;
+        let out = run_attempt(ctx, suite, &spec, log, log_path)?;
+        // libtest runs exactly the one test `--exact NAME` names; a harness
+        // whose re-run reports two tests ignores `--exact`, and its re-runs
+        // prove nothing. (One result line is never judged: a name holding
+        // ` ... ` or a newline is not read back whole from the output.)
+        if let Some(ran) = ran_others(&out.results) {
+            let why = format!("`--exact {test}` ran {ran}");
+            return not_libtest(leaks, &why);
+        }
+        let survivors = out.survivors;
         rerun += 1;
         pool.extend(survivors.into_iter().map(|e| Candidate {
             test: test.clone(),
@@ -241,4 +283,25 @@ pub fn attribute(
         duration_ms: started.elapsed().as_millis() as u64,
         budget_exhausted: exhausted,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rerun_that_reports_two_tests_ignored_exact() {
+        let r = |names: &[&str]| -> Vec<(String, String)> {
+            names
+                .iter()
+                .map(|n| (n.to_string(), "ok".to_string()))
+                .collect()
+        };
+        assert_eq!(ran_others(&r(&[])), None);
+        assert_eq!(ran_others(&r(&["a"])), None);
+        // One test whose name holds ` ... ` reads back as another name: not judged.
+        assert_eq!(ran_others(&r(&["dots"])), None);
+        assert_eq!(ran_others(&r(&["a", "a"])), None);
+        assert_eq!(ran_others(&r(&["a", "b"])).as_deref(), Some("`a` and `b`"));
+    }
 }

@@ -147,6 +147,54 @@ pub fn parse_test_line(line: &str) -> Option<(&str, &str)> {
     Some((name, result))
 }
 
+/// Why a suite's log stopped being written (a full disk, say). Shared by
+/// every attempt and re-run of the suite: once a write failed, the log is
+/// left as it is (no gap in the middle of it) while the output is still read,
+/// tracked and discarded, so the suite runs on and keeps its verdict.
+#[derive(Debug, Clone, Default)]
+pub struct LogFailure(Arc<Mutex<Option<String>>>);
+
+impl LogFailure {
+    /// The reason, once a write failed.
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Write `bytes` to `log` unless an earlier write failed; a failure is
+    /// recorded (the first one wins). Returns whether the bytes were written.
+    pub fn write(&self, log: &mut impl Write, bytes: &[u8]) -> bool {
+        let mut failed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if failed.is_some() {
+            return false;
+        }
+        match log.write_all(bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                *failed = Some(io_reason(&e));
+                false
+            }
+        }
+    }
+
+    /// The suite's problem line, once a write failed.
+    pub fn problem(&self) -> Option<String> {
+        self.get().map(|r| format!("output log truncated: {r}"))
+    }
+}
+
+/// An I/O error in words, without the `(os error N)` suffix.
+pub fn io_reason(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// The output line that makes a capture panic under
+/// `CARGO_REAP_TEST_PANIC=capture` (debug builds; see [`crate::fatal`]).
+const PANIC_MARK: &[u8] = b"cargo-reap-test: panic now";
+
 /// A running capture thread.
 pub struct Capture {
     state: Arc<Mutex<OutputState>>,
@@ -180,11 +228,14 @@ impl Capture {
         mut log: File,
         log_path: PathBuf,
         logged: Arc<AtomicU64>,
+        failure: LogFailure,
     ) -> Capture {
         let state = Arc::new(Mutex::new(OutputState::default()));
         let (tx, done) = mpsc::channel();
         let st = Arc::clone(&state);
         let counter = Arc::clone(&logged);
+        // Debug builds only: the end-to-end test of a panic while a suite runs.
+        let panic_armed = crate::fatal::armed("capture");
         let thread = std::thread::spawn(move || {
             let mut pipe = File::from(pipe);
             let mut buf = vec![0u8; 64 * 1024];
@@ -196,26 +247,26 @@ impl Capture {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => break Err(e),
                 };
+                if panic_armed && buf[..n].windows(PANIC_MARK.len()).any(|w| w == PANIC_MARK) {
+                    crate::fatal::inject("capture");
+                }
                 total += n as u64;
                 st.lock().unwrap_or_else(|p| p.into_inner()).feed(&buf[..n]);
                 let written = logged.load(Ordering::SeqCst);
                 if written < LOG_LIMIT {
                     let take = (LOG_LIMIT - written).min(n as u64) as usize;
-                    if let Err(e) = log.write_all(&buf[..take]) {
-                        break Err(e);
-                    }
-                    if logged.fetch_add(take as u64, Ordering::SeqCst) + take as u64 == LOG_LIMIT {
+                    if failure.write(&mut log, &buf[..take])
+                        && logged.fetch_add(take as u64, Ordering::SeqCst) + take as u64
+                            == LOG_LIMIT
+                    {
                         let note = format!(
                             "\n[cargo-reap: log truncated at {} MiB; the rest of the output was read and discarded]\n",
                             LOG_LIMIT >> 20
                         );
-                        if let Err(e) = log.write_all(note.as_bytes()) {
-                            break Err(e);
-                        }
+                        failure.write(&mut log, note.as_bytes());
                     }
                 }
             };
-            let result = result.and_then(|t| log.flush().map(|_| t));
             // The receiver may be gone if the runner gave up waiting; nothing to tell then.
             if tx.send(result).is_err() {
                 tracing::debug!("capture finished after its reader stopped waiting");

@@ -5,7 +5,34 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_timeout};
+
+/// Bounds of the counts (the README's Reap flags table says them too).
+pub const MAX_HANG_RETRIES: u64 = 100;
+pub const MAX_JOBS: u64 = 1024;
+pub const MAX_LOOP: u64 = 1_000_000;
+pub const MAX_ATTRIBUTE_TESTS: u64 = 1_000_000;
+/// The kernel's own limit on pids (`PID_MAX_LIMIT`).
+pub const MAX_PIDS: u64 = 4_194_304;
+pub const MAX_TAIL_LINES: u64 = 100_000;
+
+/// Is `v` within `lo..=hi`? The error says the bounds.
+pub fn check_range(v: u64, lo: u64, hi: u64) -> Result<(), String> {
+    if v < lo || v > hi {
+        return Err(format!("{v} is out of range: from {lo} to {hi}"));
+    }
+    Ok(())
+}
+
+/// A whole number within `LO..=HI` (a clap value parser).
+pub fn bounded<T: TryFrom<u64>, const LO: u64, const HI: u64>(s: &str) -> Result<T, String> {
+    let v: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number from {LO} to {HI}"))?;
+    check_range(v, LO, HI)?;
+    T::try_from(v).map_err(|_| format!("{v} does not fit on this platform"))
+}
 
 const EXIT_CODES: &str = "\
 EXIT CODES:
@@ -168,13 +195,13 @@ pub struct ReapArgs {
     #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
     pub isolation: IsolationArg,
     /// Time limit per suite attempt (humantime `5m`, `90s` or bare seconds) [default: 300s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// After the timeout: SIGTERM, then SIGKILL whatever is left after this grace [default: 5s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Option<Duration>,
     /// How many times a hung (timed out) suite is run again; failures are never retried [default: 1]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = bounded::<u32, 0, MAX_HANG_RETRIES>)]
     pub hang_retries: Option<u32>,
     /// After a suite's binary exits, how long its children may take to exit on their own [default: 100ms]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -183,16 +210,16 @@ pub struct ReapArgs {
     #[arg(long, value_enum)]
     pub attribute: Option<crate::attribute::AttributeMode>,
     /// With `--attribute auto`: at most this many tests re-run per leaking suite [default: 20]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = bounded::<usize, 0, MAX_ATTRIBUTE_TESTS>)]
     pub attribute_max_tests: Option<usize>,
     /// With `--attribute auto`: stop starting re-runs of a suite after this long [default: 60s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub attribute_max_time: Option<Duration>,
     /// Suites run at once, each in its own containment (default: available CPUs)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = bounded::<usize, 1, MAX_JOBS>)]
     pub jobs: Option<usize>,
     /// Build once, then run the selected suites N times (hunting leaks that appear one run in ten)
-    #[arg(long = "loop", value_name = "N")]
+    #[arg(long = "loop", value_name = "N", value_parser = bounded::<u32, 1, MAX_LOOP>)]
     pub loop_count: Option<u32>,
     /// Loop until this much time has passed (instead of, or as a cap on, --loop N)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -213,7 +240,7 @@ pub struct ReapArgs {
     pub fail_on: Vec<String>,
     /// Cap each suite's process count (cgroup `pids.max`, where the pids
     /// controller can be enabled; announced when it cannot)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = bounded::<u64, 1, MAX_PIDS>)]
     pub max_pids: Option<u64>,
     /// Write a JUnit XML report (one testsuite per suite; leaks and hangs as failing test cases)
     #[arg(long, value_name = "PATH")]
@@ -231,6 +258,6 @@ pub struct ReapArgs {
     #[arg(short, long)]
     pub verbose: bool,
     /// Lines of captured output shown for a failed, crashed or hung suite
-    #[arg(long, value_name = "N", default_value_t = 40)]
+    #[arg(long, value_name = "N", default_value_t = 40, value_parser = bounded::<usize, 0, MAX_TAIL_LINES>)]
     pub tail_lines: usize,
 }

@@ -32,7 +32,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::attribute::AttributeMode;
-use crate::duration::parse_duration;
+use crate::cli::{check_range, MAX_ATTRIBUTE_TESTS, MAX_HANG_RETRIES, MAX_JOBS};
+use crate::duration::{parse_duration, parse_timeout};
 use crate::error::EngineError;
 use crate::supervise::Limits;
 
@@ -199,9 +200,29 @@ fn duration(
     key: &str,
     v: &Option<String>,
 ) -> Result<Option<Duration>, EngineError> {
+    let parse = if key.ends_with("timeout") {
+        parse_timeout
+    } else {
+        parse_duration
+    };
     v.as_deref()
-        .map(|s| parse_duration(s).map_err(|e| bad(table, file, format!("`{key}`: {e}"))))
+        .map(|s| parse(s).map_err(|e| bad(table, file, format!("`{key}`: {e}"))))
         .transpose()
+}
+
+/// A count within `lo..=hi`, as the command line bounds it.
+fn count<T: Copy + Into<u64>>(
+    table: &str,
+    file: &Path,
+    key: &str,
+    v: Option<T>,
+    lo: u64,
+    hi: u64,
+) -> Result<Option<T>, EngineError> {
+    if let Some(n) = v {
+        check_range(n.into(), lo, hi).map_err(|e| bad(table, file, format!("`{key}`: {e}")))?;
+    }
+    Ok(v)
 }
 
 fn limits(
@@ -213,7 +234,14 @@ fn limits(
     Ok(PartialLimits {
         timeout: duration(table, file, &format!("{prefix}timeout"), &r.timeout)?,
         grace: duration(table, file, &format!("{prefix}grace"), &r.grace)?,
-        hang_retries: r.hang_retries,
+        hang_retries: count(
+            table,
+            file,
+            &format!("{prefix}hang-retries"),
+            r.hang_retries,
+            0,
+            MAX_HANG_RETRIES,
+        )?,
         settle: duration(table, file, &format!("{prefix}settle"), &r.settle)?,
     })
 }
@@ -245,9 +273,15 @@ fn parse_table(
             limits(table, file, &format!("suite.\"{id}\"."), l)?,
         );
     }
-    if raw.jobs == Some(0) {
-        return Err(bad(table, file, "`jobs` must be at least 1"));
-    }
+    count(table, file, "jobs", raw.jobs.map(|n| n as u64), 1, MAX_JOBS)?;
+    count(
+        table,
+        file,
+        "attribute-max-tests",
+        raw.attribute_max_tests.map(|n| n as u64),
+        0,
+        MAX_ATTRIBUTE_TESTS,
+    )?;
     let mut allow = Vec::new();
     for (i, a) in raw.allow.iter().enumerate() {
         if a.reason.trim().is_empty() {

@@ -1,6 +1,5 @@
 //! `cargo reap test`: build, choose containment, run every suite, reap, report.
 
-use std::fs::File;
 use std::io::Write;
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use crate::error::{EngineError, RunError};
 use crate::exit;
 use crate::interrupt;
 use crate::lifeline::Lifeline;
+use crate::report::output::ReportPath;
 use crate::report::schema::{LoopSummary, Report, RunnerVitals, Summary, Trial, SCHEMA_VERSION};
 use crate::report::terminal;
 use crate::schedule::{self, ScheduleOptions};
@@ -73,15 +73,27 @@ fn execute(
     let interrupts = interrupt::install()?;
     let mut err = std::io::stderr();
 
-    // Fail fast on what can be checked before a long build.
-    let json_out = match &reap.json {
-        Some(path) => Some((path.clone(), open_report(path)?)),
-        None => None,
+    // Fail fast on what can be checked before a long build. An old report
+    // stays as it is until the new one is complete (temp file + rename).
+    if let (Some(j), Some(x)) = (&reap.json, &reap.junit) {
+        if crate::report::output::same_file(j, x) {
+            return Err(EngineError::Usage(format!(
+                "--json {} and --junit {} name the same file: give each report its own path",
+                j.display(),
+                x.display()
+            )));
+        }
+    }
+    let check_report = |path: &std::path::Path| {
+        ReportPath::check(path, &run_id).map_err(|e| {
+            EngineError::Usage(format!(
+                "cannot write the report to {}: {e}",
+                path.display()
+            ))
+        })
     };
-    let junit_out = match &reap.junit {
-        Some(path) => Some((path.clone(), open_report(path)?)),
-        None => None,
-    };
+    let json_out = reap.json.as_deref().map(check_report).transpose()?;
+    let junit_out = reap.junit.as_deref().map(check_report).transpose()?;
 
     // Orphans of every suite reparent to us, not to PID 1, in both modes.
     sys::become_subreaper()?;
@@ -137,10 +149,11 @@ fn execute(
                   build_failed: bool,
                   isolation: crate::containment::IsolationKind,
                   note: String,
-                  lifeline: Option<Lifeline>|
+                  lifeline: Option<Lifeline>,
+                  mut problems: Vec<String>|
      -> Result<Outcome, EngineError> {
         if let Some(l) = lifeline {
-            l.close()?;
+            keep_going(&mut problems, "closing the lifeline guard", l.close());
         }
         let looping = trials.len() > 1 || reap.loop_count.is_some() || reap.loop_duration.is_some();
         let mut summary = Summary::default();
@@ -151,6 +164,8 @@ fn execute(
         let exit_code = match interrupted {
             Some(sig) => interrupt::exit_code(sig),
             None if build_failed => exit::BUILD_FAILED,
+            // cargo-reap's own cleanup failed: an internal error.
+            None if !problems.is_empty() => exit::USAGE,
             None => exit::for_summary(&summary, fail_on_tmp),
         };
         // The last trial that leaked keeps its full table; else the last trial.
@@ -178,6 +193,7 @@ fn execute(
             summary,
             trials: if looping { trials } else { Vec::new() },
             loop_summary,
+            problems,
         };
         let mut err = std::io::stderr();
         let table = terminal::leak_table(&report);
@@ -187,23 +203,28 @@ fn execute(
         if let Some(ls) = &report.loop_summary {
             emit(&mut err, terminal::loop_table(ls).trim_end());
         }
+        // The reports before the summary line: a report that cannot be
+        // written makes the exit code 2, and the summary prints the final one.
+        let mut report = report;
+        if let Some(out) = &junit_out {
+            let written = crate::report::junit::render(&report)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|xml| out.write(xml.as_bytes()));
+            report_written(&mut report, "JUnit", out, written);
+        }
+        if let Some(out) = &json_out {
+            let written = serde_json::to_vec_pretty(&report)
+                .map_err(std::io::Error::from)
+                .and_then(|mut json| {
+                    json.push(b'\n');
+                    out.write(&json)
+                });
+            report_written(&mut report, "JSON", out, written);
+        }
+        let exit_code = report.exit_code;
         let clean_and_quiet = quiet && exit_code == exit::SUCCESS;
         if !build_failed && !clean_and_quiet {
             emit(&mut err, &terminal::summary_line(&report));
-        }
-        if let Some((path, file)) = &json_out {
-            write_report(path, file, &report)?;
-        }
-        if let Some((path, mut file)) = junit_out.as_ref().map(|(p, f)| (p, f)) {
-            let io = |source| RunError::Io {
-                what: "writing the JUnit report",
-                path: path.clone(),
-                source,
-            };
-            let xml = crate::report::junit::render(&report)
-                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-            file.write_all(xml.as_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
         }
         Ok(Outcome { exit_code, report })
     };
@@ -216,6 +237,7 @@ fn execute(
             ready.isolation.kind(),
             ready.note,
             Some(ready.lifeline),
+            Vec::new(),
         )
     };
     // The isolation line (and --max-pids) once the isolation is known.
@@ -429,6 +451,8 @@ fn execute(
         only_problems: quiet,
     };
     let mut trials: Vec<Trial> = Vec::new();
+    // Failures of the run's own work after suites ran: the report is still written.
+    let mut problems: Vec<String> = Vec::new();
     let loop_started = Instant::now();
     for number in 1u32.. {
         let ctx = RunContext {
@@ -442,16 +466,28 @@ fn execute(
         };
         let trial_started = Instant::now();
         let since = reap_probe::boottime_ticks().saturating_sub(1);
-        let mut suites_run = schedule::run_suites(&ctx, &suites, &schedule)?;
+        let mut suites_run = schedule::run_suites(&ctx, &suites, &schedule);
         apply_allow_list(&mut suites_run, &allow);
         let mut summary = Summary::of(&suites_run);
         // Process groups cannot pin every orphan to a suite when several ran
         // at once: whatever of the run is still alive is killed and reported.
         let mut unattributed = Vec::new();
-        if isolation.kind() == crate::containment::IsolationKind::ProcessGroup {
-            let left = crate::containment::pgroup::unattributed(&run_id, since)?;
+        let left = (isolation.kind() == crate::containment::IsolationKind::ProcessGroup)
+            .then(|| {
+                keep_going(
+                    &mut problems,
+                    "listing the run's processes no suite claimed",
+                    crate::containment::pgroup::unattributed(&run_id, since),
+                )
+            })
+            .flatten();
+        if let Some(left) = left {
             if !left.is_empty() {
-                crate::containment::pgroup::kill_listed(&left)?;
+                keep_going(
+                    &mut problems,
+                    "killing the run's processes no suite claimed",
+                    crate::containment::pgroup::kill_listed(&left),
+                );
                 unattributed = left.iter().map(|p| unattributed_leak(p, number)).collect();
             }
         }
@@ -459,8 +495,13 @@ fn execute(
         summary.unattributed_processes += unattributed.len();
         // Orphans that exited on their own after being reparented to us are
         // our zombies: reap them every trial, or a long --loop piles them up.
-        let zombies = sys::reap_unclaimed_zombies()?;
-        tracing::debug!("trial {number}: reaped {zombies} orphaned zombie(s)");
+        if let Some(zombies) = keep_going(
+            &mut problems,
+            "reaping orphaned zombies",
+            sys::reap_unclaimed_zombies(),
+        ) {
+            tracing::debug!("trial {number}: reaped {zombies} orphaned zombie(s)");
+        }
         let runner = match RunnerVitals::read() {
             Ok(v) => Some(v),
             Err(e) => {
@@ -483,7 +524,11 @@ fn execute(
             emit(&mut err, &terminal::trial_line(&trial, reap.loop_count));
         }
         let leaked = trial.summary.leaked_processes > 0;
-        let failed = trial.summary.failed + trial.summary.crashed + trial.summary.hung > 0;
+        let failed = trial.summary.failed
+            + trial.summary.crashed
+            + trial.summary.hung
+            + trial.summary.errored
+            > 0;
         trials.push(trial);
         let done = interrupts.signal().is_some()
             || !looping
@@ -497,14 +542,23 @@ fn execute(
             break;
         }
     }
-    lifeline.close()?;
+    keep_going(
+        &mut problems,
+        "closing the lifeline guard",
+        lifeline.close(),
+    );
     // What cannot be removed (a mount, an entry of another owner) is named,
     // and the run still reports.
     for w in run_dir.remove() {
         emit(&mut err, &format!("cargo-reap: warning: {w}"));
     }
-    let orphans = sys::reap_unclaimed_zombies()?;
-    tracing::debug!("reaped {orphans} orphaned zombie(s) at the end of the run");
+    if let Some(orphans) = keep_going(
+        &mut problems,
+        "reaping orphaned zombies",
+        sys::reap_unclaimed_zombies(),
+    ) {
+        tracing::debug!("reaped {orphans} orphaned zombie(s) at the end of the run");
+    }
     if let Some(sig) = interrupts.signal() {
         let ran: usize = trials.last().map_or(0, |t| t.suites.len());
         emit(
@@ -515,7 +569,29 @@ fn execute(
             ),
         );
     }
-    finish(trials, false, isolation.kind(), note, None)
+    finish(trials, false, isolation.kind(), note, None, problems)
+}
+
+/// A failure of the run's own work once suites have run (cleanup, the
+/// lifeline guard): said at once and kept for the report (`problems`, exit
+/// 2), so the run still reports every suite.
+fn keep_going<T, E: std::error::Error>(
+    problems: &mut Vec<String>,
+    what: &str,
+    r: Result<T, E>,
+) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let problem = format!("{what}: {}", crate::error::chain(&e));
+            emit(
+                &mut std::io::stderr(),
+                &format!("cargo-reap: error: {problem}"),
+            );
+            problems.push(problem);
+            None
+        }
+    }
 }
 
 /// A leak no suite could claim.
@@ -554,27 +630,17 @@ fn emit(err: &mut impl Write, line: &str) {
     }
 }
 
-fn open_report(path: &std::path::Path) -> Result<File, EngineError> {
-    File::create(path).map_err(|e| {
-        EngineError::Usage(format!(
-            "cannot write the report to {}: {e}",
-            path.display()
-        ))
-    })
-}
-
-fn write_report(
-    path: &std::path::Path,
-    mut file: &File,
-    report: &Report,
-) -> Result<(), EngineError> {
-    let io = |source| RunError::Io {
-        what: "writing the JSON report",
-        path: path.to_path_buf(),
-        source,
-    };
-    serde_json::to_writer_pretty(&mut file, report).map_err(|e| io(e.into()))?;
-    file.write_all(b"\n").map_err(io)?;
-    file.sync_all().map_err(io)?;
-    Ok(())
+/// After writing a report: a failure is said and makes the exit code 2
+/// (a CI gate must not pass without the report it asked for).
+fn report_written(report: &mut Report, what: &str, out: &ReportPath, written: std::io::Result<()>) {
+    if let Err(e) = written {
+        emit(
+            &mut std::io::stderr(),
+            &format!(
+                "cargo-reap: error: could not write the {what} report to {}: {e}",
+                out.path.display()
+            ),
+        );
+        report.exit_code = exit::USAGE;
+    }
 }

@@ -69,9 +69,16 @@ pub enum BuildError {
     Contain(#[from] ContainError),
 }
 
-/// Failures while running suites (anything that stops the run as a whole).
+/// Failures while running a suite (its report becomes `error`; a failure
+/// of the run as a whole where no suite is concerned).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The binary's tests could not be listed.
+    #[error("its tests could not be listed: {0}")]
+    Listing(String),
+    /// The binary does not speak libtest's `--list` / `--exact`.
+    #[error("not a libtest binary: {0}")]
+    NotLibtest(String),
     #[error(transparent)]
     Contain(#[from] ContainError),
     #[error("could not start test binary {binary}: {source}")]
@@ -105,4 +112,20 @@ pub enum EngineError {
     Run(#[from] RunError),
     #[error(transparent)]
     Contain(#[from] ContainError),
+}
+
+/// An error and its causes in one line (`a: b: c`), skipping a cause whose
+/// text the message already contains.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        src = cause.source();
+    }
+    s
 }

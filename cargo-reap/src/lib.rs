@@ -15,6 +15,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod exit;
+pub mod fatal;
 pub mod interrupt;
 pub mod lifeline;
 pub mod report;
@@ -39,6 +40,8 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
     if std::env::var_os(lifeline::GUARD_ENV).is_some() {
         return lifeline::guard_main();
     }
+    // Before any thread: a panic anywhere is an internal error (exit 2).
+    fatal::install();
     // `cargo reap test` runs `cargo-reap reap test`.
     if args.get(1).is_some_and(|a| a == "reap") {
         args.remove(1);
@@ -80,21 +83,21 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
                 }
             }
             Err(e) => {
-                eprintln!("cargo-reap: error: {}", error_chain(&e));
+                eprintln!("cargo-reap: error: {}", error::chain(&e));
                 exit::USAGE
             }
         },
         cli::Command::Run(args) => match engine::run_command(&args) {
             Ok(outcome) => outcome.exit_code,
             Err(e) => {
-                eprintln!("cargo-reap: error: {}", error_chain(&e));
+                eprintln!("cargo-reap: error: {}", error::chain(&e));
                 exit::USAGE
             }
         },
         cli::Command::Test(args) => match engine::run_test(&args) {
             Ok(outcome) => outcome.exit_code,
             Err(e) => {
-                eprintln!("cargo-reap: error: {}", error_chain(&e));
+                eprintln!("cargo-reap: error: {}", error::chain(&e));
                 match e {
                     error::EngineError::Build(error::BuildError::Failed(_)) => exit::BUILD_FAILED,
                     _ => exit::USAGE,
@@ -102,20 +105,6 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
             }
         },
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        let c = cause.to_string();
-        if !s.contains(&c) {
-            s.push_str(": ");
-            s.push_str(&c);
-        }
-        src = cause.source();
-    }
-    s
 }
 
 fn init_tracing(verbose: bool) {

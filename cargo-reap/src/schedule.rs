@@ -6,7 +6,6 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use crate::discover::Suite;
-use crate::error::RunError;
 use crate::report::schema::SuiteReport;
 use crate::report::terminal;
 use crate::supervise::{self, RunContext};
@@ -82,60 +81,46 @@ pub struct ScheduleOptions {
 }
 
 /// Run every suite (stopping early on an interrupt); reports in suite order.
+/// A suite that cannot be judged is a report with status `error`: it never
+/// stops the other suites.
 pub fn run_suites(
     ctx: &RunContext<'_>,
     suites: &[Suite],
     opts: &ScheduleOptions,
-) -> Result<Vec<SuiteReport>, RunError> {
+) -> Vec<SuiteReport> {
     let queue: Mutex<VecDeque<usize>> = Mutex::new((0..suites.len()).collect());
     let results: Mutex<Vec<Option<SuiteReport>>> = Mutex::new(vec![None; suites.len()]);
-    let failure: Mutex<Option<RunError>> = Mutex::new(None);
     let workers = opts.jobs.clamp(1, suites.len().max(1));
     let progress = Progress::new(suites.len(), opts.per_suite_lines);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
-                let stop = crate::interrupt::get().is_some_and(|i| i.signal().is_some())
-                    || failure.lock().unwrap_or_else(|p| p.into_inner()).is_some();
-                if stop {
+                if crate::interrupt::get().is_some_and(|i| i.signal().is_some()) {
                     return;
                 }
                 let Some(i) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
                     return;
                 };
                 progress.started(&suites[i].id);
-                let result = supervise::run_suite(ctx, &suites[i], i);
+                let r = supervise::run_suite(ctx, &suites[i], i);
                 progress.finished(&suites[i].id);
-                match result {
-                    Ok(r) => {
-                        let clean = r.status == crate::report::schema::SuiteStatus::Pass
-                            && r.leaks.is_empty();
-                        if opts.per_suite_lines && !(opts.only_problems && clean) {
-                            progress.print(&suite_block(&r, opts.tail_lines));
-                        }
-                        results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
-                    }
-                    Err(e) => {
-                        let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
-                        if f.is_none() {
-                            *f = Some(e);
-                        }
-                        return;
-                    }
+                let clean = r.status == crate::report::schema::SuiteStatus::Pass
+                    && r.leaks.is_empty()
+                    && r.problems.is_empty();
+                if opts.per_suite_lines && !(opts.only_problems && clean) {
+                    progress.print(&suite_block(&r, opts.tail_lines));
                 }
+                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
             });
         }
     });
     progress.done();
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    Ok(results
+    results
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
         .flatten()
-        .collect())
+        .collect()
 }
 
 /// The suite's line and details, as one block.

@@ -3,7 +3,6 @@
 //! retried; after the binary exits, survivors are collected (leaks) and reaped.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicU64;
@@ -100,7 +99,7 @@ impl RunContext<'_> {
         mut cont: Box<dyn Containment>,
         mut cmd: Command,
         suite: &Suite,
-    ) -> Result<(Box<dyn Containment>, OwnedChild), RunError> {
+    ) -> Result<(Registered<'_>, OwnedChild), RunError> {
         cont.prepare(&mut cmd)?;
         let early_key = cont.guard_key();
         self.guard(early_key.clone(), true)?;
@@ -118,6 +117,10 @@ impl RunContext<'_> {
             }
         };
         cont.set_root(child.id() as i32);
+        let cont = Registered {
+            cont: Some(cont),
+            ctx: self,
+        };
         let root = OwnedChild::adopt(&child)?;
         if early_key.is_none() {
             self.guard(cont.guard_key(), true)?;
@@ -130,13 +133,95 @@ impl RunContext<'_> {
     }
 }
 
+/// A containment registered with the lifeline guard. Closed, it is
+/// unregistered; dropped on an error path (the run goes on with the next
+/// suite), its members are killed by the containment's own drop and then it
+/// is unregistered too, so the guard never acts later on a process group id
+/// the kernel may have handed to someone else since.
+pub struct Registered<'a> {
+    /// `None` once closed or dropped.
+    cont: Option<Box<dyn Containment>>,
+    ctx: &'a RunContext<'a>,
+}
+
+impl Registered<'_> {
+    /// Close the containment (it must be empty), then unregister it.
+    fn close(mut self) -> Result<(), RunError> {
+        let Some(cont) = self.cont.take() else {
+            return Ok(());
+        };
+        let key = cont.guard_key();
+        cont.close()?;
+        self.ctx.guard(key, false)
+    }
+}
+
+impl std::ops::Deref for Registered<'_> {
+    type Target = dyn Containment;
+
+    fn deref(&self) -> &Self::Target {
+        self.cont
+            .as_deref()
+            .expect("a containment is only taken by close or drop")
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Some(cont) = self.cont.take() {
+            let key = cont.guard_key();
+            drop(cont); // kills whatever is left of the suite
+            if let Err(e) = self.ctx.guard(key, false) {
+                eprintln!(
+                    "cargo-reap: warning: unregistering a containment from the lifeline guard: {e}"
+                );
+            }
+        }
+    }
+}
+
 /// Run one suite to completion (all attempts) and reap everything it left.
-pub fn run_suite(
+///
+/// Never fails the run: an error while running or judging the suite makes
+/// its report `error` with a problem naming the error, keeping what was
+/// already known (attempts, leaks). The suite's processes are killed on that
+/// path too: a containment dropped without `close` kills its members.
+pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> SuiteReport {
+    let started = Instant::now();
+    let mut report = SuiteReport {
+        id: suite.id.clone(),
+        package: suite.package.clone(),
+        target: suite.target.clone(),
+        kind: suite.kind.clone(),
+        binary: suite.binary.display().to_string(),
+        status: SuiteStatus::Error,
+        duration_ms: 0,
+        log: None,
+        attempts: Vec::new(),
+        leaks: Vec::new(),
+        attribution: None,
+        tests: Vec::new(),
+        tmp: None,
+        problems: Vec::new(),
+    };
+    if let Err(e) = judge_suite(ctx, suite, index, &mut report) {
+        report.status = SuiteStatus::Error;
+        report.problems.push(format!(
+            "cargo-reap could not finish judging the suite: {}",
+            crate::error::chain(&e)
+        ));
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+/// The work of [`run_suite`], filling `report` as it goes.
+fn judge_suite(
     ctx: &RunContext<'_>,
     suite: &Suite,
     index: usize,
-) -> Result<SuiteReport, RunError> {
-    let started = Instant::now();
+    report: &mut SuiteReport,
+) -> Result<(), RunError> {
     let log_path = if ctx.trial > 1 {
         ctx.log_dir
             .join(format!("{}.trial-{}.log", suite.slug(), ctx.trial))
@@ -149,19 +234,19 @@ pub fn run_suite(
     let log = if ctx.options.no_capture {
         None
     } else {
-        Some(SuiteLog {
+        let log = SuiteLog {
             file: File::create(&log_path).map_err(|source| RunError::Io {
                 what: "creating log",
                 path: log_path.clone(),
                 source,
             })?,
             logged: Arc::new(AtomicU64::new(0)),
-        })
+            failure: Default::default(),
+        };
+        report.log = Some(log_path.display().to_string());
+        Some(log)
     };
-    let mut attempts = Vec::new();
-    let mut leaks = Vec::new();
-    let mut tests = Vec::new();
-    let max = 1 + suite.limits.hang_retries;
+    let max = suite.limits.hang_retries.saturating_add(1);
     for number in 1..=max {
         let spec = AttemptSpec {
             leaf: format!("{}.{index}.{number}.{}", ctx.trial, suite.slug()),
@@ -181,49 +266,42 @@ pub fn run_suite(
                 leak.test = Some(w.name.clone());
                 leak.attribution = Some(crate::attribute::BY_WINDOW.into());
             }
-            leaks.push(leak);
+            report.leaks.push(leak);
         }
         let attempt = out.attempt;
-        tests = out
+        report.tests = out
             .results
             .into_iter()
             .map(|(name, result)| TestOutcome { name, result })
             .collect();
         let retry = attempt.timed_out && !attempt.interrupted;
-        attempts.push(attempt);
+        report.attempts.push(attempt);
         if !retry {
             break;
         }
     }
+    // The verdict of the attempts; the log problem (if any) is a note on it.
+    report.status = classify(&report.attempts);
     let attribution = crate::attribute::attribute(
         ctx,
         suite,
         index,
         &ctx.options.attribute,
-        &mut leaks,
+        &mut report.leaks,
         log.as_ref(),
         &log_path,
-    )?;
+    );
+    if let Some(log) = &log {
+        report.problems.extend(log.problem());
+    }
+    report.attribution = attribution?;
     // Every process of the suite is gone: what is in its TMPDIR was left behind.
     // Never an error: a deleted or replaced TMPDIR, a mount left in it or an
     // entry that cannot be removed is a problem of this suite, not of the run.
     let cleaned = crate::tmpdir::collect_and_remove(&tmp_dir);
-    Ok(SuiteReport {
-        id: suite.id.clone(),
-        package: suite.package.clone(),
-        target: suite.target.clone(),
-        kind: suite.kind.clone(),
-        binary: suite.binary.display().to_string(),
-        status: classify(&attempts),
-        duration_ms: started.elapsed().as_millis() as u64,
-        log: log.map(|_| log_path.display().to_string()),
-        attempts,
-        leaks,
-        attribution,
-        tests,
-        tmp: cleaned.left,
-        problems: cleaned.problems,
-    })
+    report.tmp = cleaned.left;
+    report.problems.extend(cleaned.problems);
+    Ok(())
 }
 
 /// A suite's status from its attempts.
@@ -397,6 +475,15 @@ pub fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
 pub struct SuiteLog {
     pub file: File,
     pub logged: Arc<AtomicU64>,
+    /// Set once a write to the log failed (a full disk): the suite runs on.
+    pub failure: crate::capture::LogFailure,
+}
+
+impl SuiteLog {
+    /// The suite's problem when its log could not be written in full.
+    pub fn problem(&self) -> Option<String> {
+        self.failure.problem()
+    }
 }
 
 /// What one run of a test binary produced.
@@ -452,12 +539,9 @@ pub fn run_attempt(
                 spec.header,
                 suite.binary.display()
             );
-            log.write_all(header.as_bytes())
-                .map_err(|source| RunError::Io {
-                    what: "writing log",
-                    path: log_path.to_path_buf(),
-                    source,
-                })?;
+            // A log that cannot be written (full disk) is a problem of the
+            // suite, not a reason to stop running it.
+            suite_log.failure.write(&mut log, header.as_bytes());
             // One pipe for both streams; both ends close-on-exec (dup2 onto
             // fds 1 and 2 in the child clears it there only).
             let (r, w) = pipe_with(PipeFlags::CLOEXEC)
@@ -478,15 +562,21 @@ pub fn run_attempt(
                     .map_err(|e| crate::error::ContainError::sys("fstat on the capture pipe", e))?
                     .st_ino as u64,
             );
-            Some((r, log, Arc::clone(&suite_log.logged)))
+            Some((
+                r,
+                log,
+                Arc::clone(&suite_log.logged),
+                suite_log.failure.clone(),
+            ))
         }
         None => None,
     };
     let started = Instant::now();
     // Consumes cmd: our copies of the pipe's write end go, only the suite holds it now.
     let (cont, root) = ctx.spawn_in(cont, cmd, suite)?;
-    let capture =
-        capture_pipe.map(|(r, log, logged)| Capture::start(r, log, log_path.to_path_buf(), logged));
+    let capture = capture_pipe.map(|(r, log, logged, failure)| {
+        Capture::start(r, log, log_path.to_path_buf(), logged, failure)
+    });
 
     let mut attempt = Attempt {
         number,
@@ -598,9 +688,7 @@ pub fn run_attempt(
             );
         }
     }
-    let key = cont.guard_key();
     cont.close()?;
-    ctx.guard(key, false)?;
     Ok(AttemptOutcome {
         attempt,
         survivors: leaks,
@@ -711,24 +799,43 @@ pub fn list_tests(
     if !exited {
         owned.signal(Signal::KILL)?;
     }
-    owned.reap()?;
-    let key = cont.guard_key();
+    let status = owned.reap()?;
     cont.close()?;
-    ctx.guard(key, false)?;
+    if !exited {
+        return Err(RunError::Listing(format!(
+            "`--list` did not finish within {}s",
+            LIST_TIMEOUT.as_secs()
+        )));
+    }
+    if status.code != Some(0) {
+        return Err(RunError::Listing(format!(
+            "`--list` ended with {}",
+            match (status.code, status.signal) {
+                (Some(c), _) => format!("exit code {c}"),
+                (None, Some(sig)) => format!("signal {sig}"),
+                (None, None) => "an unknown status".into(),
+            }
+        )));
+    }
     let text = std::fs::read_to_string(&tmp.path).map_err(|source| RunError::Io {
         what: "reading",
         path: tmp.path.clone(),
         source,
     })?;
-    Ok(parse_listing(&text))
+    parse_listing(&text).map_err(RunError::NotLibtest)
 }
 
 /// Test names from `--list --format terse` (`NAME: test` per line). A name may
 /// itself contain newlines (libtest-mimic allows any string): lines without
-/// the suffix belong to the name the next suffixed line ends.
-pub fn parse_listing(text: &str) -> Vec<String> {
+/// the suffix belong to the name the next suffixed line ends. Text after the
+/// last suffixed line is not libtest's: the error quotes it (a `harness =
+/// false` binary that does not understand `--list` ran instead).
+pub fn parse_listing(text: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     let mut pending: Option<String> = None;
+    if text.is_empty() {
+        return Ok(names);
+    }
     for line in text.strip_suffix('\n').unwrap_or(text).split('\n') {
         let joined = |rest: &str, pending: &mut Option<String>| match pending.take() {
             Some(p) => format!("{p}\n{rest}"),
@@ -742,7 +849,17 @@ pub fn parse_listing(text: &str) -> Vec<String> {
             None => pending = Some(joined(line, &mut pending)),
         }
     }
-    names
+    match pending {
+        None => Ok(names),
+        Some(odd) => {
+            let first = odd.lines().next().unwrap_or("");
+            let shown: String = first.chars().take(60).collect();
+            Err(format!(
+                "`--list` printed `{shown}{}`",
+                if shown.len() < odd.len() { "…" } else { "" }
+            ))
+        }
+    }
 }
 
 /// Do the test binaries run one test at a time (`--test-threads 1`,
@@ -889,10 +1006,13 @@ mod tests {
     #[test]
     fn parses_listings_with_names_that_span_lines() {
         assert_eq!(
-            parse_listing("a: test\nline\nbreak: test\nb::c: bench\nends with: test: test\n"),
+            parse_listing("a: test\nline\nbreak: test\nb::c: bench\nends with: test: test\n")
+                .unwrap(),
             ["a", "line\nbreak", "b::c", "ends with: test"]
         );
-        assert!(parse_listing("").is_empty());
+        assert!(parse_listing("").unwrap().is_empty());
+        let e = parse_listing("custom harness v1\nall 3 checks passed\n").unwrap_err();
+        assert_eq!(e, "`--list` printed `custom harness v1…`");
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub struct Report {
     /// `--loop`: rates per suite across the trials (absent without `--loop`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loop_summary: Option<LoopSummary>,
+    /// Failures of cargo-reap's own work once suites had run (cleanup, the
+    /// lifeline guard), one sentence each; any makes the exit code 2.
+    /// Problems of one suite are that suite's `problems`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// One run of every selected suite in `--loop` mode.

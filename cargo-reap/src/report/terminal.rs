@@ -565,6 +565,7 @@ mod tests {
             trials: vec![],
             loop_summary: None,
             unattributed: vec![],
+            problems: vec![],
         }
     }
 

@@ -37,13 +37,15 @@ pub fn bounded<T: TryFrom<u64>, const LO: u64, const HI: u64>(s: &str) -> Result
 const EXIT_CODES: &str = "\
 EXIT CODES:
     0    every suite passed and nothing leaked
-    100  a suite failed or crashed
+    100  a suite failed or crashed, or could not be judged (status error)
     101  the build failed
     102  a suite hung (every attempt timed out)
     103  processes leaked, and that was the only problem
-    2    usage or configuration error (also: internal errors)
+    2    usage or configuration error; also internal errors (a panic, a report
+         that could not be written, cargo-reap's own cleanup failing)
     130  interrupted by SIGINT (143 SIGTERM, 129 SIGHUP); the report is partial
-  When several apply, the first in the order 101, 100, 102, 103 wins.";
+  When several apply, the first in the order 101, 100, 102, 103 wins.
+  The summary line ends with the exit code returned.";
 
 /// Find, attribute and reap the processes your tests leave behind.
 #[derive(Debug, Parser)]
@@ -194,13 +196,13 @@ pub struct ReapArgs {
     /// Containment for each suite
     #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
     pub isolation: IsolationArg,
-    /// Time limit per suite attempt (humantime `5m`, `90s` or bare seconds) [default: 300s]
+    /// Time limit per suite attempt (humantime `5m`, `90s` or bare seconds; above 0, at most 365d) [default: 300s]
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// After the timeout: SIGTERM, then SIGKILL whatever is left after this grace [default: 5s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Option<Duration>,
-    /// How many times a hung (timed out) suite is run again; failures are never retried [default: 1]
+    /// How many times a hung (timed out) suite is run again (0-100); failures are never retried [default: 1]
     #[arg(long, value_name = "N", value_parser = bounded::<u32, 0, MAX_HANG_RETRIES>)]
     pub hang_retries: Option<u32>,
     /// After a suite's binary exits, how long its children may take to exit on their own [default: 100ms]
@@ -215,7 +217,7 @@ pub struct ReapArgs {
     /// With `--attribute auto`: stop starting re-runs of a suite after this long [default: 60s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub attribute_max_time: Option<Duration>,
-    /// Suites run at once, each in its own containment (default: available CPUs)
+    /// Suites run at once (1-1024), each in its own containment (default: available CPUs)
     #[arg(long, value_name = "N", value_parser = bounded::<usize, 1, MAX_JOBS>)]
     pub jobs: Option<usize>,
     /// Build once, then run the selected suites N times (hunting leaks that appear one run in ten)

@@ -5,6 +5,7 @@
 //! of every suite still registered (and every process carrying the run's tag).
 
 use std::any::Any;
+use std::io::Write;
 use std::panic::Location;
 
 /// Environment variable that makes a debug build panic at a named point
@@ -14,14 +15,17 @@ pub const INJECT_ENV: &str = "CARGO_REAP_TEST_PANIC";
 /// Install the panic hook (before any thread is started).
 pub fn install() {
     std::panic::set_hook(Box::new(|info| {
-        eprintln!(
-            "cargo-reap: internal error (a bug in cargo-reap, please report it): {}",
-            describe(info.payload(), info.location())
-        );
-        eprintln!(
-            "cargo-reap: exiting with code {}; the lifeline guard kills every process of the run",
+        // Not eprintln!: it panics when stderr is a closed pipe, and a panic
+        // in the hook aborts (exit 134). Nobody could read a failed write.
+        let text = format!(
+            "cargo-reap: internal error (a bug in cargo-reap, please report it): {}\n\
+             cargo-reap: exiting with code {}; the lifeline guard kills every process of the run\n",
+            describe(info.payload(), info.location()),
             crate::exit::USAGE
         );
+        if std::io::stderr().write_all(text.as_bytes()).is_err() {
+            // Nowhere to say it; the exit code still does.
+        }
         std::process::exit(crate::exit::USAGE);
     }));
 }

@@ -206,10 +206,8 @@ pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> SuiteRepo
     };
     if let Err(e) = judge_suite(ctx, suite, index, &mut report) {
         report.status = SuiteStatus::Error;
-        report.problems.push(format!(
-            "cargo-reap could not finish judging the suite: {}",
-            crate::error::chain(&e)
-        ));
+        // The error itself: status `error` already says the suite was not judged.
+        report.problems.push(crate::error::chain(&e));
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report

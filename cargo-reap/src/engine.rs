@@ -448,15 +448,27 @@ fn execute(
         let mut suites_run = schedule::run_suites(&ctx, &suites, &schedule)?;
         apply_allow_list(&mut suites_run, &allow);
         let mut summary = Summary::of(&suites_run);
-        // Process groups cannot pin every orphan to a suite when several ran
-        // at once: whatever of the run is still alive is killed and reported.
+        // No suite can claim an orphan that left every containment while
+        // several suites ran (a cgroup leaf too: a root suite can leave it):
+        // whatever of the run is still alive is killed and reported.
         let mut unattributed = Vec::new();
-        if isolation.kind() == crate::containment::IsolationKind::ProcessGroup {
-            let left = crate::containment::pgroup::unattributed(&run_id, since)?;
-            if !left.is_empty() {
-                crate::containment::pgroup::kill_listed(&left)?;
-                unattributed = left.iter().map(|p| unattributed_leak(p, number)).collect();
-            }
+        let left = crate::containment::pgroup::unattributed(&run_id, since)?;
+        if !left.is_empty() {
+            let refused = crate::containment::pgroup::kill_listed(&left)?;
+            unattributed = left
+                .iter()
+                .map(|p| {
+                    let mut leak = unattributed_leak(p, number);
+                    if let Some((_, e)) = refused.iter().find(|(pid, _)| *pid == p.pid) {
+                        leak.reaped = false;
+                        leak.kill_error = Some(format!(
+                            "could not be killed: {}",
+                            crate::containment::pgroup::errno_name(*e)
+                        ));
+                    }
+                    leak
+                })
+                .collect();
         }
         summary.leaked_processes += unattributed.len();
         summary.unattributed_processes += unattributed.len();
@@ -542,7 +554,7 @@ fn unattributed_leak(p: &reap_probe::ProcessInfo, trial: u32) -> crate::report::
     };
     let mut leak = crate::supervise::leak_of(&seen, trial, true);
     leak.attribution = Some(
-        "no suite could claim it: orphaned while several suites ran (use --jobs 1 or cgroup isolation)".into(),
+        "no suite could claim it: orphaned outside every containment while several suites ran (use --jobs 1)".into(),
     );
     leak.findings = vec!["orphaned".into()];
     leak

@@ -1,6 +1,7 @@
 //! SIGINT, SIGTERM and SIGHUP: stop starting suites, TERM → grace → KILL the
 //! running one, still reap survivors, write the partial report (marked
-//! interrupted) and exit 130 / 143 / 129. A second SIGINT skips the grace.
+//! interrupted) and exit 130 / 143 / 129. A second SIGINT or SIGTERM skips
+//! the grace, also while it is being waited out.
 //!
 //! The signals are blocked in every thread and read from a signalfd by one
 //! thread, which then makes a wake-up pipe readable; supervision includes that
@@ -19,6 +20,8 @@ use crate::error::ContainError;
 
 pub struct Interrupts {
     wake_r: OwnedFd,
+    /// Readable once a second SIGINT or SIGTERM arrived: no more grace.
+    hard_r: OwnedFd,
     signal: AtomicI32,
     hard: AtomicBool,
 }
@@ -86,14 +89,17 @@ pub fn install() -> Result<&'static Interrupts, ContainError> {
     })?;
     let (wake_r, wake_w) =
         pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
+    let (hard_r, hard_w) =
+        pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
     let interrupts = INTERRUPTS.get_or_init(|| Interrupts {
         wake_r,
+        hard_r,
         signal: AtomicI32::new(0),
         hard: AtomicBool::new(false),
     });
     std::thread::Builder::new()
         .name("cargo-reap-signals".into())
-        .spawn(move || signal_thread(sfd, wake_w))
+        .spawn(move || signal_thread(sfd, wake_w, hard_w))
         .map_err(|e| ContainError::Sys {
             what: "starting the signal thread",
             source: e,
@@ -101,7 +107,7 @@ pub fn install() -> Result<&'static Interrupts, ContainError> {
     Ok(interrupts)
 }
 
-fn signal_thread(sfd: SignalFd, wake_w: OwnedFd) {
+fn signal_thread(sfd: SignalFd, wake_w: OwnedFd, hard_w: OwnedFd) {
     loop {
         let info = match sfd.read_signal() {
             Ok(Some(info)) => info,
@@ -123,8 +129,12 @@ fn signal_thread(sfd: SignalFd, wake_w: OwnedFd) {
             .signal
             .compare_exchange(0, signo, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
-        if !first && signo == libc_sigint() {
-            state.hard.store(true, Ordering::SeqCst);
+        let second = !first && (signo == libc_sigint() || signo == Signal::SIGTERM as i32);
+        if second && !state.hard.swap(true, Ordering::SeqCst) {
+            // Wakes a wait for the suite to end within its grace.
+            if let Err(e) = rustix::io::write(&hard_w, b"!") {
+                eprintln!("cargo-reap: error: cannot pass the second interrupt on: {e}");
+            }
         }
         if let Some(fd) = FORWARD.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             forward(fd, signo);
@@ -138,7 +148,7 @@ fn signal_thread(sfd: SignalFd, wake_w: OwnedFd) {
             eprintln!(
                 "\ncargo-reap: {name}: stopping — no new suites; the running one gets SIGTERM, then SIGKILL after the grace; survivors are still reaped (Ctrl-C again to skip the grace)"
             );
-        } else if signo == libc_sigint() {
+        } else if second {
             eprintln!("\ncargo-reap: second interrupt: killing everything now");
         }
     }
@@ -162,9 +172,15 @@ impl Interrupts {
         }
     }
 
-    /// A second Ctrl-C: no grace.
+    /// A second Ctrl-C (or SIGTERM): no grace.
     pub fn hard(&self) -> bool {
         self.hard.load(Ordering::SeqCst)
+    }
+
+    /// Readable once [`Interrupts::hard`] holds: poll it beside a wait
+    /// within the grace, so that it ends at once.
+    pub fn hard_fd(&self) -> BorrowedFd<'_> {
+        self.hard_r.as_fd()
     }
 }
 

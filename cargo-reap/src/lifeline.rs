@@ -23,7 +23,7 @@ use std::time::Duration;
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::error::ContainError;
-use crate::sys::OwnedChild;
+use crate::sys::{ExitInfo, OwnedChild};
 
 /// Environment variable that turns a cargo-reap process into the guard.
 pub const GUARD_ENV: &str = "CARGO_REAP_INTERNAL_GUARD";
@@ -33,11 +33,26 @@ pub const GUARD_ENV: &str = "CARGO_REAP_INTERNAL_GUARD";
 /// Dropped without [`Lifeline::close`] (an error path of the runner), it
 /// closes the pipe without `end`: the guard kills everything still
 /// registered, and the runner waits for it to finish before going on.
+///
+/// A guard that dies while the runner lives (a suite killed it) is noticed at
+/// the next write to its pipe (EPIPE): the runner announces it, starts a new
+/// guard, tells it every containment still registered, and keeps a notice
+/// for the suite that was running ([`Lifeline::take_notices`]).
 pub struct Lifeline {
+    run_id: String,
+    state: Mutex<GuardState>,
+    /// Guard replacements not yet reported with a suite.
+    notices: Mutex<Vec<String>>,
+}
+
+/// The current guard and what it has been told.
+struct GuardState {
     /// `None` once the pipe is closed.
-    writer: Mutex<Option<File>>,
+    writer: Option<File>,
     /// `None` once the guard is reaped.
     guard: Option<OwnedChild>,
+    cgroups: BTreeSet<PathBuf>,
+    pgids: BTreeSet<i32>,
 }
 
 /// How long a clean `close` waits for the guard (it has nothing to kill).
@@ -46,52 +61,151 @@ const CLOSE_PATIENCE: Duration = Duration::from_secs(10);
 /// (removing a cgroup leaf may take up to 10 s on its own).
 const ABORT_PATIENCE: Duration = Duration::from_secs(30);
 
+fn telling(source: std::io::Error) -> ContainError {
+    ContainError::Sys {
+        what: "telling the lifeline guard",
+        source,
+    }
+}
+
+/// Start a guard process for run `run_id`; returns the write end of its
+/// pipe (its only one, close-on-exec) and the guard, already told the tag.
+fn spawn_guard(run_id: &str) -> Result<(File, OwnedChild), ContainError> {
+    let (r, w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
+    let exe = std::env::current_exe().map_err(|e| ContainError::Sys {
+        what: "locating our own executable",
+        source: e,
+    })?;
+    let mut cmd = Command::new(exe);
+    cmd.env(GUARD_ENV, "1")
+        .env_remove(reap_probe::TAG_VAR)
+        .stdin(Stdio::from(r))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        // Out of the terminal's foreground group: Ctrl-C is the runner's to handle.
+        .process_group(0);
+    crate::sys::unblock_signals_in_child(&mut cmd);
+    let child = cmd.spawn().map_err(|e| ContainError::Sys {
+        what: "starting the lifeline guard",
+        source: e,
+    })?;
+    drop(cmd); // the read end now lives only in the guard
+    let guard = OwnedChild::adopt(&child)?;
+    drop(child);
+    let mut writer = File::from(w);
+    writer
+        .write_all(format!("tag {run_id}/\n").as_bytes())
+        .map_err(telling)?;
+    Ok((writer, guard))
+}
+
 impl Lifeline {
     /// Start the guard for run `run_id`.
     pub fn start(run_id: &str) -> Result<Lifeline, ContainError> {
-        let (r, w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
-        let exe = std::env::current_exe().map_err(|e| ContainError::Sys {
-            what: "locating our own executable",
-            source: e,
-        })?;
-        let mut cmd = Command::new(exe);
-        cmd.env(GUARD_ENV, "1")
-            .env_remove(reap_probe::TAG_VAR)
-            .stdin(Stdio::from(r))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            // Out of the terminal's foreground group: Ctrl-C is the runner's to handle.
-            .process_group(0);
-        crate::sys::unblock_signals_in_child(&mut cmd);
-        let child = cmd.spawn().map_err(|e| ContainError::Sys {
-            what: "starting the lifeline guard",
-            source: e,
-        })?;
-        drop(cmd); // the read end now lives only in the guard
-        let guard = OwnedChild::adopt(&child)?;
-        drop(child);
-        let lifeline = Lifeline {
-            writer: Mutex::new(Some(File::from(w))),
-            guard: Some(guard),
-        };
-        lifeline.send(&format!("tag {run_id}/"))?;
-        Ok(lifeline)
+        let (writer, guard) = spawn_guard(run_id)?;
+        Ok(Lifeline {
+            run_id: run_id.to_string(),
+            state: Mutex::new(GuardState {
+                writer: Some(writer),
+                guard: Some(guard),
+                cgroups: BTreeSet::new(),
+                pgids: BTreeSet::new(),
+            }),
+            notices: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The guard's pid (tests, diagnostics).
+    pub fn guard_pid(&self) -> Option<i32> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.guard.as_ref().map(OwnedChild::pid)
     }
 
     fn send(&self, line: &str) -> Result<(), ContainError> {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(w) = w.as_mut() else {
-            return Err(ContainError::Sys {
-                what: "telling the lifeline guard",
-                source: std::io::Error::other("the lifeline is already closed"),
-            });
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match line.split_once(' ') {
+            Some(("cgroup", p)) => {
+                st.cgroups.insert(PathBuf::from(p));
+            }
+            Some(("-cgroup", p)) => {
+                st.cgroups.remove(Path::new(p));
+            }
+            Some(("pgid", n)) => {
+                st.pgids.extend(n.parse::<i32>().ok());
+            }
+            Some(("-pgid", n)) => {
+                if let Ok(n) = n.parse::<i32>() {
+                    st.pgids.remove(&n);
+                }
+            }
+            _ => {}
+        }
+        let Some(w) = st.writer.as_mut() else {
+            return Err(telling(std::io::Error::other(
+                "the lifeline is already closed",
+            )));
         };
         // One write of less than PIPE_BUF bytes: atomic.
-        w.write_all(format!("{line}\n").as_bytes())
-            .map_err(|e| ContainError::Sys {
-                what: "telling the lifeline guard",
-                source: e,
-            })
+        match w.write_all(format!("{line}\n").as_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                let notice = self.replace_guard(&mut st)?;
+                if line == "end" {
+                    if let Some(w) = st.writer.as_mut() {
+                        w.write_all(b"end\n").map_err(telling)?;
+                    }
+                }
+                eprintln!("cargo-reap: warning: {notice}");
+                self.notices
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(notice);
+                Ok(())
+            }
+            Err(e) => Err(telling(e)),
+        }
+    }
+
+    /// The guard is gone (its pipe has no reader): reap it, start a new
+    /// one and tell it every containment still registered (the line that
+    /// failed is already applied to them). Returns what happened, in words.
+    fn replace_guard(&self, st: &mut GuardState) -> Result<String, ContainError> {
+        let old = st.guard.take();
+        let old_pid = old.as_ref().map_or(0, OwnedChild::pid);
+        // No reader left: the guard has exited, or is exiting.
+        let how = match old {
+            Some(g) => {
+                g.wait_exit(Some(CLOSE_PATIENCE))?;
+                match g.reap()? {
+                    ExitInfo {
+                        signal: Some(sig), ..
+                    } => format!("was killed by signal {sig}"),
+                    ExitInfo { code, .. } => format!("exited ({code:?})"),
+                }
+            }
+            None => "was gone".to_string(),
+        };
+        let (mut writer, guard) = spawn_guard(&self.run_id)?;
+        let mut lines = String::new();
+        for c in &st.cgroups {
+            lines.push_str(&format!("cgroup {}\n", c.display()));
+        }
+        for g in &st.pgids {
+            lines.push_str(&format!("pgid {g}\n"));
+        }
+        writer.write_all(lines.as_bytes()).map_err(telling)?;
+        let new_pid = guard.pid();
+        st.writer = Some(writer);
+        st.guard = Some(guard);
+        Ok(format!(
+            "the lifeline guard (pid {old_pid}) {how} while this suite ran; a new guard (pid {new_pid}) was started and told the {} containment(s) still running",
+            st.cgroups.len() + st.pgids.len()
+        ))
+    }
+
+    /// Guard replacements since the last call, one sentence each.
+    pub fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn watch_cgroup(&self, dir: &Path) -> Result<(), ContainError> {
@@ -119,8 +233,9 @@ impl Lifeline {
     /// Close the pipe, wait (at most `patience`) for the guard to exit, and
     /// reap it; past `patience` it is killed.
     fn finish(&mut self, patience: Duration) -> Result<(), ContainError> {
-        drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
-        let Some(guard) = self.guard.take() else {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        drop(st.writer.take());
+        let Some(guard) = st.guard.take() else {
             return Ok(());
         };
         if !guard.wait_exit(Some(patience))? {
@@ -140,7 +255,13 @@ impl Lifeline {
 
 impl Drop for Lifeline {
     fn drop(&mut self) {
-        if self.guard.is_some() {
+        let live = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .guard
+            .is_some();
+        if live {
             // An error path skipped close(): EOF without `end` makes the guard
             // kill every containment still registered. Let it finish.
             if let Err(e) = self.finish(ABORT_PATIENCE) {

@@ -605,3 +605,17 @@ pub fn reap_sampled(env: &[(&str, &str)], args: &[&str]) -> (Run, u64) {
     let run = finished_run(status, stderr, &json);
     (run, peak_kib)
 }
+
+/// A build script that blocks the build until its parent (cargo) is gone.
+pub const BLOCKING_BUILD_RS: &str = r#"fn main() {
+    // Checking our own parent has no event to wait on: look every 20 ms, at
+    // most 10 minutes (the test fails long before).
+    let parent = std::os::unix::process::parent_id();
+    for _ in 0..30_000 {
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+"#;

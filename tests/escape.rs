@@ -316,12 +316,6 @@ fn gone_within(pid: i32, start_time: u64, limit: Duration) -> bool {
     poll(&mut fds, Some(&ts)).unwrap() == 1
 }
 
-/// The pid of the runner (the process doing the run) from its run id
-/// (`<ms hex>-<pid>-<ns hex>`).
-fn runner_pid(run_id: &str) -> i32 {
-    run_id.split('-').nth(1).unwrap().parse().unwrap()
-}
-
 /// An untagged setsid daemon of a suite (process-group mode) survives no
 /// SIGKILL of the runner: checked from outside on the daemon's pidfd.
 #[test]
@@ -356,8 +350,7 @@ fn an_untagged_setsid_daemon_dies_with_a_sigkilled_runner() {
         let d = &daemons[0];
         let env = std::fs::read(format!("/proc/{}/environ", d.pid)).unwrap();
         assert!(env.is_empty(), "the daemon is untagged");
-        let runner = rustix::process::Pid::from_raw(runner_pid(&run_id)).unwrap();
-        rustix::process::kill_process(runner, rustix::process::Signal::KILL).unwrap();
+        kill_runner(&run_id);
         let gone = gone_within(d.pid, d.start_time, Duration::from_secs(5));
         // Whatever happened, end everything before asserting.
         rustix::process::kill_process(
@@ -490,4 +483,34 @@ fn sigkill_of_the_runner_during_the_build_stops_the_build() {
         left.is_empty(),
         "build processes outlived the SIGKILLed runner: {left:?} of {before:?}"
     );
+}
+
+/// SIGKILL of the cargo-reap a user started (the guardian above the runner):
+/// the runner sees it, stops at once (no grace), reaps everything and writes
+/// its partial report (interrupted by signal 9).
+#[test]
+fn sigkill_of_the_guardian_stops_the_run_at_once() {
+    require_root();
+    for isolation in ["cgroup", "process-group"] {
+        let scratch = Scratch::new("guardian");
+        let json = scratch.0.join("r.json");
+        let (mut child, run_id) = start_hanging_run(isolation, &json);
+        let runner = runner_pid(&run_id);
+        let start = reap_probe::start_time(runner).unwrap();
+        assert_ne!(
+            runner,
+            child.id() as i32,
+            "the runner is a child of the guardian"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            gone_within(runner, start, Duration::from_secs(10)),
+            "{isolation}: the runner ends after its guardian's SIGKILL"
+        );
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(report["interrupted"], 9, "{isolation}");
+        assert_eq!(report["exit_code"], 137, "{isolation}");
+        assert_nothing_survived(&run_id);
+    }
 }

@@ -402,3 +402,256 @@ fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Opti
     }
     killed
 }
+
+/// Split this process in two, before anything else runs (no other thread
+/// exists yet): the child goes on as the runner; this process — the one a
+/// user, a shell or CI started and waits for — becomes its **guardian**,
+/// the child subreaper above the runner's whole tree. Returns `None` in the
+/// runner, `Some(exit code)` in the guardian once the runner has ended.
+///
+/// Why: while the runner lives, every process a suite forks is its
+/// descendant (it is the child subreaper: orphans reparent to it), however
+/// it escaped (cgroup, group, session, tag). When the runner dies, those
+/// orphans reparent to the nearest subreaper above it — the guardian — not to
+/// PID 1, so the guardian reaches every process the runner could, including
+/// an untagged setsid daemon and the build (cargo, rustc, build scripts).
+/// The lifeline guard (a child of the runner, below) still kills what is
+/// registered — cgroup leaves, process groups, the tag — and removes leaves.
+///
+/// The guardian passes on SIGINT, SIGTERM and SIGHUP that a process sent to
+/// it (a Ctrl-C at the terminal reaches both: the runner stays in its process
+/// group), exits with the runner's exit code, and when the runner was killed
+/// by a signal, SIGKILLs every descendant left (the guard excepted: it is
+/// cleaning up) and exits with 128 + that signal. If the guardian is killed,
+/// the runner sees EOF on a pipe and stops at once (see
+/// [`crate::interrupt::watch_guardian`]).
+pub fn split_off_runner() -> Result<Option<i32>, ContainError> {
+    use nix::sys::signal::{SigSet, Signal as NixSignal};
+    crate::sys::become_subreaper()?;
+    let mut set = SigSet::empty();
+    for s in [NixSignal::SIGINT, NixSignal::SIGTERM, NixSignal::SIGHUP] {
+        set.add(s);
+    }
+    // Blocked before the fork: the runner inherits the mask and reads them
+    // from its own signalfd; nothing is lost in between.
+    set.thread_block().map_err(|e| ContainError::Sys {
+        what: "blocking SIGINT/SIGTERM/SIGHUP",
+        source: e.into(),
+    })?;
+    let (r, w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
+    let guardian = std::process::id() as i32;
+    // SAFETY: no other thread exists yet (called first thing in main), so
+    // the child may go on running arbitrary code.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(ContainError::Sys {
+            what: "forking the runner",
+            source: e.into(),
+        }),
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(w);
+            crate::interrupt::watch_guardian(r, guardian);
+            Ok(None)
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(r);
+            let code = guardian_main(child.as_raw(), &set);
+            drop(w);
+            Ok(Some(code))
+        }
+    }
+}
+
+/// The guardian: pass signals on, wait for the runner, clean up after a
+/// runner killed by a signal. Returns the exit code.
+fn guardian_main(runner: i32, set: &nix::sys::signal::SigSet) -> i32 {
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use rustix::event::PollFlags;
+    use std::os::fd::AsFd;
+    let pidfd = match rustix::process::pidfd_open(
+        crate::sys::to_pid(runner),
+        rustix::process::PidfdFlags::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("cargo-reap: error: pidfd_open on the runner: {e}");
+            return wait_plain(runner);
+        }
+    };
+    let sfd = match SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("cargo-reap: warning: signals sent to pid {} will not reach the runner (signalfd: {e}); send them to pid {runner}", std::process::id());
+            None
+        }
+    };
+    loop {
+        let mut fds = vec![(pidfd.as_fd(), PollFlags::IN)];
+        if let Some(s) = &sfd {
+            fds.push((s.as_fd(), PollFlags::IN));
+        }
+        let ready = match crate::sys::wait_any(&fds, None) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("cargo-reap: error: waiting for the runner: {e}");
+                return wait_plain(runner);
+            }
+        };
+        if ready.contains(&0) {
+            break;
+        }
+        if let Some(s) = &sfd {
+            while let Ok(Some(info)) = s.read_signal() {
+                // A Ctrl-C or hangup from the terminal (SI_KERNEL) reached
+                // the runner too: it shares our process group.
+                if info.ssi_code > 0 {
+                    continue;
+                }
+                if let Some(sig) = rustix::process::Signal::from_named_raw(info.ssi_signo as i32) {
+                    match rustix::process::pidfd_send_signal(&pidfd, sig) {
+                        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                        Err(e) => eprintln!(
+                            "cargo-reap: warning: cannot pass signal {} on to the runner: {e}",
+                            info.ssi_signo
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    let status = loop {
+        match rustix::process::waitid(
+            rustix::process::WaitId::PidFd(pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        ) {
+            Ok(Some(s)) => break s,
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                eprintln!("cargo-reap: error: collecting the runner's exit: {e}");
+                return crate::exit::USAGE;
+            }
+        }
+    };
+    match status.terminating_signal() {
+        None => status.exit_status().unwrap_or(crate::exit::USAGE),
+        Some(sig) => {
+            let killed = kill_descendants();
+            eprintln!(
+                "cargo-reap: the runner (pid {runner}) was killed by signal {sig}; its guardian killed {killed} process(es) it left"
+            );
+            wait_for_guards(ABORT_PATIENCE);
+            crate::interrupt::exit_code(sig)
+        }
+    }
+}
+
+/// Without a pidfd: a blocking wait for the runner.
+fn wait_plain(runner: i32) -> i32 {
+    loop {
+        match rustix::process::waitpid(
+            Some(crate::sys::to_pid(runner)),
+            rustix::process::WaitOptions::empty(),
+        ) {
+            Ok(Some((_, st))) => {
+                return match st.terminating_signal() {
+                    Some(sig) => crate::interrupt::exit_code(sig),
+                    None => st.exit_status().unwrap_or(crate::exit::USAGE),
+                }
+            }
+            Err(rustix::io::Errno::INTR) | Ok(None) => continue,
+            Err(e) => {
+                eprintln!("cargo-reap: error: waiting for the runner: {e}");
+                return crate::exit::USAGE;
+            }
+        }
+    }
+}
+
+/// Is this process a lifeline guard (it cleans up by itself)?
+fn is_guard(pid: i32) -> bool {
+    let needle = format!("{GUARD_ENV}=");
+    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+        env.split(|b| *b == 0)
+            .any(|kv| kv.starts_with(needle.as_bytes()))
+    })
+}
+
+/// SIGKILL, in rounds, every descendant of this process (the guardian)
+/// except lifeline guards; reap them. Returns how many were killed.
+fn kill_descendants() -> usize {
+    use crate::sys::{open_pidfds, signal_pidfds_each, wait_pidfds, ProcId};
+    let me = std::process::id() as i32;
+    let mut killed = 0;
+    let mut refused: BTreeSet<i32> = BTreeSet::new();
+    for _round in 0..100 {
+        let table = match reap_probe::scan(reap_probe::ScanOptions::default()) {
+            Ok(t) => reap_probe::ProcessTable::new(t),
+            Err(e) => {
+                eprintln!("cargo-reap: guardian: scanning /proc: {e}");
+                break;
+            }
+        };
+        let mut todo: Vec<i32> = table.children(me).to_vec();
+        let mut found: Vec<ProcId> = Vec::new();
+        while let Some(pid) = todo.pop() {
+            if is_guard(pid) {
+                continue;
+            }
+            todo.extend(table.children(pid).iter().copied());
+            if let Some(p) = table.get(pid) {
+                if !p.is_zombie() && !refused.contains(&pid) {
+                    found.push(ProcId::from(p));
+                }
+            }
+        }
+        if let Err(e) = crate::sys::reap_unclaimed_zombies() {
+            eprintln!("cargo-reap: guardian: reaping: {e}");
+        }
+        if found.is_empty() {
+            break;
+        }
+        let round = open_pidfds(&found).and_then(|fds| {
+            let sent = signal_pidfds_each(&fds, rustix::process::Signal::KILL)?;
+            wait_pidfds(&fds, Duration::from_secs(1))?;
+            Ok(sent)
+        });
+        match round {
+            Ok(sent) => {
+                killed += sent.count;
+                for (pid, e) in sent.refused {
+                    eprintln!("cargo-reap: guardian: pid {pid} could not be killed: {e}");
+                    refused.insert(pid);
+                }
+            }
+            Err(e) => {
+                eprintln!("cargo-reap: guardian: killing what the runner left: {e}");
+                break;
+            }
+        }
+    }
+    killed
+}
+
+/// Wait (at most `patience`) for the lifeline guards among our children to
+/// finish their own cleanup (leaves removed) and reap them.
+fn wait_for_guards(patience: Duration) {
+    let me = std::process::id() as i32;
+    let kids =
+        std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
+    let guards: Vec<crate::sys::ProcId> = kids
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .filter(|p| is_guard(*p))
+        .map(|pid| crate::sys::ProcId {
+            pid,
+            start_time: None,
+        })
+        .collect();
+    let waited =
+        crate::sys::open_pidfds(&guards).and_then(|fds| crate::sys::wait_pidfds(&fds, patience));
+    if let Err(e) = waited {
+        eprintln!("cargo-reap: guardian: waiting for the lifeline guard: {e}");
+    }
+    if let Err(e) = crate::sys::reap_unclaimed_zombies() {
+        eprintln!("cargo-reap: guardian: reaping: {e}");
+    }
+}

@@ -203,8 +203,9 @@ fn a_second_sigint_skips_the_rest_of_the_grace() {
     }
 }
 
-/// The executables cargo reports for `args` (a `--message-format=json` build).
-fn built_executables(args: &[&str]) -> Vec<PathBuf> {
+/// The executables cargo reports for `args` (a `--message-format=json`
+/// build) whose profile is (`test`) or is not (`!test`) a test profile.
+fn built_executables(args: &[&str], test: bool) -> Vec<PathBuf> {
     let out = Command::new(env!("CARGO"))
         .args(args)
         .args(["--manifest-path", &manifest(), "--message-format=json"])
@@ -215,6 +216,7 @@ fn built_executables(args: &[&str]) -> Vec<PathBuf> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["profile"]["test"] == test)
         .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
         .collect()
 }
@@ -228,15 +230,22 @@ fn a_leak_the_runner_may_not_signal_is_reported_not_fatal() {
     use std::os::unix::fs::PermissionsExt;
     require_root();
     const NOBODY: u32 = 65534;
-    let helper = built_executables(&["build", "-p", "sabotage-escape", "--bin", "suid-sleep"]);
-    let suite = built_executables(&[
-        "test",
-        "--no-run",
-        "-p",
-        "sabotage-escape",
-        "--test",
-        "root_child",
-    ]);
+    let helper = built_executables(
+        &["build", "-p", "sabotage-escape", "--bin", "suid-sleep"],
+        false,
+    );
+    let suite = built_executables(
+        &[
+            "test",
+            "--no-run",
+            "-p",
+            "sabotage-escape",
+            "--test",
+            "root_child",
+        ],
+        true,
+    );
+    assert_eq!((helper.len(), suite.len()), (1, 1), "{helper:?} {suite:?}");
     let scratch = Scratch::new("eperm");
     let suid = scratch.0.join("suid-sleep");
     std::fs::copy(&helper[0], &suid).unwrap();

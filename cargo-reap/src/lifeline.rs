@@ -10,6 +10,11 @@
 //! every process carrying the run's tag, in rounds until none is left.
 //! PR_SET_PDEATHSIG is not used: it fires per thread, is cleared on fork and
 //! races with spawn.
+//!
+//! The guard only knows what it is told. Above the runner sits the
+//! **guardian** ([`split_off_runner`]): the process the user started, the
+//! child subreaper above the runner's tree, which receives every orphan when
+//! the runner dies (an untagged setsid daemon, the build) and kills them.
 
 use std::collections::BTreeSet;
 use std::fs::File;

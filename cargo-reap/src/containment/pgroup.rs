@@ -115,6 +115,45 @@ impl Selector {
         self.root = Some(pid);
     }
 
+    /// Cheap test (the runner's own children only): could a process of this
+    /// suite live outside its cgroup leaf? Yes while its root lives, or when
+    /// the runner has an unclaimed child started since the suite began (an
+    /// orphan: the top of any suite process tree left once the root exited).
+    pub fn may_have_orphans(&self) -> Result<bool, ContainError> {
+        let Some(root) = self.root else {
+            return Ok(true);
+        };
+        if rustix::process::test_kill_process(sys::to_pid(root)).is_ok()
+            && reap_probe::snapshot(root, ScanOptions::default()).is_ok_and(|p| !p.is_zombie())
+        {
+            return Ok(true);
+        }
+        let task_dir = std::path::Path::new("/proc/self/task");
+        let tasks = std::fs::read_dir(task_dir)
+            .map_err(|e| ContainError::cgroup_io("listing", task_dir, e))?;
+        for t in tasks {
+            let t = t.map_err(|e| ContainError::cgroup_io("listing", task_dir, e))?;
+            // A thread that ended meanwhile has no children file.
+            let Ok(kids) = std::fs::read_to_string(t.path().join("children")) else {
+                continue;
+            };
+            for pid in kids
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                if sys::is_claimed(pid) {
+                    continue;
+                }
+                match reap_probe::start_time(pid) {
+                    Ok(start) if start >= self.since => return Ok(true),
+                    Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Every live process of the suite, from a fresh scan.
     pub fn members(&self) -> Result<Vec<ProcessInfo>, ContainError> {
         let opts = ScanOptions {

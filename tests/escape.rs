@@ -73,6 +73,41 @@ fn a_process_that_left_the_cgroup_leaf_is_a_leak() {
     }
 }
 
+/// The same escape while another suite runs beside it (`--jobs 2`): the
+/// orphan may belong to either, so it is reported unattributed (or claimed
+/// by leave_cgroup when it ran alone at that moment); the run fails with 103
+/// either way and nothing survives.
+#[test]
+fn a_process_that_left_the_leaf_beside_another_suite_still_fails_the_run() {
+    require_root();
+    let since = reap_probe::boottime_ticks();
+    let run = run_suite(
+        "leave_cgroup",
+        &[
+            "--test",
+            "term_ignored",
+            "--timeout",
+            "3s",
+            "--hang-retries",
+            "0",
+            "--jobs",
+            "2",
+        ],
+    );
+    assert_no_strays("leave_cgroup beside term_ignored", since, |s, _| {
+        is_sleep(s, "3851")
+    });
+    // term_ignored hangs (102 ranks above 103); the leak is still counted.
+    assert_eq!(run.code, 102, "{}", run.stderr);
+    assert_eq!(
+        run.report()["summary"]["leaked_processes"],
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("sleep 3851"), "{}", run.stderr);
+}
+
 /// A suite kills the lifeline guard: the runner notices (EPIPE on its
 /// pipe), starts a new guard, records a problem on the suite, and the run
 /// finishes with the full report.
@@ -521,5 +556,48 @@ fn sigkill_of_the_guardian_stops_the_run_at_once() {
         assert_eq!(report["interrupted"], 9, "{isolation}");
         assert_eq!(report["exit_code"], 137, "{isolation}");
         assert_nothing_survived(&run_id);
+    }
+}
+
+/// SIGKILL of the runner at many moments of a run whose suite leaks an
+/// untagged setsid daemon (process-group mode): from the build's end
+/// through the suite's start, the daemon's start and its hang. After the
+/// guardian exits, nothing of the run is left.
+#[test]
+fn sigkill_of_the_runner_at_many_moments_leaves_nothing() {
+    require_root();
+    for (trial, delay_ms) in [0u64, 5, 10, 20, 35, 50, 80, 120, 200, 300, 450, 700]
+        .into_iter()
+        .enumerate()
+    {
+        let since = reap_probe::boottime_ticks();
+        let mut child = Command::new(REAP)
+            .args(["test", "--manifest-path", &manifest()])
+            .args(["-p", "sabotage-escape", "--test", "setsid_daemon"])
+            .args(["--isolation", "process-group", "--timeout", "600s"])
+            .env_remove("CARGO_REAP_SUITE")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let run_id = loop {
+            let line = lines.next().expect("the run announced").unwrap();
+            if let Some(rest) = line.strip_prefix("cargo-reap: run ") {
+                break rest.split(':').next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        // A deliberate moment of the run, not a wait for a condition.
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        kill_runner(&run_id);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(137), "trial {trial} ({delay_ms} ms)");
+        assert_no_strays(&format!("trial {trial} ({delay_ms} ms)"), since, |s, _| {
+            is_sleep(s, "3852")
+        });
+        assert!(
+            tagged(&run_id).is_empty(),
+            "trial {trial}: tagged processes left"
+        );
     }
 }

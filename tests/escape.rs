@@ -22,6 +22,11 @@ fn manifest() -> String {
 
 /// `cargo-reap test -p sabotage-escape --test NAME` with `extra` flags.
 fn run_suite(name: &str, extra: &[&str]) -> Run {
+    run_suite_under(&[], name, extra)
+}
+
+/// [`run_suite`] through `wrapper` (e.g. `env VAR=VALUE`).
+fn run_suite_under(wrapper: &[&str], name: &str, extra: &[&str]) -> Run {
     let m = manifest();
     let mut args = vec![
         "test",
@@ -33,7 +38,7 @@ fn run_suite(name: &str, extra: &[&str]) -> Run {
         name,
     ];
     args.extend_from_slice(extra);
-    reap(&[], &args)
+    reap(wrapper, &args)
 }
 
 fn leaks_of(run: &Run) -> Vec<Value> {
@@ -598,6 +603,61 @@ fn sigkill_of_the_runner_at_many_moments_leaves_nothing() {
         assert!(
             tagged(&run_id).is_empty(),
             "trial {trial}: tagged processes left"
+        );
+    }
+}
+
+/// A suite hands its output pipe to a process outside the run (started by
+/// this test, untagged, not in the run's tree): after the suite is gone the
+/// pipe is still held, and its holder is reaped and reported as the suite's
+/// leak, not a warning (both modes).
+#[test]
+fn a_stranger_holding_the_output_pipe_is_a_leak() {
+    require_root();
+    let catcher = built_executables(
+        &["build", "-p", "sabotage-escape", "--bin", "fd-catcher"],
+        false,
+    );
+    assert_eq!(catcher.len(), 1, "{catcher:?}");
+    for isolation in ["cgroup", "process-group"] {
+        let scratch = Scratch::new("stranger");
+        let socket = scratch.0.join("catcher.sock");
+        let mut stranger = Command::new(&catcher[0])
+            .arg(&socket)
+            .env_remove("CARGO_REAP_SUITE")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        BufReader::new(stranger.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready, "ready\n");
+        let env = format!("SABOTAGE_FD_CATCHER={}", socket.display());
+        let run = run_suite_under(
+            &["env", &env],
+            "pipe_to_stranger",
+            &["--isolation", isolation],
+        );
+        // Ours to end whatever the verdict (a no-op once the runner did).
+        if let Err(e) = stranger.kill() {
+            eprintln!("kill the catcher: {e}");
+        }
+        let status = stranger.wait().unwrap();
+        assert_eq!(run.code, 103, "{isolation}: {}", run.stderr);
+        let leaks = leaks_of(&run);
+        assert_eq!(leaks.len(), 1, "{isolation}: {leaks:#?}");
+        assert_eq!(leaks[0]["cmdline"][1], "3854", "{isolation}");
+        assert_eq!(leaks[0]["pid"], stranger.id(), "{isolation}");
+        assert!(
+            !run.stderr.contains("held open by a process outside"),
+            "{isolation}: a leak, not a warning: {}",
+            run.stderr
+        );
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{isolation}: the runner killed it"
         );
     }
 }

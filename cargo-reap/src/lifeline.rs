@@ -640,8 +640,13 @@ fn kill_descendants() -> usize {
 /// finish their own cleanup (leaves removed) and reap them.
 fn wait_for_guards(patience: Duration) {
     let me = std::process::id() as i32;
-    let kids =
-        std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
+    let kids = match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("cargo-reap: guardian: cannot list its children to wait for the lifeline guard: {e}");
+            return;
+        }
+    };
     let guards: Vec<crate::sys::ProcId> = kids
         .split_whitespace()
         .filter_map(|p| p.parse::<i32>().ok())

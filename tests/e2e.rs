@@ -237,7 +237,9 @@ fn sigkill_of_the_runner_leaves_nothing_behind_within_a_second() {
         for trial in 0..trials {
             let scratch = Scratch::new("lifeline");
             let (mut child, run_id) = start_hanging_run(isolation, &scratch.0.join("r.json"));
-            child.kill().unwrap();
+            // The runner, not the guardian above it (whose death the runner
+            // handles itself, alive).
+            kill_runner(&run_id);
             child.wait().unwrap();
             let killed_at = std::time::Instant::now();
             wait_until(
@@ -303,22 +305,7 @@ fn sigterm_during_the_build_reaches_cargo() {
     require_root();
     let scratch = Scratch::new("buildterm");
     let manifest = scratch_workspace(&scratch, "", &[("t", "#[test]\nfn t() {}\n")]);
-    std::fs::write(
-        scratch.0.join("build.rs"),
-        r#"fn main() {
-    // Checking our own parent has no event to wait on: look every 20 ms, at
-    // most 10 minutes (the test fails long before).
-    let parent = std::os::unix::process::parent_id();
-    for _ in 0..30_000 {
-        if std::os::unix::process::parent_id() != parent {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-"#,
-    )
-    .unwrap();
+    std::fs::write(scratch.0.join("build.rs"), BLOCKING_BUILD_RS).unwrap();
     let target = scratch.0.join("target");
     let mut child = Command::new(REAP)
         .args(["test", "--manifest-path", &manifest, "--target-dir"])

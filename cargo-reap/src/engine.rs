@@ -469,27 +469,44 @@ fn execute(
         let mut suites_run = schedule::run_suites(&ctx, &suites, &schedule);
         apply_allow_list(&mut suites_run, &allow);
         let mut summary = Summary::of(&suites_run);
-        // Process groups cannot pin every orphan to a suite when several ran
-        // at once: whatever of the run is still alive is killed and reported.
+        // No suite can claim an orphan that left every containment while
+        // several suites ran (a cgroup leaf too: a root suite can leave it):
+        // whatever of the run is still alive is killed and reported.
         let mut unattributed = Vec::new();
-        let left = (isolation.kind() == crate::containment::IsolationKind::ProcessGroup)
-            .then(|| {
-                keep_going(
-                    &mut problems,
-                    "listing the run's processes no suite claimed",
-                    crate::containment::pgroup::unattributed(&run_id, since),
-                )
-            })
-            .flatten();
-        if let Some(left) = left {
-            if !left.is_empty() {
-                keep_going(
-                    &mut problems,
-                    "killing the run's processes no suite claimed",
-                    crate::containment::pgroup::kill_listed(&left),
-                );
-                unattributed = left.iter().map(|p| unattributed_leak(p, number)).collect();
-            }
+        let left = keep_going(
+            &mut problems,
+            "listing the run's processes no suite claimed",
+            crate::containment::pgroup::unattributed(&run_id, since),
+        );
+        if let Some(left) = left.filter(|l| !l.is_empty()) {
+            let refused = keep_going(
+                &mut problems,
+                "killing the run's processes no suite claimed",
+                crate::containment::pgroup::kill_listed(&left),
+            );
+            unattributed = left
+                .iter()
+                .map(|p| {
+                    let mut leak = unattributed_leak(p, number);
+                    let why = match &refused {
+                        // The kill itself failed (said in the run's problems).
+                        None => Some("the kill failed (see the run's problems)".to_string()),
+                        Some(refused) => {
+                            refused.iter().find(|(pid, _)| *pid == p.pid).map(|(_, e)| {
+                                format!(
+                                    "could not be killed: {}",
+                                    crate::containment::pgroup::errno_name(*e)
+                                )
+                            })
+                        }
+                    };
+                    if let Some(why) = why {
+                        leak.reaped = false;
+                        leak.kill_error = Some(why);
+                    }
+                    leak
+                })
+                .collect();
         }
         summary.leaked_processes += unattributed.len();
         summary.unattributed_processes += unattributed.len();
@@ -602,7 +619,7 @@ fn unattributed_leak(p: &reap_probe::ProcessInfo, trial: u32) -> crate::report::
     };
     let mut leak = crate::supervise::leak_of(&seen, trial, true);
     leak.attribution = Some(
-        "no suite could claim it: orphaned while several suites ran (use --jobs 1 or cgroup isolation)".into(),
+        "no suite could claim it: orphaned outside every containment while several suites ran (use --jobs 1)".into(),
     );
     leak.findings = vec!["orphaned".into()];
     leak

@@ -1,6 +1,7 @@
 //! SIGINT, SIGTERM and SIGHUP: stop starting suites, TERM → grace → KILL the
 //! running one, still reap survivors, write the partial report (marked
-//! interrupted) and exit 130 / 143 / 129. A second SIGINT skips the grace.
+//! interrupted) and exit 130 / 143 / 129. A second SIGINT or SIGTERM skips
+//! the grace, also while it is being waited out.
 //!
 //! The signals are blocked in every thread and read from a signalfd by one
 //! thread, which then makes a wake-up pipe readable; supervision includes that
@@ -19,6 +20,10 @@ use crate::error::ContainError;
 
 pub struct Interrupts {
     wake_r: OwnedFd,
+    wake_w: OwnedFd,
+    /// Readable once a second SIGINT or SIGTERM arrived: no more grace.
+    hard_r: OwnedFd,
+    hard_w: OwnedFd,
     signal: AtomicI32,
     hard: AtomicBool,
 }
@@ -86,22 +91,68 @@ pub fn install() -> Result<&'static Interrupts, ContainError> {
     })?;
     let (wake_r, wake_w) =
         pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
+    let (hard_r, hard_w) =
+        pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
     let interrupts = INTERRUPTS.get_or_init(|| Interrupts {
         wake_r,
+        wake_w,
+        hard_r,
+        hard_w,
         signal: AtomicI32::new(0),
         hard: AtomicBool::new(false),
     });
     std::thread::Builder::new()
         .name("cargo-reap-signals".into())
-        .spawn(move || signal_thread(sfd, wake_w))
+        .spawn(move || signal_thread(sfd))
         .map_err(|e| ContainError::Sys {
             what: "starting the signal thread",
             source: e,
         })?;
+    let parent = PARENT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((fd, pid)) = parent {
+        std::thread::Builder::new()
+            .name("cargo-reap-parent".into())
+            .spawn(move || parent_thread(fd, pid))
+            .map_err(|e| ContainError::Sys {
+                what: "starting the thread that watches the guardian",
+                source: e,
+            })?;
+    }
     Ok(interrupts)
 }
 
-fn signal_thread(sfd: SignalFd, wake_w: OwnedFd) {
+/// The read end of a pipe whose only write end the guardian holds (the
+/// cargo-reap process that started this runner, see
+/// [`crate::lifeline::split_off_runner`]), and the guardian's pid.
+static PARENT: Mutex<Option<(OwnedFd, i32)>> = Mutex::new(None);
+
+/// Treat the end of the guardian (EOF on `fd`) as an interrupt that skips
+/// the grace: the process a user or CI started was killed, so the run stops
+/// now (its suites killed, survivors reaped, a partial report, exit 137).
+pub fn watch_guardian(fd: OwnedFd, pid: i32) {
+    *PARENT.lock().unwrap_or_else(|p| p.into_inner()) = Some((fd, pid));
+}
+
+fn parent_thread(fd: OwnedFd, pid: i32) {
+    let mut buf = [0u8; 16];
+    loop {
+        match rustix::io::read(&fd, &mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                eprintln!("cargo-reap: warning: watching the guardian (pid {pid}): {e}");
+                break;
+            }
+        }
+    }
+    eprintln!(
+        "\ncargo-reap: the cargo-reap process that started this run (pid {pid}) is gone (killed?): stopping now — suites killed, survivors reaped, partial report"
+    );
+    deliver(Signal::SIGKILL as i32, true);
+}
+
+fn signal_thread(sfd: SignalFd) {
     loop {
         let info = match sfd.read_signal() {
             Ok(Some(info)) => info,
@@ -112,10 +163,19 @@ fn signal_thread(sfd: SignalFd, wake_w: OwnedFd) {
                 return;
             }
         };
-        let Some(state) = INTERRUPTS.get() else {
+        if !deliver(info.ssi_signo as i32, false) {
             return;
-        };
-        let signo = info.ssi_signo as i32;
+        }
+    }
+}
+
+/// Record interrupt `signo` (`hard`: skip the grace at once) and wake the
+/// supervisor; false when interrupts are not installed.
+fn deliver(signo: i32, hard: bool) -> bool {
+    let Some(state) = INTERRUPTS.get() else {
+        return false;
+    };
+    {
         let name = Signal::try_from(signo)
             .map(|s| s.as_str())
             .unwrap_or("signal");
@@ -123,25 +183,32 @@ fn signal_thread(sfd: SignalFd, wake_w: OwnedFd) {
             .signal
             .compare_exchange(0, signo, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
-        if !first && signo == libc_sigint() {
-            state.hard.store(true, Ordering::SeqCst);
+        let second = !first && (signo == libc_sigint() || signo == Signal::SIGTERM as i32);
+        if (hard || second) && !state.hard.swap(true, Ordering::SeqCst) {
+            // Wakes a wait for the suite to end within its grace.
+            if let Err(e) = rustix::io::write(&state.hard_w, b"!") {
+                eprintln!("cargo-reap: error: cannot pass the second interrupt on: {e}");
+            }
         }
         if let Some(fd) = FORWARD.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             forward(fd, signo);
         }
         // Wake the supervisor first (printing may wait for the terminal).
         // Level-triggered: the pipe stays readable from now on.
-        if let Err(e) = rustix::io::write(&wake_w, b"!") {
+        if let Err(e) = rustix::io::write(&state.wake_w, b"!") {
             eprintln!("cargo-reap: error: cannot signal the interrupt to the supervisor: {e}");
         }
-        if first {
+        if hard && first {
+            // Announced by the caller.
+        } else if first {
             eprintln!(
                 "\ncargo-reap: {name}: stopping — no new suites; the running one gets SIGTERM, then SIGKILL after the grace; survivors are still reaped (Ctrl-C again to skip the grace)"
             );
-        } else if signo == libc_sigint() {
+        } else if second {
             eprintln!("\ncargo-reap: second interrupt: killing everything now");
         }
     }
+    true
 }
 
 fn libc_sigint() -> i32 {
@@ -162,9 +229,15 @@ impl Interrupts {
         }
     }
 
-    /// A second Ctrl-C: no grace.
+    /// A second Ctrl-C (or SIGTERM): no grace.
     pub fn hard(&self) -> bool {
         self.hard.load(Ordering::SeqCst)
+    }
+
+    /// Readable once [`Interrupts::hard`] holds: poll it beside a wait
+    /// within the grace, so that it ends at once.
+    pub fn hard_fd(&self) -> BorrowedFd<'_> {
+        self.hard_r.as_fd()
     }
 }
 

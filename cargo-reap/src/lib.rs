@@ -66,6 +66,18 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
         cli::Command::Clean(_) => false,
     };
     init_tracing(verbose);
+    // `test` and `run`: this process becomes the guardian above the runner
+    // (see lifeline::split_off_runner); the runner goes on below.
+    if matches!(cli.command, cli::Command::Test(_) | cli::Command::Run(_)) {
+        match lifeline::split_off_runner() {
+            Ok(None) => {}
+            Ok(Some(code)) => return code,
+            Err(e) => eprintln!(
+                "cargo-reap: warning: no guardian above the runner ({}): if cargo-reap is killed, an untagged daemon of a suite may survive",
+                error::chain(&e)
+            ),
+        }
+    }
     match cli.command {
         cli::Command::Clean(args) => match stale::sweep(args.dry_run, stale::Scope::Everything) {
             Ok(found) => {

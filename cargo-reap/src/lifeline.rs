@@ -10,6 +10,11 @@
 //! every process carrying the run's tag, in rounds until none is left.
 //! PR_SET_PDEATHSIG is not used: it fires per thread, is cleared on fork and
 //! races with spawn.
+//!
+//! The guard only knows what it is told. Above the runner sits the
+//! **guardian** ([`split_off_runner`]): the process the user started, the
+//! child subreaper above the runner's tree, which receives every orphan when
+//! the runner dies (an untagged setsid daemon, the build) and kills them.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -23,7 +28,7 @@ use std::time::Duration;
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::error::ContainError;
-use crate::sys::OwnedChild;
+use crate::sys::{ExitInfo, OwnedChild};
 
 /// Environment variable that turns a cargo-reap process into the guard.
 pub const GUARD_ENV: &str = "CARGO_REAP_INTERNAL_GUARD";
@@ -33,11 +38,26 @@ pub const GUARD_ENV: &str = "CARGO_REAP_INTERNAL_GUARD";
 /// Dropped without [`Lifeline::close`] (an error path of the runner), it
 /// closes the pipe without `end`: the guard kills everything still
 /// registered, and the runner waits for it to finish before going on.
+///
+/// A guard that dies while the runner lives (a suite killed it) is noticed at
+/// the next write to its pipe (EPIPE): the runner announces it, starts a new
+/// guard, tells it every containment still registered, and keeps a notice
+/// for the suite that was running ([`Lifeline::take_notices`]).
 pub struct Lifeline {
+    run_id: String,
+    state: Mutex<GuardState>,
+    /// Guard replacements not yet reported with a suite.
+    notices: Mutex<Vec<String>>,
+}
+
+/// The current guard and what it has been told.
+struct GuardState {
     /// `None` once the pipe is closed.
-    writer: Mutex<Option<File>>,
+    writer: Option<File>,
     /// `None` once the guard is reaped.
     guard: Option<OwnedChild>,
+    cgroups: BTreeSet<PathBuf>,
+    pgids: BTreeSet<i32>,
 }
 
 /// How long a clean `close` waits for the guard (it has nothing to kill).
@@ -46,52 +66,151 @@ const CLOSE_PATIENCE: Duration = Duration::from_secs(10);
 /// (removing a cgroup leaf may take up to 10 s on its own).
 const ABORT_PATIENCE: Duration = Duration::from_secs(30);
 
+fn telling(source: std::io::Error) -> ContainError {
+    ContainError::Sys {
+        what: "telling the lifeline guard",
+        source,
+    }
+}
+
+/// Start a guard process for run `run_id`; returns the write end of its
+/// pipe (its only one, close-on-exec) and the guard, already told the tag.
+fn spawn_guard(run_id: &str) -> Result<(File, OwnedChild), ContainError> {
+    let (r, w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
+    let exe = std::env::current_exe().map_err(|e| ContainError::Sys {
+        what: "locating our own executable",
+        source: e,
+    })?;
+    let mut cmd = Command::new(exe);
+    cmd.env(GUARD_ENV, "1")
+        .env_remove(reap_probe::TAG_VAR)
+        .stdin(Stdio::from(r))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        // Out of the terminal's foreground group: Ctrl-C is the runner's to handle.
+        .process_group(0);
+    crate::sys::unblock_signals_in_child(&mut cmd);
+    let child = cmd.spawn().map_err(|e| ContainError::Sys {
+        what: "starting the lifeline guard",
+        source: e,
+    })?;
+    drop(cmd); // the read end now lives only in the guard
+    let guard = OwnedChild::adopt(&child)?;
+    drop(child);
+    let mut writer = File::from(w);
+    writer
+        .write_all(format!("tag {run_id}/\n").as_bytes())
+        .map_err(telling)?;
+    Ok((writer, guard))
+}
+
 impl Lifeline {
     /// Start the guard for run `run_id`.
     pub fn start(run_id: &str) -> Result<Lifeline, ContainError> {
-        let (r, w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
-        let exe = std::env::current_exe().map_err(|e| ContainError::Sys {
-            what: "locating our own executable",
-            source: e,
-        })?;
-        let mut cmd = Command::new(exe);
-        cmd.env(GUARD_ENV, "1")
-            .env_remove(reap_probe::TAG_VAR)
-            .stdin(Stdio::from(r))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            // Out of the terminal's foreground group: Ctrl-C is the runner's to handle.
-            .process_group(0);
-        crate::sys::unblock_signals_in_child(&mut cmd);
-        let child = cmd.spawn().map_err(|e| ContainError::Sys {
-            what: "starting the lifeline guard",
-            source: e,
-        })?;
-        drop(cmd); // the read end now lives only in the guard
-        let guard = OwnedChild::adopt(&child)?;
-        drop(child);
-        let lifeline = Lifeline {
-            writer: Mutex::new(Some(File::from(w))),
-            guard: Some(guard),
-        };
-        lifeline.send(&format!("tag {run_id}/"))?;
-        Ok(lifeline)
+        let (writer, guard) = spawn_guard(run_id)?;
+        Ok(Lifeline {
+            run_id: run_id.to_string(),
+            state: Mutex::new(GuardState {
+                writer: Some(writer),
+                guard: Some(guard),
+                cgroups: BTreeSet::new(),
+                pgids: BTreeSet::new(),
+            }),
+            notices: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The guard's pid (tests, diagnostics).
+    pub fn guard_pid(&self) -> Option<i32> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.guard.as_ref().map(OwnedChild::pid)
     }
 
     fn send(&self, line: &str) -> Result<(), ContainError> {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(w) = w.as_mut() else {
-            return Err(ContainError::Sys {
-                what: "telling the lifeline guard",
-                source: std::io::Error::other("the lifeline is already closed"),
-            });
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match line.split_once(' ') {
+            Some(("cgroup", p)) => {
+                st.cgroups.insert(PathBuf::from(p));
+            }
+            Some(("-cgroup", p)) => {
+                st.cgroups.remove(Path::new(p));
+            }
+            Some(("pgid", n)) => {
+                st.pgids.extend(n.parse::<i32>().ok());
+            }
+            Some(("-pgid", n)) => {
+                if let Ok(n) = n.parse::<i32>() {
+                    st.pgids.remove(&n);
+                }
+            }
+            _ => {}
+        }
+        let Some(w) = st.writer.as_mut() else {
+            return Err(telling(std::io::Error::other(
+                "the lifeline is already closed",
+            )));
         };
         // One write of less than PIPE_BUF bytes: atomic.
-        w.write_all(format!("{line}\n").as_bytes())
-            .map_err(|e| ContainError::Sys {
-                what: "telling the lifeline guard",
-                source: e,
-            })
+        match w.write_all(format!("{line}\n").as_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                let notice = self.replace_guard(&mut st)?;
+                if line == "end" {
+                    if let Some(w) = st.writer.as_mut() {
+                        w.write_all(b"end\n").map_err(telling)?;
+                    }
+                }
+                eprintln!("cargo-reap: warning: {notice}");
+                self.notices
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(notice);
+                Ok(())
+            }
+            Err(e) => Err(telling(e)),
+        }
+    }
+
+    /// The guard is gone (its pipe has no reader): reap it, start a new
+    /// one and tell it every containment still registered (the line that
+    /// failed is already applied to them). Returns what happened, in words.
+    fn replace_guard(&self, st: &mut GuardState) -> Result<String, ContainError> {
+        let old = st.guard.take();
+        let old_pid = old.as_ref().map_or(0, OwnedChild::pid);
+        // No reader left: the guard has exited, or is exiting.
+        let how = match old {
+            Some(g) => {
+                g.wait_exit(Some(CLOSE_PATIENCE))?;
+                match g.reap()? {
+                    ExitInfo {
+                        signal: Some(sig), ..
+                    } => format!("was killed by signal {sig}"),
+                    ExitInfo { code, .. } => format!("exited ({code:?})"),
+                }
+            }
+            None => "was gone".to_string(),
+        };
+        let (mut writer, guard) = spawn_guard(&self.run_id)?;
+        let mut lines = String::new();
+        for c in &st.cgroups {
+            lines.push_str(&format!("cgroup {}\n", c.display()));
+        }
+        for g in &st.pgids {
+            lines.push_str(&format!("pgid {g}\n"));
+        }
+        writer.write_all(lines.as_bytes()).map_err(telling)?;
+        let new_pid = guard.pid();
+        st.writer = Some(writer);
+        st.guard = Some(guard);
+        Ok(format!(
+            "the lifeline guard (pid {old_pid}) {how} while this suite ran; a new guard (pid {new_pid}) was started and told the {} containment(s) still running",
+            st.cgroups.len() + st.pgids.len()
+        ))
+    }
+
+    /// Guard replacements since the last call, one sentence each.
+    pub fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn watch_cgroup(&self, dir: &Path) -> Result<(), ContainError> {
@@ -119,8 +238,9 @@ impl Lifeline {
     /// Close the pipe, wait (at most `patience`) for the guard to exit, and
     /// reap it; past `patience` it is killed.
     fn finish(&mut self, patience: Duration) -> Result<(), ContainError> {
-        drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
-        let Some(guard) = self.guard.take() else {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        drop(st.writer.take());
+        let Some(guard) = st.guard.take() else {
             return Ok(());
         };
         if !guard.wait_exit(Some(patience))? {
@@ -140,7 +260,13 @@ impl Lifeline {
 
 impl Drop for Lifeline {
     fn drop(&mut self) {
-        if self.guard.is_some() {
+        let live = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .guard
+            .is_some();
+        if live {
             // An error path skipped close(): EOF without `end` makes the guard
             // kill every containment still registered. Let it finish.
             if let Err(e) = self.finish(ABORT_PATIENCE) {
@@ -280,4 +406,262 @@ fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Opti
         }
     }
     killed
+}
+
+/// Split this process in two, before anything else runs (no other thread
+/// exists yet): the child goes on as the runner; this process — the one a
+/// user, a shell or CI started and waits for — becomes its **guardian**,
+/// the child subreaper above the runner's whole tree. Returns `None` in the
+/// runner, `Some(exit code)` in the guardian once the runner has ended.
+///
+/// Why: while the runner lives, every process a suite forks is its
+/// descendant (it is the child subreaper: orphans reparent to it), however
+/// it escaped (cgroup, group, session, tag). When the runner dies, those
+/// orphans reparent to the nearest subreaper above it — the guardian — not to
+/// PID 1, so the guardian reaches every process the runner could, including
+/// an untagged setsid daemon and the build (cargo, rustc, build scripts).
+/// The lifeline guard (a child of the runner, below) still kills what is
+/// registered — cgroup leaves, process groups, the tag — and removes leaves.
+///
+/// The guardian passes on SIGINT, SIGTERM and SIGHUP that a process sent to
+/// it (a Ctrl-C at the terminal reaches both: the runner stays in its process
+/// group), exits with the runner's exit code, and when the runner was killed
+/// by a signal, SIGKILLs every descendant left (the guard excepted: it is
+/// cleaning up) and exits with 128 + that signal. If the guardian is killed,
+/// the runner sees EOF on a pipe and stops at once (see
+/// [`crate::interrupt::watch_guardian`]).
+pub fn split_off_runner() -> Result<Option<i32>, ContainError> {
+    use nix::sys::signal::{SigSet, Signal as NixSignal};
+    crate::sys::become_subreaper()?;
+    let mut set = SigSet::empty();
+    for s in [NixSignal::SIGINT, NixSignal::SIGTERM, NixSignal::SIGHUP] {
+        set.add(s);
+    }
+    // Blocked before the fork: the runner inherits the mask and reads them
+    // from its own signalfd; nothing is lost in between.
+    set.thread_block().map_err(|e| ContainError::Sys {
+        what: "blocking SIGINT/SIGTERM/SIGHUP",
+        source: e.into(),
+    })?;
+    let (r, w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| ContainError::sys("pipe2", e))?;
+    let guardian = std::process::id() as i32;
+    // SAFETY: no other thread exists yet (called first thing in main), so
+    // the child may go on running arbitrary code.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(ContainError::Sys {
+            what: "forking the runner",
+            source: e.into(),
+        }),
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(w);
+            crate::interrupt::watch_guardian(r, guardian);
+            Ok(None)
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(r);
+            let code = guardian_main(child.as_raw(), &set);
+            drop(w);
+            Ok(Some(code))
+        }
+    }
+}
+
+/// The guardian: pass signals on, wait for the runner, clean up after a
+/// runner killed by a signal. Returns the exit code.
+fn guardian_main(runner: i32, set: &nix::sys::signal::SigSet) -> i32 {
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use rustix::event::PollFlags;
+    use std::os::fd::AsFd;
+    let pidfd = match rustix::process::pidfd_open(
+        crate::sys::to_pid(runner),
+        rustix::process::PidfdFlags::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("cargo-reap: error: pidfd_open on the runner: {e}");
+            return wait_plain(runner);
+        }
+    };
+    let sfd = match SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("cargo-reap: warning: signals sent to pid {} will not reach the runner (signalfd: {e}); send them to pid {runner}", std::process::id());
+            None
+        }
+    };
+    loop {
+        let mut fds = vec![(pidfd.as_fd(), PollFlags::IN)];
+        if let Some(s) = &sfd {
+            fds.push((s.as_fd(), PollFlags::IN));
+        }
+        let ready = match crate::sys::wait_any(&fds, None) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("cargo-reap: error: waiting for the runner: {e}");
+                return wait_plain(runner);
+            }
+        };
+        if ready.contains(&0) {
+            break;
+        }
+        if let Some(s) = &sfd {
+            while let Ok(Some(info)) = s.read_signal() {
+                // A Ctrl-C or hangup from the terminal (SI_KERNEL) reached
+                // the runner too: it shares our process group.
+                if info.ssi_code > 0 {
+                    continue;
+                }
+                if let Some(sig) = rustix::process::Signal::from_named_raw(info.ssi_signo as i32) {
+                    match rustix::process::pidfd_send_signal(&pidfd, sig) {
+                        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                        Err(e) => eprintln!(
+                            "cargo-reap: warning: cannot pass signal {} on to the runner: {e}",
+                            info.ssi_signo
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    let status = loop {
+        match rustix::process::waitid(
+            rustix::process::WaitId::PidFd(pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        ) {
+            Ok(Some(s)) => break s,
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                eprintln!("cargo-reap: error: collecting the runner's exit: {e}");
+                return crate::exit::USAGE;
+            }
+        }
+    };
+    match status.terminating_signal() {
+        None => status.exit_status().unwrap_or(crate::exit::USAGE),
+        Some(sig) => {
+            let killed = kill_descendants();
+            eprintln!(
+                "cargo-reap: the runner (pid {runner}) was killed by signal {sig}; its guardian killed {killed} process(es) it left"
+            );
+            wait_for_guards(ABORT_PATIENCE);
+            crate::interrupt::exit_code(sig)
+        }
+    }
+}
+
+/// Without a pidfd: a blocking wait for the runner.
+fn wait_plain(runner: i32) -> i32 {
+    loop {
+        match rustix::process::waitpid(
+            Some(crate::sys::to_pid(runner)),
+            rustix::process::WaitOptions::empty(),
+        ) {
+            Ok(Some((_, st))) => {
+                return match st.terminating_signal() {
+                    Some(sig) => crate::interrupt::exit_code(sig),
+                    None => st.exit_status().unwrap_or(crate::exit::USAGE),
+                }
+            }
+            Err(rustix::io::Errno::INTR) | Ok(None) => continue,
+            Err(e) => {
+                eprintln!("cargo-reap: error: waiting for the runner: {e}");
+                return crate::exit::USAGE;
+            }
+        }
+    }
+}
+
+/// Is this process a lifeline guard (it cleans up by itself)?
+fn is_guard(pid: i32) -> bool {
+    let needle = format!("{GUARD_ENV}=");
+    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+        env.split(|b| *b == 0)
+            .any(|kv| kv.starts_with(needle.as_bytes()))
+    })
+}
+
+/// SIGKILL, in rounds, every descendant of this process (the guardian)
+/// except lifeline guards; reap them. Returns how many were killed.
+fn kill_descendants() -> usize {
+    use crate::sys::{open_pidfds, signal_pidfds_each, wait_pidfds, ProcId};
+    let me = std::process::id() as i32;
+    let mut killed = 0;
+    let mut refused: BTreeSet<i32> = BTreeSet::new();
+    for _round in 0..100 {
+        let table = match reap_probe::scan(reap_probe::ScanOptions::default()) {
+            Ok(t) => reap_probe::ProcessTable::new(t),
+            Err(e) => {
+                eprintln!("cargo-reap: guardian: scanning /proc: {e}");
+                break;
+            }
+        };
+        let mut todo: Vec<i32> = table.children(me).to_vec();
+        let mut found: Vec<ProcId> = Vec::new();
+        while let Some(pid) = todo.pop() {
+            if is_guard(pid) {
+                continue;
+            }
+            todo.extend(table.children(pid).iter().copied());
+            if let Some(p) = table.get(pid) {
+                if !p.is_zombie() && !refused.contains(&pid) {
+                    found.push(ProcId::from(p));
+                }
+            }
+        }
+        if let Err(e) = crate::sys::reap_unclaimed_zombies() {
+            eprintln!("cargo-reap: guardian: reaping: {e}");
+        }
+        if found.is_empty() {
+            break;
+        }
+        let round = open_pidfds(&found).and_then(|fds| {
+            let sent = signal_pidfds_each(&fds, rustix::process::Signal::KILL)?;
+            wait_pidfds(&fds, Duration::from_secs(1))?;
+            Ok(sent)
+        });
+        match round {
+            Ok(sent) => {
+                killed += sent.count;
+                for (pid, e) in sent.refused {
+                    eprintln!("cargo-reap: guardian: pid {pid} could not be killed: {e}");
+                    refused.insert(pid);
+                }
+            }
+            Err(e) => {
+                eprintln!("cargo-reap: guardian: killing what the runner left: {e}");
+                break;
+            }
+        }
+    }
+    killed
+}
+
+/// Wait (at most `patience`) for the lifeline guards among our children to
+/// finish their own cleanup (leaves removed) and reap them.
+fn wait_for_guards(patience: Duration) {
+    let me = std::process::id() as i32;
+    let kids = match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("cargo-reap: guardian: cannot list its children to wait for the lifeline guard: {e}");
+            return;
+        }
+    };
+    let guards: Vec<crate::sys::ProcId> = kids
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .filter(|p| is_guard(*p))
+        .map(|pid| crate::sys::ProcId {
+            pid,
+            start_time: None,
+        })
+        .collect();
+    let waited =
+        crate::sys::open_pidfds(&guards).and_then(|fds| crate::sys::wait_pidfds(&fds, patience));
+    if let Err(e) = waited {
+        eprintln!("cargo-reap: guardian: waiting for the lifeline guard: {e}");
+    }
+    if let Err(e) = crate::sys::reap_unclaimed_zombies() {
+        eprintln!("cargo-reap: guardian: reaping: {e}");
+    }
 }

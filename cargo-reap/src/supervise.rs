@@ -257,8 +257,10 @@ fn judge_suite(
         // (per its output) is the only one spanning the process's start.
         // (Parallel libtest prints `test NAME ... ` only at completion.)
         let serial = serial_tests(&ctx.options.test_args);
+        report.problems.extend(out.problems);
         for e in &out.survivors {
             let mut leak = leak_of(e, number, true);
+            mark_not_killed(&mut leak, &out.not_killed);
             let mut spans = out.windows.iter().filter(|w| w.contains(e.info.start_time));
             if let (true, Some(w), None) = (serial, spans.next(), spans.next()) {
                 leak.test = Some(w.name.clone());
@@ -300,6 +302,32 @@ fn judge_suite(
     report.tmp = cleaned.left;
     report.problems.extend(cleaned.problems);
     Ok(())
+}
+
+/// A leak the kill could not end: not reaped, and why.
+fn mark_not_killed(leak: &mut Leak, not_killed: &[(ProcessInfo, String)]) {
+    if let Some((_, why)) = not_killed.iter().find(|(p, _)| p.pid == leak.pid) {
+        leak.reaped = false;
+        leak.kill_error = Some(why.clone());
+    }
+}
+
+/// The problem line of processes a kill could not end.
+fn not_killed_problems(not_killed: &[(ProcessInfo, String)]) -> Vec<String> {
+    not_killed
+        .iter()
+        .map(|(p, why)| {
+            format!(
+                "pid {} ({}) {why} (it runs as another user: root through sudo or a setuid program?); it is still running: end it yourself",
+                p.pid,
+                if p.cmdline.is_empty() {
+                    p.comm.clone()
+                } else {
+                    p.cmdline.join(" ")
+                }
+            )
+        })
+        .collect()
 }
 
 /// A suite's status from its attempts.
@@ -453,6 +481,7 @@ pub fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
         wchan: f.and_then(|f| f.wchan.clone()),
         syscall: f.and_then(|f| f.syscall.clone()),
         allowed: None,
+        kill_error: None,
         pid: p.pid,
         ppid: p.ppid,
         pgid: p.pgid,
@@ -487,8 +516,14 @@ impl SuiteLog {
 /// What one run of a test binary produced.
 pub struct AttemptOutcome {
     pub attempt: Attempt,
-    /// Processes that survived it (already killed and reaped).
+    /// Processes that survived it (already killed and reaped, except those
+    /// in `not_killed`).
     pub survivors: Vec<Examined>,
+    /// Survivors the kill could not end (EPERM), with why: still alive.
+    pub not_killed: Vec<(ProcessInfo, String)>,
+    /// Problems of cargo-reap's own handling of the attempt (a leak it could
+    /// not kill, its lifeline guard found killed), one sentence each.
+    pub problems: Vec<String>,
     /// When each test ran, where its output shows it (serial runs).
     pub windows: Vec<crate::capture::TestWindow>,
     /// Per-test results from the output.
@@ -593,6 +628,8 @@ pub fn run_attempt(
         memory_source: String::new(),
     };
     let mut leaks = Vec::new();
+    let mut not_killed: Vec<(ProcessInfo, String)> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
     let mut seen_pids: Vec<i32> = Vec::new();
 
     let root_pid = root.pid();
@@ -615,7 +652,7 @@ pub fn run_attempt(
         attempt.exit_code = exit.code;
         attempt.signal = exit.signal;
         // Children get `settle` to exit on their own; whatever remains leaked.
-        let survivors = if cont.wait_empty(suite.limits.settle)? {
+        let survivors = if cont.wait_empty(suite.limits.settle, None)? {
             Vec::new()
         } else {
             cont.members()?
@@ -626,6 +663,10 @@ pub fn run_attempt(
             attempt.kill_rounds = killed.rounds;
             // Forked while being killed: leaks too, seen only as they died.
             survivors.extend(unseen(&survivors, killed.processes));
+            let refused: Vec<ProcessInfo> =
+                killed.unkillable.iter().map(|(p, _)| p.clone()).collect();
+            survivors.extend(unseen(&survivors, refused));
+            not_killed = killed.unkillable;
         }
         seen_pids.extend(survivors.iter().map(|e| e.info.pid));
         leaks = survivors;
@@ -638,22 +679,33 @@ pub fn run_attempt(
             .as_ref()
             .map(|c| c.unfinished_tests())
             .unwrap_or_default();
+        let frozen = cont.frozen()?;
         let hung = examine(cont.members()?, &fctx, root_pid)?;
         seen_pids.extend(hung.iter().map(|e| e.info.pid));
         attempt.hang_processes = hung.iter().map(|e| leak_of(e, number, true)).collect();
         let seen: Vec<reap_probe::Forensics> =
             hung.iter().filter_map(|e| e.forensics.clone()).collect();
-        attempt.tree = reap_probe::render_forensics_tree(&seen, crate::report::terminal::WIDTH)
-            .lines()
-            .map(str::to_string)
-            .collect();
+        attempt.tree = frozen_lines(&frozen);
+        attempt.tree.extend(
+            reap_probe::render_forensics_tree(&seen, crate::report::terminal::WIDTH)
+                .lines()
+                .map(str::to_string),
+        );
+        if !frozen.is_empty() {
+            for l in &mut attempt.hang_processes {
+                l.findings.push("frozen".into());
+                l.notes.push(FROZEN_NOTE.into());
+            }
+        }
+        // Thaws a frozen suite first (in cgroup mode): TERM would wait for it.
         cont.signal_all(Signal::TERM)?;
         let grace = if interrupts.is_some_and(|i| i.hard()) {
             Duration::ZERO
         } else {
             suite.limits.grace
         };
-        if !cont.wait_empty(grace)? {
+        // A second interrupt ends the grace at once.
+        if !cont.wait_empty(grace, interrupts.map(|i| i.hard_fd()))? {
             let killed = cont.kill_all()?;
             attempt.kill_rounds = killed.rounds;
             attempt.hang_processes.extend(
@@ -661,6 +713,17 @@ pub fn run_attempt(
                     .iter()
                     .map(|e| leak_of(e, number, true)),
             );
+            let refused: Vec<ProcessInfo> =
+                killed.unkillable.iter().map(|(p, _)| p.clone()).collect();
+            attempt.hang_processes.extend(
+                unseen(&hung, refused)
+                    .iter()
+                    .map(|e| leak_of(e, number, true)),
+            );
+            for l in &mut attempt.hang_processes {
+                mark_not_killed(l, &killed.unkillable);
+            }
+            problems.extend(not_killed_problems(&killed.unkillable));
         }
         // The root is dead now (every member is); collect its status.
         root.signal(Signal::KILL)?;
@@ -680,19 +743,101 @@ pub fn run_attempt(
         windows = captured.windows;
         results = captured.results;
         if !captured.complete {
-            eprintln!(
-                "cargo-reap: warning: {}: the output pipe is still held open by a process outside the suite's containment",
-                suite.id
-            );
+            // Every member is gone, yet a process holds the suite's output
+            // pipe: it got it from the suite, so it is the suite's leak.
+            let holders = pipe_holders(runner_pipe)?;
+            if holders.is_empty() {
+                problems.push(
+                    "its output pipe stayed open after every process of the suite was gone, held by no process cargo-reap can see".into(),
+                );
+            } else {
+                let mut held = examine(holders, &fctx, root_pid)?;
+                for e in &mut held {
+                    if let Some(f) = e.forensics.as_mut() {
+                        f.findings.retain(|x| x.rule == "holds-runner-pipe");
+                    }
+                }
+                let refused = crate::containment::pgroup::kill_listed(
+                    &held.iter().map(|e| e.info.clone()).collect::<Vec<_>>(),
+                )?;
+                for (pid, e) in refused {
+                    if let Some(h) = held.iter().find(|h| h.info.pid == pid) {
+                        not_killed.push((
+                            h.info.clone(),
+                            format!(
+                                "could not be killed: {}",
+                                crate::containment::pgroup::errno_name(e)
+                            ),
+                        ));
+                    }
+                }
+                leaks.extend(held);
+            }
         }
     }
+    problems.extend(not_killed_problems(&not_killed));
     cont.close()?;
+    // A lifeline guard found dead (and replaced) while this suite ran.
+    problems.extend(ctx.lifeline.take_notices());
     Ok(AttemptOutcome {
         attempt,
         survivors: leaks,
+        not_killed,
+        problems,
         windows,
         results,
     })
+}
+
+/// What a frozen suite's hang forensics say first.
+const FROZEN_NOTE: &str = "frozen: its cgroup is frozen (cgroup.freeze = 1): it runs nothing and acts on no signal but SIGKILL until thawed (cargo-reap thaws it before the SIGTERM)";
+
+fn frozen_lines(frozen: &[PathBuf]) -> Vec<String> {
+    frozen
+        .iter()
+        .map(|cg| format!("frozen: cgroup {} has cgroup.freeze = 1 (the suite froze itself?): its processes run nothing until thawed", cg.display()))
+        .collect()
+}
+
+/// Live processes other than the runner that hold the pipe with inode
+/// `inode` (none when there is no pipe). Reads every process's descriptors:
+/// only used when the pipe stayed open after the suite was gone.
+fn pipe_holders(inode: Option<u64>) -> Result<Vec<ProcessInfo>, RunError> {
+    let Some(inode) = inode else {
+        return Ok(Vec::new());
+    };
+    let want = format!("pipe:[{inode}]");
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    let proc_dir = Path::new("/proc");
+    let entries = std::fs::read_dir(proc_dir).map_err(|source| RunError::Io {
+        what: "listing",
+        path: proc_dir.to_path_buf(),
+        source,
+    })?;
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // Unreadable: gone meanwhile, or not ours to look at.
+        let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want.as_str()));
+        if holds {
+            match reap_probe::snapshot(pid, reap_probe::ScanOptions::default()) {
+                Ok(p) if !p.is_zombie() => out.push(p),
+                Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
+                Err(e) => return Err(crate::error::ContainError::Probe(e).into()),
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Names of the threads of the test binary other than its main thread. libtest
@@ -793,7 +938,13 @@ pub fn list_tests(
     let (cont, owned) = ctx.spawn_in(cont, cmd, suite)?;
     let exited = owned.wait_exit(Some(LIST_TIMEOUT))?;
     // Whatever it left (or, on timeout, everything) dies with the containment.
-    cont.kill_all()?;
+    let killed = cont.kill_all()?;
+    for line in not_killed_problems(&killed.unkillable) {
+        eprintln!(
+            "cargo-reap: warning: {}: listing its tests: {line}",
+            suite.id
+        );
+    }
     if !exited {
         owned.signal(Signal::KILL)?;
     }

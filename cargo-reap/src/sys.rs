@@ -3,7 +3,7 @@
 //! the child-subreaper bit.
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -203,25 +203,78 @@ pub fn open_pidfds(procs: &[ProcId]) -> Result<Vec<(i32, OwnedFd)>, ContainError
 
 /// Send `sig` through each pidfd; returns how many were signalled.
 pub fn signal_pidfds(fds: &[(i32, OwnedFd)], sig: Signal) -> Result<usize, ContainError> {
-    let mut n = 0;
-    for (_, fd) in fds {
+    let sent = signal_pidfds_each(fds, sig)?;
+    match sent.refused.first() {
+        None => Ok(sent.count),
+        Some(&(_, e)) => Err(ContainError::sys("pidfd_send_signal", e)),
+    }
+}
+
+/// What [`signal_pidfds_each`] did.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Processes signalled.
+    pub count: usize,
+    /// Processes we may not signal (EPERM: another user's, e.g. a root
+    /// process started through sudo or a setuid helper), with the error.
+    pub refused: Vec<(i32, Errno)>,
+}
+
+/// Send `sig` through each pidfd. A process we may not signal (EPERM) is
+/// listed, not an error: one such process must not stop the others' kill.
+pub fn signal_pidfds_each(fds: &[(i32, OwnedFd)], sig: Signal) -> Result<Sent, ContainError> {
+    let mut sent = Sent::default();
+    for (pid, fd) in fds {
         match pidfd_send_signal(fd, sig) {
-            Ok(()) => n += 1,
+            Ok(()) => sent.count += 1,
             Err(Errno::SRCH) => {}
+            Err(Errno::PERM) => sent.refused.push((*pid, Errno::PERM)),
             Err(e) => return Err(ContainError::sys("pidfd_send_signal", e)),
         }
     }
-    Ok(n)
+    Ok(sent)
+}
+
+/// Processes found that could not be signalled (EPERM), by pid and start
+/// time: reported once, by the suite that found them, then left out of every
+/// later listing (a later kill round, another suite, the end-of-trial sweep).
+static UNKILLABLE: Mutex<BTreeSet<(i32, u64)>> = Mutex::new(BTreeSet::new());
+
+/// Remember that this process cannot be signalled by us.
+pub fn note_unkillable(pid: i32, start_time: u64) {
+    UNKILLABLE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert((pid, start_time));
+}
+
+/// Was this process found unkillable before (same pid and start time)?
+pub fn is_known_unkillable(pid: i32, start_time: u64) -> bool {
+    UNKILLABLE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&(pid, start_time))
 }
 
 /// Wait until every pidfd reports exit or `timeout` passes. True when all exited.
 pub fn wait_pidfds(fds: &[(i32, OwnedFd)], timeout: Duration) -> Result<bool, ContainError> {
+    wait_pidfds_or(fds, timeout, None)
+}
+
+/// [`wait_pidfds`], also ending (false) as soon as `cancel` is readable.
+pub fn wait_pidfds_or(
+    fds: &[(i32, OwnedFd)],
+    timeout: Duration,
+    cancel: Option<BorrowedFd<'_>>,
+) -> Result<bool, ContainError> {
     let deadline = Instant::now() + timeout;
     let mut pending: Vec<_> = fds.iter().map(|(_, fd)| fd.as_fd()).collect();
     while !pending.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ready = wait_readable(&pending, Some(left))?;
-        if ready.is_empty() {
+        let mut all = pending.clone();
+        all.extend(cancel);
+        let ready = wait_readable(&all, Some(left))?;
+        if ready.is_empty() || (cancel.is_some() && ready.contains(&pending.len())) {
             return Ok(false);
         }
         let mut i = 0;
@@ -248,9 +301,18 @@ pub fn wait_events(
     events: PollFlags,
     timeout: Option<Duration>,
 ) -> Result<Vec<usize>, ContainError> {
+    let each: Vec<(BorrowedFd<'_>, PollFlags)> = fds.iter().map(|fd| (*fd, events)).collect();
+    wait_any(&each, timeout)
+}
+
+/// poll(2) for each fd's own events; returns the indexes with any event.
+pub fn wait_any(
+    fds: &[(BorrowedFd<'_>, PollFlags)],
+    timeout: Option<Duration>,
+) -> Result<Vec<usize>, ContainError> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
-        let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, events)).collect();
+        let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|(fd, ev)| PollFd::new(fd, *ev)).collect();
         let ts = deadline.map(|d| {
             let left = d.saturating_duration_since(Instant::now());
             Timespec {

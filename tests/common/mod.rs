@@ -591,13 +591,23 @@ pub fn reap_sampled(env: &[(&str, &str)], args: &[&str]) -> (Run, u64) {
         std::io::Read::read_to_end(&mut stderr_pipe, &mut buf).unwrap();
         buf
     });
-    let status_path = format!("/proc/{}/status", child.id());
+    // The runner is the child of the process started (its guardian).
+    let guardian = child.id();
+    let mut status_path = None;
     let mut peak_kib = 0;
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        if let Ok(text) = std::fs::read_to_string(&status_path) {
+        if status_path.is_none() {
+            status_path =
+                std::fs::read_to_string(format!("/proc/{guardian}/task/{guardian}/children"))
+                    .ok()
+                    .and_then(|k| k.split_whitespace().next().map(str::to_string))
+                    .map(|runner| format!("/proc/{runner}/status"));
+        }
+        if let Ok(text) = std::fs::read_to_string(status_path.as_deref().unwrap_or("/nonexistent"))
+        {
             if let Some(kib) = text
                 .lines()
                 .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -639,4 +649,31 @@ pub fn cgroup2_root() -> PathBuf {
         })
         .expect("a cgroup2 mount");
     PathBuf::from(line.split_whitespace().nth(4).unwrap())
+}
+
+/// A build script that blocks the build until its parent (cargo) is gone.
+pub const BLOCKING_BUILD_RS: &str = r#"fn main() {
+    // Checking our own parent has no event to wait on: look every 20 ms, at
+    // most 10 minutes (the test fails long before).
+    let parent = std::os::unix::process::parent_id();
+    for _ in 0..30_000 {
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+"#;
+
+/// The pid of the runner (the process doing the run: the child of the
+/// cargo-reap a test starts, its guardian) from its run id
+/// (`<ms hex>-<pid>-<ns hex>`).
+pub fn runner_pid(run_id: &str) -> i32 {
+    run_id.split('-').nth(1).unwrap().parse().unwrap()
+}
+
+/// SIGKILL the runner of `run_id` (not its guardian).
+pub fn kill_runner(run_id: &str) {
+    let pid = rustix::process::Pid::from_raw(runner_pid(run_id)).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
 }

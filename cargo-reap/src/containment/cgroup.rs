@@ -20,6 +20,7 @@ use rustix::event::PollFlags;
 use rustix::fs::{Mode, OFlags};
 use rustix::process::Signal;
 
+use super::pgroup::{Active, Selector};
 use super::{Containment, IsolationKind};
 use crate::error::ContainError;
 use crate::sys::{self, ProcId};
@@ -209,18 +210,37 @@ impl CgroupParent {
             dir,
             procs_c,
             tag: tag.to_string(),
+            sel: Selector::new(tag),
+            counted: Active::default(),
             closed: false,
         })
     }
 }
 
 /// One leaf cgroup holding one suite attempt.
-#[derive(Debug)]
+///
+/// Its members are the leaf's (and its child cgroups') processes **and**
+/// whatever the process-group rules find ([`Selector`]): the root's
+/// descendants, its group and session, the tag, and orphans reparented to
+/// the runner while this suite ran alone. A root suite can write a pid into
+/// any `cgroup.procs` and so leave its leaf; it cannot leave the runner's
+/// tree (the runner is the child subreaper), so it is still found.
 pub struct CgroupContainment {
     dir: PathBuf,
     procs_c: CString,
     tag: String,
+    sel: Selector,
+    counted: Active,
     closed: bool,
+}
+
+impl std::fmt::Debug for CgroupContainment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CgroupContainment")
+            .field("dir", &self.dir)
+            .field("tag", &self.tag)
+            .finish()
+    }
 }
 
 impl CgroupContainment {
@@ -261,6 +281,57 @@ impl CgroupContainment {
             .map_err(|e| ContainError::cgroup_io("writing", &path, e))
     }
 
+    /// Members of the suite outside the leaf's tree (they left it: a root
+    /// suite wrote their pid into another cgroup's `cgroup.procs`).
+    fn outside(&self) -> Result<Vec<ProcessInfo>, ContainError> {
+        let inside = procs_in_tree(&self.dir)?.unwrap_or_default();
+        let mut found = self.sel.members()?;
+        found.retain(|p| !inside.contains(&p.pid));
+        Ok(found)
+    }
+
+    /// Cgroups of the leaf's tree with `cgroup.freeze` = 1.
+    fn frozen_cgroups(&self) -> Result<Vec<PathBuf>, ContainError> {
+        let mut out = Vec::new();
+        let mut todo = vec![self.dir.clone()];
+        while let Some(cg) = todo.pop() {
+            let path = cg.join("cgroup.freeze");
+            match fs::read_to_string(&path) {
+                Ok(t) if t.trim() == "1" => out.push(cg.clone()),
+                Ok(_) => {}
+                // Gone meanwhile, or a kernel without the v2 freezer.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(ContainError::cgroup_io("reading", path, e)),
+            }
+            let entries = match fs::read_dir(&cg) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(ContainError::cgroup_io("listing", &cg, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| ContainError::cgroup_io("listing", &cg, e))?;
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    todo.push(entry.path());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Thaw every frozen cgroup of the leaf's tree: a frozen process acts on
+    /// SIGTERM only once thawed (SIGKILL and cgroup.kill work regardless).
+    fn thaw(&self) -> Result<(), ContainError> {
+        for cg in self.frozen_cgroups()? {
+            let path = cg.join("cgroup.freeze");
+            match fs::write(&path, "0") {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ContainError::cgroup_io("thawing", path, e)),
+            }
+        }
+        Ok(())
+    }
+
     fn remove(&mut self) -> Result<(), ContainError> {
         match fs::remove_dir(&self.dir) {
             Ok(()) => {
@@ -287,6 +358,15 @@ impl CgroupContainment {
 /// POLLERR, but only relative to the last read of the open file, so the file
 /// is read before every poll (a poll on a fresh, unread file returns at once).
 pub fn wait_until_empty(dir: &Path, timeout: Duration) -> Result<bool, ContainError> {
+    wait_until_empty_or(dir, timeout, None)
+}
+
+/// [`wait_until_empty`], also ending (false) as soon as `cancel` is readable.
+pub fn wait_until_empty_or(
+    dir: &Path,
+    timeout: Duration,
+    cancel: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<bool, ContainError> {
     let path = dir.join("cgroup.events");
     let events = match File::open(&path) {
         Ok(f) => f,
@@ -310,11 +390,12 @@ pub fn wait_until_empty(dir: &Path, timeout: Duration) -> Result<bool, ContainEr
         if left.is_zero() {
             return Ok(false);
         }
-        sys::wait_events(
-            &[events.as_fd()],
-            PollFlags::PRI | PollFlags::ERR,
-            Some(left),
-        )?;
+        let mut fds = vec![(events.as_fd(), PollFlags::PRI | PollFlags::ERR)];
+        fds.extend(cancel.map(|c| (c, PollFlags::IN)));
+        let ready = sys::wait_any(&fds, Some(left))?;
+        if ready.contains(&1) {
+            return Ok(false);
+        }
     }
 }
 
@@ -365,7 +446,9 @@ pub fn kill_listed_members(dir: &Path) -> Result<usize, ContainError> {
             Err(e) => return Err(e.into()),
         }
     }
-    sys::signal_pidfds(&sys::open_pidfds(&ids)?, Signal::KILL)
+    // EPERM (another user's process in a delegated leaf): cgroup.kill,
+    // which needs no permission on the process, got it.
+    Ok(sys::signal_pidfds_each(&sys::open_pidfds(&ids)?, Signal::KILL)?.count)
 }
 
 /// rmdir a leaf once the kernel has emptied it (after a `cgroup.kill`, which
@@ -410,6 +493,9 @@ impl Containment for CgroupContainment {
     }
 
     fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError> {
+        // Counted before the fork, as in process-group mode: the orphan rule
+        // holds only while one suite runs.
+        self.counted.mark();
         cmd.env(reap_probe::TAG_VAR, &self.tag).process_group(0);
         sys::unblock_signals_in_child(cmd);
         sys::cloexec_inherited_fds_in_child(cmd);
@@ -417,7 +503,9 @@ impl Containment for CgroupContainment {
         Ok(())
     }
 
-    fn set_root(&mut self, _pid: i32) {}
+    fn set_root(&mut self, pid: i32) {
+        self.sel.set_root(pid);
+    }
 
     fn sampler(&self) -> super::Sampler {
         super::Sampler::Cgroup(self.dir.clone())
@@ -435,16 +523,27 @@ impl Containment for CgroupContainment {
         let mut out = Vec::new();
         for pid in self.pids()? {
             match reap_probe::snapshot(pid, opts) {
-                Ok(p) if !p.is_zombie() => out.push(p),
+                Ok(p) if !p.is_zombie() && !sys::is_known_unkillable(p.pid, p.start_time) => {
+                    out.push(p)
+                }
                 Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
                 Err(e) => return Err(e.into()),
+            }
+        }
+        for p in self.outside()? {
+            if !out.iter().any(|o| o.pid == p.pid) {
+                out.push(p);
             }
         }
         Ok(out)
     }
 
     fn signal_all(&self, sig: Signal) -> Result<usize, ContainError> {
-        let ids: Vec<ProcId> = self
+        if sig != Signal::KILL {
+            // A frozen process would hold the signal until thawed.
+            self.thaw()?;
+        }
+        let mut ids: Vec<ProcId> = self
             .pids()?
             .into_iter()
             .map(|pid| ProcId {
@@ -452,27 +551,53 @@ impl Containment for CgroupContainment {
                 start_time: None,
             })
             .collect();
-        sys::signal_pidfds(&sys::open_pidfds(&ids)?, sig)
+        ids.extend(self.outside()?.iter().map(ProcId::from));
+        Ok(sys::signal_pidfds_each(&sys::open_pidfds(&ids)?, sig)?.count)
     }
 
-    fn wait_empty(&self, timeout: Duration) -> Result<bool, ContainError> {
-        wait_until_empty(&self.dir, timeout)
+    fn wait_empty(
+        &self,
+        timeout: Duration,
+        cancel: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<bool, ContainError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !wait_until_empty_or(&self.dir, left, cancel)? {
+                return Ok(false);
+            }
+            // The leaf is empty. Outside it, a suite process whose root has
+            // exited is an orphan of the runner or below one; only then is
+            // the whole machine scanned (a tagged process outside the
+            // runner's tree is found by the end-of-trial sweep).
+            if !self.sel.may_have_orphans()? || self.outside()?.is_empty() {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !super::pgroup::wait_gone(|| self.outside(), left, cancel)? {
+                return Ok(false);
+            }
+            // Gone outside; look at the leaf again (they may have forked).
+        }
     }
 
     fn kill_all(&self) -> Result<super::Killed, ContainError> {
         self.write_file("cgroup.kill", "1")?;
         kill_listed_members(&self.dir)?;
-        if self.wait_empty(KILL_TIMEOUT)? {
-            Ok(super::Killed {
-                rounds: 1,
-                processes: Vec::new(),
-            })
-        } else {
-            Err(ContainError::CgroupStuck {
+        if !wait_until_empty(&self.dir, KILL_TIMEOUT)? {
+            return Err(ContainError::CgroupStuck {
                 path: self.dir.clone(),
                 secs: KILL_TIMEOUT.as_secs(),
-            })
+            });
         }
+        // What left the leaf: killed by pidfd, in rounds.
+        let mut killed = super::pgroup::kill_in_rounds(&self.tag, || self.outside())?;
+        killed.rounds += 1;
+        Ok(killed)
+    }
+
+    fn frozen(&self) -> Result<Vec<PathBuf>, ContainError> {
+        self.frozen_cgroups()
     }
 
     fn close(mut self: Box<Self>) -> Result<(), ContainError> {

@@ -12,6 +12,7 @@
 pub mod cgroup;
 pub mod pgroup;
 
+use std::os::fd::BorrowedFd;
 use std::process::Command;
 use std::time::Duration;
 
@@ -54,12 +55,25 @@ pub trait Containment: Send {
     /// Send `sig` to every member once. Returns how many were signalled.
     fn signal_all(&self, sig: Signal) -> Result<usize, ContainError>;
 
-    /// Wait, without polling, until no live member remains or `timeout` passes.
+    /// Wait, without polling, until no live member remains, `timeout` passes
+    /// or `cancel` becomes readable (a second interrupt: no more grace).
     /// Returns true when empty.
-    fn wait_empty(&self, timeout: Duration) -> Result<bool, ContainError>;
+    fn wait_empty(
+        &self,
+        timeout: Duration,
+        cancel: Option<BorrowedFd<'_>>,
+    ) -> Result<bool, ContainError>;
 
-    /// SIGKILL everything until nothing is left.
+    /// SIGKILL everything until nothing is left (except processes we may not
+    /// signal: listed in [`Killed::unkillable`]).
     fn kill_all(&self) -> Result<Killed, ContainError>;
+
+    /// Frozen cgroups of the suite (`cgroup.freeze` = 1, e.g. a test froze
+    /// its own cgroup): its processes run nothing and act on no signal but
+    /// SIGKILL until thawed. Empty where there are no cgroups.
+    fn frozen(&self) -> Result<Vec<std::path::PathBuf>, ContainError> {
+        Ok(Vec::new())
+    }
 
     /// A handle that measures the suite's processes and memory from another thread.
     fn sampler(&self) -> Sampler;
@@ -144,8 +158,12 @@ pub struct Killed {
     /// Rounds of SIGKILL it took (cgroup.kill: 1).
     pub rounds: u32,
     /// The processes it found and killed, when it enumerates them (process
-    /// groups do; `cgroup.kill` kills without listing).
+    /// groups do, and so do cgroups for members outside the leaf;
+    /// `cgroup.kill` kills without listing).
     pub processes: Vec<ProcessInfo>,
+    /// Processes of the suite it may not signal, with why (`could not be
+    /// killed: EPERM`, e.g. a root process of a non-root run): still alive.
+    pub unkillable: Vec<(ProcessInfo, String)>,
 }
 
 /// A containment as the lifeline guard knows it.

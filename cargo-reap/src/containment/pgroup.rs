@@ -49,26 +49,42 @@ impl ProcessGroupFactory {
 
     pub fn create(&self, tag: &str) -> ProcessGroupContainment {
         ProcessGroupContainment {
-            counted: std::sync::atomic::AtomicBool::new(false),
+            counted: Active::default(),
             closed: false,
-            sel: Selector {
-                tag: tag.to_string(),
-                root: None,
-                runner: std::process::id() as i32,
-                // One tick of margin: start times have clock-tick resolution.
-                since: reap_probe::boottime_ticks().saturating_sub(1),
-            },
+            sel: Selector::new(tag),
         }
     }
 }
 
 pub struct ProcessGroupContainment {
     sel: Selector,
-    /// Counted in [`ACTIVE`] (from its first `prepare`, i.e. before its first
-    /// fork, until it is dropped).
-    counted: std::sync::atomic::AtomicBool,
+    counted: Active,
     /// `close()` ran; otherwise an error path dropped it and Drop kills.
     closed: bool,
+}
+
+/// A suite counted in [`ACTIVE`] from its first `prepare` (i.e. before its
+/// first fork) until it is dropped. Suites of both modes count: an orphan
+/// reparented to the runner is claimed by the orphan rule only while one
+/// suite runs.
+#[derive(Default)]
+pub(crate) struct Active(std::sync::atomic::AtomicBool);
+
+impl Active {
+    /// Count the suite (once).
+    pub(crate) fn mark(&self) {
+        if !self.0.swap(true, Ordering::SeqCst) {
+            ACTIVE.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        if *self.0.get_mut() && ACTIVE.fetch_sub(1, Ordering::SeqCst) >= 2 {
+            CONCURRENCY_ENDED.store(reap_probe::boottime_ticks() + 1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// How a suite's processes are recognised (shared with the resource sampler).
@@ -83,6 +99,61 @@ pub struct Selector {
 }
 
 impl Selector {
+    /// The selector of a suite tagged `tag`, made now (before its spawn).
+    pub fn new(tag: &str) -> Selector {
+        Selector {
+            tag: tag.to_string(),
+            root: None,
+            runner: std::process::id() as i32,
+            // One tick of margin: start times have clock-tick resolution.
+            since: reap_probe::boottime_ticks().saturating_sub(1),
+        }
+    }
+
+    /// The suite's root (its test binary), once spawned.
+    pub fn set_root(&mut self, pid: i32) {
+        self.root = Some(pid);
+    }
+
+    /// Cheap test (the runner's own children only): could a process of this
+    /// suite live outside its cgroup leaf? Yes while its root lives, or when
+    /// the runner has an unclaimed child started since the suite began (an
+    /// orphan: the top of any suite process tree left once the root exited).
+    pub fn may_have_orphans(&self) -> Result<bool, ContainError> {
+        let Some(root) = self.root else {
+            return Ok(true);
+        };
+        if rustix::process::test_kill_process(sys::to_pid(root)).is_ok()
+            && reap_probe::snapshot(root, ScanOptions::default()).is_ok_and(|p| !p.is_zombie())
+        {
+            return Ok(true);
+        }
+        let task_dir = std::path::Path::new("/proc/self/task");
+        let tasks = std::fs::read_dir(task_dir)
+            .map_err(|e| ContainError::cgroup_io("listing", task_dir, e))?;
+        for t in tasks {
+            let t = t.map_err(|e| ContainError::cgroup_io("listing", task_dir, e))?;
+            // A thread that ended meanwhile has no children file.
+            let Ok(kids) = std::fs::read_to_string(t.path().join("children")) else {
+                continue;
+            };
+            for pid in kids
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                if sys::is_claimed(pid) {
+                    continue;
+                }
+                match reap_probe::start_time(pid) {
+                    Ok(start) if start >= self.since => return Ok(true),
+                    Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Every live process of the suite, from a fresh scan.
     pub fn members(&self) -> Result<Vec<ProcessInfo>, ContainError> {
         let opts = ScanOptions {
@@ -116,7 +187,63 @@ impl Selector {
                 seeds.push_back(p.pid);
             }
         }
-        with_descendants(table, seeds, |pid| pid == self.runner)
+        let mut found = with_descendants(table, seeds, |pid| pid == self.runner);
+        // Reported once, by the kill that found them: not members any more.
+        found.retain(|p| !sys::is_known_unkillable(p.pid, p.start_time));
+        found
+    }
+}
+
+/// SIGKILL the processes `members` lists, in rounds (each waits for the
+/// exits, by pidfd, then lists again) until it lists none. A process we may
+/// not signal (EPERM) is set aside in [`super::Killed::unkillable`] (and left
+/// out of later listings), never an error that stops the kill of the rest.
+pub(crate) fn kill_in_rounds(
+    tag: &str,
+    members: impl Fn() -> Result<Vec<ProcessInfo>, ContainError>,
+) -> Result<super::Killed, ContainError> {
+    let mut out = super::Killed::default();
+    loop {
+        let found = members()?;
+        if found.is_empty() {
+            return Ok(out);
+        }
+        if out.rounds >= MAX_KILL_ROUNDS {
+            return Err(ContainError::Unkillable {
+                rounds: out.rounds,
+                pids: found.iter().map(|p| p.pid).collect(),
+            });
+        }
+        out.rounds += 1;
+        tracing::debug!(
+            tag = %tag,
+            round = out.rounds,
+            pids = ?found.iter().map(|p| (p.pid, p.comm.as_str())).collect::<Vec<_>>(),
+            "SIGKILL round"
+        );
+        let refused = kill_listed(&found)?;
+        for m in found {
+            let why = refused.iter().find(|(pid, _)| *pid == m.pid);
+            if let Some((_, e)) = why {
+                out.unkillable
+                    .push((m, format!("could not be killed: {}", errno_name(*e))));
+            } else if !out
+                .processes
+                .iter()
+                .any(|k| k.pid == m.pid && k.start_time == m.start_time)
+            {
+                out.processes.push(m);
+            }
+        }
+    }
+}
+
+/// The errno's name for a report (`EPERM`).
+pub(crate) fn errno_name(e: Errno) -> String {
+    if e == Errno::PERM {
+        "EPERM".into()
+    } else {
+        format!("{e}")
     }
 }
 
@@ -135,9 +262,7 @@ impl Containment for ProcessGroupContainment {
         // Counted before the fork: between fork and exec the child is an
         // untagged child of the runner, which another suite's orphan rule
         // would otherwise take for its own (and kill) while it looked sole.
-        if !self.counted.swap(true, Ordering::SeqCst) {
-            ACTIVE.fetch_add(1, Ordering::SeqCst);
-        }
+        self.counted.mark();
         cmd.env(reap_probe::TAG_VAR, &self.sel.tag).process_group(0);
         sys::unblock_signals_in_child(cmd);
         sys::cloexec_inherited_fds_in_child(cmd);
@@ -145,7 +270,7 @@ impl Containment for ProcessGroupContainment {
     }
 
     fn set_root(&mut self, pid: i32) {
-        self.sel.root = Some(pid);
+        self.sel.set_root(pid);
     }
 
     fn guard_key(&self) -> Option<super::GuardKey> {
@@ -164,71 +289,26 @@ impl Containment for ProcessGroupContainment {
         if let Some(root) = self.sel.root {
             // The group first: it also reaches members forked since the scan.
             match rustix::process::kill_process_group(sys::to_pid(root), sig) {
-                Ok(()) | Err(Errno::SRCH) => {}
+                // EPERM: no member of the group may be signalled by us; the
+                // others are signalled one by one below.
+                Ok(()) | Err(Errno::SRCH) | Err(Errno::PERM) => {}
                 Err(e) => return Err(ContainError::sys("kill(-pgid)", e)),
             }
         }
         let members = self.members()?;
-        sys::signal_pidfds(&sys::open_pidfds(&Self::ids(&members))?, sig)
+        Ok(sys::signal_pidfds_each(&sys::open_pidfds(&Self::ids(&members))?, sig)?.count)
     }
 
-    fn wait_empty(&self, timeout: Duration) -> Result<bool, ContainError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let members = self.members()?;
-            if members.is_empty() {
-                return Ok(true);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            let fds = sys::open_pidfds(&Self::ids(&members))?;
-            if !sys::wait_pidfds(&fds, left)? {
-                return Ok(false);
-            }
-            // All exited; members may have forked meanwhile: look again.
-            sys::reap_if_our_zombies(members.iter().map(|p| p.pid))?;
-        }
+    fn wait_empty(
+        &self,
+        timeout: Duration,
+        cancel: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<bool, ContainError> {
+        wait_gone(|| self.members(), timeout, cancel)
     }
 
     fn kill_all(&self) -> Result<super::Killed, ContainError> {
-        let mut rounds = 0;
-        let mut killed: Vec<ProcessInfo> = Vec::new();
-        loop {
-            let members = self.members()?;
-            if members.is_empty() {
-                return Ok(super::Killed {
-                    rounds,
-                    processes: killed,
-                });
-            }
-            if rounds >= MAX_KILL_ROUNDS {
-                return Err(ContainError::Unkillable {
-                    rounds,
-                    pids: members.iter().map(|p| p.pid).collect(),
-                });
-            }
-            rounds += 1;
-            tracing::debug!(
-                tag = %self.sel.tag,
-                round = rounds,
-                pids = ?members.iter().map(|p| (p.pid, p.comm.as_str())).collect::<Vec<_>>(),
-                "SIGKILL round"
-            );
-            let fds = sys::open_pidfds(&Self::ids(&members))?;
-            sys::signal_pidfds(&fds, Signal::KILL)?;
-            sys::wait_pidfds(&fds, ROUND_WAIT)?;
-            sys::reap_if_our_zombies(members.iter().map(|p| p.pid))?;
-            for m in members {
-                if !killed
-                    .iter()
-                    .any(|k| k.pid == m.pid && k.start_time == m.start_time)
-                {
-                    killed.push(m);
-                }
-            }
-        }
+        kill_in_rounds(&self.sel.tag, || self.members())
     }
 
     fn close(mut self: Box<Self>) -> Result<(), ContainError> {
@@ -258,9 +338,12 @@ pub fn unattributed(run_id: &str, since: u64) -> Result<Vec<ProcessInfo>, Contai
         })
         .map(|p| p.pid)
         .collect();
-    Ok(with_descendants(&table, seeds, |pid| {
+    let mut left = with_descendants(&table, seeds, |pid| {
         pid == runner || crate::sys::is_claimed(pid)
-    }))
+    });
+    // Already reported, by the suite that found them, as not killed.
+    left.retain(|p| !sys::is_known_unkillable(p.pid, p.start_time));
+    Ok(left)
 }
 
 /// The live processes among `seeds` and all their descendants (except those
@@ -287,13 +370,51 @@ fn with_descendants(
     out
 }
 
-/// Kill processes (identity-checked), wait for them, reap those that are ours.
-pub fn kill_listed(procs: &[ProcessInfo]) -> Result<(), ContainError> {
+/// Wait until `members` lists nobody (waiting on the exits of those it
+/// listed, by pidfd, then listing again: they may have forked), `timeout`
+/// passes (false) or `cancel` is readable (false).
+pub(crate) fn wait_gone(
+    members: impl Fn() -> Result<Vec<ProcessInfo>, ContainError>,
+    timeout: Duration,
+    cancel: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<bool, ContainError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = members()?;
+        if found.is_empty() {
+            return Ok(true);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let fds = sys::open_pidfds(&ProcessGroupContainment::ids(&found))?;
+        if !sys::wait_pidfds_or(&fds, left, cancel)? {
+            return Ok(false);
+        }
+        // All exited; they may have forked meanwhile: look again.
+        sys::reap_if_our_zombies(found.iter().map(|p| p.pid))?;
+    }
+}
+
+/// Kill processes (identity-checked), wait for them, reap those that are
+/// ours. Returns those we may not signal (EPERM), remembered as such so that
+/// no later listing counts them again.
+pub fn kill_listed(procs: &[ProcessInfo]) -> Result<Vec<(i32, Errno)>, ContainError> {
     let fds = sys::open_pidfds(&ProcessGroupContainment::ids(procs))?;
-    sys::signal_pidfds(&fds, Signal::KILL)?;
-    sys::wait_pidfds(&fds, ROUND_WAIT)?;
+    let sent = sys::signal_pidfds_each(&fds, Signal::KILL)?;
+    let waited: Vec<(i32, std::os::fd::OwnedFd)> = fds
+        .into_iter()
+        .filter(|(pid, _)| !sent.refused.iter().any(|(r, _)| r == pid))
+        .collect();
+    sys::wait_pidfds(&waited, ROUND_WAIT)?;
     sys::reap_if_our_zombies(procs.iter().map(|p| p.pid))?;
-    Ok(())
+    for (pid, _) in &sent.refused {
+        if let Some(p) = procs.iter().find(|p| p.pid == *pid) {
+            sys::note_unkillable(p.pid, p.start_time);
+        }
+    }
+    Ok(sent.refused)
 }
 
 impl Drop for ProcessGroupContainment {
@@ -306,9 +427,6 @@ impl Drop for ProcessGroupContainment {
                     self.sel.tag
                 );
             }
-        }
-        if *self.counted.get_mut() && ACTIVE.fetch_sub(1, Ordering::SeqCst) >= 2 {
-            CONCURRENCY_ENDED.store(reap_probe::boottime_ticks() + 1, Ordering::SeqCst);
         }
     }
 }

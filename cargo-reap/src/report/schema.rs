@@ -370,6 +370,12 @@ pub struct Leak {
     pub attempt: u32,
     /// The runner killed it and confirmed it gone.
     pub reaped: bool,
+    /// Why it is still alive when the runner could not kill it, e.g.
+    /// `could not be killed: EPERM` (a root process of a non-root run, started
+    /// through sudo or a setuid program); absent when it was killed. Such a
+    /// leak fails the run like any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_error: Option<String>,
     /// The test that started it, when attribution could tell.
     pub test: Option<String>,
     /// How `test` was determined, or why it could not be.

@@ -263,8 +263,10 @@ pub fn leak_table(r: &Report) -> String {
                 if depth > 0 {
                     cmd = format!("{}└ {cmd}", "  ".repeat(depth - 1));
                 }
-                if !l.reaped {
-                    cmd = format!("(NOT REAPED) {cmd}");
+                match &l.kill_error {
+                    Some(why) => cmd = format!("(NOT REAPED: {why}) {cmd}"),
+                    None if !l.reaped => cmd = format!("(NOT REAPED) {cmd}"),
+                    None => {}
                 }
                 if l.allowed.is_some() {
                     cmd = format!("(allowed) {cmd}");
@@ -520,6 +522,7 @@ mod tests {
             age_ms: 1500,
             attempt: 1,
             reaped: true,
+            kill_error: None,
             test: test.map(str::to_string),
             attribution: None,
             findings: vec!["orphaned".into(), "holds-both-pipe-ends".into()],

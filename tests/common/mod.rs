@@ -525,29 +525,80 @@ pub fn strays_since(since: u64, is_ours: impl Fn(&Stray, &[u8]) -> bool) -> Vec<
         .collect()
 }
 
-/// SIGKILL `strays` (each only if its start time still matches, so a reused
-/// pid is never hit), so that a failed assertion leaves the machine clean.
+/// SIGKILL `strays` (through a pidfd opened while the start time still
+/// matched, so a reused pid is never hit) and wait for each to be gone (the
+/// pidfd turns readable at its exit), so that a scan right after does not
+/// see a process still dying, and a failed assertion leaves the machine clean.
 pub fn kill_strays(strays: &[Stray]) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::process::{pidfd_open, pidfd_send_signal, PidfdFlags, Signal};
     for s in strays {
-        if reap_probe::start_time(s.pid).ok() == Some(s.start_time) {
-            if let Some(pid) = rustix::process::Pid::from_raw(s.pid) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
+        let Some(pid) = rustix::process::Pid::from_raw(s.pid) else {
+            continue;
+        };
+        let fd = match pidfd_open(pid, PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::SRCH) => continue,
+            Err(e) => panic!("pidfd_open({}): {e}", s.pid),
+        };
+        if reap_probe::start_time(s.pid).ok() != Some(s.start_time) {
+            continue; // gone, and the pid reused, before the pidfd was opened
         }
+        match pidfd_send_signal(&fd, Signal::KILL) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => panic!("SIGKILL {}: {e}", s.pid),
+        }
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let limit = Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        let ready = poll(&mut fds, Some(&limit)).unwrap_or_else(|e| panic!("poll: {e}"));
+        assert_eq!(ready, 1, "pid {} still alive 10 s after SIGKILL", s.pid);
     }
+}
+
+/// Of `strays`, those still alive after `limit` (all together), each waited
+/// for on its pidfd (readable at its exit).
+fn alive_after(strays: Vec<Stray>, limit: std::time::Duration) -> Vec<Stray> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::process::{pidfd_open, PidfdFlags};
+    let deadline = std::time::Instant::now() + limit;
+    strays
+        .into_iter()
+        .filter(|s| {
+            let Some(pid) = rustix::process::Pid::from_raw(s.pid) else {
+                return false;
+            };
+            let fd = match pidfd_open(pid, PidfdFlags::empty()) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::SRCH) => return false,
+                Err(e) => panic!("pidfd_open({}): {e}", s.pid),
+            };
+            if reap_probe::start_time(s.pid).ok() != Some(s.start_time) {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let timeout = Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            poll(&mut fds, Some(&timeout)).unwrap_or_else(|e| panic!("poll: {e}")) == 0
+        })
+        .collect()
 }
 
 /// From outside, without the tag: no process matching `is_ours` started since
 /// `since` is alive. Whatever is found is killed (by pid) before the assertion
 /// fails, so a misbehaving runner does not leave the machine dirty.
 pub fn assert_no_strays(what: &str, since: u64, is_ours: impl Fn(&Stray, &[u8]) -> bool) {
-    // Processes the runner killed may take a moment to be reaped by init.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
-    let mut left = strays_since(since, &is_ours);
-    while !left.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        left = strays_since(since, &is_ours);
-    }
+    // A process the runner killed may still be dying: wait (on its pidfd,
+    // at most 500 ms in all) for each one found before calling it a survivor.
+    let left = alive_after(
+        strays_since(since, &is_ours),
+        std::time::Duration::from_millis(500),
+    );
     kill_strays(&left);
     assert!(
         left.is_empty(),

@@ -212,23 +212,9 @@ fn a_full_log_disk_truncates_the_log_and_the_run_goes_on() {
     // namespace: log_flood's 4 MiB of output fills it.
     let reap_dir = repo().join("fixtures/sabotage/target/reap");
     std::fs::create_dir_all(&reap_dir).unwrap();
-    let script = format!(
-        "set -e; mount -t tmpfs -o size=256k tmpfs '{}'; exec \"$0\" \"$@\"",
-        reap_dir.display()
-    );
+    let setup = format!("mount -t tmpfs -o size=256k tmpfs '{}'", reap_dir.display());
     let targets = ["leaks_sleep", "log_flood"];
-    let run = reap(
-        &[
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-        ],
-        &strs(&harness_args(&targets, &["--jobs", "1"])),
-    );
+    let run = reap_after_in_mount_ns(&setup, &strs(&harness_args(&targets, &["--jobs", "1"])));
     check(&run, &expected(&targets));
     assert_eq!(run.code, 103, "only the leak fails the run; {}", run.stderr);
     assert_leak_table_shows_sleep_3850(&run);

@@ -397,7 +397,13 @@ pub fn expected_for(ids: &[&str]) -> Vec<ExpectedSuite> {
 /// Run in a private mount namespace where /sys/fs/cgroup is replaced by
 /// `setup` (a shell snippet), to exercise the layouts other hosts have.
 pub fn reap_in_mount_ns(setup: &str, reap_args: &[&str]) -> Run {
-    let script = format!("set -e; umount -l /sys/fs/cgroup; {setup}; exec \"$0\" \"$@\"");
+    reap_after_in_mount_ns(&format!("umount -l /sys/fs/cgroup; {setup}"), reap_args)
+}
+
+/// `cargo-reap reap_args` in a private mount namespace after `setup` (a
+/// shell snippet run there first, e.g. a mount).
+pub fn reap_after_in_mount_ns(setup: &str, reap_args: &[&str]) -> Run {
+    let script = format!("set -e; {setup}; exec \"$0\" \"$@\"");
     reap(
         &[
             "unshare",

@@ -54,13 +54,17 @@ pub fn resolve(target: Option<&str>, cli_config: &[String]) -> Result<Vec<String
     if !env_runner && !any_runner {
         return Ok(Vec::new());
     }
-    let triple = match target {
-        Some(t) => t.to_string(),
-        None => host_triple()?,
-    };
     // `--config` first (later ones win), then the environment, then the files.
     let (cli, files): (Vec<&Source>, Vec<&Source>) =
         sources.iter().partition(|s| s.what.starts_with("--config"));
+    // Without --target: `build.target` of the configuration, else the host.
+    let triple = match target
+        .map(str::to_string)
+        .or_else(|| build_target(&cli, &files))
+    {
+        Some(t) => t,
+        None => host_triple()?,
+    };
     let exact = |s: &&Source| {
         s.table
             .get("target")
@@ -123,6 +127,23 @@ pub fn resolve(target: Option<&str>, cli_config: &[String]) -> Result<Vec<String
                 .join(", "),
         }),
     }
+}
+
+/// `build.target` (`--config`, then `CARGO_BUILD_TARGET`, then the files),
+/// when it names one target.
+fn build_target(cli: &[&Source], files: &[&Source]) -> Option<String> {
+    let from = |s: &Source| {
+        s.table
+            .get("build")
+            .and_then(|b| b.get("target"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+    };
+    cli.iter()
+        .rev()
+        .find_map(|s| from(s))
+        .or_else(|| std::env::var("CARGO_BUILD_TARGET").ok())
+        .or_else(|| files.iter().find_map(|s| from(s)))
 }
 
 /// `runner = "prog arg"` or `runner = ["prog", "arg"]`; a relative program
@@ -294,6 +315,23 @@ mod tests {
             vec!["/ws/tools/run.sh", "--flag"]
         );
         assert!(runner_value(&toml::Value::Integer(1), base, "t").is_err());
+    }
+
+    #[test]
+    fn build_target_from_config_closest_first() {
+        let src = |what: &str, text: &str| Source {
+            table: toml::from_str(text).unwrap(),
+            base: PathBuf::from("/"),
+            what: what.into(),
+        };
+        let cli = src("--config build.target='a-b-c'", "build.target = 'a-b-c'");
+        let file = src("/x/.cargo/config.toml", "[build]\ntarget = 'd-e-f'\n");
+        let multi = src("/y/.cargo/config.toml", "[build]\ntarget = ['g', 'h']\n");
+        assert_eq!(build_target(&[&cli], &[&file]).as_deref(), Some("a-b-c"));
+        if std::env::var_os("CARGO_BUILD_TARGET").is_none() {
+            assert_eq!(build_target(&[], &[&file]).as_deref(), Some("d-e-f"));
+            assert_eq!(build_target(&[], &[&multi]), None);
+        }
     }
 
     #[test]

@@ -216,6 +216,14 @@ fn no_run_builds_and_runs_nothing() {
         "a suite ran: {}",
         ours.run.stderr
     );
+    // What cannot apply is said in one line (the helper passes --json).
+    assert!(
+        ours.run
+            .stderr
+            .contains("--no-run runs no suite, so these are not used: --json"),
+        "{}",
+        ours.run.stderr
+    );
 }
 
 /// The runner's log: one line per call, `<tag or untagged> BINARY ARGS`.

@@ -46,6 +46,32 @@ pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
         Some(crate::cli::ColorArg::Auto) | None => {}
     }
     if args.cargo.no_run {
+        let r = &args.reap;
+        let unused: Vec<&str> = [
+            (args.testname.is_some(), "TESTNAME"),
+            (!args.test_args.is_empty(), "-- ARGS"),
+            (r.json.is_some(), "--json"),
+            (r.junit.is_some(), "--junit"),
+            (
+                r.loop_count.is_some() || r.loop_duration.is_some(),
+                "--loop",
+            ),
+            (r.no_capture, "--no-capture"),
+            (r.fail_fast, "--fail-fast"),
+            (r.partition.is_some(), "--partition"),
+        ]
+        .iter()
+        .filter_map(|(given, name)| given.then_some(*name))
+        .collect();
+        if !unused.is_empty() {
+            emit(
+                &mut std::io::stderr(),
+                &format!(
+                    "cargo-reap: --no-run runs no suite, so these are not used: {}",
+                    unused.join(", ")
+                ),
+            );
+        }
         return build_only(&args.cargo);
     }
     execute(
@@ -127,6 +153,12 @@ fn build_only(cargo: &CargoArgs) -> Result<Outcome, EngineError> {
 
 /// Run `cargo reap run -- CMD [ARGS]`: one suite, the command.
 pub fn run_command(args: &RunArgs) -> Result<Outcome, EngineError> {
+    if args.reap.fail_fast {
+        emit(
+            &mut std::io::stderr(),
+            "cargo-reap: --fail-fast does not apply to cargo reap run (one command, one suite)",
+        );
+    }
     let Some((program, rest)) = args.command.split_first() else {
         return Err(EngineError::Usage(
             "cargo reap run needs a command: cargo reap run -- CMD [ARGS]".into(),

@@ -50,6 +50,15 @@ fn reap_flags(cwd: Option<&Path>, env: &[(&str, &str)], args: &[&str]) -> Ran {
     }
 }
 
+/// cargo-reap's stderr says `needle`.
+fn said(run: &Run, needle: &str) {
+    assert!(
+        run.stderr.contains(needle),
+        "expected {needle:?} in stderr:\n{}",
+        run.stderr
+    );
+}
+
 /// Plain `cargo test --manifest-path fixtures/flags/Cargo.toml ARGS`.
 fn cargo_test(cwd: Option<&Path>, env: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(cargo())
@@ -361,16 +370,8 @@ fn color_reaches_cargo_cargo_reap_and_libtest() {
     };
     let ours = reap_flags(None, &[], &["--color", "always", "--test", "alpha"]);
     assert_eq!(ours.run.code, 0, "{}", ours.run.stderr);
-    assert!(
-        ours.run.stderr.contains("\x1b[1m\x1b[92m    Finished"),
-        "cargo's Finished line is colored: {:?}",
-        ours.run.stderr
-    );
-    assert!(
-        ours.run.stderr.contains("\x1b[1;32m      PASS"),
-        "{:?}",
-        ours.run.stderr
-    );
+    said(&ours.run, "\x1b[1m\x1b[92m    Finished");
+    said(&ours.run, "\x1b[1;32m      PASS");
     assert!(
         log_of(&ours.run).contains("\x1b[32mok"),
         "libtest colored its results"
@@ -535,10 +536,22 @@ fn unstable_flags_pass_through_to_cargo() {
     }
     let first = their_err.lines().next().unwrap();
     assert!(first.contains("-Z"), "{their_err}");
-    assert!(
-        ours.run.stderr.contains(first),
-        "cargo's own refusal reached the user: {}",
-        ours.run.stderr
-    );
+    said(&ours.run, first);
     assert_eq!(ours.run.code, 2, "{}", ours.run.stderr);
+}
+
+/// A target runner that is cargo-reap itself (`cargo-reap run --`, the
+/// README's recipe for plain `cargo test`) is announced and not used: the
+/// suites already run in containment, not nested in a second cargo-reap.
+#[test]
+fn a_cargo_reap_runner_is_not_nested() {
+    let config = format!("target.'cfg(unix)'.runner=['{REAP}', 'run', '--']");
+    let ours = reap_flags(None, &[], &["--config", config.as_str(), "--test", "alpha"]);
+    assert_eq!(ours.run.code, 0, "{}", ours.run.stderr);
+    said(&ours.run, "is cargo-reap itself: not used");
+    assert_eq!(
+        reported_tests(&ours.run, "flags-fixture::alpha").len(),
+        4,
+        "the suite ran directly, its tests tracked"
+    );
 }

@@ -195,6 +195,25 @@ pub fn io_reason(e: &io::Error) -> String {
 /// `CARGO_REAP_TEST_PANIC=capture` (debug builds; see [`crate::fatal`]).
 const PANIC_MARK: &[u8] = b"cargo-reap-test: panic now";
 
+/// Where a streamed suite's output is copied as it comes (`--no-capture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    Stdout,
+    Stderr,
+}
+
+impl Echo {
+    fn write(self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Echo::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            }
+            Echo::Stderr => io::stderr().lock().write_all(bytes),
+        }
+    }
+}
+
 /// A running capture thread.
 pub struct Capture {
     state: Arc<Mutex<OutputState>>,
@@ -220,7 +239,8 @@ pub struct Captured {
 }
 
 impl Capture {
-    /// Start draining `pipe` into `log`.
+    /// Start draining `pipe` into `log` (and, with `stream`, to stdout as it
+    /// comes: `--no-capture`).
     /// `logged` counts the bytes already in this log (shared by every attempt
     /// and re-run of a suite), so [`LOG_LIMIT`] bounds the whole file.
     pub fn start(
@@ -229,6 +249,7 @@ impl Capture {
         log_path: PathBuf,
         logged: Arc<AtomicU64>,
         failure: LogFailure,
+        echo: Option<Echo>,
     ) -> Capture {
         let state = Arc::new(Mutex::new(OutputState::default()));
         let (tx, done) = mpsc::channel();
@@ -236,6 +257,8 @@ impl Capture {
         let counter = Arc::clone(&logged);
         // Debug builds only: the end-to-end test of a panic while a suite runs.
         let panic_armed = crate::fatal::armed("capture");
+        let log_path_shown = log_path.clone();
+        let mut echo = echo;
         let thread = std::thread::spawn(move || {
             let mut pipe = File::from(pipe);
             let mut buf = vec![0u8; 64 * 1024];
@@ -251,6 +274,13 @@ impl Capture {
                     crate::fatal::inject("capture");
                 }
                 total += n as u64;
+                if let Some(to) = echo {
+                    if let Err(e) = to.write(&buf[..n]) {
+                        // The log and the verdict do not depend on the terminal.
+                        eprintln!("cargo-reap: warning: suite output is no longer streamed ({e}); it is still in {}", log_path_shown.display());
+                        echo = None;
+                    }
+                }
                 st.lock().unwrap_or_else(|p| p.into_inner()).feed(&buf[..n]);
                 let written = logged.load(Ordering::SeqCst);
                 if written < LOG_LIMIT {

@@ -94,6 +94,11 @@ pub struct CleanArgs {
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
+    /// Only run tests whose name contains TESTNAME (libtest's filter, as
+    /// `cargo test TESTNAME`; passed to every test binary)
+    #[arg(value_name = "TESTNAME")]
+    pub testname: Option<String>,
+
     #[command(flatten)]
     pub cargo: CargoArgs,
 
@@ -176,6 +181,48 @@ pub struct CargoArgs {
     /// Number of parallel build jobs (cargo's `-j`)
     #[arg(short = 'j', long = "build-jobs", value_name = "N")]
     pub build_jobs: Option<String>,
+    /// Build for the target triple; cargo's target runner for it
+    /// (`CARGO_TARGET_<TRIPLE>_RUNNER`, `[target.<triple>].runner`,
+    /// `[target.'cfg(..)'].runner`) runs each suite, inside its containment
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Compile, but don't run tests (lists the test executables)
+    #[arg(long)]
+    pub no_run: bool,
+    /// Coloring of cargo's build output, of cargo-reap's own lines and of the
+    /// test binaries' output (`--color` to libtest)
+    #[arg(long, value_name = "WHEN", value_enum)]
+    pub color: Option<ColorArg>,
+    /// Cargo's build output: human, short, json (cargo's JSON messages on
+    /// stdout), or json-diagnostic-short / json-diagnostic-rendered-ansi /
+    /// json-render-diagnostics (with json, comma-separated)
+    #[arg(long, value_name = "FMT")]
+    pub message_format: Vec<String>,
+    /// Override a cargo configuration value (`KEY=VALUE` or a TOML file),
+    /// for the build and for the target runner
+    #[arg(long, value_name = "KEY=VALUE|PATH")]
+    pub config: Vec<String>,
+    /// Unstable (nightly-only) flags to cargo, passed through
+    #[arg(short = 'Z', value_name = "FLAG")]
+    pub unstable: Vec<String>,
+}
+
+/// `--color`: as cargo's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColorArg::Auto => "auto",
+            ColorArg::Always => "always",
+            ColorArg::Never => "never",
+        }
+    }
 }
 
 /// How each suite is contained.
@@ -250,9 +297,19 @@ pub struct ReapArgs {
     /// Write the machine-readable report (schema version 1) to this path
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
-    /// Stream suite output to the terminal instead of capturing it to target/reap/
-    #[arg(long)]
+    /// Stream suite output to stdout as it comes (still logged and tracked per
+    /// test); passes `--nocapture` to libtest, as `cargo test -- --nocapture`.
+    /// Suites then run one at a time unless `--jobs N` is given
+    #[arg(long, visible_alias = "nocapture")]
     pub no_capture: bool,
+    /// Run every suite whatever fails (the default: a leak gate wants every
+    /// suite's leaks); accepted for `cargo test` compatibility
+    #[arg(long, overrides_with = "fail_fast")]
+    pub no_fail_fast: bool,
+    /// Start no new suite once one failed, crashed, hung or errored
+    /// (`cargo test`'s default)
+    #[arg(long, overrides_with = "no_fail_fast")]
+    pub fail_fast: bool,
     /// Only suites with a problem get a line (and the summary)
     #[arg(short, long)]
     pub quiet: bool,
@@ -262,4 +319,63 @@ pub struct ReapArgs {
     /// Lines of captured output shown for a failed, crashed or hung suite
     #[arg(long, value_name = "N", default_value_t = 40, value_parser = bounded::<usize, 0, MAX_TAIL_LINES>)]
     pub tail_lines: usize,
+}
+
+/// libtest's flags (`BINARY --help`) that `cargo test` only takes after
+/// `--`, with whether each takes a value. (`--test`, `--quiet`, `--color`,
+/// `--nocapture` are also flags of `cargo reap test`.)
+const LIBTEST_FLAGS: &[(&str, bool)] = &[
+    ("--exact", false),
+    ("--ignored", false),
+    ("--include-ignored", false),
+    ("--skip", true),
+    ("--test-threads", true),
+    ("--show-output", false),
+    ("--list", false),
+    ("--format", true),
+    ("--logfile", true),
+    ("--force-run-in-process", false),
+    ("--bench", false),
+    ("--shuffle", false),
+    ("--shuffle-seed", true),
+    ("--report-time", false),
+    ("--ensure-time", false),
+    ("--exclude-should-panic", false),
+];
+
+/// The one line for a flag clap does not know: a libtest flag is shown
+/// after `--` (never clap's `-- --flag` tip for a flag libtest would refuse).
+pub fn unknown_flag(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let given = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::from("?"),
+    };
+    let name = given.split_once('=').map_or(given.as_str(), |(n, _)| n);
+    let test = args.get(1).is_some_and(|a| a == "test");
+    let libtest = LIBTEST_FLAGS.iter().find(|(f, _)| *f == name);
+    if let (true, Some((flag, takes_value))) = (test, libtest) {
+        // As typed: with its value when it takes one.
+        let typed: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let at = typed
+            .iter()
+            .position(|a| a == flag || a.starts_with(&format!("{flag}=")));
+        let mut shown = at.map_or_else(|| given.clone(), |i| typed[i].clone());
+        if let (true, Some(i)) = (*takes_value && !shown.contains('='), at) {
+            if let Some(v) = typed.get(i + 1) {
+                shown = format!("{shown} {v}");
+            }
+        }
+        return format!(
+            "`{flag}` is a test binary flag: pass test binary flags after `--`: cargo reap test -- {shown}"
+        );
+    }
+    let hint = match e.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(s)) => format!(" (did you mean `{s}`?)"),
+        _ => String::new(),
+    };
+    format!("unknown flag `{given}`{hint}: see `cargo reap --help`")
 }

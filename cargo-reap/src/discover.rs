@@ -97,6 +97,14 @@ pub fn cargo_program() -> PathBuf {
 /// Options shared by `cargo metadata` and `cargo test`.
 fn common_flags(a: &CargoArgs) -> Vec<String> {
     let mut v = Vec::new();
+    for c in &a.config {
+        v.push("--config".into());
+        v.push(c.clone());
+    }
+    for z in &a.unstable {
+        v.push("-Z".into());
+        v.push(z.clone());
+    }
     if a.locked {
         v.push("--locked".into());
     }
@@ -109,12 +117,79 @@ fn common_flags(a: &CargoArgs) -> Vec<String> {
     v
 }
 
+/// What `--message-format` asks of the build: the value given to cargo (its
+/// JSON messages are what discovery reads) and whether the user wants those
+/// JSON messages on stdout too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageFormat {
+    pub cargo: String,
+    pub echo_json: bool,
+}
+
+/// `--message-format` values (repeated or comma-separated, as cargo takes them).
+/// `human` (the default): cargo renders diagnostics as usual; `short`: cargo
+/// renders them short; `json...`: cargo's JSON messages are copied to stdout.
+pub fn message_format(values: &[String]) -> Result<MessageFormat, String> {
+    let parts: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    for p in &parts {
+        if !matches!(
+            *p,
+            "human"
+                | "short"
+                | "json"
+                | "json-diagnostic-short"
+                | "json-diagnostic-rendered-ansi"
+                | "json-render-diagnostics"
+        ) {
+            return Err(format!(
+                "--message-format {p}: expected human, short, json, json-diagnostic-short, json-diagnostic-rendered-ansi or json-render-diagnostics"
+            ));
+        }
+    }
+    let json = parts.iter().any(|p| p.starts_with("json"));
+    let plain = parts.iter().find(|p| !p.starts_with("json"));
+    match (json, plain) {
+        (true, Some(p)) => Err(format!(
+            "--message-format {p} cannot be combined with the json formats (as with cargo)"
+        )),
+        (true, None) => {
+            let mut cargo: Vec<&str> = parts.clone();
+            if !cargo.contains(&"json") {
+                cargo.insert(0, "json");
+            }
+            Ok(MessageFormat {
+                cargo: cargo.join(","),
+                echo_json: true,
+            })
+        }
+        (false, Some(&"short")) if !parts.contains(&"human") => Ok(MessageFormat {
+            cargo: "json-diagnostic-short,json-render-diagnostics".into(),
+            echo_json: false,
+        }),
+        (false, Some(_)) if parts.contains(&"short") => {
+            Err("--message-format human and short exclude each other".into())
+        }
+        (false, _) => Ok(MessageFormat {
+            cargo: "json-render-diagnostics".into(),
+            echo_json: false,
+        }),
+    }
+}
+
 /// The `cargo test --no-run` argument list for the user's selection flags.
 pub fn build_args(a: &CargoArgs) -> Vec<String> {
+    // An invalid --message-format is refused before the build (engine).
+    let format = message_format(&a.message_format)
+        .map_or_else(|_| "json-render-diagnostics".to_string(), |f| f.cargo);
     let mut v: Vec<String> = vec![
         "test".into(),
         "--no-run".into(),
-        "--message-format=json-render-diagnostics".into(),
+        format!("--message-format={format}"),
     ];
     let mut push_all = |flag: &str, vals: &[String]| {
         for x in vals {
@@ -154,6 +229,8 @@ pub fn build_args(a: &CargoArgs) -> Vec<String> {
             "--manifest-path",
         ),
         (a.build_jobs.clone(), "--jobs"),
+        (a.target.clone(), "--target"),
+        (a.color.map(|c| c.as_str().to_string()), "--color"),
     ] {
         if let Some(val) = val {
             v.push(flag.into());
@@ -236,7 +313,8 @@ pub fn build(a: &CargoArgs) -> Result<Vec<Built>, BuildError> {
     if let Err(e) = &forwarding {
         eprintln!("cargo-reap: warning: signals will not reach cargo while it builds: {e}");
     }
-    let parsed = parse_messages(child.stdout.take().expect("stdout is piped"));
+    let echo = message_format(&a.message_format).is_ok_and(|f| f.echo_json);
+    let parsed = parse_messages(child.stdout.take().expect("stdout is piped"), echo);
     if parsed.is_err() {
         // We stopped reading: cargo could block on a full pipe. End it.
         if let Err(e) = child.kill() {
@@ -263,11 +341,27 @@ pub fn build(a: &CargoArgs) -> Result<Vec<Built>, BuildError> {
     Ok(suites)
 }
 
-fn parse_messages(stdout: impl std::io::Read) -> Result<(Vec<Built>, Option<bool>), BuildError> {
+/// Read cargo's JSON messages; with `echo` (`--message-format json`) each
+/// line is copied to stdout as cargo wrote it.
+fn parse_messages(
+    stdout: impl std::io::Read,
+    mut echo: bool,
+) -> Result<(Vec<Built>, Option<bool>), BuildError> {
+    use std::io::{BufRead, Write};
     let mut built = Vec::new();
     let mut finished = None;
-    for msg in Message::parse_stream(BufReader::new(stdout)) {
-        match msg.map_err(BuildError::Messages)? {
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(BuildError::Messages)?;
+        if echo {
+            if let Err(e) = writeln!(out, "{line}") {
+                // Discovery goes on: the run does not depend on the copy.
+                eprintln!("cargo-reap: warning: cargo's JSON messages are no longer copied to stdout: {e}");
+                echo = false;
+            }
+        }
+        let msg = serde_json::from_str::<Message>(&line).unwrap_or(Message::TextLine(line));
+        match msg {
             Message::CompilerArtifact(art) if art.profile.test => {
                 let Some(exe) = art.executable else { continue };
                 built.push(Built {
@@ -402,6 +496,39 @@ mod tests {
             v,
             "test --no-run --message-format=json-render-diagnostics --package a --package b \
              --test t --release --jobs 3 --locked"
+        );
+    }
+
+    #[test]
+    fn message_formats_as_cargo_takes_them() {
+        let f = |v: &[&str]| message_format(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(f(&[]).unwrap().cargo, "json-render-diagnostics");
+        assert_eq!(f(&["human"]).unwrap().cargo, "json-render-diagnostics");
+        let short = f(&["short"]).unwrap();
+        assert_eq!(short.cargo, "json-diagnostic-short,json-render-diagnostics");
+        assert!(!short.echo_json);
+        let json = f(&["json-diagnostic-short"]).unwrap();
+        assert_eq!(json.cargo, "json,json-diagnostic-short");
+        assert!(json.echo_json);
+        assert!(f(&["json,short"]).is_err());
+        assert!(f(&["human", "short"]).is_err());
+        assert!(f(&["jsn"]).is_err());
+    }
+
+    #[test]
+    fn passes_config_target_color_and_unstable_flags() {
+        let a = CargoArgs {
+            target: Some("x86_64-unknown-linux-gnu".into()),
+            color: Some(crate::cli::ColorArg::Never),
+            config: vec!["build.jobs=1".into()],
+            unstable: vec!["unstable-options".into()],
+            message_format: vec!["short".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            build_args(&a).join(" "),
+            "test --no-run --message-format=json-diagnostic-short,json-render-diagnostics \
+             --target x86_64-unknown-linux-gnu --color never --config build.jobs=1 -Z unstable-options"
         );
     }
 

@@ -39,11 +39,126 @@ pub fn new_run_id() -> Result<String, EngineError> {
 
 /// Run `cargo reap test`. Progress and the report go to stderr, as cargo's do.
 pub fn run_test(args: &TestArgs) -> Result<Outcome, EngineError> {
-    execute(&args.reap, Source::Cargo(&args.cargo), &args.test_args)
+    discover::message_format(&args.cargo.message_format).map_err(EngineError::Usage)?;
+    match args.cargo.color {
+        Some(crate::cli::ColorArg::Always) => terminal::set_colors(true),
+        Some(crate::cli::ColorArg::Never) => terminal::set_colors(false),
+        Some(crate::cli::ColorArg::Auto) | None => {}
+    }
+    if args.cargo.no_run {
+        let r = &args.reap;
+        let unused: Vec<&str> = [
+            (args.testname.is_some(), "TESTNAME"),
+            (!args.test_args.is_empty(), "-- ARGS"),
+            (r.json.is_some(), "--json"),
+            (r.junit.is_some(), "--junit"),
+            (
+                r.loop_count.is_some() || r.loop_duration.is_some(),
+                "--loop",
+            ),
+            (r.no_capture, "--no-capture"),
+            (r.fail_fast, "--fail-fast"),
+            (r.partition.is_some(), "--partition"),
+        ]
+        .iter()
+        .filter_map(|(given, name)| given.then_some(*name))
+        .collect();
+        if !unused.is_empty() {
+            emit(
+                &mut std::io::stderr(),
+                &format!(
+                    "cargo-reap: --no-run runs no suite, so these are not used: {}",
+                    unused.join(", ")
+                ),
+            );
+        }
+        return build_only(&args.cargo);
+    }
+    execute(
+        &args.reap,
+        Source::Cargo(&args.cargo),
+        &test_binary_args(args),
+    )
+}
+
+/// What every test binary gets: the TESTNAME filter, the user's arguments
+/// after `--`, then `--color WHEN` and (`--no-capture`) `--nocapture` unless
+/// the user already gave them after `--`.
+pub fn test_binary_args(args: &TestArgs) -> Vec<String> {
+    let mut v: Vec<String> = args.testname.iter().cloned().collect();
+    v.extend(args.test_args.iter().cloned());
+    let given = |flag: &str| {
+        args.test_args
+            .iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    if let Some(c) = args.cargo.color {
+        if !given("--color") {
+            v.push(format!("--color={}", c.as_str()));
+        }
+    }
+    if args.reap.no_capture && !given("--nocapture") && !given("--no-capture") {
+        v.push("--nocapture".into());
+    }
+    v
+}
+
+/// Output is streamed: `--no-capture`, or libtest's own `--nocapture` after `--`.
+fn streams(reap: &ReapArgs, test_args: &[String]) -> bool {
+    reap.no_capture
+        || test_args
+            .iter()
+            .any(|a| a == "--nocapture" || a == "--no-capture")
+}
+
+/// `cargo reap test --no-run`: build, name the test executables, run nothing.
+fn build_only(cargo: &CargoArgs) -> Result<Outcome, EngineError> {
+    let run_id = new_run_id()?;
+    // A SIGINT while cargo builds reaches cargo (see discover::build).
+    let interrupts = interrupt::install()?;
+    let meta = discover::metadata(cargo)?;
+    let built = discover::build(cargo)?;
+    let mut err = std::io::stderr();
+    let suites = discover::suites(built, &meta);
+    for s in &suites {
+        emit(
+            &mut err,
+            &format!("  Executable {} ({})", s.id, s.binary.display()),
+        );
+    }
+    let exit_code = match interrupts.signal() {
+        Some(sig) => interrupt::exit_code(sig),
+        None => exit::SUCCESS,
+    };
+    Ok(Outcome {
+        exit_code,
+        report: Report {
+            version: SCHEMA_VERSION,
+            run_id,
+            isolation: crate::containment::IsolationKind::ProcessGroup,
+            isolation_note: "--no-run: no suite was run".into(),
+            duration_ms: 0,
+            exit_code,
+            build_failed: false,
+            interrupted: interrupts.signal(),
+            suites: Vec::new(),
+            unattributed: Vec::new(),
+            summary: Summary::default(),
+            trials: Vec::new(),
+            loop_summary: None,
+            problems: Vec::new(),
+        },
+    })
 }
 
 /// Run `cargo reap run -- CMD [ARGS]`: one suite, the command.
 pub fn run_command(args: &RunArgs) -> Result<Outcome, EngineError> {
+    if args.reap.fail_fast {
+        emit(
+            &mut std::io::stderr(),
+            "cargo-reap: --fail-fast does not apply to cargo reap run (one command, one suite)",
+        );
+    }
     let Some((program, rest)) = args.command.split_first() else {
         return Err(EngineError::Usage(
             "cargo reap run needs a command: cargo reap run -- CMD [ARGS]".into(),
@@ -53,6 +168,7 @@ pub fn run_command(args: &RunArgs) -> Result<Outcome, EngineError> {
 }
 
 /// Where the suites come from.
+#[derive(Clone, Copy)]
 enum Source<'a> {
     /// `cargo test --no-run` with these selection flags.
     Cargo(&'a CargoArgs),
@@ -378,9 +494,30 @@ fn execute(
         .attribute
         .or(ws.attribute)
         .unwrap_or(crate::attribute::AttributeMode::Auto);
+    // The target runner of cargo's configuration for the suites' target.
+    let runner = match &source {
+        Source::Cargo(cargo) => {
+            let runner = crate::runner::resolve(cargo.target.as_deref(), &cargo.config)
+                .map_err(|e| EngineError::Usage(crate::error::chain(&e)))?;
+            if crate::runner::is_cargo_reap(&runner) {
+                emit(&mut err, &format!("cargo-reap: the configured target runner `{}` is cargo-reap itself: not used (the suites already run in containment)", runner.join(" ")));
+                Vec::new()
+            } else {
+                if !runner.is_empty() && !quiet {
+                    emit(&mut err, &format!("cargo-reap: target runner (cargo configuration): each suite runs as `{} BINARY ARGS`", runner.join(" ")));
+                }
+                runner
+            }
+        }
+        Source::Command(_) => Vec::new(),
+    };
+    let stream = !command_mode && streams(reap, test_args);
     let options = SuiteOptions {
-        // `run` streams: as a target runner, output belongs where cargo test puts it.
-        no_capture: reap.no_capture || command_mode,
+        // `run` passes output straight through: as a target runner, output
+        // belongs where cargo test puts it.
+        no_capture: command_mode,
+        stream,
+        runner,
         listable: runs_libtest,
         test_args: test_args.to_vec(),
         attribute: crate::attribute::AttributeOptions {
@@ -403,6 +540,9 @@ fn execute(
     };
     let jobs = match reap.jobs.or(ws.jobs) {
         Some(0) => return Err(EngineError::Usage("--jobs must be at least 1".into())),
+        // Streamed output of suites running at once would interleave: one at
+        // a time unless --jobs says otherwise (as nextest's --no-capture).
+        _ if stream && reap.jobs.is_none() => 1,
         Some(n) => n,
         // Process groups can pin an untagged orphan to its suite only while
         // that suite runs alone: serial unless asked otherwise.
@@ -449,6 +589,8 @@ fn execute(
         tail_lines: reap.tail_lines,
         per_suite_lines: !looping,
         only_problems: quiet,
+        fail_fast: reap.fail_fast && !reap.no_fail_fast,
+        progress_bar: !stream,
     };
     let mut trials: Vec<Trial> = Vec::new();
     // Failures of the run's own work after suites ran: the report is still written.
@@ -467,6 +609,16 @@ fn execute(
         let trial_started = Instant::now();
         let since = reap_probe::boottime_ticks().saturating_sub(1);
         let mut suites_run = schedule::run_suites(&ctx, &suites, &schedule);
+        if schedule.fail_fast && suites_run.len() < suites.len() && interrupts.signal().is_none() {
+            emit(
+                &mut err,
+                &format!(
+                    "cargo-reap: --fail-fast: {} of {} suites not run after a suite failed (without --fail-fast every suite runs)",
+                    suites.len() - suites_run.len(),
+                    suites.len()
+                ),
+            );
+        }
         apply_allow_list(&mut suites_run, &allow);
         let mut summary = Summary::of(&suites_run);
         // No suite can claim an orphan that left every containment while

@@ -19,6 +19,7 @@ pub mod fatal;
 pub mod interrupt;
 pub mod lifeline;
 pub mod report;
+pub mod runner;
 pub mod schedule;
 pub mod scratch;
 pub mod stale;
@@ -46,8 +47,12 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
     if args.get(1).is_some_and(|a| a == "reap") {
         args.remove(1);
     }
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match cli::Cli::try_parse_from(&args) {
         Ok(c) => c,
+        Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument => {
+            eprintln!("cargo-reap: error: {}", cli::unknown_flag(&e, &args));
+            return exit::USAGE;
+        }
         Err(e) => {
             let code = if e.use_stderr() {
                 exit::USAGE

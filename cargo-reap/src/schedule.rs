@@ -78,6 +78,10 @@ pub struct ScheduleOptions {
     pub per_suite_lines: bool,
     /// Only suites that did not pass cleanly get their line.
     pub only_problems: bool,
+    /// `--fail-fast`: no suite starts once one failed, crashed, hung or errored.
+    pub fail_fast: bool,
+    /// An interactive progress bar may be drawn (not while output is streamed).
+    pub progress_bar: bool,
 }
 
 /// Run every suite (stopping early on an interrupt); reports in suite order.
@@ -91,11 +95,15 @@ pub fn run_suites(
     let queue: Mutex<VecDeque<usize>> = Mutex::new((0..suites.len()).collect());
     let results: Mutex<Vec<Option<SuiteReport>>> = Mutex::new(vec![None; suites.len()]);
     let workers = opts.jobs.clamp(1, suites.len().max(1));
-    let progress = Progress::new(suites.len(), opts.per_suite_lines);
+    let progress = Progress::new(suites.len(), opts.per_suite_lines && opts.progress_bar);
+    let failed = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
                 if crate::interrupt::get().is_some_and(|i| i.signal().is_some()) {
+                    return;
+                }
+                if opts.fail_fast && failed.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
                 }
                 let Some(i) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
@@ -104,6 +112,13 @@ pub fn run_suites(
                 progress.started(&suites[i].id);
                 let r = supervise::run_suite(ctx, &suites[i], i);
                 progress.finished(&suites[i].id);
+                use crate::report::schema::SuiteStatus;
+                if matches!(
+                    r.status,
+                    SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
+                ) {
+                    failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 let clean = r.status == crate::report::schema::SuiteStatus::Pass
                     && r.leaks.is_empty()
                     && r.problems.is_empty();

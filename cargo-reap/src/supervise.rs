@@ -13,7 +13,7 @@ use reap_probe::ProcessInfo;
 use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::Signal;
 
-use crate::capture::Capture;
+use crate::capture::{Capture, Echo};
 use crate::containment::{Containment, GuardKey, Isolation};
 use crate::discover::Suite;
 use crate::error::RunError;
@@ -52,7 +52,14 @@ impl Default for Limits {
 /// Supervision settings shared by every suite of a run.
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
+    /// Output goes straight to cargo-reap's stdout and stderr (`cargo reap
+    /// run`): no log, no per-test tracking.
     pub no_capture: bool,
+    /// Output is captured (log, per-test tracking) and also copied to stdout
+    /// as it comes (`--no-capture` / `-- --nocapture` of `cargo reap test`).
+    pub stream: bool,
+    /// The target runner (`runner... BINARY ARGS`), from cargo's configuration.
+    pub runner: Vec<String>,
     /// The binary understands libtest's `--list` (not so for `cargo reap run`).
     pub listable: bool,
     pub test_args: Vec<String>,
@@ -538,6 +545,27 @@ pub struct AttemptSpec<'a> {
     pub header: String,
 }
 
+/// The suite's binary (behind the target runner, when one is configured)
+/// with cargo's test environment, its private TMPDIR and no stdin; the
+/// caller adds the arguments.
+fn suite_command(ctx: &RunContext<'_>, suite: &Suite) -> Command {
+    let mut cmd = match ctx.options.runner.split_first() {
+        Some((runner, runner_args)) => {
+            let mut c = Command::new(runner);
+            c.args(runner_args).arg(&suite.binary);
+            c
+        }
+        None => Command::new(&suite.binary),
+    };
+    let tmp = ctx.tmp_root.join(format!("{}.{}", ctx.trial, suite.slug()));
+    cmd.current_dir(&suite.cwd)
+        .envs(suite.env.iter().map(|(k, v)| (k, v)))
+        .env(TRIAL_VAR, ctx.trial.to_string())
+        .envs(["TMPDIR", "TMP", "TEMP"].map(|k| (k, &tmp)))
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// Run the test binary once in a fresh containment; returns the attempt and
 /// the processes that survived it (already killed and reaped).
 pub fn run_attempt(
@@ -550,66 +578,78 @@ pub fn run_attempt(
     let number = spec.number;
     let cont = ctx.isolation.create(&ctx.tag(suite), &spec.leaf)?;
 
-    let mut cmd = Command::new(&suite.binary);
-    cmd.args(spec.args)
-        .current_dir(&suite.cwd)
-        .envs(suite.env.iter().map(|(k, v)| (k, v)))
-        .env(TRIAL_VAR, ctx.trial.to_string())
-        .envs(["TMPDIR", "TMP", "TEMP"].map(|k| {
-            (
-                k,
-                ctx.tmp_root.join(format!("{}.{}", ctx.trial, suite.slug())),
-            )
-        }))
-        .stdin(Stdio::null());
-    let mut runner_pipe: Option<u64> = None;
-    let capture_pipe = match log {
-        Some(suite_log) => {
-            let mut log = &suite_log.file;
-            let header = format!(
-                "===== cargo-reap: {} {} ({}) =====\n",
-                suite.id,
-                spec.header,
-                suite.binary.display()
-            );
-            // A log that cannot be written (full disk) is a problem of the
-            // suite, not a reason to stop running it.
-            suite_log.failure.write(&mut log, header.as_bytes());
-            // One pipe for both streams; both ends close-on-exec (dup2 onto
-            // fds 1 and 2 in the child clears it there only).
+    let mut cmd = suite_command(ctx, suite);
+    cmd.args(spec.args);
+    // Streamed (`--no-capture`): the suite's own attempts, not attribution
+    // re-runs (number 0); its stdout to our stdout and its stderr to our
+    // stderr, as `cargo test` leaves them, each through its own pipe.
+    let echo = ctx.options.stream && number > 0;
+    let mut runner_pipes: Vec<u64> = Vec::new();
+    let mut capture_pipes = Vec::new();
+    if let Some(suite_log) = log {
+        let mut log = &suite_log.file;
+        let header = format!(
+            "===== cargo-reap: {} {} ({}) =====\n",
+            suite.id,
+            spec.header,
+            suite.binary.display()
+        );
+        // A log that cannot be written (full disk) is a problem of the
+        // suite, not a reason to stop running it.
+        suite_log.failure.write(&mut log, header.as_bytes());
+        // Both ends of each pipe close-on-exec (dup2 onto fds 1 and 2 in
+        // the child clears it there only).
+        let sinks: &[Option<Echo>] = if echo {
+            &[Some(Echo::Stdout), Some(Echo::Stderr)]
+        } else {
+            &[None]
+        };
+        let mut ends = Vec::new();
+        for sink in sinks {
             let (r, w) = pipe_with(PipeFlags::CLOEXEC)
                 .map_err(|e| crate::error::ContainError::sys("pipe2", e))?;
-            let w2 = w.try_clone().map_err(|source| RunError::Io {
-                what: "duplicating pipe for",
-                path: log_path.to_path_buf(),
-                source,
-            })?;
-            cmd.stdout(Stdio::from(w)).stderr(Stdio::from(w2));
             let log = log.try_clone().map_err(|source| RunError::Io {
                 what: "duplicating log handle",
                 path: log_path.to_path_buf(),
                 source,
             })?;
-            runner_pipe = Some(
+            runner_pipes.push(
                 rustix::fs::fstat(&r)
                     .map_err(|e| crate::error::ContainError::sys("fstat on the capture pipe", e))?
                     .st_ino as u64,
             );
-            Some((
+            ends.push(w);
+            capture_pipes.push((
                 r,
                 log,
                 Arc::clone(&suite_log.logged),
                 suite_log.failure.clone(),
-            ))
+                *sink,
+            ));
         }
-        None => None,
-    };
+        // One pipe for both streams (interleaved as on a terminal), or one each.
+        let w = ends.remove(0);
+        let w2 = match ends.pop() {
+            Some(w2) => w2,
+            None => w.try_clone().map_err(|source| RunError::Io {
+                what: "duplicating pipe for",
+                path: log_path.to_path_buf(),
+                source,
+            })?,
+        };
+        cmd.stdout(Stdio::from(w)).stderr(Stdio::from(w2));
+    }
     let started = Instant::now();
     // Consumes cmd: our copies of the pipe's write end go, only the suite holds it now.
     let (cont, root) = ctx.spawn_in(cont, cmd, suite)?;
-    let capture = capture_pipe.map(|(r, log, logged, failure)| {
-        Capture::start(r, log, log_path.to_path_buf(), logged, failure)
-    });
+    // The first capture (stdout, or both merged) is the one libtest's
+    // `test NAME ... ok` lines are tracked on.
+    let captures: Vec<Capture> = capture_pipes
+        .into_iter()
+        .map(|(r, log, logged, failure, sink)| {
+            Capture::start(r, log, log_path.to_path_buf(), logged, failure, sink)
+        })
+        .collect();
 
     let mut attempt = Attempt {
         number,
@@ -635,7 +675,7 @@ pub fn run_attempt(
     let root_pid = root.pid();
     let sampling = ResourceSampler::start(cont.sampler());
     let fctx = reap_probe::FindingContext {
-        runner_pipe_inodes: runner_pipe.into_iter().collect(),
+        runner_pipe_inodes: runner_pipes.clone(),
         suite_pgid: Some(root.pid()),
         suite_sid: Some(sys::own_session_id()),
         reaper_pid: Some(std::process::id() as i32),
@@ -675,8 +715,8 @@ pub fn run_attempt(
         attempt.timed_out = wake == sys::Wake::TimedOut;
         attempt.interrupted = wake == sys::Wake::Interrupted;
         let threads = test_thread_names(root.pid());
-        let unfinished = capture
-            .as_ref()
+        let unfinished = captures
+            .first()
             .map(|c| c.unfinished_tests())
             .unwrap_or_default();
         let frozen = cont.frozen()?;
@@ -737,15 +777,17 @@ pub fn run_attempt(
 
     let mut windows = Vec::new();
     let mut results = Vec::new();
-    if let Some(capture) = capture {
+    for (k, (capture, inode)) in captures.into_iter().zip(runner_pipes).enumerate() {
         let captured = capture.finish(PIPE_CLOSE_WAIT)?;
-        attempt.output_bytes = captured.bytes;
-        windows = captured.windows;
-        results = captured.results;
+        attempt.output_bytes += captured.bytes;
+        if k == 0 {
+            windows = captured.windows;
+            results = captured.results;
+        }
         if !captured.complete {
             // Every member is gone, yet a process holds the suite's output
             // pipe: it got it from the suite, so it is the suite's leak.
-            let holders = pipe_holders(runner_pipe)?;
+            let holders = pipe_holders(Some(inode))?;
             if holders.is_empty() {
                 problems.push(
                     "its output pipe stayed open after every process of the suite was gone, held by no process cargo-reap can see".into(),
@@ -912,20 +954,10 @@ pub fn list_tests(
     leaf: &str,
 ) -> Result<Vec<String>, RunError> {
     let cont = ctx.isolation.create(&ctx.tag(suite), leaf)?;
-    let mut cmd = Command::new(&suite.binary);
+    let mut cmd = suite_command(ctx, suite);
     cmd.arg("--list")
         .args(["--format", "terse"])
         .args(selection_args(&ctx.options.test_args))
-        .current_dir(&suite.cwd)
-        .envs(suite.env.iter().map(|(k, v)| (k, v)))
-        .env(TRIAL_VAR, ctx.trial.to_string())
-        .envs(["TMPDIR", "TMP", "TEMP"].map(|k| {
-            (
-                k,
-                ctx.tmp_root.join(format!("{}.{}", ctx.trial, suite.slug())),
-            )
-        }))
-        .stdin(Stdio::null())
         .stderr(Stdio::null());
     let tmp = tempfile_in(ctx.log_dir, &format!("{leaf}.list"))?;
     cmd.stdout(Stdio::from(tmp.try_clone().map_err(|source| {

@@ -14,11 +14,19 @@ macro_rules! putln {
     ($dst:expr, $($arg:tt)*) => {{ $dst.push_str(&format!($($arg)*)); $dst.push('\n'); }};
 }
 
+static COLORS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// `--color always|never` decides before anything is printed.
+pub fn set_colors(on: bool) {
+    if COLORS.set(on).is_err() {
+        tracing::debug!("colors were decided before --color was applied");
+    }
+}
+
 /// Whether stderr gets ANSI colors: `CLICOLOR_FORCE` (not `0`) forces them,
 /// `NO_COLOR` (non-empty) forbids them, else only on a terminal that is not dumb.
 pub fn colors() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
+    *COLORS.get_or_init(|| {
         let var = |k| std::env::var(k).ok().filter(|v| !v.is_empty());
         if var("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
             return true;

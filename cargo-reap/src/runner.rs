@@ -1,0 +1,342 @@
+//! Cargo's target runner for the suites' target, as `cargo test` finds it:
+//! `target.<triple>.runner` (from `--config`, then
+//! `CARGO_TARGET_<TRIPLE>_RUNNER`, then the `.cargo/config.toml` files from
+//! the current directory up and `$CARGO_HOME/config.toml`), else the one
+//! `target.'cfg(..)'.runner` whose expression matches the target. Each suite
+//! then runs as `RUNNER... BINARY ARGS`, inside its containment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use cargo_metadata::cargo_platform::{Cfg, CfgExpr};
+
+/// Why the runner could not be determined (a usage error: exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("reading cargo configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cargo configuration {what}: {why}")]
+    Parse { what: String, why: String },
+    #[error("running `{what}` to learn the target's cfg: {why}")]
+    Rustc { what: String, why: String },
+    #[error("several `target.'cfg(..)'.runner` match {triple}: {list} (cargo refuses this too)")]
+    Ambiguous { triple: String, list: String },
+}
+
+/// One configuration source: its table and the directory relative runner
+/// paths are resolved against.
+struct Source {
+    table: toml::Table,
+    base: PathBuf,
+    what: String,
+}
+
+/// The target runner for `target` (`None`: the host), or an empty list when
+/// none is configured.
+pub fn resolve(target: Option<&str>, cli_config: &[String]) -> Result<Vec<String>, RunnerError> {
+    let cwd = std::env::current_dir().map_err(|source| RunnerError::Read {
+        path: ".".into(),
+        source,
+    })?;
+    let sources = sources(&cwd, cli_config)?;
+    let env_runner =
+        std::env::vars().any(|(k, _)| k.starts_with("CARGO_TARGET_") && k.ends_with("_RUNNER"));
+    let any_runner = sources.iter().any(|s| {
+        s.table
+            .get("target")
+            .and_then(|t| t.as_table())
+            .is_some_and(|t| t.values().any(|v| v.get("runner").is_some()))
+    });
+    if !env_runner && !any_runner {
+        return Ok(Vec::new());
+    }
+    // `--config` first (later ones win), then the environment, then the files.
+    let (cli, files): (Vec<&Source>, Vec<&Source>) =
+        sources.iter().partition(|s| s.what.starts_with("--config"));
+    // Without --target: `build.target` of the configuration, else the host.
+    let triple = match target
+        .map(str::to_string)
+        .or_else(|| build_target(&cli, &files))
+    {
+        Some(t) => t,
+        None => host_triple()?,
+    };
+    let exact = |s: &&Source| {
+        s.table
+            .get("target")
+            .and_then(|t| t.get(&triple))
+            .and_then(|t| t.get("runner"))
+            .map(|v| runner_value(v, &s.base, &s.what))
+    };
+    if let Some(r) = cli.iter().rev().find_map(exact) {
+        return r;
+    }
+    let var = format!(
+        "CARGO_TARGET_{}_RUNNER",
+        triple.to_uppercase().replace(['-', '.'], "_")
+    );
+    if let Some(v) = std::env::var_os(&var) {
+        let v = v.to_string_lossy();
+        return Ok(v.split_whitespace().map(str::to_string).collect());
+    }
+    if let Some(r) = files.iter().find_map(exact) {
+        return r;
+    }
+    // `target.'cfg(..)'.runner`: the closest source's value per expression.
+    let mut matching: Vec<(String, Vec<String>)> = Vec::new();
+    let mut cfgs: Option<Vec<Cfg>> = None;
+    for s in cli.iter().rev().chain(files.iter()) {
+        let Some(targets) = s.table.get("target").and_then(|t| t.as_table()) else {
+            continue;
+        };
+        for (key, t) in targets {
+            let Some(expr) = key.strip_prefix("cfg(").and_then(|k| k.strip_suffix(')')) else {
+                continue;
+            };
+            let Some(value) = t.get("runner") else {
+                continue;
+            };
+            if matching.iter().any(|(k, _)| k == key) {
+                continue;
+            }
+            let expr: CfgExpr = expr.parse().map_err(|e| RunnerError::Parse {
+                what: format!("{}: target.'{key}'", s.what),
+                why: format!("{e}"),
+            })?;
+            if cfgs.is_none() {
+                cfgs = Some(target_cfg(&triple)?);
+            }
+            if expr.matches(cfgs.as_deref().unwrap_or_default()) {
+                matching.push((key.clone(), runner_value(value, &s.base, &s.what)?));
+            }
+        }
+    }
+    match matching.len() {
+        0 => Ok(Vec::new()),
+        1 => Ok(matching.remove(0).1),
+        _ => Err(RunnerError::Ambiguous {
+            triple,
+            list: matching
+                .iter()
+                .map(|(k, _)| format!("target.'{k}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// `build.target` (`--config`, then `CARGO_BUILD_TARGET`, then the files),
+/// when it names one target.
+fn build_target(cli: &[&Source], files: &[&Source]) -> Option<String> {
+    let from = |s: &Source| {
+        s.table
+            .get("build")
+            .and_then(|b| b.get("target"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+    };
+    cli.iter()
+        .rev()
+        .find_map(|s| from(s))
+        .or_else(|| std::env::var("CARGO_BUILD_TARGET").ok())
+        .or_else(|| files.iter().find_map(|s| from(s)))
+}
+
+/// `runner = "prog arg"` or `runner = ["prog", "arg"]`; a relative program
+/// path with a `/` is relative to the configuration's directory (cargo's rule).
+fn runner_value(v: &toml::Value, base: &Path, what: &str) -> Result<Vec<String>, RunnerError> {
+    let mut parts: Vec<String> = match v {
+        toml::Value::String(s) => s.split_whitespace().map(str::to_string).collect(),
+        toml::Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| RunnerError::Parse {
+                what: what.to_string(),
+                why: "a runner is a string or an array of strings".into(),
+            })?,
+        _ => {
+            return Err(RunnerError::Parse {
+                what: what.to_string(),
+                why: "a runner is a string or an array of strings".into(),
+            })
+        }
+    };
+    if let Some(p) = parts.first_mut() {
+        if p.contains('/') && Path::new(p.as_str()).is_relative() {
+            *p = base.join(&*p).display().to_string();
+        }
+    }
+    Ok(parts)
+}
+
+/// `--config` values (closest), then the config files from `cwd` up, then `$CARGO_HOME`.
+fn sources(cwd: &Path, cli_config: &[String]) -> Result<Vec<Source>, RunnerError> {
+    let mut out = Vec::new();
+    for c in cli_config {
+        let what = format!("--config {c}");
+        let path = cwd.join(c);
+        let table = if !c.contains('=') || path.is_file() {
+            read_table(&path)?
+        } else {
+            toml::from_str::<toml::Table>(c).map_err(|e| RunnerError::Parse {
+                what: what.clone(),
+                why: e.to_string(),
+            })?
+        };
+        out.push(Source {
+            table,
+            base: cwd.to_path_buf(),
+            what,
+        });
+    }
+    let mut files = Vec::new();
+    for dir in cwd.ancestors() {
+        files.push(dir.join(".cargo"));
+    }
+    if let Some(home) = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+    {
+        if !files.contains(&home) {
+            files.push(home);
+        }
+    }
+    for dot_cargo in files {
+        // cargo reads `config.toml`, or the older `config`.
+        let Some(path) = ["config.toml", "config"]
+            .iter()
+            .map(|n| dot_cargo.join(n))
+            .find(|p| p.is_file())
+        else {
+            continue;
+        };
+        let base = dot_cargo
+            .parent()
+            .map_or_else(|| dot_cargo.clone(), Path::to_path_buf);
+        out.push(Source {
+            table: read_table(&path)?,
+            base,
+            what: path.display().to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn read_table(path: &Path) -> Result<toml::Table, RunnerError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunnerError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str::<toml::Table>(&text).map_err(|e| RunnerError::Parse {
+        what: path.display().to_string(),
+        why: e.to_string(),
+    })
+}
+
+fn rustc() -> PathBuf {
+    std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from)
+}
+
+fn rustc_output(args: &[&str]) -> Result<String, RunnerError> {
+    let what = format!("{} {}", rustc().display(), args.join(" "));
+    let out = Command::new(rustc())
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| RunnerError::Rustc {
+            what: what.clone(),
+            why: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(RunnerError::Rustc {
+            what,
+            why: format!("it exited with {}", out.status),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `rustc -vV`'s `host:` line.
+fn host_triple() -> Result<String, RunnerError> {
+    let text = rustc_output(&["-vV"])?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|h| h.trim().to_string())
+        .ok_or_else(|| RunnerError::Rustc {
+            what: "rustc -vV".into(),
+            why: "no `host:` line in its output".into(),
+        })
+}
+
+/// `rustc --print cfg --target TRIPLE`, parsed.
+fn target_cfg(triple: &str) -> Result<Vec<Cfg>, RunnerError> {
+    let text = rustc_output(&["--print", "cfg", "--target", triple])?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.parse::<Cfg>().map_err(|e| RunnerError::Rustc {
+                what: format!("rustc --print cfg --target {triple}"),
+                why: format!("cannot parse `{l}`: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// Is this runner cargo-reap itself (`cargo-reap run --`, as the README
+/// suggests for plain `cargo test`)? Then it is not used: the suites already
+/// run in cargo-reap's containment.
+pub fn is_cargo_reap(runner: &[String]) -> bool {
+    runner
+        .first()
+        .is_some_and(|p| Path::new(p).file_name().is_some_and(|n| n == "cargo-reap"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_values_as_cargo_reads_them() {
+        let base = Path::new("/ws");
+        let v: toml::Value = toml::Value::String("qemu-x -L /x".into());
+        assert_eq!(
+            runner_value(&v, base, "t").unwrap(),
+            vec!["qemu-x", "-L", "/x"]
+        );
+        let v = toml::Value::Array(vec!["tools/run.sh".into(), "--flag".into()]);
+        assert_eq!(
+            runner_value(&v, base, "t").unwrap(),
+            vec!["/ws/tools/run.sh", "--flag"]
+        );
+        assert!(runner_value(&toml::Value::Integer(1), base, "t").is_err());
+    }
+
+    #[test]
+    fn build_target_from_config_closest_first() {
+        let src = |what: &str, text: &str| Source {
+            table: toml::from_str(text).unwrap(),
+            base: PathBuf::from("/"),
+            what: what.into(),
+        };
+        let cli = src("--config build.target='a-b-c'", "build.target = 'a-b-c'");
+        let file = src("/x/.cargo/config.toml", "[build]\ntarget = 'd-e-f'\n");
+        let multi = src("/y/.cargo/config.toml", "[build]\ntarget = ['g', 'h']\n");
+        assert_eq!(build_target(&[&cli], &[&file]).as_deref(), Some("a-b-c"));
+        if std::env::var_os("CARGO_BUILD_TARGET").is_none() {
+            assert_eq!(build_target(&[], &[&file]).as_deref(), Some("d-e-f"));
+            assert_eq!(build_target(&[], &[&multi]), None);
+        }
+    }
+
+    #[test]
+    fn recognises_cargo_reap_as_runner() {
+        assert!(is_cargo_reap(&["/usr/bin/cargo-reap".into(), "run".into()]));
+        assert!(!is_cargo_reap(&["qemu-aarch64".into()]));
+    }
+}

@@ -201,6 +201,7 @@ pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> SuiteRepo
         leaks: Vec::new(),
         attribution: None,
         tests: Vec::new(),
+        counts: None,
         tmp: None,
         problems: Vec::new(),
     };
@@ -274,6 +275,7 @@ fn judge_suite(
             .into_iter()
             .map(|(name, result)| TestOutcome { name, result })
             .collect();
+        report.counts = out.counts;
         let retry = attempt.timed_out && !attempt.interrupted;
         report.attempts.push(attempt);
         if !retry {
@@ -528,6 +530,8 @@ pub struct AttemptOutcome {
     pub windows: Vec<crate::capture::TestWindow>,
     /// Per-test results from the output.
     pub results: Vec<(String, String)>,
+    /// libtest's `test result:` counts.
+    pub counts: Option<crate::report::schema::TestCounts>,
 }
 
 /// One run of a test binary: which leaf, which arguments, how it is headed in the log.
@@ -737,11 +741,13 @@ pub fn run_attempt(
 
     let mut windows = Vec::new();
     let mut results = Vec::new();
+    let mut counts = None;
     if let Some(capture) = capture {
         let captured = capture.finish(PIPE_CLOSE_WAIT)?;
         attempt.output_bytes = captured.bytes;
         windows = captured.windows;
         results = captured.results;
+        counts = captured.counts;
         if !captured.complete {
             // Every member is gone, yet a process holds the suite's output
             // pipe: it got it from the suite, so it is the suite's leak.
@@ -786,6 +792,7 @@ pub fn run_attempt(
         problems,
         windows,
         results,
+        counts,
     })
 }
 

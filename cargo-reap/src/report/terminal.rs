@@ -61,6 +61,10 @@ pub fn width() -> usize {
 /// No clipping (with room for the arithmetic of the layouts).
 const UNBOUNDED: usize = usize::MAX / 4;
 
+/// Most characters of a leaked process's command line in the table (a
+/// suite can start a process with 100 KB of arguments).
+const COMMAND_MAX: usize = 500;
+
 /// `   PASS [  0.41s] leaky::daemon  (1 leaked, reaped)`
 pub fn suite_line(s: &SuiteReport) -> String {
     let interrupted = s.attempts.iter().any(|a| a.interrupted);
@@ -311,7 +315,12 @@ fn leak_table_in(r: &Report, width: usize) -> String {
                     l.state,
                     short(Duration::from_millis(l.age_ms)),
                 );
-                let room = width.saturating_sub(prefix.chars().count()).max(20);
+                // A command line is data, not prose: even in a CI log it is
+                // cut at COMMAND_MAX (the JSON report keeps every argument).
+                let room = width
+                    .saturating_sub(prefix.chars().count())
+                    .max(20)
+                    .min(COMMAND_MAX);
                 putln!(out, "{prefix}{}", clip(&cmd, room));
                 findings_lines(&mut out, l, width);
             }

@@ -178,13 +178,23 @@ impl Config {
                 }
             },
         };
-        let Some(manifest) = start
+        let manifests: Vec<std::path::PathBuf> = start
             .ancestors()
             .map(|d| d.join("Cargo.toml"))
-            .find(|m| m.is_file())
-        else {
+            .filter(|m| m.is_file())
+            .collect();
+        let Some(manifest) = manifests.first().cloned() else {
             return Ok((Config::default(), None));
         };
+        // A runner runs once per test binary (nextest: once per test): cargo
+        // metadata only when the package's or a workspace's manifest can
+        // hold a reap table at all (one it cannot read: let cargo say why).
+        let may_configure = manifests
+            .iter()
+            .any(|m| std::fs::read_to_string(m).map_or(true, |t| t.contains("reap")));
+        if !may_configure {
+            return Ok((Config::default(), None));
+        }
         let meta = cargo_metadata::MetadataCommand::new()
             .cargo_path(crate::discover::cargo_program())
             .no_deps()

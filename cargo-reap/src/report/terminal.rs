@@ -319,8 +319,7 @@ fn leak_table_in(r: &Report, width: usize) -> String {
                 // cut at COMMAND_MAX (the JSON report keeps every argument).
                 let room = width
                     .saturating_sub(prefix.chars().count())
-                    .max(20)
-                    .min(COMMAND_MAX);
+                    .clamp(20, COMMAND_MAX);
                 putln!(out, "{prefix}{}", clip(&cmd, room));
                 findings_lines(&mut out, l, width);
             }

@@ -349,3 +349,35 @@ fn runner_mode_attribution_reruns_print_nothing_into_the_test_output() {
         s.cmdline == ["sleep", "3871"]
     });
 }
+
+/// On a terminal, lines are laid out for its width (here a 72-column pty
+/// made by script(1)): the tail of a failed test's output is clipped to it.
+#[test]
+fn on_a_terminal_lines_fit_its_width() {
+    require_root();
+    let cmd = format!(
+        "stty cols 72; NO_COLOR=1 {REAP} reap test --manifest-path {} -p counts-fixture --lib",
+        manifest()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("CARGO_REAP_SUITE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs the command on a pty");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tail: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.starts_with("           | "))
+        .collect();
+    assert!(!tail.is_empty(), "no output tail on the terminal:\n{text}");
+    for l in &tail {
+        assert!(l.chars().count() <= 72, "wider than the terminal: {l:?}");
+    }
+    let panic_line = tail
+        .iter()
+        .find(|l| l.contains("this failure message is deliberately"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(panic_line.ends_with('…'), "{panic_line}");
+}

@@ -725,8 +725,9 @@ fn run_wraps_any_command_with_the_same_gate() {
     assert_eq!(hung.code, 102, "{}", hung.stderr);
     assert_eq!(hung.report()["suites"][0]["status"], "hang");
 
+    // Nothing leaked, nothing hung: the command's own exit code passes through.
     let failed = reap(&[], &["run", "--", "sh", "-c", "exit 3"]);
-    assert_eq!(failed.code, 100);
+    assert_eq!(failed.code, 3, "{}", failed.stderr);
     assert_eq!(failed.report()["suites"][0]["attempts"][0]["exit_code"], 3);
 
     let missing = Command::new(REAP)

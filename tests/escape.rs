@@ -48,6 +48,14 @@ fn leaks_of(run: &Run) -> Vec<Value> {
         .clone()
 }
 
+/// Tests that look for strays by the same marker (`sleep 3851`, `sleep
+/// 3852`) from their own start time would count each other's live processes
+/// as leftovers: they hold this lock for their whole run.
+fn same_marker() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn is_sleep(s: &Stray, secs: &str) -> bool {
     s.cmdline.len() == 2 && s.cmdline[0].ends_with("sleep") && s.cmdline[1] == secs
 }
@@ -58,6 +66,7 @@ fn is_sleep(s: &Stray, secs: &str) -> bool {
 /// both modes.
 #[test]
 fn a_process_that_left_the_cgroup_leaf_is_a_leak() {
+    let _marker = same_marker();
     require_root();
     for isolation in ["cgroup", "process-group"] {
         let since = reap_probe::boottime_ticks();
@@ -84,6 +93,7 @@ fn a_process_that_left_the_cgroup_leaf_is_a_leak() {
 /// either way and nothing survives.
 #[test]
 fn a_process_that_left_the_leaf_beside_another_suite_still_fails_the_run() {
+    let _marker = same_marker();
     require_root();
     let since = reap_probe::boottime_ticks();
     let run = run_suite(
@@ -369,6 +379,7 @@ fn gone_within(pid: i32, start_time: u64, limit: Duration) -> bool {
 /// SIGKILL of the runner: checked from outside on the daemon's pidfd.
 #[test]
 fn an_untagged_setsid_daemon_dies_with_a_sigkilled_runner() {
+    let _marker = same_marker();
     require_root();
     for trial in 0..3 {
         let since = reap_probe::boottime_ticks();
@@ -570,6 +581,7 @@ fn sigkill_of_the_guardian_stops_the_run_at_once() {
 /// guardian exits, nothing of the run is left.
 #[test]
 fn sigkill_of_the_runner_at_many_moments_leaves_nothing() {
+    let _marker = same_marker();
     require_root();
     for (trial, delay_ms) in [0u64, 5, 10, 20, 35, 50, 80, 120, 200, 300, 450, 700]
         .into_iter()

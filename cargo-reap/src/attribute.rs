@@ -53,12 +53,11 @@ pub struct AttributionReport {
 }
 
 impl AttributionReport {
-    pub fn line(&self) -> String {
-        match self.method.as_str() {
-            "single-test" => format!(
-                "attribution: the suite has one test; all {} leak(s) are its",
-                self.leaks_total
-            ),
+    /// The line under the suite, when it adds to what the leak table says
+    /// (a one-test suite: the table already names the test of every leak).
+    pub fn line(&self) -> Option<String> {
+        Some(match self.method.as_str() {
+            "single-test" => return None,
             "window" => format!(
                 "attribution: all {} leak(s) started while their test ran (serial output); no re-run needed",
                 self.leaks_total
@@ -77,7 +76,7 @@ impl AttributionReport {
                 self.leaks_total
             ),
             other => format!("attribution: {other}"),
-        }
+        })
     }
 }
 
@@ -185,6 +184,27 @@ pub fn attribute(
         }));
     }
 
+    // With the suite's output streamed (`--no-capture`, `cargo reap run` as
+    // a target runner), the re-runs still go to a log of their own: their
+    // libtest output must not land in the user's test output, and their
+    // per-test results are read back like any attempt's.
+    let own_log_path = log_path.with_extension("attribution.log");
+    let own_log = match log {
+        Some(_) => None,
+        None => Some(crate::supervise::SuiteLog {
+            file: std::fs::File::create(&own_log_path).map_err(|source| RunError::Io {
+                what: "creating the attribution re-runs' log",
+                path: own_log_path.clone(),
+                source,
+            })?,
+            logged: Default::default(),
+            failure: Default::default(),
+        }),
+    };
+    let (log, log_path) = match &own_log {
+        Some(l) => (Some(l), own_log_path.as_path()),
+        None => (log, log_path),
+    };
     let passthrough: Vec<String> = ctx
         .options
         .test_args
@@ -273,6 +293,13 @@ pub fn attribute(
         } else {
             NOT_REPRODUCED.to_string()
         });
+    }
+    if let Some(problem) = own_log.as_ref().and_then(|l| l.problem()) {
+        tracing::warn!(
+            "{}: attribution re-runs' log {}: {problem}",
+            suite.id,
+            own_log_path.display()
+        );
     }
     Ok(Some(AttributionReport {
         method: "rerun".into(),

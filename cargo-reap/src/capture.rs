@@ -53,6 +53,8 @@ pub struct OutputState {
     pub windows: Vec<TestWindow>,
     /// Each finished test and its result word (`ok`, `FAILED`, `ignored`), in order.
     pub results: Vec<(String, String)>,
+    /// libtest's `test result:` lines, summed (absent when none was printed).
+    pub counts: Option<crate::report::schema::TestCounts>,
     /// The current unterminated line.
     partial: Vec<u8>,
 }
@@ -62,6 +64,9 @@ impl OutputState {
         let line = String::from_utf8_lossy(raw)
             .trim_end_matches('\r')
             .to_string();
+        if let Some(c) = parse_result_line(&line) {
+            self.counts.get_or_insert_with(Default::default).add(&c);
+        }
         if let Some((name, result)) = parse_test_line(&line) {
             if result.is_empty() {
                 self.started.push(name.to_string());
@@ -145,6 +150,35 @@ pub fn parse_test_line(line: &str) -> Option<(&str, &str)> {
     let result = result.trim();
     let result = result.split_whitespace().next().unwrap_or("");
     Some((name, result))
+}
+
+/// libtest's summary of a binary:
+/// `test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 measured; 4 filtered out; finished in 0.01s`.
+pub fn parse_result_line(line: &str) -> Option<crate::report::schema::TestCounts> {
+    let rest = line.strip_prefix("test result: ")?;
+    let (_, counts) = rest.split_once(". ")?;
+    let mut c = crate::report::schema::TestCounts::default();
+    let mut seen = 0;
+    for part in counts.split(';') {
+        let part = part.trim();
+        let Some((n, what)) = part.split_once(' ') else {
+            continue;
+        };
+        let Ok(n) = n.parse::<usize>() else {
+            continue;
+        };
+        let slot = match what {
+            "passed" => &mut c.passed,
+            "failed" => &mut c.failed,
+            "ignored" => &mut c.ignored,
+            "measured" => &mut c.measured,
+            "filtered out" => &mut c.filtered_out,
+            _ => continue,
+        };
+        *slot = n;
+        seen += 1;
+    }
+    (seen >= 3).then_some(c)
 }
 
 /// Why a suite's log stopped being written (a full disk, say). Shared by
@@ -233,6 +267,8 @@ pub struct Captured {
     pub windows: Vec<TestWindow>,
     /// Per-test results from libtest's output.
     pub results: Vec<(String, String)>,
+    /// libtest's `test result:` lines, summed.
+    pub counts: Option<crate::report::schema::TestCounts>,
     /// False when the pipe was still held open after the suite was reaped
     /// (only possible for a process that escaped process-group containment).
     pub complete: bool,
@@ -350,6 +386,7 @@ impl Capture {
             tail,
             windows: st.windows.clone(),
             results: st.results.clone(),
+            counts: st.counts,
             complete,
         })
     }
@@ -370,6 +407,20 @@ mod tests {
         );
         assert_eq!(parse_test_line("test result: ok. 1 passed"), None);
         assert_eq!(parse_test_line("running 3 tests"), None);
+    }
+
+    #[test]
+    fn result_lines_are_counted() {
+        let c = parse_result_line(
+            "test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 measured; 4 filtered out; finished in 0.01s",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.passed, c.failed, c.ignored, c.filtered_out),
+            (3, 1, 2, 4)
+        );
+        assert!(parse_result_line("test result: whatever").is_none());
+        assert!(parse_result_line("test foo ... ok").is_none());
     }
 
     #[test]

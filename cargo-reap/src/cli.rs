@@ -41,10 +41,13 @@ EXIT CODES:
     101  the build failed
     102  a suite hung (every attempt timed out)
     103  processes leaked, and that was the only problem
+    4    no tests to run: a filter matched no test of any suite
     2    usage or configuration error; also internal errors (a panic, a report
          that could not be written, cargo-reap's own cleanup failing)
     130  interrupted by SIGINT (143 SIGTERM, 129 SIGHUP); the report is partial
-  When several apply, the first in the order 101, 100, 102, 103 wins.
+  When several apply, the first in the order 101, 100, 102, 103, 4 wins.
+  `cargo reap run`: the command's own exit code, unless it hung (102),
+  leaked (103) or could not be judged (100).
   The summary line ends with the exit code returned.";
 
 /// Find, attribute and reap the processes your tests leave behind.
@@ -310,7 +313,7 @@ pub struct ReapArgs {
     /// (`cargo test`'s default)
     #[arg(long, overrides_with = "no_fail_fast")]
     pub fail_fast: bool,
-    /// Only suites with a problem get a line (and the summary)
+    /// Only suites with a problem get a line (the summary line is always printed)
     #[arg(short, long)]
     pub quiet: bool,
     /// More diagnostics (tracing at debug level; RUST_LOG overrides)

@@ -158,6 +158,60 @@ impl Config {
         })
     }
 
+    /// `cargo reap run`: the configuration of the workspace the command runs
+    /// in, found from `CARGO_MANIFEST_DIR` (set by cargo for a test binary it
+    /// runs through a target runner), else from the working directory up.
+    /// No manifest: the defaults. A manifest cargo cannot read: the defaults,
+    /// and the returned warning says so. Bad configuration is an error.
+    pub fn for_runner() -> Result<(Config, Option<String>), EngineError> {
+        let start = match std::env::var_os("CARGO_MANIFEST_DIR") {
+            Some(d) => std::path::PathBuf::from(d),
+            None => match std::env::current_dir() {
+                Ok(d) => d,
+                Err(e) => {
+                    return Ok((
+                        Config::default(),
+                        Some(format!(
+                            "the working directory is unreadable ({e}): no [workspace.metadata.reap] configuration applies"
+                        )),
+                    ))
+                }
+            },
+        };
+        let manifests: Vec<std::path::PathBuf> = start
+            .ancestors()
+            .map(|d| d.join("Cargo.toml"))
+            .filter(|m| m.is_file())
+            .collect();
+        let Some(manifest) = manifests.first().cloned() else {
+            return Ok((Config::default(), None));
+        };
+        // A runner runs once per test binary (nextest: once per test): cargo
+        // metadata only when the package's or a workspace's manifest can
+        // hold a reap table at all (one it cannot read: let cargo say why).
+        let may_configure = manifests
+            .iter()
+            .any(|m| std::fs::read_to_string(m).map_or(true, |t| t.contains("reap")));
+        if !may_configure {
+            return Ok((Config::default(), None));
+        }
+        let meta = cargo_metadata::MetadataCommand::new()
+            .cargo_path(crate::discover::cargo_program())
+            .no_deps()
+            .manifest_path(&manifest)
+            .exec();
+        match meta {
+            Ok(meta) => Ok((Config::load(&meta)?, None)),
+            Err(e) => Ok((
+                Config::default(),
+                Some(format!(
+                    "cannot read the configuration of {} ({e}); running with the defaults (check `cargo metadata` there)",
+                    manifest.display()
+                )),
+            )),
+        }
+    }
+
     /// The limits of one suite: defaults ← workspace ← package ← suite
     /// entries (workspace, then package) ← command line.
     pub fn limits_for(

@@ -12,7 +12,9 @@ use crate::exit;
 use crate::interrupt;
 use crate::lifeline::Lifeline;
 use crate::report::output::ReportPath;
-use crate::report::schema::{LoopSummary, Report, RunnerVitals, Summary, Trial, SCHEMA_VERSION};
+use crate::report::schema::{
+    Failure, LoopSummary, Report, RunnerVitals, Summary, Trial, SCHEMA_VERSION,
+};
 use crate::report::terminal;
 use crate::schedule::{self, ScheduleOptions};
 use crate::supervise::{Limits, RunContext, SuiteOptions};
@@ -147,6 +149,7 @@ fn build_only(cargo: &CargoArgs) -> Result<Outcome, EngineError> {
             trials: Vec::new(),
             loop_summary: None,
             problems: Vec::new(),
+            failures: Vec::new(),
         },
     })
 }
@@ -182,6 +185,15 @@ fn execute(
     test_args: &[String],
 ) -> Result<Outcome, EngineError> {
     let command_mode = matches!(source, Source::Command(_));
+    // What a rerun hint needs after `cargo reap test` to find the same workspace.
+    let rerun_prefix: Vec<String> = match &source {
+        Source::Cargo(c) => c
+            .manifest_path
+            .iter()
+            .flat_map(|p| ["--manifest-path".to_string(), p.display().to_string()])
+            .collect(),
+        Source::Command(_) => Vec::new(),
+    };
     let fail_on_tmp = reap.fail_on.iter().any(|w| w == "tmp");
     let started = Instant::now();
     let run_id = new_run_id()?;
@@ -277,13 +289,29 @@ fn execute(
             summary.add(&t.summary);
         }
         let interrupted = interrupts.signal();
-        let exit_code = match interrupted {
-            Some(sig) => interrupt::exit_code(sig),
-            None if build_failed => exit::BUILD_FAILED,
+        // `cargo reap run`: the command's own exit code, as it ended its last attempt.
+        let child_code = trials
+            .last()
+            .and_then(|t| t.suites.first())
+            .and_then(|s| s.attempts.last())
+            .map(|a| match (a.exit_code, a.signal) {
+                (Some(c), _) => c,
+                (None, Some(sig)) => 128 + sig,
+                (None, None) => exit::TEST_FAILED,
+            });
+        let exit_code = match (interrupted, child_code) {
+            (Some(sig), _) => interrupt::exit_code(sig),
+            _ if build_failed => exit::BUILD_FAILED,
             // cargo-reap's own cleanup failed: an internal error.
-            None if !problems.is_empty() => exit::USAGE,
-            None => exit::for_summary(&summary, fail_on_tmp),
+            _ if !problems.is_empty() => exit::USAGE,
+            (None, Some(child)) if command_mode => exit::for_command(&summary, fail_on_tmp, child),
+            _ => exit::for_summary(&summary, fail_on_tmp),
         };
+        // The child's code passed through: nothing of cargo-reap's to say.
+        let passed_through = command_mode
+            && interrupted.is_none()
+            && child_code.is_some_and(|c| c == exit_code)
+            && summary.hung + summary.errored + summary.leaked_processes == 0;
         // The last trial that leaked keeps its full table; else the last trial.
         let shown_trial = trials
             .iter()
@@ -295,6 +323,11 @@ fn execute(
             .map(|t| t.unattributed.clone())
             .unwrap_or_default();
         let loop_summary = looping.then(|| LoopSummary::of(&trials));
+        let failures = if command_mode {
+            Vec::new()
+        } else {
+            Failure::of(&shown, &rerun_prefix)
+        };
         let report = Report {
             version: SCHEMA_VERSION,
             run_id: run_id.clone(),
@@ -310,6 +343,7 @@ fn execute(
             trials: if looping { trials } else { Vec::new() },
             loop_summary,
             problems,
+            failures,
         };
         let mut err = std::io::stderr();
         let table = terminal::leak_table(&report);
@@ -338,8 +372,24 @@ fn execute(
             report_written(&mut report, "JSON", out, written);
         }
         let exit_code = report.exit_code;
-        let clean_and_quiet = quiet && exit_code == exit::SUCCESS;
-        if !build_failed && !clean_and_quiet {
+        let failing = terminal::failures_list(&report);
+        if !failing.is_empty() {
+            emit(&mut err, failing.trim_end());
+        }
+        if exit_code == exit::NO_TESTS {
+            emit(
+                &mut err,
+                &format!(
+                    "cargo-reap: error: no tests to run: the filter matched none of the {} test(s) of {} suite(s) (exit {})",
+                    report.summary.tests.filtered_out,
+                    report.summary.suites,
+                    exit::NO_TESTS
+                ),
+            );
+        }
+        // Always the summary line (`-q` too), but not over a wrapped
+        // command's own result when cargo-reap has nothing to add.
+        if !build_failed && !passed_through {
             emit(&mut err, &terminal::summary_line(&report));
         }
         Ok(Outcome { exit_code, report })
@@ -425,10 +475,14 @@ fn execute(
         Source::Command(program) => {
             let mut ready = setup(chosen)?;
             announce(&mut ready);
+            let (config, warning) = Config::for_runner()?;
+            if let Some(w) = warning {
+                emit(&mut err, &format!("cargo-reap: warning: {w}"));
+            }
             (
                 vec![discover::command_suite(program)?],
                 run_dir.command_scratch(),
-                Config::default(),
+                config,
                 ready,
             )
         }

@@ -14,22 +14,57 @@ pub const BUILD_FAILED: i32 = 101;
 pub const HUNG: i32 = 102;
 /// Processes leaked, and that was the only problem.
 pub const LEAKED: i32 = 103;
+/// A filter matched no test at all: every suite ran, none ran a test
+/// (libtest counted them all as filtered out). As nextest's "no tests to run".
+pub const NO_TESTS: i32 = 4;
 /// `cargo reap clean` did all it could, but left something it could not
 /// remove or kill (each named).
 pub const CLEAN_INCOMPLETE: i32 = 1;
 
 /// The exit code of a completed run: the first that applies in the order
-/// 100 (failed/crashed/error), 102 (hung), 103 (leaked). (101 is decided before any suite runs.)
+/// 100 (failed/crashed/error), 102 (hung), 103 (leaked), 4 (a filter matched
+/// no test). (101 is decided before any suite runs.)
 /// With `fail_on_tmp`, files left in a suite's TMPDIR count as leaks.
 pub fn for_summary(s: &Summary, fail_on_tmp: bool) -> i32 {
     if s.failed + s.crashed + s.errored > 0 {
         TEST_FAILED
     } else if s.hung > 0 {
         HUNG
-    } else if s.leaked_processes > 0 || (fail_on_tmp && s.suites_with_tmp_files > 0) {
+    } else if leaked(s, fail_on_tmp) {
         LEAKED
+    } else if no_test_matched(s) {
+        NO_TESTS
     } else {
         SUCCESS
+    }
+}
+
+fn leaked(s: &Summary, fail_on_tmp: bool) -> bool {
+    s.leaked_processes > 0 || (fail_on_tmp && s.suites_with_tmp_files > 0)
+}
+
+/// Every suite was counted, none ran or ignored a test, and some were
+/// filtered out: the filter matched nothing. (A workspace without any test
+/// is not an error, as with `cargo test`.)
+pub fn no_test_matched(s: &Summary) -> bool {
+    s.suites > 0
+        && s.suites_without_counts == 0
+        && s.tests.ran() + s.tests.ignored == 0
+        && s.tests.filtered_out > 0
+}
+
+/// `cargo reap run`: the command's own exit code (`child`, 128 + signal when
+/// a signal ended it) passes through unless cargo-reap has something to add:
+/// 102 (it hung), 103 (it leaked), 100 (cargo-reap could not judge it).
+pub fn for_command(s: &Summary, fail_on_tmp: bool, child: i32) -> i32 {
+    if s.errored > 0 {
+        TEST_FAILED
+    } else if s.hung > 0 {
+        HUNG
+    } else if leaked(s, fail_on_tmp) {
+        LEAKED
+    } else {
+        child
     }
 }
 
@@ -49,6 +84,34 @@ mod tests {
         assert_eq!(for_summary(&s, false), TEST_FAILED);
         s.flaky = 4;
         assert_eq!(for_summary(&s, false), TEST_FAILED);
+    }
+
+    #[test]
+    fn a_filter_matching_nothing_is_its_own_code() {
+        let mut s = Summary {
+            suites: 2,
+            passed: 2,
+            ..Default::default()
+        };
+        assert_eq!(for_summary(&s, false), SUCCESS, "no tests at all is fine");
+        s.tests.filtered_out = 7;
+        assert_eq!(for_summary(&s, false), NO_TESTS);
+        s.tests.ignored = 1;
+        assert_eq!(
+            for_summary(&s, false),
+            SUCCESS,
+            "an ignored match is a match"
+        );
+    }
+
+    #[test]
+    fn command_code_passes_through_unless_we_add_one() {
+        let mut s = Summary::default();
+        assert_eq!(for_command(&s, false, 5), 5);
+        s.leaked_processes = 1;
+        assert_eq!(for_command(&s, false, 5), LEAKED);
+        s.hung = 1;
+        assert_eq!(for_command(&s, false, 0), HUNG);
     }
 
     #[test]

@@ -208,6 +208,7 @@ pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> SuiteRepo
         leaks: Vec::new(),
         attribution: None,
         tests: Vec::new(),
+        counts: None,
         tmp: None,
         problems: Vec::new(),
     };
@@ -281,6 +282,7 @@ fn judge_suite(
             .into_iter()
             .map(|(name, result)| TestOutcome { name, result })
             .collect();
+        report.counts = out.counts;
         let retry = attempt.timed_out && !attempt.interrupted;
         report.attempts.push(attempt);
         if !retry {
@@ -535,6 +537,8 @@ pub struct AttemptOutcome {
     pub windows: Vec<crate::capture::TestWindow>,
     /// Per-test results from the output.
     pub results: Vec<(String, String)>,
+    /// libtest's `test result:` counts.
+    pub counts: Option<crate::report::schema::TestCounts>,
 }
 
 /// One run of a test binary: which leaf, which arguments, how it is headed in the log.
@@ -777,12 +781,15 @@ pub fn run_attempt(
 
     let mut windows = Vec::new();
     let mut results = Vec::new();
+    let mut counts = None;
     for (k, (capture, inode)) in captures.into_iter().zip(runner_pipes).enumerate() {
         let captured = capture.finish(PIPE_CLOSE_WAIT)?;
         attempt.output_bytes += captured.bytes;
         if k == 0 {
+            // libtest's per-test and result lines are on stdout.
             windows = captured.windows;
             results = captured.results;
+            counts = captured.counts;
         }
         if !captured.complete {
             // Every member is gone, yet a process holds the suite's output
@@ -828,6 +835,7 @@ pub fn run_attempt(
         problems,
         windows,
         results,
+        counts,
     })
 }
 

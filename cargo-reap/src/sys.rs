@@ -441,3 +441,17 @@ pub fn become_subreaper() -> Result<(), ContainError> {
     rustix::process::set_child_subreaper(Some(me))
         .map_err(|e| ContainError::sys("prctl(PR_SET_CHILD_SUBREAPER)", e))
 }
+
+/// The columns of the terminal on `fd` (TIOCGWINSZ), when it is one and
+/// reports a width.
+pub fn terminal_columns(fd: i32) -> Option<usize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we own.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_col > 0).then_some(ws.ws_col as usize)
+}

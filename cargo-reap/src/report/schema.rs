@@ -43,6 +43,100 @@ pub struct Report {
     /// Problems of one suite are that suite's `problems`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// Each failing test of the (last) trial, and each failed, crashed, hung
+    /// or unjudged suite that named no failing test, with the command that
+    /// re-runs exactly it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<Failure>,
+}
+
+/// A failing test (or a suite that failed without naming one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The suite's `id`.
+    pub suite: String,
+    /// The suite's status (`fail`, `crash`, `hang`, `error`).
+    pub status: SuiteStatus,
+    /// The failing test (libtest printed `FAILED`), or for a hang the test in
+    /// flight; absent when the suite as a whole failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
+    /// `cargo reap test -p PKG --test NAME -- TEST --exact`: re-runs exactly
+    /// this test (or this suite); absent for `cargo reap run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<String>,
+}
+
+impl Failure {
+    /// The failures of these suites; `prefix` goes right after
+    /// `cargo reap test` (e.g. the `--manifest-path` of this run).
+    pub fn of(suites: &[SuiteReport], prefix: &[String]) -> Vec<Failure> {
+        let mut out = Vec::new();
+        for s in suites {
+            if matches!(s.status, SuiteStatus::Pass | SuiteStatus::FlakyHang) {
+                continue;
+            }
+            let mut tests: Vec<&str> = s
+                .tests
+                .iter()
+                .filter(|t| t.result == "FAILED")
+                .map(|t| t.name.as_str())
+                .collect();
+            if tests.is_empty() && s.status == SuiteStatus::Hang {
+                if let Some(a) = s.attempts.last() {
+                    tests = a.tests_in_flight.iter().map(String::as_str).collect();
+                }
+            }
+            let entry = |test: Option<&str>| Failure {
+                suite: s.id.clone(),
+                status: s.status,
+                test: test.map(str::to_string),
+                rerun: rerun_hint(s, prefix, test),
+            };
+            if tests.is_empty() {
+                out.push(entry(None));
+            }
+            out.extend(tests.into_iter().map(|t| entry(Some(t))));
+        }
+        out
+    }
+}
+
+/// `cargo reap test -p foo --test bar -- name --exact` (shell-quoted where needed).
+pub fn rerun_hint(s: &SuiteReport, prefix: &[String], test: Option<&str>) -> Option<String> {
+    let target: Vec<&str> = match s.kind.as_str() {
+        "lib" => vec!["--lib"],
+        "bin" => vec!["--bin", &s.target],
+        "test" => vec!["--test", &s.target],
+        "example" => vec!["--example", &s.target],
+        "bench" => vec!["--bench", &s.target],
+        "doc" => vec!["--doc"],
+        _ => return None,
+    };
+    let mut words: Vec<&str> = vec!["cargo", "reap", "test"];
+    words.extend(prefix.iter().map(String::as_str));
+    words.extend(["-p", &s.package]);
+    words.extend(target);
+    if let Some(t) = test {
+        words.extend(["--", t, "--exact"]);
+    }
+    Some(
+        words
+            .iter()
+            .map(|w| shell_word(w))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// A word a POSIX shell reads back as itself.
+fn shell_word(w: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.:/=+@%,".contains(c);
+    if !w.is_empty() && w.chars().all(plain) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
 }
 
 /// One run of every selected suite in `--loop` mode.
@@ -218,6 +312,8 @@ impl Summary {
         self.allowed_processes += o.allowed_processes;
         self.suites_with_tmp_files += o.suites_with_tmp_files;
         self.unattributed_processes += o.unattributed_processes;
+        self.tests.add(&o.tests);
+        self.suites_without_counts += o.suites_without_counts;
     }
 }
 
@@ -281,6 +377,11 @@ pub struct SuiteReport {
     /// (`ok`, `FAILED`, `ignored`); empty with `--no-capture`.
     #[serde(default)]
     pub tests: Vec<TestOutcome>,
+    /// The last attempt's test counts, from libtest's `test result:` line
+    /// (absent when it printed none: `--no-capture`, a crash or a hang, a
+    /// binary that is not libtest's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<TestCounts>,
     /// Files the suite left in its private TMPDIR (removed); absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmp: Option<TmpLeftovers>,
@@ -309,6 +410,32 @@ impl SuiteReport {
     /// Leaks no `allow` rule expects.
     pub fn failing_leaks(&self) -> usize {
         self.leaks.iter().filter(|l| l.allowed.is_none()).count()
+    }
+}
+
+/// Tests counted as libtest counts them (`N passed; N failed; N ignored;
+/// N measured; N filtered out`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestCounts {
+    pub passed: usize,
+    pub failed: usize,
+    pub ignored: usize,
+    pub measured: usize,
+    pub filtered_out: usize,
+}
+
+impl TestCounts {
+    pub fn add(&mut self, o: &TestCounts) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.ignored += o.ignored;
+        self.measured += o.measured;
+        self.filtered_out += o.filtered_out;
+    }
+
+    /// Tests that ran: passed, failed or measured (not ignored, not filtered out).
+    pub fn ran(&self) -> usize {
+        self.passed + self.failed + self.measured
     }
 }
 
@@ -419,6 +546,13 @@ pub struct Summary {
     /// Survivors no suite could claim (also counted in `leaked_processes`).
     #[serde(default)]
     pub unattributed_processes: usize,
+    /// Tests of every suite that printed libtest's `test result:` line, summed.
+    #[serde(default)]
+    pub tests: TestCounts,
+    /// Suites whose tests could not be counted (no `test result:` line:
+    /// `--no-capture`, a crash or hang, a binary that is not libtest's).
+    #[serde(default)]
+    pub suites_without_counts: usize,
 }
 
 impl Summary {
@@ -440,6 +574,14 @@ impl Summary {
                 .sum(),
             suites_with_tmp_files: suites.iter().filter(|s| s.tmp.is_some()).count(),
             unattributed_processes: 0,
+            tests: suites.iter().filter_map(|s| s.counts).fold(
+                TestCounts::default(),
+                |mut sum, c| {
+                    sum.add(&c);
+                    sum
+                },
+            ),
+            suites_without_counts: suites.iter().filter(|s| s.counts.is_none()).count(),
         }
     }
 }

@@ -48,8 +48,30 @@ fn paint(text: &str, sgr: u8) -> String {
     }
 }
 
-/// Columns the table is laid out for.
+/// Columns laid out for when the terminal's width cannot be read (and for
+/// the process tree stored with a hang).
 pub const WIDTH: usize = 100;
+
+/// Columns to lay lines out for: the terminal's width when stderr is one;
+/// unbounded when it is not (a CI log keeps every panic message and note
+/// whole, never cut mid-sentence).
+pub fn width() -> usize {
+    static W: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *W.get_or_init(|| {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return UNBOUNDED;
+        }
+        crate::sys::terminal_columns(2).map_or(WIDTH, |c| c.clamp(40, 1000))
+    })
+}
+
+/// No clipping (with room for the arithmetic of the layouts).
+const UNBOUNDED: usize = usize::MAX / 4;
+
+/// Most characters of a leaked process's command line in the table (a
+/// suite can start a process with 100 KB of arguments).
+const COMMAND_MAX: usize = 500;
 
 /// `   PASS [  0.41s] leaky::daemon  (1 leaked, reaped)`
 pub fn suite_line(s: &SuiteReport) -> String {
@@ -69,7 +91,7 @@ pub fn suite_line(s: &SuiteReport) -> String {
         "{} [{:>8}] {}",
         paint(&format!("{label:>10}"), color),
         short(Duration::from_millis(s.duration_ms)),
-        clip(&s.id, WIDTH - 22)
+        clip(&s.id, width() - 22)
     );
     let retries = s.attempts.len().saturating_sub(1);
     if retries > 0 {
@@ -97,7 +119,7 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             if a.tests_in_flight.is_empty() {
                 "(unknown)".to_string()
             } else {
-                clip(&a.tests_in_flight.join(", "), WIDTH)
+                clip(&a.tests_in_flight.join(", "), width())
             },
             a.hang_processes.len()
         );
@@ -109,7 +131,7 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             a.number
         );
         for l in a.tree.iter().take(TREE_LINES) {
-            putln!(out, "           : {}", clip(l, WIDTH - 13));
+            putln!(out, "           : {}", clip(l, width() - 13));
         }
         if a.tree.len() > TREE_LINES {
             putln!(
@@ -119,8 +141,8 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             );
         }
     }
-    if let Some(a) = &s.attribution {
-        putln!(out, "           {}", a.line());
+    if let Some(line) = s.attribution.as_ref().and_then(|a| a.line()) {
+        putln!(out, "           {}", clip(&line, width() - 11));
     }
     if let Some(t) = &s.tmp {
         putln!(
@@ -133,12 +155,12 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
                     t.bytes,
                     t.examples.join(", ")
                 ),
-                WIDTH - 11
+                width() - 11
             )
         );
     }
     for p in &s.problems {
-        putln!(out, "           problem: {}", clip(p, WIDTH - 20));
+        putln!(out, "           problem: {}", clip(p, width() - 20));
     }
     let show_tail = matches!(
         s.status,
@@ -151,7 +173,7 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             tail.len()
         );
         for l in tail {
-            putln!(out, "           | {}", clip(l, WIDTH - 13));
+            putln!(out, "           | {}", clip(l, width() - 13));
         }
     }
     if show_tail {
@@ -177,8 +199,12 @@ fn clip(s: &str, width: usize) -> String {
 }
 
 /// The leak attribution table, grouped suite → test → process; empty string
-/// when nothing leaked. Laid out for [`WIDTH`] columns.
+/// when nothing leaked. Laid out for [`width`] columns.
 pub fn leak_table(r: &Report) -> String {
+    leak_table_in(r, width())
+}
+
+fn leak_table_in(r: &Report, width: usize) -> String {
     // Survivors no suite could claim get a group of their own, last.
     let orphans = (!r.unattributed.is_empty()).then(|| SuiteReport {
         id: "(no suite could claim them)".into(),
@@ -193,6 +219,7 @@ pub fn leak_table(r: &Report) -> String {
         leaks: r.unattributed.clone(),
         attribution: None,
         tests: vec![],
+        counts: None,
         tmp: None,
         problems: vec![],
     });
@@ -223,7 +250,7 @@ pub fn leak_table(r: &Report) -> String {
         putln!(
             out,
             "{}  ({} leaked)",
-            clip(&s.id, WIDTH - 14),
+            clip(&s.id, width - 14),
             s.leaks.len()
         );
         // Tests in first-seen order; leaks without a test last.
@@ -239,8 +266,8 @@ pub fn leak_table(r: &Report) -> String {
             let leaks: Vec<&Leak> = s.leaks.iter().filter(|l| l.test.as_deref() == t).collect();
             let why = leaks.first().and_then(|l| l.attribution.as_deref());
             match (t, why) {
-                (Some(t), _) => putln!(out, "  test {}", clip(t, WIDTH - 7)),
-                (None, Some(why)) => putln!(out, "  test unknown: {}", clip(why, WIDTH - 16)),
+                (Some(t), _) => putln!(out, "  test {}", clip(t, width - 7)),
+                (None, Some(why)) => putln!(out, "  test unknown: {}", clip(why, width - 16)),
                 (None, None) => putln!(out, "  test unknown (attribution off)"),
             }
             // Parent before child, children indented; identical siblings
@@ -296,9 +323,13 @@ pub fn leak_table(r: &Report) -> String {
                     l.state,
                     short(Duration::from_millis(l.age_ms)),
                 );
-                let room = WIDTH.saturating_sub(prefix.chars().count()).max(20);
+                // A command line is data, not prose: even in a CI log it is
+                // cut at COMMAND_MAX (the JSON report keeps every argument).
+                let room = width
+                    .saturating_sub(prefix.chars().count())
+                    .clamp(20, COMMAND_MAX);
                 putln!(out, "{prefix}{}", clip(&cmd, room));
-                findings_lines(&mut out, l);
+                findings_lines(&mut out, l, width);
             }
         }
     }
@@ -329,13 +360,13 @@ fn as_tree<'a>(leaks: &[&'a Leak]) -> Vec<(&'a Leak, usize)> {
 }
 
 /// Findings under a process row: the rule ids, then the specific ones in words.
-fn findings_lines(out: &mut String, l: &Leak) {
+fn findings_lines(out: &mut String, l: &Leak, width: usize) {
     const INDENT: &str = "                              ";
     if let Some(why) = &l.allowed {
         putln!(
             out,
             "{INDENT}{}",
-            clip(&format!("allowed: {why}"), WIDTH - INDENT.len())
+            clip(&format!("allowed: {why}"), width - INDENT.len())
         );
     }
     if !l.findings.is_empty() {
@@ -344,7 +375,7 @@ fn findings_lines(out: &mut String, l: &Leak) {
             "{INDENT}{}",
             clip(
                 &format!("findings: {}", l.findings.join(", ")),
-                WIDTH - INDENT.len()
+                width - INDENT.len()
             )
         );
     }
@@ -354,7 +385,7 @@ fn findings_lines(out: &mut String, l: &Leak) {
             rule.as_str(),
             "orphaned" | "escaped-group" | "escaped-session"
         ) {
-            putln!(out, "{INDENT}- {}", clip(note, WIDTH - INDENT.len() - 2));
+            putln!(out, "{INDENT}- {}", clip(note, width - INDENT.len() - 2));
         }
     }
     if let Some(sc) = l.syscall.as_deref().filter(|s| *s != "running") {
@@ -366,7 +397,7 @@ fn findings_lines(out: &mut String, l: &Leak) {
         putln!(
             out,
             "{INDENT}blocked: {}",
-            clip(&format!("{sc}{wchan}"), WIDTH - INDENT.len() - 9)
+            clip(&format!("{sc}{wchan}"), width - INDENT.len() - 9)
         );
     }
 }
@@ -450,7 +481,11 @@ pub fn loop_table(ls: &crate::report::schema::LoopSummary) -> String {
     );
     for s in ls.suites.iter().filter(|s| s.growing.is_some()) {
         let what = s.growing.as_deref().unwrap_or("");
-        putln!(out, "{}", clip(&format!("GROWING {}: {what}", s.id), WIDTH));
+        putln!(
+            out,
+            "{}",
+            clip(&format!("GROWING {}: {what}", s.id), width())
+        );
     }
     putln!(
         out,
@@ -458,6 +493,46 @@ pub fn loop_table(ls: &crate::report::schema::LoopSummary) -> String {
         ls.leak_free_trials,
         ls.trials
     );
+    out
+}
+
+/// The failing tests at the end of the run, each with the command that
+/// re-runs exactly it; empty string when nothing failed.
+pub fn failures_list(r: &Report) -> String {
+    if r.failures.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let tests = r.failures.iter().filter(|f| f.test.is_some()).count();
+    putln!(
+        out,
+        "\nFAILURES: {} failing test{}{}",
+        tests,
+        if tests == 1 { "" } else { "s" },
+        match r.failures.len() - tests {
+            0 => String::new(),
+            n => format!(
+                ", {n} suite{} failed as a whole",
+                if n == 1 { "" } else { "s" }
+            ),
+        }
+    );
+    let w = width();
+    for f in &r.failures {
+        let what = match &f.test {
+            Some(t) => format!("{}  {}", f.suite, t),
+            None => format!("{}  (the suite as a whole)", f.suite),
+        };
+        putln!(
+            out,
+            "{} {}",
+            paint(&format!("{:>10}", f.status.label()), 31),
+            clip(&what, w.saturating_sub(11))
+        );
+        if let Some(cmd) = &f.rerun {
+            putln!(out, "           rerun: {}", clip(cmd, w.saturating_sub(18)));
+        }
+    }
     out
 }
 
@@ -502,14 +577,49 @@ pub fn summary_line(r: &Report) -> String {
         None => format!("{} suite{}", s.suites, if s.suites == 1 { "" } else { "s" }),
     };
     format!(
-        "cargo-reap: {} in {}: {}; {} (isolation: {}, exit {})",
+        "cargo-reap: {} in {}: {}; {}{} (isolation: {}, exit {})",
         what,
         short(Duration::from_millis(r.duration_ms)),
         parts.join(", "),
+        test_counts(s).map(|t| format!("{t}; ")).unwrap_or_default(),
         leaks,
         r.isolation,
         r.exit_code
     )
+}
+
+/// `tests: 10 passed, 2 failed, 3 ignored, 4 filtered out` (absent when no
+/// suite printed libtest's counts).
+fn test_counts(s: &crate::report::schema::Summary) -> Option<String> {
+    if s.suites_without_counts == s.suites {
+        return None;
+    }
+    let t = &s.tests;
+    let mut parts = vec![
+        format!("{} passed", t.passed),
+        format!("{} failed", t.failed),
+    ];
+    for (n, what) in [
+        (t.ignored, "ignored"),
+        (t.measured, "measured"),
+        (t.filtered_out, "filtered out"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if s.suites_without_counts > 0 {
+        parts.push(format!(
+            "{} suite{} not counted",
+            s.suites_without_counts,
+            if s.suites_without_counts == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ));
+    }
+    Some(format!("tests: {}", parts.join(", ")))
 }
 
 #[cfg(test)]
@@ -559,6 +669,7 @@ mod tests {
             leaks,
             attribution: None,
             tests: vec![],
+            counts: None,
             tmp: None,
             problems: vec![],
         };
@@ -577,6 +688,7 @@ mod tests {
             loop_summary: None,
             unattributed: vec![],
             problems: vec![],
+            failures: vec![],
         }
     }
 
@@ -588,7 +700,7 @@ mod tests {
             leak(12, 10, "sleep 5", Some("t_one")),
             leak(20, 1, "cat", None),
         ]);
-        let t = leak_table(&r);
+        let t = leak_table_in(&r, WIDTH);
         assert!(t.contains("  test t_one\n"), "{t}");
         assert!(
             t.contains("└ (2x) sleep 5"),

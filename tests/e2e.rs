@@ -963,10 +963,10 @@ fn partitions_split_suites_across_machines() {
         assert_eq!(
             seen,
             [
+                "leaky",
                 "leaky::clean",
                 "leaky::daemon",
                 "leaky::ignores_term",
-                "leaky::leaky",
                 "leaky::own_pgroup"
             ],
             "{kind}"

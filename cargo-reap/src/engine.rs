@@ -284,7 +284,7 @@ fn execute(
                 // Interrupted while cargo built (the signal was passed on to
                 // it): a partial report with no suite, exit 128 + signal.
                 Err(_) if interrupts.signal().is_some() => return finish_early(false, ready),
-                Ok(b) => discover::suites(b, &meta),
+                Ok(b) => discover::suites(b, &meta, cargo),
                 Err(crate::error::BuildError::Failed(why)) => {
                     emit(
                         &mut err,
@@ -362,7 +362,7 @@ fn execute(
     }
     if suites.is_empty() {
         return Err(EngineError::Usage(
-            "no test binaries were selected (doctests are not run by cargo-reap)".into(),
+            "no test binaries or doctests were selected".into(),
         ));
     }
 

@@ -64,7 +64,7 @@ impl std::fmt::Display for Partition {
 }
 
 /// FNV-1a: a hash that is the same on every machine and every release.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -233,10 +233,12 @@ mod tests {
     fn suite(id: &str) -> Suite {
         Suite {
             id: id.into(),
+            slug: crate::discover::slug_of(id),
             package: "p".into(),
             target: id.into(),
             kind: "test".into(),
             binary: "/x".into(),
+            args: vec![],
             cwd: "/".into(),
             env: vec![],
             limits: Default::default(),

@@ -551,7 +551,8 @@ pub fn run_attempt(
     let cont = ctx.isolation.create(&ctx.tag(suite), &spec.leaf)?;
 
     let mut cmd = Command::new(&suite.binary);
-    cmd.args(spec.args)
+    cmd.args(&suite.args)
+        .args(spec.args)
         .current_dir(&suite.cwd)
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
         .env(TRIAL_VAR, ctx.trial.to_string())
@@ -913,7 +914,8 @@ pub fn list_tests(
 ) -> Result<Vec<String>, RunError> {
     let cont = ctx.isolation.create(&ctx.tag(suite), leaf)?;
     let mut cmd = Command::new(&suite.binary);
-    cmd.arg("--list")
+    cmd.args(&suite.args)
+        .arg("--list")
         .args(["--format", "terse"])
         .args(selection_args(&ctx.options.test_args))
         .current_dir(&suite.cwd)
@@ -936,7 +938,14 @@ pub fn list_tests(
         }
     })?));
     let (cont, owned) = ctx.spawn_in(cont, cmd, suite)?;
-    let exited = owned.wait_exit(Some(LIST_TIMEOUT))?;
+    // A doctest suite lists through cargo and rustdoc, which may first wait
+    // for cargo's build-directory lock: its own timeout bounds that.
+    let limit = if suite.kind == "doctest" {
+        LIST_TIMEOUT.max(suite.limits.timeout)
+    } else {
+        LIST_TIMEOUT
+    };
+    let exited = owned.wait_exit(Some(limit))?;
     // Whatever it left (or, on timeout, everything) dies with the containment.
     let killed = cont.kill_all()?;
     for line in not_killed_problems(&killed.unkillable) {
@@ -953,7 +962,7 @@ pub fn list_tests(
     if !exited {
         return Err(RunError::Listing(format!(
             "`--list` did not finish within {}s",
-            LIST_TIMEOUT.as_secs()
+            limit.as_secs()
         )));
     }
     if status.code != Some(0) {

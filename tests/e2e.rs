@@ -221,7 +221,8 @@ fn help_documents_exit_codes_and_doctests() {
         "102",
         "101",
         "100",
-        "Doctests are not run",
+        "doctests are a suite too",
+        "--doc",
         "--isolation",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}: {help}");

@@ -52,6 +52,23 @@ impl Suite {
     }
 }
 
+/// A suite with no command, for unit tests.
+#[cfg(test)]
+pub fn test_suite(id: &str, package: &str, target: &str, kind: &str) -> Suite {
+    Suite {
+        id: id.into(),
+        slug: slug_of(id),
+        package: package.into(),
+        target: target.into(),
+        kind: kind.into(),
+        binary: "/x".into(),
+        args: vec![],
+        cwd: "/".into(),
+        env: vec![],
+        limits: Default::default(),
+    }
+}
+
 /// A suite's id from its package, target kind and target name: nextest's
 /// `package::kind/name` convention. Unique for every target cargo can build
 /// tests for: a package has one lib (its id is the package's), target names
@@ -659,18 +676,7 @@ mod tests {
     }
 
     fn suite(id: &str) -> Suite {
-        Suite {
-            id: id.into(),
-            slug: slug_of(id),
-            package: "my-pkg".into(),
-            target: "t".into(),
-            kind: "test".into(),
-            binary: "/x".into(),
-            args: vec![],
-            cwd: "/".into(),
-            env: vec![],
-            limits: Default::default(),
-        }
+        test_suite(id, "my-pkg", "t", "test")
     }
 
     #[test]

@@ -351,6 +351,9 @@ fn execute(
     for s in &mut suites {
         s.limits = config.limits_for(&s.id, &s.package, cli_limits, Limits::default());
     }
+    for line in config.old_suite_keys(&suites) {
+        emit(&mut err, &format!("cargo-reap: warning: {line}"));
+    }
     let allow: Vec<AllowRule> = config.allow_rules().cloned().collect();
     let run_limits = cli_limits.over(config.workspace.limits.over(Limits::default()));
     if interrupts.signal().is_some() {

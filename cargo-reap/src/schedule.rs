@@ -231,18 +231,7 @@ mod tests {
     use super::*;
 
     fn suite(id: &str) -> Suite {
-        Suite {
-            id: id.into(),
-            slug: crate::discover::slug_of(id),
-            package: "p".into(),
-            target: id.into(),
-            kind: "test".into(),
-            binary: "/x".into(),
-            args: vec![],
-            cwd: "/".into(),
-            env: vec![],
-            limits: Default::default(),
-        }
+        crate::discover::test_suite(id, "p", id, "test")
     }
 
     #[test]

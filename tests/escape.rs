@@ -48,6 +48,14 @@ fn leaks_of(run: &Run) -> Vec<Value> {
         .clone()
 }
 
+/// The two tests of `leave_cgroup` take turns: each kills, as a stray, any
+/// `sleep 3851` started since it began, so the other's leak would be killed
+/// before its runner saw it (seen failing both when run side by side).
+fn leave_cgroup_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn is_sleep(s: &Stray, secs: &str) -> bool {
     s.cmdline.len() == 2 && s.cmdline[0].ends_with("sleep") && s.cmdline[1] == secs
 }
@@ -59,6 +67,7 @@ fn is_sleep(s: &Stray, secs: &str) -> bool {
 #[test]
 fn a_process_that_left_the_cgroup_leaf_is_a_leak() {
     require_root();
+    let _turn = leave_cgroup_turn();
     for isolation in ["cgroup", "process-group"] {
         let since = reap_probe::boottime_ticks();
         let run = run_suite("leave_cgroup", &["--isolation", isolation]);
@@ -85,6 +94,7 @@ fn a_process_that_left_the_cgroup_leaf_is_a_leak() {
 #[test]
 fn a_process_that_left_the_leaf_beside_another_suite_still_fails_the_run() {
     require_root();
+    let _turn = leave_cgroup_turn();
     let since = reap_probe::boottime_ticks();
     let run = run_suite(
         "leave_cgroup",

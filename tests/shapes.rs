@@ -253,7 +253,17 @@ fn doc_runs_only_doctests_and_target_selections_none() {
     };
     let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
 
-    let (code, got) = ids(&["--doc", "-p", "shapes", "-p", "shapes-other"]);
+    // `extra` is a feature of `shapes` only: cargo takes it for both
+    // packages, so must each package's doctest suite.
+    let (code, got) = ids(&[
+        "--doc",
+        "-p",
+        "shapes",
+        "-p",
+        "shapes-other",
+        "--features",
+        "extra",
+    ]);
     assert_eq!(code, 0);
     assert_eq!(
         got,

@@ -360,7 +360,7 @@ fn doctest_suites(built: &[Built], meta: &Metadata, a: &CargoArgs) -> Vec<Suite>
             target: lib.name.clone(),
             kind: "doctest".into(),
             binary: cargo_program(),
-            args: doc_args(a, &p.id.repr),
+            args: doc_args(a, &p.id.repr, &package_features(p, &a.features)),
             cwd: cwd.clone(),
             env: Vec::new(),
             limits: Default::default(),
@@ -369,11 +369,51 @@ fn doctest_suites(built: &[Built], meta: &Metadata, a: &CargoArgs) -> Vec<Suite>
     out
 }
 
-/// `test --doc --package SPEC [the user's other flags] --`: the build's
-/// argument list without its package and target selection and without
-/// `--no-run` and `--message-format`.
-pub fn doc_args(a: &CargoArgs, spec: &str) -> Vec<String> {
-    const WITH_VALUE: [&str; 6] = [
+/// The features of `--features` (space or comma separated) that apply to
+/// package `p` when cargo tests several packages at once: its own
+/// (`feat`, or `p/feat`), and `dep/feat` of one of its dependencies. Cargo
+/// accepts `-p a -p b --features x` when only `a` has `x`, but refuses
+/// `-p b --features x`: a doctest suite gets only what applies to it.
+fn package_features(p: &Package, requested: &[String]) -> Vec<String> {
+    let deps: Vec<&str> = p
+        .dependencies
+        .iter()
+        .map(|d| d.rename.as_deref().unwrap_or(&d.name))
+        .collect();
+    let own: Vec<&str> = p.features.keys().map(String::as_str).collect();
+    features_for(&p.name, &own, &deps, requested)
+}
+
+fn features_for(package: &str, own: &[&str], deps: &[&str], requested: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in requested
+        .iter()
+        .flat_map(|v| v.split([' ', ',']))
+        .filter(|f| !f.is_empty())
+    {
+        let keep = match f.split_once('/') {
+            Some((pkg, feat)) if pkg == package => Some(feat.to_string()),
+            Some((dep, _)) if deps.contains(&dep.trim_end_matches('?')) => Some(f.to_string()),
+            Some(_) => None,
+            None if own.contains(&f) || f == "default" => Some(f.to_string()),
+            None => None,
+        };
+        if let Some(k) = keep {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    out
+}
+
+/// `test --doc --package SPEC [--features F] [the user's other flags] --`:
+/// the build's argument list without its package and target selection,
+/// without `--no-run` and `--message-format`, and with only the features
+/// that apply to the package.
+pub fn doc_args(a: &CargoArgs, spec: &str, features: &[String]) -> Vec<String> {
+    const WITH_VALUE: [&str; 7] = [
+        "--features",
         "--package",
         "--exclude",
         "--bin",
@@ -396,6 +436,10 @@ pub fn doc_args(a: &CargoArgs, spec: &str) -> Vec<String> {
     let mut v: Vec<String> = ["test", "--doc", "--package", spec]
         .map(String::from)
         .to_vec();
+    if !features.is_empty() {
+        v.push("--features".into());
+        v.push(features.join(","));
+    }
     let mut it = build_args(a).into_iter();
     while let Some(x) = it.next() {
         if WITH_VALUE.contains(&x.as_str()) || x == "--message-format" {
@@ -728,9 +772,23 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            doc_args(&a, "path+file:///w/a#0.1.0").join(" "),
+            doc_args(&a, "path+file:///w/a#0.1.0", &["f".into()]).join(" "),
             "test --doc --package path+file:///w/a#0.1.0 --features f --release --locked --"
         );
+        assert_eq!(
+            doc_args(&a, "s", &[]).join(" "),
+            "test --doc --package s --release --locked --"
+        );
+    }
+
+    #[test]
+    fn a_doctest_suite_gets_only_the_features_of_its_package() {
+        let requested = ["x,y".to_string(), "p/z dep/w other/v dep?/u default".into()];
+        assert_eq!(
+            features_for("p", &["x", "z"], &["dep"], &requested),
+            ["x", "z", "dep/w", "dep?/u", "default"]
+        );
+        assert!(features_for("q", &[], &[], &requested[..1]).is_empty());
     }
 
     #[test]

@@ -221,7 +221,8 @@ fn help_documents_exit_codes_and_doctests() {
         "102",
         "101",
         "100",
-        "Doctests are not run",
+        "doctests are a suite too",
+        "--doc",
         "--isolation",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}: {help}");
@@ -964,10 +965,10 @@ fn partitions_split_suites_across_machines() {
         assert_eq!(
             seen,
             [
+                "leaky",
                 "leaky::clean",
                 "leaky::daemon",
                 "leaky::ignores_term",
-                "leaky::leaky",
                 "leaky::own_pgroup"
             ],
             "{kind}"

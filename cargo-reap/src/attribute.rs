@@ -229,12 +229,7 @@ pub fn attribute(
             exhausted = true;
             break;
         }
-        let mut args = vec![
-            "--exact".to_string(),
-            test.clone(),
-            "--test-threads".into(),
-            "1".into(),
-        ];
+        let mut args = crate::discover::rerun_args(suite, test, &listed);
         args.extend(passthrough.iter().cloned());
         let spec = AttemptSpec {
             leaf: format!("{}.{index}.attr.{k}", ctx.trial),

@@ -63,7 +63,8 @@ pub enum Command {
     /// Build the test binaries and run each one (a suite) in its own containment
     /// under a timeout; report and reap every process that outlives its suite.
     ///
-    /// Doctests are not run (they are not test binaries cargo can hand over).
+    /// Each package's doctests are a suite too (`PKG::doctest/LIB`), run as
+    /// `cargo test --doc` would: by default, or alone with `--doc`.
     #[command(after_help = EXIT_CODES)]
     Test(Box<TestArgs>),
     /// Remove leftovers of dead earlier runs: cgroup leaves (`cargo-reap.*`)
@@ -151,6 +152,9 @@ pub struct CargoArgs {
     /// Test all targets (doctests excluded)
     #[arg(long)]
     pub all_targets: bool,
+    /// Test only the libraries' documentation (doctests)
+    #[arg(long)]
+    pub doc: bool,
     /// Space or comma separated list of features to activate
     #[arg(short = 'F', long, value_name = "FEATURES")]
     pub features: Vec<String>,

@@ -1,8 +1,10 @@
 //! Configuration in Cargo.toml: `[workspace.metadata.reap]` and
 //! `[package.metadata.reap]`, read through cargo metadata. Command-line flags
 //! override it; a package's table overrides the workspace's for that
-//! package's suites; `[…metadata.reap.suite."<package>::<target>"]` overrides
-//! both for one suite. Unknown keys and bad values are errors that name the
+//! package's suites; `[…metadata.reap.suite."<suite id>"]` overrides
+//! both for one suite (ids as in the report: `my-pkg` for the lib's unit
+//! tests, `my-pkg::it` for an integration test, `my-pkg::bin/name`,
+//! `my-pkg::doctest/my_pkg`, ...). Unknown keys and bad values are errors that name the
 //! key and the file.
 //!
 //! ```toml
@@ -132,7 +134,54 @@ pub struct Config {
     pub packages: BTreeMap<String, Table>,
 }
 
+/// Is `id` shaped like a suite id: a package name, optionally followed by
+/// `::` and a non-empty target part?
+fn is_suite_id(id: &str) -> bool {
+    let (package, rest) = match id.split_once("::") {
+        Some((p, r)) => (p, Some(r)),
+        None => (id, None),
+    };
+    !package.is_empty()
+        && package
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && rest.map_or(true, |r| !r.is_empty() && !r.starts_with('/'))
+}
+
 impl Config {
+    /// Warnings for suite keys (limits and `allow` rules) written in the
+    /// scheme before suite ids were unique: `<package>::<target>` naming a
+    /// lib, proc-macro, bin, example or bench of this run, whose id is now
+    /// another one. Such a key matches no suite; the warning names the id.
+    pub fn old_suite_keys(&self, suites: &[crate::discover::Suite]) -> Vec<String> {
+        let tables = std::iter::once(&self.workspace).chain(self.packages.values());
+        let keys = tables.flat_map(|t| {
+            t.suites
+                .keys()
+                .cloned()
+                .chain(t.allow.iter().filter_map(|a| a.suite.clone()))
+        });
+        let mut out = Vec::new();
+        for key in keys {
+            if suites.iter().any(|s| s.id == key) {
+                continue;
+            }
+            if let Some(s) = suites
+                .iter()
+                .find(|s| s.kind != "test" && format!("{}::{}", s.package, s.target) == key)
+            {
+                let line = format!(
+                    "configuration: suite `{key}` matches no suite; the {} `{}` of {} is `{}`",
+                    s.kind, s.target, s.package, s.id
+                );
+                if !out.contains(&line) {
+                    out.push(line);
+                }
+            }
+        }
+        out
+    }
+
     /// Read `[workspace.metadata.reap]` and every member's `[package.metadata.reap]`.
     pub fn load(meta: &cargo_metadata::Metadata) -> Result<Config, EngineError> {
         let ws_manifest = meta.workspace_root.join("Cargo.toml").into_std_path_buf();
@@ -315,11 +364,14 @@ fn parse_table(
     };
     let mut suites = BTreeMap::new();
     for (id, l) in &raw.suite {
-        if !id.contains("::") {
+        if !is_suite_id(id) {
             return Err(bad(
                 table,
                 file,
-                format!("`suite.\"{id}\"`: a suite id is `<package>::<target>`"),
+                format!(
+                    "`suite.\"{id}\"`: a suite id is `<package>` (its lib), \
+                     `<package>::<test>` or `<package>::<kind>/<name>`"
+                ),
             ));
         }
         suites.insert(
@@ -413,10 +465,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("allow[0].command"), "{e}");
-        let e = table(serde_json::json!({ "suite": { "noseparator": {} } }))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("<package>::<target>"), "{e}");
+        for bad_id in ["", "p::", "p::/x", "a b", "::t"] {
+            let e = table(serde_json::json!({ "suite": { bad_id: {} } }))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("<package>::<kind>/<name>"), "{bad_id}: {e}");
+        }
+        for id in ["my-pkg", "my-pkg::it", "my-pkg::bin/my-pkg", "p::doctest/p"] {
+            assert!(is_suite_id(id), "{id}");
+        }
+    }
+
+    #[test]
+    fn keys_in_the_old_id_scheme_are_named_with_the_new_id() {
+        use crate::discover::test_suite;
+        let mut ws = table(serde_json::json!({
+            "suite": { "p::p": {}, "p::it": {}, "p::gone": {}, "p": {} },
+            "allow": [ { "command": "x", "reason": "r", "suite": "p::tool" } ]
+        }))
+        .unwrap();
+        ws.limits = PartialLimits::default();
+        let config = Config {
+            workspace: ws,
+            packages: BTreeMap::new(),
+        };
+        let suites = [
+            test_suite("p", "p", "p", "lib"),
+            test_suite("p::it", "p", "it", "test"),
+            test_suite("p::bin/tool", "p", "tool", "bin"),
+        ];
+        assert_eq!(
+            config.old_suite_keys(&suites),
+            [
+                "configuration: suite `p::p` matches no suite; the lib `p` of p is `p`",
+                "configuration: suite `p::tool` matches no suite; the bin `tool` of p is \
+                 `p::bin/tool`"
+            ]
+        );
     }
 
     #[test]

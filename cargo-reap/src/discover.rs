@@ -12,38 +12,108 @@ use cargo_metadata::{Message, Metadata, MetadataCommand, Package, PackageId, Tar
 use crate::cli::CargoArgs;
 use crate::error::BuildError;
 
-/// One test binary: the unit the runner contains, times out and reaps.
+/// One test binary, or one package's doctests: the unit the runner
+/// contains, times out and reaps.
 #[derive(Debug, Clone)]
 pub struct Suite {
-    /// `<package>::<target>`
+    /// Unique in a run and stable across runs (nextest's scheme, see
+    /// [`suite_id`]): `<package>` for the lib (or proc-macro) unit tests,
+    /// `<package>::<test>` for an integration test, `<package>::bin/<name>`,
+    /// `<package>::example/<name>`, `<package>::bench/<name>`, and
+    /// `<package>::doctest/<lib>` for the package's doctests.
     pub id: String,
     pub package: String,
     pub target: String,
-    /// `lib`, `bin`, `test`, `example` or `bench`
+    /// `lib`, `proc-macro`, `bin`, `test`, `example`, `bench`, `doctest`
+    /// (or `command` for `cargo reap run`)
     pub kind: String,
+    /// The program run: the test binary, or cargo for a doctest suite.
     pub binary: PathBuf,
+    /// Arguments before the test arguments: for a doctest suite
+    /// `test --doc --package SPEC [flags] --`, so that every libtest argument
+    /// (`--list`, `--exact NAME`, the user's) reaches rustdoc's harness.
+    pub args: Vec<String>,
     /// The package root: cargo runs test binaries there.
     pub cwd: PathBuf,
     /// Environment cargo sets for test binaries (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...).
     pub env: Vec<(String, String)>,
     /// Its time limits (defaults until the run applies flags and configuration).
     pub limits: crate::supervise::Limits,
+    /// The id made safe for file and cgroup names (see [`slug_of`]); unique
+    /// in a run ([`unique_slugs`]).
+    pub slug: String,
 }
 
 impl Suite {
-    /// A name safe for files and cgroup directories.
-    pub fn slug(&self) -> String {
-        self.id
-            .replace("::", "__")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+    /// A name safe for files and cgroup directories, unique in the run: logs
+    /// (`<slug>.log`), TMPDIRs and cgroup leaves are named after it.
+    pub fn slug(&self) -> &str {
+        &self.slug
+    }
+}
+
+/// A suite with no command, for unit tests.
+#[cfg(test)]
+pub fn test_suite(id: &str, package: &str, target: &str, kind: &str) -> Suite {
+    Suite {
+        id: id.into(),
+        slug: slug_of(id),
+        package: package.into(),
+        target: target.into(),
+        kind: kind.into(),
+        binary: "/x".into(),
+        args: vec![],
+        cwd: "/".into(),
+        env: vec![],
+        limits: Default::default(),
+    }
+}
+
+/// A suite's id from its package, target kind and target name: nextest's
+/// `package::kind/name` convention. Unique for every target cargo can build
+/// tests for: a package has one lib (its id is the package's), target names
+/// are unique per kind, package names are unique in a workspace, and a
+/// target name never contains `/`.
+pub fn suite_id(package: &str, kind: &str, target: &str) -> String {
+    match kind {
+        "lib" | "proc-macro" => package.to_string(),
+        "test" | "command" => format!("{package}::{target}"),
+        _ => format!("{package}::{kind}/{target}"),
+    }
+}
+
+/// The readable file-name form of an id: `::` and `/` become `__`, anything
+/// but ASCII letters, digits, `-`, `_` and `.` becomes `_`.
+pub fn slug_of(id: &str) -> String {
+    id.replace("::", "__")
+        .replace('/', "__")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Make every slug of the run unique: suites whose readable slugs collide
+/// (`a::b_c` and `a::b/c`, or ids differing only in characters mapped to
+/// `_`) each get `-<hash of the id>` appended, stable across runs.
+pub fn unique_slugs(suites: &mut [Suite]) {
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for s in suites.iter() {
+        *count.entry(s.slug.to_ascii_lowercase()).or_default() += 1;
+    }
+    for s in suites.iter_mut() {
+        if count[&s.slug.to_ascii_lowercase()] > 1 {
+            s.slug = format!(
+                "{}-{:08x}",
+                s.slug,
+                crate::schedule::fnv1a(s.id.as_bytes()) as u32
+            );
+        }
     }
 }
 
@@ -75,12 +145,15 @@ pub fn command_suite(program: &str) -> Result<Suite, crate::error::EngineError> 
         }
         _ => ("run".to_string(), stem.clone(), "command"),
     };
+    let id = suite_id(&package, kind, &target);
     Ok(Suite {
-        id: format!("{package}::{target}"),
+        slug: slug_of(&id),
+        id,
         package,
         target,
         kind: kind.into(),
         binary,
+        args: Vec::new(),
         cwd,
         env: Vec::new(),
         limits: Default::default(),
@@ -271,30 +344,264 @@ pub struct Built {
     executable: PathBuf,
 }
 
-/// The suites of the built test executables, with their package's environment.
-pub fn suites(built: Vec<Built>, meta: &Metadata) -> Vec<Suite> {
+/// The suites of the built test executables, with their package's
+/// environment, then each selected package's doctests as cargo would run
+/// them ([`doctest_suites`]); with `--doc` only those.
+pub fn suites(built: Vec<Built>, meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
     let packages: HashMap<&PackageId, &Package> =
         meta.packages.iter().map(|p| (&p.id, p)).collect();
-    let mut suites: Vec<Suite> = built
-        .into_iter()
-        .map(|b| {
-            suite_from(
-                packages.get(&b.package_id).copied(),
-                &b.manifest_path,
-                &b.target,
-                &b.kinds,
-                b.executable,
-            )
-        })
-        .collect();
+    let lib_dirs = host_lib_dirs(meta);
+    let mut doctests = doctest_suites(&built, meta, a);
+    let mut suites: Vec<Suite> = if a.doc {
+        Vec::new()
+    } else {
+        built
+            .into_iter()
+            .map(|b| {
+                suite_from(
+                    packages.get(&b.package_id).copied(),
+                    &b.manifest_path,
+                    &b.target,
+                    &b.kinds,
+                    b.executable,
+                    &lib_dirs,
+                )
+            })
+            .collect()
+    };
+    suites.append(&mut doctests);
     // Deterministic order, whatever order cargo finished the builds in.
     suites.sort_by(|a, b| a.id.cmp(&b.id));
+    unique_slugs(&mut suites);
     suites
+}
+
+/// Does the selection name targets? Then `cargo test` runs no doctests
+/// (`--lib` alone, `--test NAME`, `--all-targets`, ...: checked against
+/// cargo 1.95), and `--doc` may not be combined with it.
+fn selects_targets(a: &CargoArgs) -> bool {
+    a.lib
+        || a.bins
+        || a.tests
+        || a.examples
+        || a.benches
+        || a.all_targets
+        || !a.bin.is_empty()
+        || !a.test.is_empty()
+}
+
+/// The doctest suites of the selection, one per package, as `cargo test`
+/// runs them: none when the selection names targets; else for every package
+/// the build selected (it built at least one of its test targets) whose lib
+/// has `doctest = true`. Each suite is `cargo test --doc --package SPEC
+/// [flags] --`, run in its containment like a test binary, so rustdoc and
+/// every doctest process are inside it (cargo checks the lib is fresh, then
+/// rustdoc compiles and runs the doctests: that time counts against the
+/// suite's timeout). Limit: a package whose every target has `test = false`
+/// is not seen as selected, so its doctests are not run.
+fn doctest_suites(built: &[Built], meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
+    if selects_targets(a) {
+        return Vec::new();
+    }
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            let root = meta.workspace_root.clone().into_std_path_buf();
+            eprintln!(
+                "cargo-reap: warning: the current directory is not usable ({e}); doctests run \
+                 cargo from {} (its .cargo/config.toml applies)",
+                root.display()
+            );
+            root
+        }
+    };
+    let mut out = Vec::new();
+    for p in &meta.packages {
+        if !built.iter().any(|b| b.package_id == p.id) {
+            continue;
+        }
+        let Some(lib) = p.targets.iter().find(|t| {
+            t.doctest
+                && t.kind
+                    .iter()
+                    .any(|k| matches!(k, TargetKind::Lib | TargetKind::ProcMacro))
+        }) else {
+            continue;
+        };
+        let package = p.name.to_string();
+        let id = suite_id(&package, "doctest", &lib.name);
+        out.push(Suite {
+            slug: slug_of(&id),
+            id,
+            package,
+            target: lib.name.clone(),
+            kind: "doctest".into(),
+            binary: cargo_program(),
+            args: doc_args(a, &p.id.repr, &package_features(p, &a.features)),
+            cwd: cwd.clone(),
+            env: Vec::new(),
+            limits: Default::default(),
+        });
+    }
+    out
+}
+
+/// The features of `--features` (space or comma separated) that apply to
+/// package `p` when cargo tests several packages at once: its own
+/// (`feat`, or `p/feat`), and `dep/feat` of one of its dependencies. Cargo
+/// accepts `-p a -p b --features x` when only `a` has `x`, but refuses
+/// `-p b --features x`: a doctest suite gets only what applies to it.
+fn package_features(p: &Package, requested: &[String]) -> Vec<String> {
+    let deps: Vec<&str> = p
+        .dependencies
+        .iter()
+        .map(|d| d.rename.as_deref().unwrap_or(&d.name))
+        .collect();
+    let own: Vec<&str> = p.features.keys().map(String::as_str).collect();
+    features_for(&p.name, &own, &deps, requested)
+}
+
+fn features_for(package: &str, own: &[&str], deps: &[&str], requested: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in requested
+        .iter()
+        .flat_map(|v| v.split([' ', ',']))
+        .filter(|f| !f.is_empty())
+    {
+        let keep = match f.split_once('/') {
+            Some((pkg, feat)) if pkg == package => Some(feat.to_string()),
+            Some((dep, _)) if deps.contains(&dep.trim_end_matches('?')) => Some(f.to_string()),
+            Some(_) => None,
+            None if own.contains(&f) || f == "default" => Some(f.to_string()),
+            None => None,
+        };
+        if let Some(k) = keep {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    out
+}
+
+/// `test --doc --package SPEC [--features F] [the user's other flags] --`:
+/// the build's argument list without its package and target selection,
+/// without `--no-run` and `--message-format`, and with only the features
+/// that apply to the package.
+pub fn doc_args(a: &CargoArgs, spec: &str, features: &[String]) -> Vec<String> {
+    const WITH_VALUE: [&str; 7] = [
+        "--features",
+        "--package",
+        "--exclude",
+        "--bin",
+        "--test",
+        "--example",
+        "--bench",
+    ];
+    const ALONE: [&str; 10] = [
+        "test",
+        "--no-run",
+        "--workspace",
+        "--lib",
+        "--bins",
+        "--tests",
+        "--examples",
+        "--benches",
+        "--all-targets",
+        "--doc",
+    ];
+    let mut v: Vec<String> = ["test", "--doc", "--package", spec]
+        .map(String::from)
+        .to_vec();
+    if !features.is_empty() {
+        v.push("--features".into());
+        v.push(features.join(","));
+    }
+    let mut it = build_args(a).into_iter();
+    while let Some(x) = it.next() {
+        if WITH_VALUE.contains(&x.as_str()) || x == "--message-format" {
+            it.next();
+        } else if !ALONE.contains(&x.as_str()) && !x.starts_with("--message-format=") {
+            v.push(x);
+        }
+    }
+    v.push("--".into());
+    v
+}
+
+/// The arguments that re-run one listed test alone: `--exact NAME
+/// --test-threads 1`. A doctest's name has spaces (`src/lib.rs - f (line
+/// 5)`) and cargo hands rustdoc the test arguments split on whitespace, so
+/// `--exact` cannot name it: its re-run filters on the first word of its
+/// name found in no other listed name (`f`), which libtest matches as a
+/// substring. (A re-run that still runs two tests is caught by attribution.)
+pub fn rerun_args(suite: &Suite, test: &str, listed: &[String]) -> Vec<String> {
+    let filter = if suite.kind == "doctest" && test.contains(char::is_whitespace) {
+        let unique = test.split_whitespace().find(|word| {
+            listed
+                .iter()
+                .all(|other| other == test || !other.contains(word))
+        });
+        match unique {
+            Some(word) => vec![word.to_string()],
+            None => vec!["--exact".to_string(), test.to_string()],
+        }
+    } else {
+        vec!["--exact".to_string(), test.to_string()]
+    };
+    let mut args = filter;
+    args.extend(["--test-threads".to_string(), "1".to_string()]);
+    args
+}
+
+/// The host's Rust library directory (`rustc --print target-libdir`): cargo
+/// puts it on the dynamic library path of test binaries, and a proc-macro
+/// crate's test binary links libstd dynamically from there.
+fn host_lib_dirs(meta: &Metadata) -> Vec<PathBuf> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .args(["--print", "target-libdir"])
+        .current_dir(&meta.workspace_root)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let dir = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if dir.is_empty() {
+                Vec::new()
+            } else {
+                vec![PathBuf::from(dir)]
+            }
+        }
+        Ok(o) => {
+            eprintln!(
+                "cargo-reap: warning: `{} --print target-libdir` exited with {}: proc-macro \
+                 test binaries (libstd linked dynamically) may not start; set RUSTC",
+                rustc.to_string_lossy(),
+                o.status
+            );
+            Vec::new()
+        }
+        Err(e) => {
+            eprintln!(
+                "cargo-reap: warning: could not run `{}` ({e}): proc-macro test binaries \
+                 (libstd linked dynamically) may not start; set RUSTC",
+                rustc.to_string_lossy()
+            );
+            Vec::new()
+        }
+    }
 }
 
 /// Build the test executables (`cargo metadata` may run meanwhile: nothing
 /// here needs it).
 pub fn build(a: &CargoArgs) -> Result<Vec<Built>, BuildError> {
+    if a.doc && selects_targets(a) {
+        // cargo's own refusal, before anything is built.
+        eprintln!("error: can't mix --doc with other target selecting options");
+        return Err(BuildError::Refused("--doc with a target selection".into()));
+    }
     let cargo = cargo_program();
     let mut cmd = Command::new(&cargo);
     crate::sys::unblock_signals_in_child(&mut cmd);
@@ -386,6 +693,7 @@ fn kind_of(kinds: &[TargetKind]) -> String {
             TargetKind::Test => return "test".into(),
             TargetKind::Example => return "example".into(),
             TargetKind::Bench => return "bench".into(),
+            TargetKind::ProcMacro => return "proc-macro".into(),
             _ => {}
         }
     }
@@ -398,6 +706,7 @@ fn suite_from(
     target: &str,
     kinds: &[TargetKind],
     binary: PathBuf,
+    lib_dirs: &[PathBuf],
 ) -> Suite {
     let cwd = manifest_path
         .parent()
@@ -455,6 +764,7 @@ fn suite_from(
     // Like cargo: the deps directory on the dynamic library path (dylib deps).
     if let Some(deps) = binary.parent() {
         let mut paths = vec![deps.to_path_buf()];
+        paths.extend(lib_dirs.iter().cloned());
         if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
             paths.extend(std::env::split_paths(&old));
         }
@@ -465,12 +775,16 @@ fn suite_from(
             ));
         }
     }
+    let kind = kind_of(kinds);
+    let id = suite_id(&package, &kind, target);
     Suite {
-        id: format!("{package}::{target}"),
+        slug: slug_of(&id),
+        id,
         package,
         target: target.to_string(),
-        kind: kind_of(kinds),
+        kind,
         binary,
+        args: Vec::new(),
         cwd,
         env,
         limits: Default::default(),
@@ -497,6 +811,10 @@ mod tests {
             "test --no-run --message-format=json-render-diagnostics --package a --package b \
              --test t --release --jobs 3 --locked"
         );
+    }
+
+    fn suite(id: &str) -> Suite {
+        test_suite(id, "my-pkg", "t", "test")
     }
 
     #[test]
@@ -534,16 +852,120 @@ mod tests {
 
     #[test]
     fn slug_is_file_name_safe() {
-        let s = Suite {
-            id: "my-pkg::some test".into(),
-            package: "my-pkg".into(),
-            target: "some test".into(),
-            kind: "test".into(),
-            binary: "/x".into(),
-            cwd: "/".into(),
-            env: vec![],
-            limits: Default::default(),
+        assert_eq!(suite("my-pkg::some test").slug(), "my-pkg__some_test");
+        assert_eq!(suite("my-pkg::bin/my-pkg").slug(), "my-pkg__bin__my-pkg");
+    }
+
+    #[test]
+    fn ids_follow_the_package_kind_name_scheme() {
+        assert_eq!(suite_id("foo", "lib", "foo"), "foo");
+        assert_eq!(suite_id("foo", "proc-macro", "foo_macros"), "foo");
+        assert_eq!(suite_id("foo", "bin", "foo"), "foo::bin/foo");
+        assert_eq!(suite_id("foo", "test", "it"), "foo::it");
+        assert_eq!(suite_id("foo", "example", "demo"), "foo::example/demo");
+        assert_eq!(suite_id("foo", "bench", "speed"), "foo::bench/speed");
+        assert_eq!(suite_id("foo", "doctest", "foo"), "foo::doctest/foo");
+    }
+
+    #[test]
+    fn colliding_slugs_are_made_unique_and_stable() {
+        let mut v = vec![
+            suite("a::bin/x"),
+            suite("a::bin__x"),
+            suite("a::b c"),
+            suite("a::b_c"),
+            suite("a::other"),
+        ];
+        unique_slugs(&mut v);
+        let slugs: std::collections::HashSet<&str> = v.iter().map(|s| s.slug()).collect();
+        assert_eq!(slugs.len(), v.len(), "{slugs:?}");
+        assert_eq!(v[4].slug(), "a__other");
+        assert!(v[0].slug().starts_with("a__bin__x-"));
+        let mut again = vec![suite("a::bin/x"), suite("a::bin__x")];
+        unique_slugs(&mut again);
+        assert_eq!(again[0].slug(), v[0].slug());
+    }
+
+    #[test]
+    fn doctest_command_keeps_build_flags_and_drops_selection() {
+        let a = CargoArgs {
+            package: vec!["a".into()],
+            workspace: true,
+            exclude: vec!["b".into()],
+            features: vec!["f".into()],
+            release: true,
+            locked: true,
+            doc: true,
+            ..Default::default()
         };
-        assert_eq!(s.slug(), "my-pkg__some_test");
+        assert_eq!(
+            doc_args(&a, "path+file:///w/a#0.1.0", &["f".into()]).join(" "),
+            "test --doc --package path+file:///w/a#0.1.0 --features f --release --locked --"
+        );
+        assert_eq!(
+            doc_args(&a, "s", &[]).join(" "),
+            "test --doc --package s --release --locked --"
+        );
+    }
+
+    #[test]
+    fn a_doctest_suite_gets_only_the_features_of_its_package() {
+        let requested = ["x,y".to_string(), "p/z dep/w other/v dep?/u default".into()];
+        assert_eq!(
+            features_for("p", &["x", "z"], &["dep"], &requested),
+            ["x", "z", "dep/w", "dep?/u", "default"]
+        );
+        assert!(features_for("q", &[], &[], &requested[..1]).is_empty());
+    }
+
+    #[test]
+    fn a_doctest_is_rerun_through_a_word_of_its_name_no_other_has() {
+        let mut doc = suite("p::doctest/p");
+        doc.kind = "doctest".into();
+        let listed: Vec<String> = [
+            "src/lib.rs - one (line 5)",
+            "src/lib.rs - leaking (line 15)",
+            "src/lib.rs - one (line 25)",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            rerun_args(&doc, &listed[1], &listed).join(" "),
+            "leaking --test-threads 1"
+        );
+        assert_eq!(
+            rerun_args(&doc, &listed[2], &listed).join(" "),
+            "25) --test-threads 1"
+        );
+        assert_eq!(
+            rerun_args(&suite("p::t"), "a b", &listed).join(" "),
+            "--exact a b --test-threads 1"
+        );
+    }
+
+    #[test]
+    fn target_selection_excludes_doctests() {
+        assert!(!selects_targets(&CargoArgs::default()));
+        assert!(!selects_targets(&CargoArgs {
+            doc: true,
+            package: vec!["p".into()],
+            ..Default::default()
+        }));
+        for a in [
+            CargoArgs {
+                lib: true,
+                ..Default::default()
+            },
+            CargoArgs {
+                test: vec!["t".into()],
+                ..Default::default()
+            },
+            CargoArgs {
+                all_targets: true,
+                ..Default::default()
+            },
+        ] {
+            assert!(selects_targets(&a));
+        }
     }
 }

@@ -121,8 +121,10 @@ fn build_only(cargo: &CargoArgs) -> Result<Outcome, EngineError> {
     let meta = discover::metadata(cargo)?;
     let built = discover::build(cargo)?;
     let mut err = std::io::stderr();
-    let suites = discover::suites(built, &meta);
-    for s in &suites {
+    let suites = discover::suites(built, &meta, cargo);
+    // Doctests are compiled when they run: no executable to name (as `cargo
+    // test --no-run` names none).
+    for s in suites.iter().filter(|s| s.kind != "doctest") {
         emit(
             &mut err,
             &format!("  Executable {} ({})", s.id, s.binary.display()),
@@ -450,7 +452,7 @@ fn execute(
                 // Interrupted while cargo built (the signal was passed on to
                 // it): a partial report with no suite, exit 128 + signal.
                 Err(_) if interrupts.signal().is_some() => return finish_early(false, ready),
-                Ok(b) => discover::suites(b, &meta),
+                Ok(b) => discover::suites(b, &meta, cargo),
                 Err(crate::error::BuildError::Failed(why)) => {
                     emit(
                         &mut err,
@@ -521,6 +523,9 @@ fn execute(
     for s in &mut suites {
         s.limits = config.limits_for(&s.id, &s.package, cli_limits, Limits::default());
     }
+    for line in config.old_suite_keys(&suites) {
+        emit(&mut err, &format!("cargo-reap: warning: {line}"));
+    }
     let allow: Vec<AllowRule> = config.allow_rules().cloned().collect();
     let run_limits = cli_limits.over(config.workspace.limits.over(Limits::default()));
     if interrupts.signal().is_some() {
@@ -532,7 +537,7 @@ fn execute(
     }
     if suites.is_empty() {
         return Err(EngineError::Usage(
-            "no test binaries were selected (doctests are not run by cargo-reap)".into(),
+            "no test binaries or doctests were selected".into(),
         ));
     }
 

@@ -64,7 +64,7 @@ impl std::fmt::Display for Partition {
 }
 
 /// FNV-1a: a hash that is the same on every machine and every release.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -246,16 +246,7 @@ mod tests {
     use super::*;
 
     fn suite(id: &str) -> Suite {
-        Suite {
-            id: id.into(),
-            package: "p".into(),
-            target: id.into(),
-            kind: "test".into(),
-            binary: "/x".into(),
-            cwd: "/".into(),
-            env: vec![],
-            limits: Default::default(),
-        }
+        crate::discover::test_suite(id, "p", id, "test")
     }
 
     #[test]

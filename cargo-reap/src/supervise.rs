@@ -553,7 +553,13 @@ pub struct AttemptSpec<'a> {
 /// with cargo's test environment, its private TMPDIR and no stdin; the
 /// caller adds the arguments.
 fn suite_command(ctx: &RunContext<'_>, suite: &Suite) -> Command {
-    let mut cmd = match ctx.options.runner.split_first() {
+    // A doctest suite is cargo itself, which passes the target runner to
+    // rustdoc on its own.
+    let runner = match suite.kind.as_str() {
+        "doctest" => None,
+        _ => ctx.options.runner.split_first(),
+    };
+    let mut cmd = match runner {
         Some((runner, runner_args)) => {
             let mut c = Command::new(runner);
             c.args(runner_args).arg(&suite.binary);
@@ -561,6 +567,7 @@ fn suite_command(ctx: &RunContext<'_>, suite: &Suite) -> Command {
         }
         None => Command::new(&suite.binary),
     };
+    cmd.args(&suite.args);
     let tmp = ctx.tmp_root.join(format!("{}.{}", ctx.trial, suite.slug()));
     cmd.current_dir(&suite.cwd)
         .envs(suite.env.iter().map(|(k, v)| (k, v)))
@@ -976,7 +983,14 @@ pub fn list_tests(
         }
     })?));
     let (cont, owned) = ctx.spawn_in(cont, cmd, suite)?;
-    let exited = owned.wait_exit(Some(LIST_TIMEOUT))?;
+    // A doctest suite lists through cargo and rustdoc, which may first wait
+    // for cargo's build-directory lock: its own timeout bounds that.
+    let limit = if suite.kind == "doctest" {
+        LIST_TIMEOUT.max(suite.limits.timeout)
+    } else {
+        LIST_TIMEOUT
+    };
+    let exited = owned.wait_exit(Some(limit))?;
     // Whatever it left (or, on timeout, everything) dies with the containment.
     let killed = cont.kill_all()?;
     for line in not_killed_problems(&killed.unkillable) {
@@ -993,7 +1007,7 @@ pub fn list_tests(
     if !exited {
         return Err(RunError::Listing(format!(
             "`--list` did not finish within {}s",
-            LIST_TIMEOUT.as_secs()
+            limit.as_secs()
         )));
     }
     if status.code != Some(0) {

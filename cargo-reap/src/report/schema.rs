@@ -105,20 +105,32 @@ impl Failure {
 /// `cargo reap test -p foo --test bar -- name --exact` (shell-quoted where needed).
 pub fn rerun_hint(s: &SuiteReport, prefix: &[String], test: Option<&str>) -> Option<String> {
     let target: Vec<&str> = match s.kind.as_str() {
-        "lib" => vec!["--lib"],
+        "lib" | "proc-macro" => vec!["--lib"],
         "bin" => vec!["--bin", &s.target],
         "test" => vec!["--test", &s.target],
         "example" => vec!["--example", &s.target],
         "bench" => vec!["--bench", &s.target],
-        "doc" => vec!["--doc"],
+        "doctest" => vec!["--doc"],
         _ => return None,
     };
     let mut words: Vec<&str> = vec!["cargo", "reap", "test"];
     words.extend(prefix.iter().map(String::as_str));
     words.extend(["-p", &s.package]);
     words.extend(target);
-    if let Some(t) = test {
-        words.extend(["--", t, "--exact"]);
+    match test {
+        // A doctest's name has spaces and cargo hands rustdoc the test
+        // arguments split on whitespace: `--exact` cannot name it; the first
+        // word of its name that no other test of the suite has filters it.
+        Some(t) if s.kind == "doctest" && t.contains(char::is_whitespace) => {
+            let unique = t.split_whitespace().find(|word| {
+                s.tests
+                    .iter()
+                    .all(|other| other.name == t || !other.name.contains(word))
+            });
+            words.extend(["--", unique.unwrap_or(t)]);
+        }
+        Some(t) => words.extend(["--", t, "--exact"]),
+        None => {}
     }
     Some(
         words
@@ -589,6 +601,49 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rerun_hints_name_the_target_and_the_test() {
+        let test = |name: &str| TestOutcome {
+            name: name.into(),
+            result: "FAILED".into(),
+        };
+        let mut s = SuiteReport {
+            id: "foo::doctest/foo".into(),
+            package: "foo".into(),
+            target: "foo".into(),
+            kind: "doctest".into(),
+            binary: "cargo".into(),
+            status: SuiteStatus::Fail,
+            duration_ms: 0,
+            log: None,
+            attempts: vec![],
+            leaks: vec![],
+            attribution: None,
+            tests: vec![
+                test("src/lib.rs - add (line 3)"),
+                test("src/lib.rs - sub (line 9)"),
+            ],
+            counts: None,
+            tmp: None,
+            problems: vec![],
+        };
+        // A doctest: the first word of its name no other test has, no --exact.
+        assert_eq!(
+            rerun_hint(&s, &[], Some("src/lib.rs - add (line 3)")).unwrap(),
+            "cargo reap test -p foo --doc -- add"
+        );
+        s.kind = "proc-macro".into();
+        assert_eq!(
+            rerun_hint(&s, &[], Some("it works")).unwrap(),
+            "cargo reap test -p foo --lib -- 'it works' --exact"
+        );
+        s.kind = "bin".into();
+        assert_eq!(
+            rerun_hint(&s, &[], None).unwrap(),
+            "cargo reap test -p foo --bin foo"
+        );
+    }
 
     #[test]
     fn growth_needs_a_steady_real_climb() {

@@ -370,8 +370,10 @@ pub fn suites(built: Vec<Built>, meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
             .collect()
     };
     suites.append(&mut doctests);
-    // Deterministic order, whatever order cargo finished the builds in.
-    suites.sort_by(|a, b| a.id.cmp(&b.id));
+    // Deterministic order, whatever order cargo finished the builds in;
+    // doctests last, as `cargo test` runs them (so `--fail-fast` skips them
+    // after a failing binary, as cargo does).
+    suites.sort_by(|a, b| (a.kind == "doctest", &a.id).cmp(&(b.kind == "doctest", &b.id)));
     unique_slugs(&mut suites);
     suites
 }

@@ -226,6 +226,10 @@ fn execute(
     let junit_out = reap.junit.as_deref().map(check_report).transpose()?;
 
     // Orphans of every suite reparent to us, not to PID 1, in both modes.
+    // Kept in cgroup mode too: a suite that left its leaf, double-forked,
+    // called setsid and cleared its environment is found only this way. The
+    // cost, an orphan's getppid() is never 1, is a documented difference
+    // from cargo test (README; tests/reparent.rs).
     sys::become_subreaper()?;
     let quiet = command_mode || reap.quiet;
     // Choosing the isolation and starting the lifeline guard each start a

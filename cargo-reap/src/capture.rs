@@ -258,6 +258,28 @@ pub fn parse_result_line(line: &str) -> Option<crate::report::schema::TestCounts
     (seen >= 3).then_some(c)
 }
 
+/// The problem line when the per-test results do not add up to libtest's
+/// own `test result:` counts (a result line cargo-reap could not read).
+/// Nothing to compare without counts or results, or past [`MAX_RESULTS`].
+pub fn results_disagree(
+    results: &[&str],
+    counts: Option<&crate::report::schema::TestCounts>,
+) -> Option<String> {
+    let c = counts?;
+    if results.is_empty() || results.len() >= MAX_RESULTS {
+        return None;
+    }
+    let n = |w: &str| results.iter().filter(|r| **r == w).count();
+    let read = (n("ok"), n("FAILED"), n("ignored"), n("bench"));
+    let said = (c.passed, c.failed, c.ignored, c.measured);
+    (read != said).then(|| {
+        format!(
+            "per-test results read from its output ({} ok, {} failed, {} ignored, {} measured) do not add up to libtest's counts ({} passed, {} failed, {} ignored, {} measured): a result line was not read",
+            read.0, read.1, read.2, read.3, said.0, said.1, said.2, said.3
+        )
+    })
+}
+
 /// Why a suite's log stopped being written (a full disk, say). Shared by
 /// every attempt and re-run of the suite: once a write failed, the log is
 /// left as it is (no gap in the middle of it) while the output is still read,
@@ -553,6 +575,20 @@ mod tests {
             ]
         );
         assert!(s.unfinished().is_empty());
+    }
+
+    #[test]
+    fn results_must_add_up_to_the_counts() {
+        let mut s = OutputState::default();
+        s.feed(b"test a ... ok\ntest b ... FAILED\ntest c ... ignored\n");
+        s.feed(b"test result: FAILED. 1 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out\n");
+        let mut words: Vec<&str> = s.results.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(results_disagree(&words, s.counts.as_ref()), None);
+        words.pop();
+        assert!(results_disagree(&words, s.counts.as_ref())
+            .is_some_and(|p| p.contains("0 ignored") && p.contains("1 ignored")));
+        assert_eq!(results_disagree(&[], s.counts.as_ref()), None);
+        assert_eq!(results_disagree(&words, None), None);
     }
 
     #[test]

@@ -284,6 +284,14 @@ fn judge_suite(
             .map(|(name, result)| TestOutcome { name, result })
             .collect();
         report.counts = out.counts;
+        report.problems.extend(crate::capture::results_disagree(
+            &report
+                .tests
+                .iter()
+                .map(|t| t.result.as_str())
+                .collect::<Vec<_>>(),
+            report.counts.as_ref(),
+        ));
         let retry = attempt.timed_out && !attempt.interrupted;
         report.attempts.push(attempt);
         if !retry {

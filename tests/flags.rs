@@ -89,17 +89,7 @@ fn reported_tests(run: &Run, id: &str) -> BTreeSet<(String, String)> {
     let s = suites
         .get(id)
         .unwrap_or_else(|| panic!("no suite {id}; stderr:\n{}", run.stderr));
-    s["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["result"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    test_results(s).into_iter().collect()
 }
 
 fn host_triple() -> String {

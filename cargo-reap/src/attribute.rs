@@ -8,6 +8,7 @@
 //! an interaction between tests, or it is flaky. `auto` bounds the cost
 //! (at most N tests or T seconds per suite); `rerun` re-runs every test.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,10 @@ pub struct AttributionReport {
     pub duration_ms: u64,
     /// The budget stopped the re-runs before every test was tried.
     pub budget_exhausted: bool,
+    /// Listed tests not re-run because the suite's run reported them
+    /// `ignored` (they did not run, so they started nothing).
+    #[serde(default)]
+    pub tests_skipped_ignored: usize,
 }
 
 impl AttributionReport {
@@ -63,9 +68,13 @@ impl AttributionReport {
                 self.leaks_total
             ),
             "rerun" => format!(
-                "attribution: re-ran {} of {} test(s) alone in {:.2}s: {} of {} leak(s) reproduced{}",
+                "attribution: re-ran {} of {} test(s) alone{} in {:.2}s: {} of {} leak(s) reproduced{}",
                 self.tests_rerun,
                 self.tests_listed,
+                match self.tests_skipped_ignored {
+                    0 => String::new(),
+                    n => format!(" ({n} ignored, not re-run)"),
+                },
                 self.duration_ms as f64 / 1000.0,
                 self.leaks_attributed,
                 self.leaks_total,
@@ -106,13 +115,18 @@ fn ran_others(results: &[(String, String)]) -> Option<String> {
     Some(format!("`{first}` and `{}`", other.0))
 }
 
-/// Attribute `leaks` (from `suite`'s attempts) to tests.
+/// Attribute `leaks` (from `suite`'s attempts) to tests. `ignored`: the
+/// tests the suite's run reported as ignored (not re-run: they ran nothing;
+/// with `--ignored` or `--include-ignored` libtest runs them and reports
+/// their results instead).
+#[allow(clippy::too_many_arguments)]
 pub fn attribute(
     ctx: &RunContext<'_>,
     suite: &Suite,
     index: usize,
     opts: &AttributeOptions,
     leaks: &mut [Leak],
+    ignored: &HashSet<&str>,
     log: Option<&crate::supervise::SuiteLog>,
     log_path: &Path,
 ) -> Result<Option<AttributionReport>, RunError> {
@@ -131,6 +145,7 @@ pub fn attribute(
             leaks_total: leaks.len(),
             duration_ms: 0,
             budget_exhausted: false,
+            tests_skipped_ignored: 0,
         }));
     }
     let not_libtest = |leaks: &mut [Leak], why: &str| {
@@ -146,6 +161,7 @@ pub fn attribute(
             leaks_total: leaks.len(),
             duration_ms: started.elapsed().as_millis() as u64,
             budget_exhausted: false,
+            tests_skipped_ignored: 0,
         }))
     };
     let listed = match list_tests(ctx, suite, &format!("{}.{index}.attr.list", ctx.trial)) {
@@ -165,6 +181,7 @@ pub fn attribute(
                 leaks_total: leaks.len(),
                 duration_ms: started.elapsed().as_millis() as u64,
                 budget_exhausted: false,
+                tests_skipped_ignored: 0,
             }));
         }
     };
@@ -181,6 +198,7 @@ pub fn attribute(
             leaks_total: leaks.len(),
             duration_ms: started.elapsed().as_millis() as u64,
             budget_exhausted: false,
+            tests_skipped_ignored: 0,
         }));
     }
 
@@ -217,7 +235,12 @@ pub fn attribute(
     let mut rerun = 0;
     let mut exhausted = false;
     let mut interrupted = false;
+    let mut skipped = 0;
     for (k, test) in listed.iter().enumerate() {
+        if ignored.contains(test.as_str()) {
+            skipped += 1;
+            continue;
+        }
         // Ctrl-C / SIGTERM during the re-runs: stop re-running at once.
         if crate::interrupt::get().is_some_and(|i| i.signal().is_some()) {
             interrupted = true;
@@ -304,6 +327,7 @@ pub fn attribute(
         leaks_total: leaks.len(),
         duration_ms: started.elapsed().as_millis() as u64,
         budget_exhausted: exhausted,
+        tests_skipped_ignored: skipped,
     }))
 }
 

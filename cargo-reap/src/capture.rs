@@ -55,6 +55,10 @@ pub struct OutputState {
     pub results: Vec<(String, String)>,
     /// libtest's `test result:` lines, summed (absent when none was printed).
     pub counts: Option<crate::report::schema::TestCounts>,
+    /// A result read off the end of foreign text (`child textok`), kept
+    /// until the next libtest line: a later exact result of the same test
+    /// (the child's text merely ended in `ok`) replaces it.
+    tentative: Option<(String, &'static str)>,
     /// The current unterminated line.
     partial: Vec<u8>,
 }
@@ -65,32 +69,68 @@ impl OutputState {
             .trim_end_matches('\r')
             .to_string();
         if let Some(c) = parse_result_line(&line) {
+            self.commit_tentative();
             self.counts.get_or_insert_with(Default::default).add(&c);
-        }
-        if let Some((name, result)) = parse_test_line(&line) {
-            if result.is_empty() {
-                self.started.push(name.to_string());
+        } else if let Some((name, rest)) = split_test_line(&line) {
+            // `test NAME ... RESULT`, or (serial) `test NAME ... ` followed
+            // by a child's text: the result then ends this line or a later one.
+            self.commit_tentative();
+            if let Some(result) = result_word(rest) {
+                self.finish(name, result);
             } else {
-                self.started.retain(|n| n != name);
-                self.finished.insert(name.to_string());
-                if self.results.len() < MAX_RESULTS {
-                    self.results.push((name.to_string(), result.to_string()));
+                if !self.started.iter().any(|n| n == name) {
+                    self.started.push(name.to_string());
                 }
-                let now = reap_probe::boottime_ticks();
-                if let Some(w) = self
-                    .windows
-                    .iter_mut()
-                    .rev()
-                    .find(|w| w.name == name && w.end_ticks.is_none())
-                {
-                    w.end_ticks = Some(now);
-                }
+                self.tentative = trailing_result(rest).map(|r| (name.to_string(), r));
+            }
+        } else if let Some(pending) = self.started.last().cloned() {
+            // A serial test's result after foreign lines; any other line is
+            // not libtest's and names no test (no result is made up).
+            if let Some(result) = result_word(&line) {
+                self.tentative = None;
+                self.finish(&pending, result);
+            } else if let Some(result) = trailing_result(&line) {
+                self.tentative = Some((pending, result));
             }
         }
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();
         }
         self.tail.push_back(line);
+    }
+
+    fn commit_tentative(&mut self) {
+        if let Some((name, result)) = self.tentative.take() {
+            self.finish(&name, result);
+        }
+    }
+
+    /// `name` finished with `result`: recorded, and its window closed (or,
+    /// serial output whose start was not seen, opened from the previous
+    /// test's end: a test that started and ended within one clock tick
+    /// shares that tick with its neighbours, so a leak started then is not
+    /// judged by its window alone).
+    fn finish(&mut self, name: &str, result: &str) {
+        self.started.retain(|n| n != name);
+        self.finished.insert(name.to_string());
+        if self.results.len() < MAX_RESULTS {
+            self.results.push((name.to_string(), result.to_string()));
+        }
+        let now = reap_probe::boottime_ticks();
+        if let Some(w) = self
+            .windows
+            .iter_mut()
+            .rev()
+            .find(|w| w.name == name && w.end_ticks.is_none())
+        {
+            w.end_ticks = Some(now);
+        } else if let Some(prev) = self.windows.last().and_then(|w| w.end_ticks) {
+            self.windows.push(TestWindow {
+                name: name.to_string(),
+                start_ticks: prev,
+                end_ticks: Some(now),
+            });
+        }
     }
 
     fn feed(&mut self, mut bytes: &[u8]) {
@@ -140,16 +180,53 @@ impl OutputState {
     }
 }
 
-/// `test foo::bar ... ok` → (`foo::bar`, `ok`); `test foo ... ` → (`foo`, ``).
-pub fn parse_test_line(line: &str) -> Option<(&str, &str)> {
+/// `test foo::bar ... ok` → (`foo::bar`, `ok`); `test foo ... ` → (`foo`, ``);
+/// `test foo ... child text` → (`foo`, `child text`): the name and whatever
+/// follows ` ... ` (a result, or a child's output that landed in between).
+pub fn split_test_line(line: &str) -> Option<(&str, &str)> {
     let rest = line.strip_prefix("test ")?;
     let (name, result) = rest.split_once(" ...")?;
     if name.is_empty() || name.contains(' ') && !name.contains(" - ") {
         return None;
     }
-    let result = result.trim();
-    let result = result.split_whitespace().next().unwrap_or("");
-    Some((name, result))
+    Some((name, result.strip_prefix(' ').unwrap_or(result)))
+}
+
+/// `test foo ... ok` → (`foo`, `ok`), with the result word as
+/// [`result_word`] reads it (`` when the line holds no result).
+pub fn parse_test_line(line: &str) -> Option<(&str, &str)> {
+    let (name, rest) = split_test_line(line)?;
+    Some((name, result_word(rest).unwrap_or("")))
+}
+
+/// libtest's result of one test, exactly: `ok`, `FAILED`, `ignored`,
+/// `ignored, REASON`, `bench: ...` (and `--report-time`'s ` <0.001s>`,
+/// `--ensure-time`'s `FAILED (time limit exceeded)`) → `ok`, `FAILED`,
+/// `ignored`, `bench`. Anything else is not a result.
+pub fn result_word(text: &str) -> Option<&'static str> {
+    let t = text.trim();
+    let t = match t.rsplit_once(" <") {
+        Some((head, time)) if time.ends_with("s>") => head,
+        _ => t,
+    };
+    match t {
+        "ok" => Some("ok"),
+        "FAILED" | "FAILED (time limit exceeded)" => Some("FAILED"),
+        "ignored" => Some("ignored"),
+        _ if t.starts_with("ignored, ") => Some("ignored"),
+        _ if t.starts_with("bench: ") => Some("bench"),
+        _ => None,
+    }
+}
+
+/// A result at the end of foreign text (serial libtest's `ok` after a
+/// child's output with no newline: `child textok`).
+fn trailing_result(text: &str) -> Option<&'static str> {
+    let t = text.trim_end();
+    ["ok", "FAILED"]
+        .into_iter()
+        .find(|w| t.len() > w.len() && t.ends_with(w))
+        .and_then(result_word)
 }
 
 /// libtest's summary of a binary:
@@ -179,6 +256,28 @@ pub fn parse_result_line(line: &str) -> Option<crate::report::schema::TestCounts
         seen += 1;
     }
     (seen >= 3).then_some(c)
+}
+
+/// The problem line when the per-test results do not add up to libtest's
+/// own `test result:` counts (a result line cargo-reap could not read).
+/// Nothing to compare without counts or results, or past [`MAX_RESULTS`].
+pub fn results_disagree(
+    results: &[&str],
+    counts: Option<&crate::report::schema::TestCounts>,
+) -> Option<String> {
+    let c = counts?;
+    if results.is_empty() || results.len() >= MAX_RESULTS {
+        return None;
+    }
+    let n = |w: &str| results.iter().filter(|r| **r == w).count();
+    let read = (n("ok"), n("FAILED"), n("ignored"), n("bench"));
+    let said = (c.passed, c.failed, c.ignored, c.measured);
+    (read != said).then(|| {
+        format!(
+            "per-test results read from its output ({} ok, {} failed, {} ignored, {} measured) do not add up to libtest's counts ({} passed, {} failed, {} ignored, {} measured): a result line was not read",
+            read.0, read.1, read.2, read.3, said.0, said.1, said.2, said.3
+        )
+    })
 }
 
 /// Why a suite's log stopped being written (a full disk, say). Shared by
@@ -355,6 +454,15 @@ impl Capture {
             .unfinished()
     }
 
+    /// Tests whose result line was printed so far.
+    pub fn finished_tests(&self) -> HashSet<String> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finished
+            .clone()
+    }
+
     /// Wait for the pipe to close (every holder gone), at most `timeout`.
     pub fn finish(mut self, timeout: Duration) -> Result<Captured, crate::error::RunError> {
         let (bytes, complete) = match self.done.recv_timeout(timeout) {
@@ -375,7 +483,8 @@ impl Capture {
                 }
             }
         }
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.commit_tentative();
         let mut tail: Vec<String> = st.tail.iter().cloned().collect();
         if !st.partial.is_empty() {
             tail.push(String::from_utf8_lossy(&st.partial).into_owned());
@@ -403,8 +512,10 @@ mod tests {
         assert_eq!(parse_test_line("test a ... "), Some(("a", "")));
         assert_eq!(
             parse_test_line("test a ... ignored, slow"),
-            Some(("a", "ignored,"))
+            Some(("a", "ignored"))
         );
+        assert_eq!(parse_test_line("test a ... ok <0.003s>"), Some(("a", "ok")));
+        assert_eq!(parse_test_line("test a ... test output"), Some(("a", "")));
         assert_eq!(parse_test_line("test result: ok. 1 passed"), None);
         assert_eq!(parse_test_line("running 3 tests"), None);
     }
@@ -433,12 +544,63 @@ mod tests {
         let start = s.windows[0].start_ticks;
         assert!(s.windows[0].contains(start));
         s.feed(b"ok\ntest two ... ok\n");
-        // `two` arrived whole: its start was not seen, so it has no window.
-        assert_eq!(s.windows.len(), 1);
         let w = &s.windows[0];
         assert!(w.end_ticks.is_some());
         assert!(!w.contains(w.end_ticks.unwrap() + 2));
         assert!(!w.contains(start.saturating_sub(2)) || start < 2);
+    }
+
+    #[test]
+    fn child_output_between_name_and_result_changes_no_result() {
+        let mut s = OutputState::default();
+        s.feed(b"running 6 tests\ntest a ... child line\nok\n");
+        s.feed(b"test b ... test output from a child\nFAILED\n");
+        s.feed(b"test c ... no newlineok\ntest d ... look\nFAILED\n");
+        s.feed(b"test e ... test x ... ok\ntest f ... ok then\nignored, why\n");
+        s.feed(b"noise ok\n\ntest result: FAILED. 3 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out\n");
+        let got: Vec<(&str, &str)> = s
+            .results
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "ok"),
+                ("b", "FAILED"),
+                ("c", "ok"),
+                ("d", "FAILED"),
+                ("e", "ok"),
+                ("f", "ignored")
+            ]
+        );
+        assert!(s.unfinished().is_empty());
+    }
+
+    #[test]
+    fn results_must_add_up_to_the_counts() {
+        let mut s = OutputState::default();
+        s.feed(b"test a ... ok\ntest b ... FAILED\ntest c ... ignored\n");
+        s.feed(b"test result: FAILED. 1 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out\n");
+        let mut words: Vec<&str> = s.results.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(results_disagree(&words, s.counts.as_ref()), None);
+        words.pop();
+        assert!(results_disagree(&words, s.counts.as_ref())
+            .is_some_and(|p| p.contains("0 ignored") && p.contains("1 ignored")));
+        assert_eq!(results_disagree(&[], s.counts.as_ref()), None);
+        assert_eq!(results_disagree(&words, None), None);
+    }
+
+    #[test]
+    fn a_short_test_shares_its_neighbours_tick() {
+        let mut s = OutputState::default();
+        s.feed(b"test one ... ");
+        s.feed(b"ok\ntest two ... ok\n");
+        // `two` arrived whole: its window runs from `one`'s end to its own.
+        assert_eq!(s.windows.len(), 2);
+        let t = s.windows[1].end_ticks.unwrap();
+        let spanning = s.windows.iter().filter(|w| w.contains(t)).count();
+        assert_eq!(spanning, 2, "{:?}", s.windows);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! timeout; on expiry SIGTERM → grace → SIGKILL for the whole tree; a hang is
 //! retried; after the binary exits, survivors are collected (leaks) and reaped.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -283,6 +284,14 @@ fn judge_suite(
             .map(|(name, result)| TestOutcome { name, result })
             .collect();
         report.counts = out.counts;
+        report.problems.extend(crate::capture::results_disagree(
+            &report
+                .tests
+                .iter()
+                .map(|t| t.result.as_str())
+                .collect::<Vec<_>>(),
+            report.counts.as_ref(),
+        ));
         let retry = attempt.timed_out && !attempt.interrupted;
         report.attempts.push(attempt);
         if !retry {
@@ -291,12 +300,19 @@ fn judge_suite(
     }
     // The verdict of the attempts; the log problem (if any) is a note on it.
     report.status = classify(&report.attempts);
+    let ignored: HashSet<&str> = report
+        .tests
+        .iter()
+        .filter(|t| t.result == "ignored")
+        .map(|t| t.name.as_str())
+        .collect();
     let attribution = crate::attribute::attribute(
         ctx,
         suite,
         index,
         &ctx.options.attribute,
         &mut report.leaks,
+        &ignored,
         log.as_ref(),
         &log_path,
     );
@@ -669,6 +685,7 @@ pub fn run_attempt(
         timed_out: false,
         duration_ms: 0,
         tests_in_flight: Vec::new(),
+        in_flight_guesses: Vec::new(),
         hang_processes: Vec::new(),
         kill_rounds: 0,
         output_bytes: 0,
@@ -726,9 +743,9 @@ pub fn run_attempt(
         attempt.timed_out = wake == sys::Wake::TimedOut;
         attempt.interrupted = wake == sys::Wake::Interrupted;
         let threads = test_thread_names(root.pid());
-        let unfinished = captures
+        let (unfinished, finished) = captures
             .first()
-            .map(|c| c.unfinished_tests())
+            .map(|c| (c.unfinished_tests(), c.finished_tests()))
             .unwrap_or_default();
         let frozen = cont.frozen()?;
         let hung = examine(cont.members()?, &fctx, root_pid)?;
@@ -782,7 +799,8 @@ pub fn run_attempt(
         attempt.duration_ms = started.elapsed().as_millis() as u64;
         attempt.exit_code = exit.code;
         attempt.signal = exit.signal;
-        attempt.tests_in_flight = in_flight(ctx, suite, &spec.leaf, unfinished, &threads);
+        (attempt.tests_in_flight, attempt.in_flight_guesses) =
+            in_flight(ctx, suite, &spec.leaf, unfinished, &threads, &finished);
     }
     sys::reap_if_our_zombies(seen_pids)?;
 
@@ -918,25 +936,29 @@ fn test_thread_names(pid: i32) -> Vec<String> {
     names
 }
 
-/// Tests in flight when a hang-kill fired: unfinished per the output, plus
-/// test threads still alive (their 15-byte names expanded through `--list`).
+/// Tests in flight when a hang-kill fired, and which of them are guesses.
+/// Exact: unfinished per the output, and a live thread whose name is a whole
+/// test name or whose 15-byte prefix (the kernel's `comm`) fits one test
+/// only. A thread's name does not mean its test runs: libtest's test threads
+/// carry their test's name, and so may helper threads a finished test left
+/// (named after it), so tests whose result line was printed are never in
+/// flight. A prefix that fits several unfinished tests names each of them as
+/// a guess (the second list).
 fn in_flight(
     ctx: &RunContext<'_>,
     suite: &Suite,
     leaf: &str,
     mut names: Vec<String>,
     threads: &[String],
-) -> Vec<String> {
+    finished: &HashSet<String>,
+) -> (Vec<String>, Vec<String>) {
+    let mut guesses = Vec::new();
     if !threads.is_empty() && ctx.options.listable {
         match list_tests(ctx, suite, &format!("{leaf}.list")) {
             Ok(listed) => {
-                for t in threads {
-                    for name in listed.iter().filter(|n| comm_matches(n, t)) {
-                        if !names.contains(name) {
-                            names.push(name.clone());
-                        }
-                    }
-                }
+                let (exact, guessed) = thread_tests(&listed, threads, &names, finished);
+                names.extend(exact);
+                guesses = guessed;
             }
             Err(e) => {
                 tracing::warn!("{}: could not list tests: {e}", suite.id);
@@ -947,9 +969,43 @@ fn in_flight(
             }
         }
     }
+    names.retain(|n| !finished.contains(n));
     names.sort();
     names.dedup();
-    names
+    guesses.retain(|g| !names.contains(g));
+    guesses.sort();
+    guesses.dedup();
+    names.extend(guesses.iter().cloned());
+    (names, guesses)
+}
+
+/// The tests live threads name (`threads`: their `comm`), of `listed`:
+/// exact ones, and prefix guesses. A thread whose name fits a test already
+/// known to be in flight (`known`) adds nothing; tests in `finished` are
+/// never named.
+fn thread_tests(
+    listed: &[String],
+    threads: &[String],
+    known: &[String],
+    finished: &HashSet<String>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut exact, mut guesses) = (Vec::new(), Vec::new());
+    for t in threads {
+        let fits: Vec<&String> = listed
+            .iter()
+            .filter(|n| comm_matches(n, t) && !finished.contains(*n))
+            .collect();
+        if fits.iter().any(|n| known.contains(n)) {
+            continue;
+        }
+        match fits.as_slice() {
+            [] => {}
+            [one] => exact.push((*one).clone()),
+            many => guesses.extend(many.iter().map(|n| (*n).clone())),
+        }
+    }
+    guesses.retain(|g| !exact.contains(g));
+    (exact, guesses)
 }
 
 /// Does the kernel's 15-byte `comm` of a thread come from this test name?
@@ -1167,6 +1223,7 @@ mod tests {
             timed_out,
             duration_ms: 0,
             tests_in_flight: vec![],
+            in_flight_guesses: vec![],
             hang_processes: vec![],
             kill_rounds: 0,
             output_bytes: 0,
@@ -1254,5 +1311,42 @@ mod tests {
         assert!(comm_matches("short", "short"));
         assert!(!comm_matches("shorter", "short"));
         assert!(!comm_matches("other_test_name", "hangs_forever_a"));
+    }
+
+    #[test]
+    fn finished_tests_are_not_in_flight_and_prefixes_are_guesses() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let listed = v(&[
+            "shared_long_prefix_a",
+            "shared_long_prefix_b",
+            "shared_long_prefix_c",
+            "short",
+        ]);
+        let threads = v(&["shared_long_pre", "shared_long_pre", "short"]);
+        let finished: HashSet<String> = v(&["shared_long_prefix_a", "shared_long_prefix_b"])
+            .into_iter()
+            .collect();
+        // Helper threads of finished `a` and `b`: only `c` is left, exactly.
+        assert_eq!(
+            thread_tests(&listed, &threads, &[], &finished),
+            (
+                v(&["shared_long_prefix_c", "shared_long_prefix_c", "short"]),
+                v(&[])
+            )
+        );
+        // Nothing finished: the prefix fits three tests, each a guess.
+        let (exact, guesses) = thread_tests(&listed, &threads, &[], &HashSet::new());
+        assert_eq!(exact, v(&["short"]));
+        assert_eq!(guesses.len(), 6);
+        // A test the output shows in flight explains its thread.
+        assert_eq!(
+            thread_tests(
+                &listed,
+                &threads,
+                &v(&["shared_long_prefix_a"]),
+                &HashSet::new()
+            ),
+            (v(&["short"]), v(&[]))
+        );
     }
 }

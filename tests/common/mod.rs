@@ -734,3 +734,18 @@ pub fn kill_runner(run_id: &str) {
     let pid = rustix::process::Pid::from_raw(runner_pid(run_id)).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
 }
+
+/// A suite's per-test results in the JSON report: (name, result), in order.
+pub fn test_results(suite: &Value) -> Vec<(String, String)> {
+    suite["tests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tests in {suite}"))
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}

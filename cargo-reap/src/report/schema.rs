@@ -468,6 +468,10 @@ pub struct Attempt {
     pub duration_ms: u64,
     /// Tests started and not finished when the hang-kill fired.
     pub tests_in_flight: Vec<String>,
+    /// Of `tests_in_flight`, those named only by a thread name's 15-byte
+    /// prefix that fits several unfinished tests: each may or may not run.
+    #[serde(default)]
+    pub in_flight_guesses: Vec<String>,
     /// The suite's processes when the hang-kill fired (part of the hang, not leaks).
     pub hang_processes: Vec<Leak>,
     /// SIGKILL rounds needed to empty the containment (0: nothing to kill).

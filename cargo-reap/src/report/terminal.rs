@@ -119,7 +119,15 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             if a.tests_in_flight.is_empty() {
                 "(unknown)".to_string()
             } else {
-                clip(&a.tests_in_flight.join(", "), width())
+                let named: Vec<String> = a
+                    .tests_in_flight
+                    .iter()
+                    .map(|t| match a.in_flight_guesses.contains(t) {
+                        true => format!("{t} (thread name prefix: a guess)"),
+                        false => t.clone(),
+                    })
+                    .collect();
+                clip(&named.join(", "), width())
             },
             a.hang_processes.len()
         );

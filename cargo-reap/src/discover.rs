@@ -351,6 +351,7 @@ pub fn suites(built: Vec<Built>, meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
     let packages: HashMap<&PackageId, &Package> =
         meta.packages.iter().map(|p| (&p.id, p)).collect();
     let lib_dirs = host_lib_dirs(meta);
+    let config_env = config_env(a);
     let mut doctests = doctest_suites(&built, meta, a);
     let mut suites: Vec<Suite> = if a.doc {
         Vec::new()
@@ -365,6 +366,7 @@ pub fn suites(built: Vec<Built>, meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
                     &b.kinds,
                     b.executable,
                     &lib_dirs,
+                    &config_env,
                 )
             })
             .collect()
@@ -556,6 +558,28 @@ pub fn rerun_args(suite: &Suite, test: &str, listed: &[String]) -> Vec<String> {
     args
 }
 
+/// The variables of cargo's `[env]` configuration a test process gets, as
+/// cargo applies them: a variable already in cargo's environment (ours: cargo
+/// runs with the environment cargo-reap was given) keeps its value unless the
+/// definition has `force = true`. Unreadable configuration: cargo refused it
+/// already while building, so this only warns.
+fn config_env(a: &CargoArgs) -> Vec<(String, String)> {
+    match crate::runner::env_config(&a.config) {
+        Ok(vars) => vars
+            .into_iter()
+            .filter(|v| v.force || std::env::var_os(&v.name).is_none())
+            .map(|v| (v.name, v.value))
+            .collect(),
+        Err(e) => {
+            eprintln!(
+                "cargo-reap: warning: the [env] table of cargo's configuration is not applied \
+                 to the test binaries ({e}); fix the configuration"
+            );
+            Vec::new()
+        }
+    }
+}
+
 /// The host's Rust library directory (`rustc --print target-libdir`): cargo
 /// puts it on the dynamic library path of test binaries, and a proc-macro
 /// crate's test binary links libstd dynamically from there.
@@ -592,6 +616,42 @@ fn host_lib_dirs(meta: &Metadata) -> Vec<PathBuf> {
                 rustc.to_string_lossy()
             );
             Vec::new()
+        }
+    }
+}
+
+/// The dynamic library path cargo gives a test process: the profile
+/// directory, its `deps`, the host's Rust library directory (a dylib or
+/// proc-macro test links libstd dynamically), then the inherited
+/// `LD_LIBRARY_PATH` — which is kept as it is when it already starts with
+/// those (a test that runs cargo-reap or cargo again does not grow it).
+fn dylib_path(
+    profile_dir: Option<&Path>,
+    deps: Option<&Path>,
+    lib_dirs: &[PathBuf],
+) -> Option<String> {
+    let mut paths: Vec<PathBuf> = profile_dir
+        .into_iter()
+        .chain(deps)
+        .map(Path::to_path_buf)
+        .chain(lib_dirs.iter().cloned())
+        .collect();
+    let inherited: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|old| std::env::split_paths(&old).collect())
+        .unwrap_or_default();
+    if inherited.starts_with(&paths) {
+        paths = inherited;
+    } else {
+        paths.extend(inherited);
+    }
+    match std::env::join_paths(paths) {
+        Ok(joined) => Some(joined.to_string_lossy().into_owned()),
+        Err(e) => {
+            eprintln!(
+                "cargo-reap: warning: LD_LIBRARY_PATH is not set for the test binaries ({e}): \
+                 a test linking a dylib will not start; rename the directories with `:`"
+            );
+            None
         }
     }
 }
@@ -709,6 +769,7 @@ fn suite_from(
     kinds: &[TargetKind],
     binary: PathBuf,
     lib_dirs: &[PathBuf],
+    config_env: &[(String, String)],
 ) -> Suite {
     let cwd = manifest_path
         .parent()
@@ -727,7 +788,6 @@ fn suite_from(
             manifest_path.display().to_string(),
         ),
         ("CARGO_PKG_NAME".into(), package.clone()),
-        ("CARGO_CRATE_NAME".into(), target.replace('-', "_")),
     ];
     if let Some(p) = pkg {
         let v = &p.version;
@@ -763,21 +823,28 @@ fn suite_from(
             ),
         ]);
     }
-    // Like cargo: the deps directory on the dynamic library path (dylib deps).
-    if let Some(deps) = binary.parent() {
-        let mut paths = vec![deps.to_path_buf()];
-        paths.extend(lib_dirs.iter().cloned());
-        if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
-            paths.extend(std::env::split_paths(&old));
-        }
-        if let Ok(joined) = std::env::join_paths(paths) {
+    let kind = kind_of(kinds);
+    // The executable is `<target dir>/<profile>/deps/NAME-HASH`.
+    let deps = binary.parent().map(Path::to_path_buf);
+    let profile_dir = deps
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf);
+    if let Some(path) = dylib_path(profile_dir.as_deref(), deps.as_deref(), lib_dirs) {
+        env.push(("LD_LIBRARY_PATH".into(), path));
+    }
+    // Like cargo: integration tests and benches know their package's binaries.
+    if let (Some(p), Some(dir), true) = (pkg, &profile_dir, kind == "test" || kind == "bench") {
+        for bin in p.targets.iter().filter(|t| t.is_bin()) {
+            let exe = dir.join(format!("{}{}", bin.name, std::env::consts::EXE_SUFFIX));
             env.push((
-                "LD_LIBRARY_PATH".into(),
-                joined.to_string_lossy().into_owned(),
+                format!("CARGO_BIN_EXE_{}", bin.name),
+                exe.display().to_string(),
             ));
         }
     }
-    let kind = kind_of(kinds);
+    // Last: `[env]` may override what cargo sets (cargo applies it last too).
+    env.extend(config_env.iter().cloned());
     let id = suite_id(&package, &kind, target);
     Suite {
         slug: slug_of(&id),

@@ -2,8 +2,9 @@
 //! `fixtures/cargoenv`, run from that directory (cargo reads
 //! `.cargo/config.toml` from the current directory up): the dynamic library
 //! path a dylib dev-dependency needs, the `[env]` table of cargo's
-//! configuration (plain, `force`, `relative`, `--config`), and
-//! `CARGO_BIN_EXE_<name>` at run time. The comparison test dumps the whole
+//! configuration (plain, `force`, `relative`, `--config`),
+//! `CARGO_BIN_EXE_<name>` at run time, and what a build script passes on
+//! (`OUT_DIR`, `cargo::rustc-env`, link-search directories). The comparison test dumps the whole
 //! environment of one probe test under `cargo test` and under `cargo reap
 //! test` and allows only cargo-reap's documented additions to differ.
 
@@ -169,7 +170,14 @@ fn test_environment_is_cargo_tests_but_for_documented_additions() {
             fixture_dir().join("envprobe/data").display().to_string()
         );
         assert!(env.contains_key("CARGO_BIN_EXE_probe-bin"), "{env:#?}");
-        assert!(env.contains_key("LD_LIBRARY_PATH"), "{env:#?}");
+        // The build script's `rustc-env`, its OUT_DIR, and its link-search
+        // directory (inside the target directory) on the library path.
+        assert_eq!(env["REAP_FROM_BUILD_SCRIPT"], "built");
+        let out_dir = &env["OUT_DIR"];
+        assert!(
+            env["LD_LIBRARY_PATH"].split(':').next() == Some(out_dir.as_str()),
+            "{env:#?}"
+        );
     }
     // The dump file's name is the one variable the test itself varies.
     assert_eq!(

@@ -342,6 +342,18 @@ pub struct Built {
     target: String,
     kinds: Vec<TargetKind>,
     executable: PathBuf,
+    /// What the build scripts said that cargo passes on at run time.
+    scripts: std::sync::Arc<Scripts>,
+}
+
+/// The build scripts' output that reaches test processes: per package its
+/// `OUT_DIR` and `cargo::rustc-env` variables, and every link-search
+/// directory (cargo keeps those inside the target directory on the dynamic
+/// library path).
+#[derive(Debug, Default)]
+struct Scripts {
+    env: HashMap<PackageId, Vec<(String, String)>>,
+    link_dirs: std::collections::BTreeSet<PathBuf>,
 }
 
 /// The suites of the built test executables, with their package's
@@ -361,10 +373,7 @@ pub fn suites(built: Vec<Built>, meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
             .map(|b| {
                 suite_from(
                     packages.get(&b.package_id).copied(),
-                    &b.manifest_path,
-                    &b.target,
-                    &b.kinds,
-                    b.executable,
+                    b,
                     &lib_dirs,
                     &config_env,
                 )
@@ -620,18 +629,22 @@ fn host_lib_dirs(meta: &Metadata) -> Vec<PathBuf> {
     }
 }
 
-/// The dynamic library path cargo gives a test process: the profile
+/// The dynamic library path cargo gives a test process: the build scripts'
+/// link-search directories inside the profile directory, the profile
 /// directory, its `deps`, the host's Rust library directory (a dylib or
 /// proc-macro test links libstd dynamically), then the inherited
 /// `LD_LIBRARY_PATH` — which is kept as it is when it already starts with
 /// those (a test that runs cargo-reap or cargo again does not grow it).
 fn dylib_path(
-    profile_dir: Option<&Path>,
+    native: &[&Path],
+    profile_dir: &Path,
     deps: Option<&Path>,
     lib_dirs: &[PathBuf],
 ) -> Option<String> {
-    let mut paths: Vec<PathBuf> = profile_dir
-        .into_iter()
+    let mut paths: Vec<PathBuf> = native
+        .iter()
+        .copied()
+        .chain([profile_dir])
         .chain(deps)
         .map(Path::to_path_buf)
         .chain(lib_dirs.iter().cloned())
@@ -718,6 +731,7 @@ fn parse_messages(
 ) -> Result<(Vec<Built>, Option<bool>), BuildError> {
     use std::io::{BufRead, Write};
     let mut built = Vec::new();
+    let mut scripts = Scripts::default();
     let mut finished = None;
     let mut out = std::io::stdout().lock();
     for line in BufReader::new(stdout).lines() {
@@ -739,11 +753,28 @@ fn parse_messages(
                     target: art.target.name,
                     kinds: art.target.kind,
                     executable: exe.into_std_path_buf(),
+                    scripts: Default::default(),
                 });
+            }
+            Message::BuildScriptExecuted(script) => {
+                let env = scripts.env.entry(script.package_id).or_default();
+                env.push(("OUT_DIR".into(), script.out_dir.to_string()));
+                env.extend(script.env);
+                // `KIND=PATH` (native, dependency, all, ...) or a bare path.
+                scripts
+                    .link_dirs
+                    .extend(script.linked_paths.iter().map(|p| {
+                        let p = p.as_str();
+                        PathBuf::from(p.split_once('=').map_or(p, |(_, path)| path))
+                    }));
             }
             Message::BuildFinished(f) => finished = Some(f.success),
             _ => {}
         }
+    }
+    let scripts = std::sync::Arc::new(scripts);
+    for b in &mut built {
+        b.scripts = scripts.clone();
     }
     Ok((built, finished))
 }
@@ -764,13 +795,19 @@ fn kind_of(kinds: &[TargetKind]) -> String {
 
 fn suite_from(
     pkg: Option<&Package>,
-    manifest_path: &Path,
-    target: &str,
-    kinds: &[TargetKind],
-    binary: PathBuf,
+    built: Built,
     lib_dirs: &[PathBuf],
     config_env: &[(String, String)],
 ) -> Suite {
+    let Built {
+        manifest_path,
+        target,
+        kinds,
+        executable: binary,
+        scripts,
+        ..
+    } = built;
+    let (manifest_path, target, kinds) = (manifest_path.as_path(), target.as_str(), &kinds);
     let cwd = manifest_path
         .parent()
         .map(Path::to_path_buf)
@@ -830,8 +867,21 @@ fn suite_from(
         .as_deref()
         .and_then(Path::parent)
         .map(Path::to_path_buf);
-    if let Some(path) = dylib_path(profile_dir.as_deref(), deps.as_deref(), lib_dirs) {
-        env.push(("LD_LIBRARY_PATH".into(), path));
+    if let Some(dir) = &profile_dir {
+        // Like cargo: build script link-search directories inside the
+        // target's profile directory go first.
+        let native: Vec<&Path> = scripts
+            .link_dirs
+            .iter()
+            .map(PathBuf::as_path)
+            .filter(|d| d.starts_with(dir))
+            .collect();
+        if let Some(path) = dylib_path(&native, dir, deps.as_deref(), lib_dirs) {
+            env.push(("LD_LIBRARY_PATH".into(), path));
+        }
+    }
+    if let Some(vars) = pkg.and_then(|p| scripts.env.get(&p.id)) {
+        env.extend(vars.iter().cloned());
     }
     // Like cargo: integration tests and benches know their package's binaries.
     if let (Some(p), Some(dir), true) = (pkg, &profile_dir, kind == "test" || kind == "bench") {

@@ -3,7 +3,8 @@
 //! `CARGO_TARGET_<TRIPLE>_RUNNER`, then the `.cargo/config.toml` files from
 //! the current directory up and `$CARGO_HOME/config.toml`), else the one
 //! `target.'cfg(..)'.runner` whose expression matches the target. Each suite
-//! then runs as `RUNNER... BINARY ARGS`, inside its containment.
+//! then runs as `RUNNER... BINARY ARGS`, inside its containment. Also the
+//! `[env]` table of the same configuration ([`env_config`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -641,7 +641,7 @@ fn dylib_path(
     deps: Option<&Path>,
     lib_dirs: &[PathBuf],
 ) -> Option<String> {
-    let mut paths: Vec<PathBuf> = native
+    let ours: Vec<PathBuf> = native
         .iter()
         .copied()
         .chain([profile_dir])
@@ -652,12 +652,7 @@ fn dylib_path(
     let inherited: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
         .map(|old| std::env::split_paths(&old).collect())
         .unwrap_or_default();
-    if inherited.starts_with(&paths) {
-        paths = inherited;
-    } else {
-        paths.extend(inherited);
-    }
-    match std::env::join_paths(paths) {
+    match std::env::join_paths(prepend_unless_there(ours, inherited)) {
         Ok(joined) => Some(joined.to_string_lossy().into_owned()),
         Err(e) => {
             eprintln!(
@@ -666,6 +661,17 @@ fn dylib_path(
             );
             None
         }
+    }
+}
+
+/// `ours` then `inherited`, or `inherited` alone when it already starts
+/// with `ours` (cargo's rule: nested runs do not grow the path).
+fn prepend_unless_there(mut ours: Vec<PathBuf>, inherited: Vec<PathBuf>) -> Vec<PathBuf> {
+    if inherited.starts_with(&ours) {
+        inherited
+    } else {
+        ours.extend(inherited);
+        ours
     }
 }
 
@@ -913,6 +919,19 @@ fn suite_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn library_path_prepended_once() {
+        let v = |xs: &[&str]| xs.iter().map(PathBuf::from).collect::<Vec<_>>();
+        let ours = v(&["/t/debug", "/t/debug/deps", "/sys/lib"]);
+        assert_eq!(
+            prepend_unless_there(ours.clone(), v(&["/usr/lib"])),
+            v(&["/t/debug", "/t/debug/deps", "/sys/lib", "/usr/lib"])
+        );
+        let nested = v(&["/t/debug", "/t/debug/deps", "/sys/lib", "/usr/lib"]);
+        assert_eq!(prepend_unless_there(ours.clone(), nested.clone()), nested);
+        assert_eq!(prepend_unless_there(ours.clone(), vec![]), ours);
+    }
 
     #[test]
     fn passes_selection_flags_through() {

@@ -128,6 +128,25 @@ fn read_dump(path: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn test_environment_is_cargo_tests_but_for_documented_additions() {
+    compare_environments(&[]);
+}
+
+/// The same with `--target <host>`: the executables are then under
+/// `target/<triple>/debug`, and the library path follows.
+#[test]
+fn test_environment_with_target_is_cargo_tests_too() {
+    let out = Command::new("rustc").arg("-vV").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let host = text
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host");
+    compare_environments(&["--target", host]);
+}
+
+/// Dump the probe's environment under `cargo test EXTRA` and `cargo reap
+/// test EXTRA` and compare.
+fn compare_environments(extra: &[&str]) {
     let scratch = Scratch::new("cargoenv-dump");
     // Both runs: `--config` overrides a file value, a non-forced variable
     // already in the environment keeps its value, a forced one does not.
@@ -136,7 +155,7 @@ fn test_environment_is_cargo_tests_but_for_documented_additions() {
         ("REAP_OVERRIDABLE", "from-environment"),
         ("REAP_FORCED", "from-environment"),
     ];
-    let selection = ["-p", "envprobe", "--test", "dump"];
+    let selection = [&["-p", "envprobe", "--test", "dump"], extra].concat();
 
     let plain = scratch.0.join("cargo-test.env");
     let out = cargo(&[&["test"], &config[..], &selection[..]].concat())

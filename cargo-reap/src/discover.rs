@@ -362,7 +362,7 @@ struct Scripts {
 pub fn suites(built: Vec<Built>, meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
     let packages: HashMap<&PackageId, &Package> =
         meta.packages.iter().map(|p| (&p.id, p)).collect();
-    let lib_dirs = host_lib_dirs(meta);
+    let lib_dirs = host_lib_dirs(meta, a.target.as_deref());
     let config_env = config_env(a);
     let mut doctests = doctest_suites(&built, meta, a);
     let mut suites: Vec<Suite> = if a.doc {
@@ -589,13 +589,18 @@ fn config_env(a: &CargoArgs) -> Vec<(String, String)> {
     }
 }
 
-/// The host's Rust library directory (`rustc --print target-libdir`): cargo
+/// The Rust library directory of the host, or of `--target`
+/// (`rustc --print target-libdir [--target T]`): cargo
 /// puts it on the dynamic library path of test binaries, and a proc-macro
 /// crate's test binary links libstd dynamically from there.
-fn host_lib_dirs(meta: &Metadata) -> Vec<PathBuf> {
+fn host_lib_dirs(meta: &Metadata, target: Option<&str>) -> Vec<PathBuf> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    // With `--target`, that target's library directory, as cargo uses for
+    // the test binaries it builds for it.
+    let target_args = target.map(|t| ["--target", t]);
     let out = Command::new(&rustc)
         .args(["--print", "target-libdir"])
+        .args(target_args.iter().flatten())
         .current_dir(&meta.workspace_root)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())

@@ -342,6 +342,18 @@ pub struct Built {
     target: String,
     kinds: Vec<TargetKind>,
     executable: PathBuf,
+    /// What the build scripts said that cargo passes on at run time.
+    scripts: std::sync::Arc<Scripts>,
+}
+
+/// The build scripts' output that reaches test processes: per package its
+/// `OUT_DIR` and `cargo::rustc-env` variables, and every link-search
+/// directory (cargo keeps those inside the target directory on the dynamic
+/// library path).
+#[derive(Debug, Default)]
+struct Scripts {
+    env: HashMap<PackageId, Vec<(String, String)>>,
+    link_dirs: std::collections::BTreeSet<PathBuf>,
 }
 
 /// The suites of the built test executables, with their package's
@@ -350,7 +362,8 @@ pub struct Built {
 pub fn suites(built: Vec<Built>, meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
     let packages: HashMap<&PackageId, &Package> =
         meta.packages.iter().map(|p| (&p.id, p)).collect();
-    let lib_dirs = host_lib_dirs(meta);
+    let lib_dirs = host_lib_dirs(meta, a.target.as_deref());
+    let config_env = config_env(a);
     let mut doctests = doctest_suites(&built, meta, a);
     let mut suites: Vec<Suite> = if a.doc {
         Vec::new()
@@ -360,11 +373,9 @@ pub fn suites(built: Vec<Built>, meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
             .map(|b| {
                 suite_from(
                     packages.get(&b.package_id).copied(),
-                    &b.manifest_path,
-                    &b.target,
-                    &b.kinds,
-                    b.executable,
+                    b,
                     &lib_dirs,
+                    &config_env,
                 )
             })
             .collect()
@@ -556,13 +567,40 @@ pub fn rerun_args(suite: &Suite, test: &str, listed: &[String]) -> Vec<String> {
     args
 }
 
-/// The host's Rust library directory (`rustc --print target-libdir`): cargo
+/// The variables of cargo's `[env]` configuration a test process gets, as
+/// cargo applies them: a variable already in cargo's environment (ours: cargo
+/// runs with the environment cargo-reap was given) keeps its value unless the
+/// definition has `force = true`. Unreadable configuration: cargo refused it
+/// already while building, so this only warns.
+fn config_env(a: &CargoArgs) -> Vec<(String, String)> {
+    match crate::runner::env_config(&a.config) {
+        Ok(vars) => vars
+            .into_iter()
+            .filter(|v| v.force || std::env::var_os(&v.name).is_none())
+            .map(|v| (v.name, v.value))
+            .collect(),
+        Err(e) => {
+            eprintln!(
+                "cargo-reap: warning: the [env] table of cargo's configuration is not applied \
+                 to the test binaries ({e}); fix the configuration"
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// The Rust library directory of the host, or of `--target`
+/// (`rustc --print target-libdir [--target T]`): cargo
 /// puts it on the dynamic library path of test binaries, and a proc-macro
 /// crate's test binary links libstd dynamically from there.
-fn host_lib_dirs(meta: &Metadata) -> Vec<PathBuf> {
+fn host_lib_dirs(meta: &Metadata, target: Option<&str>) -> Vec<PathBuf> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    // With `--target`, that target's library directory, as cargo uses for
+    // the test binaries it builds for it.
+    let target_args = target.map(|t| ["--target", t]);
     let out = Command::new(&rustc)
         .args(["--print", "target-libdir"])
+        .args(target_args.iter().flatten())
         .current_dir(&meta.workspace_root)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -593,6 +631,52 @@ fn host_lib_dirs(meta: &Metadata) -> Vec<PathBuf> {
             );
             Vec::new()
         }
+    }
+}
+
+/// The dynamic library path cargo gives a test process: the build scripts'
+/// link-search directories inside the profile directory, the profile
+/// directory, its `deps`, the host's Rust library directory (a dylib or
+/// proc-macro test links libstd dynamically), then the inherited
+/// `LD_LIBRARY_PATH` — which is kept as it is when it already starts with
+/// those (a test that runs cargo-reap or cargo again does not grow it).
+fn dylib_path(
+    native: &[&Path],
+    profile_dir: &Path,
+    deps: Option<&Path>,
+    lib_dirs: &[PathBuf],
+) -> Option<String> {
+    let ours: Vec<PathBuf> = native
+        .iter()
+        .copied()
+        .chain([profile_dir])
+        .chain(deps)
+        .map(Path::to_path_buf)
+        .chain(lib_dirs.iter().cloned())
+        .collect();
+    let inherited: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|old| std::env::split_paths(&old).collect())
+        .unwrap_or_default();
+    match std::env::join_paths(prepend_unless_there(ours, inherited)) {
+        Ok(joined) => Some(joined.to_string_lossy().into_owned()),
+        Err(e) => {
+            eprintln!(
+                "cargo-reap: warning: LD_LIBRARY_PATH is not set for the test binaries ({e}): \
+                 a test linking a dylib will not start; rename the directories with `:`"
+            );
+            None
+        }
+    }
+}
+
+/// `ours` then `inherited`, or `inherited` alone when it already starts
+/// with `ours` (cargo's rule: nested runs do not grow the path).
+fn prepend_unless_there(mut ours: Vec<PathBuf>, inherited: Vec<PathBuf>) -> Vec<PathBuf> {
+    if inherited.starts_with(&ours) {
+        inherited
+    } else {
+        ours.extend(inherited);
+        ours
     }
 }
 
@@ -658,6 +742,7 @@ fn parse_messages(
 ) -> Result<(Vec<Built>, Option<bool>), BuildError> {
     use std::io::{BufRead, Write};
     let mut built = Vec::new();
+    let mut scripts = Scripts::default();
     let mut finished = None;
     let mut out = std::io::stdout().lock();
     for line in BufReader::new(stdout).lines() {
@@ -679,11 +764,28 @@ fn parse_messages(
                     target: art.target.name,
                     kinds: art.target.kind,
                     executable: exe.into_std_path_buf(),
+                    scripts: Default::default(),
                 });
+            }
+            Message::BuildScriptExecuted(script) => {
+                let env = scripts.env.entry(script.package_id).or_default();
+                env.push(("OUT_DIR".into(), script.out_dir.to_string()));
+                env.extend(script.env);
+                // `KIND=PATH` (native, dependency, all, ...) or a bare path.
+                scripts
+                    .link_dirs
+                    .extend(script.linked_paths.iter().map(|p| {
+                        let p = p.as_str();
+                        PathBuf::from(p.split_once('=').map_or(p, |(_, path)| path))
+                    }));
             }
             Message::BuildFinished(f) => finished = Some(f.success),
             _ => {}
         }
+    }
+    let scripts = std::sync::Arc::new(scripts);
+    for b in &mut built {
+        b.scripts = scripts.clone();
     }
     Ok((built, finished))
 }
@@ -704,12 +806,19 @@ fn kind_of(kinds: &[TargetKind]) -> String {
 
 fn suite_from(
     pkg: Option<&Package>,
-    manifest_path: &Path,
-    target: &str,
-    kinds: &[TargetKind],
-    binary: PathBuf,
+    built: Built,
     lib_dirs: &[PathBuf],
+    config_env: &[(String, String)],
 ) -> Suite {
+    let Built {
+        manifest_path,
+        target,
+        kinds,
+        executable: binary,
+        scripts,
+        ..
+    } = built;
+    let (manifest_path, target, kinds) = (manifest_path.as_path(), target.as_str(), &kinds);
     let cwd = manifest_path
         .parent()
         .map(Path::to_path_buf)
@@ -727,7 +836,6 @@ fn suite_from(
             manifest_path.display().to_string(),
         ),
         ("CARGO_PKG_NAME".into(), package.clone()),
-        ("CARGO_CRATE_NAME".into(), target.replace('-', "_")),
     ];
     if let Some(p) = pkg {
         let v = &p.version;
@@ -763,21 +871,41 @@ fn suite_from(
             ),
         ]);
     }
-    // Like cargo: the deps directory on the dynamic library path (dylib deps).
-    if let Some(deps) = binary.parent() {
-        let mut paths = vec![deps.to_path_buf()];
-        paths.extend(lib_dirs.iter().cloned());
-        if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
-            paths.extend(std::env::split_paths(&old));
+    let kind = kind_of(kinds);
+    // The executable is `<target dir>/<profile>/deps/NAME-HASH`.
+    let deps = binary.parent().map(Path::to_path_buf);
+    let profile_dir = deps
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf);
+    if let Some(dir) = &profile_dir {
+        // Like cargo: build script link-search directories inside the
+        // target's profile directory go first.
+        let native: Vec<&Path> = scripts
+            .link_dirs
+            .iter()
+            .map(PathBuf::as_path)
+            .filter(|d| d.starts_with(dir))
+            .collect();
+        if let Some(path) = dylib_path(&native, dir, deps.as_deref(), lib_dirs) {
+            env.push(("LD_LIBRARY_PATH".into(), path));
         }
-        if let Ok(joined) = std::env::join_paths(paths) {
+    }
+    if let Some(vars) = pkg.and_then(|p| scripts.env.get(&p.id)) {
+        env.extend(vars.iter().cloned());
+    }
+    // Like cargo: integration tests and benches know their package's binaries.
+    if let (Some(p), Some(dir), true) = (pkg, &profile_dir, kind == "test" || kind == "bench") {
+        for bin in p.targets.iter().filter(|t| t.is_bin()) {
+            let exe = dir.join(format!("{}{}", bin.name, std::env::consts::EXE_SUFFIX));
             env.push((
-                "LD_LIBRARY_PATH".into(),
-                joined.to_string_lossy().into_owned(),
+                format!("CARGO_BIN_EXE_{}", bin.name),
+                exe.display().to_string(),
             ));
         }
     }
-    let kind = kind_of(kinds);
+    // Last: `[env]` may override what cargo sets (cargo applies it last too).
+    env.extend(config_env.iter().cloned());
     let id = suite_id(&package, &kind, target);
     Suite {
         slug: slug_of(&id),
@@ -796,6 +924,19 @@ fn suite_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn library_path_prepended_once() {
+        let v = |xs: &[&str]| xs.iter().map(PathBuf::from).collect::<Vec<_>>();
+        let ours = v(&["/t/debug", "/t/debug/deps", "/sys/lib"]);
+        assert_eq!(
+            prepend_unless_there(ours.clone(), v(&["/usr/lib"])),
+            v(&["/t/debug", "/t/debug/deps", "/sys/lib", "/usr/lib"])
+        );
+        let nested = v(&["/t/debug", "/t/debug/deps", "/sys/lib", "/usr/lib"]);
+        assert_eq!(prepend_unless_there(ours.clone(), nested.clone()), nested);
+        assert_eq!(prepend_unless_there(ours.clone(), vec![]), ours);
+    }
 
     #[test]
     fn passes_selection_flags_through() {

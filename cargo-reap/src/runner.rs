@@ -3,7 +3,8 @@
 //! `CARGO_TARGET_<TRIPLE>_RUNNER`, then the `.cargo/config.toml` files from
 //! the current directory up and `$CARGO_HOME/config.toml`), else the one
 //! `target.'cfg(..)'.runner` whose expression matches the target. Each suite
-//! then runs as `RUNNER... BINARY ARGS`, inside its containment.
+//! then runs as `RUNNER... BINARY ARGS`, inside its containment. Also the
+//! `[env]` table of the same configuration ([`env_config`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -288,6 +289,83 @@ fn target_cfg(triple: &str) -> Result<Vec<Cfg>, RunnerError> {
         .collect()
 }
 
+/// One variable of cargo's `[env]` configuration table, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEnv {
+    pub name: String,
+    pub value: String,
+    /// `force = true`: set even when the variable is already in cargo's
+    /// environment (otherwise that value is kept).
+    pub force: bool,
+}
+
+/// The `[env]` table of cargo's configuration as cargo applies it to a test
+/// process: the same sources as the runner (`--config`, later ones first,
+/// then `.cargo/config.toml` from the current directory up, then
+/// `$CARGO_HOME`); for each variable the closest definition wins. A value is
+/// `"text"` or `{ value = "text", force = bool, relative = bool }`;
+/// `relative = true` joins it to the directory holding the `.cargo` folder
+/// it was defined in (the current directory for `--config`).
+pub fn env_config(cli_config: &[String]) -> Result<Vec<ConfigEnv>, RunnerError> {
+    let cwd = std::env::current_dir().map_err(|source| RunnerError::Read {
+        path: ".".into(),
+        source,
+    })?;
+    let sources = sources(&cwd, cli_config)?;
+    let (cli, files): (Vec<&Source>, Vec<&Source>) =
+        sources.iter().partition(|s| s.what.starts_with("--config"));
+    env_from(cli.into_iter().rev().chain(files))
+}
+
+/// The `[env]` variables of `sources`, closest first.
+fn env_from<'a>(sources: impl Iterator<Item = &'a Source>) -> Result<Vec<ConfigEnv>, RunnerError> {
+    let mut out: Vec<ConfigEnv> = Vec::new();
+    for s in sources {
+        let Some(env) = s.table.get("env") else {
+            continue;
+        };
+        let bad = |why: String| RunnerError::Parse {
+            what: format!("{}: [env]", s.what),
+            why,
+        };
+        let env = env
+            .as_table()
+            .ok_or_else(|| bad("`env` is not a table".into()))?;
+        for (name, v) in env {
+            if out.iter().any(|e| &e.name == name) {
+                continue;
+            }
+            let (value, force, relative) = match v {
+                toml::Value::String(text) => (text.clone(), false, false),
+                toml::Value::Table(t) => {
+                    let flag = |key: &str| match t.get(key) {
+                        None => Ok(false),
+                        Some(toml::Value::Boolean(b)) => Ok(*b),
+                        Some(_) => Err(bad(format!("`{name}.{key}` is not a boolean"))),
+                    };
+                    let text = t
+                        .get("value")
+                        .and_then(toml::Value::as_str)
+                        .ok_or_else(|| bad(format!("`{name}.value` is not a string")))?;
+                    (text.to_string(), flag("force")?, flag("relative")?)
+                }
+                _ => return Err(bad(format!("`{name}` is neither a string nor a table"))),
+            };
+            let value = if relative {
+                s.base.join(&value).display().to_string()
+            } else {
+                value
+            };
+            out.push(ConfigEnv {
+                name: name.clone(),
+                value,
+                force,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Is this runner cargo-reap itself (`cargo-reap run --`, as the README
 /// suggests for plain `cargo test`)? Then it is not used: the suites already
 /// run in cargo-reap's containment.
@@ -332,6 +410,38 @@ mod tests {
             assert_eq!(build_target(&[], &[&file]).as_deref(), Some("d-e-f"));
             assert_eq!(build_target(&[], &[&multi]), None);
         }
+    }
+
+    #[test]
+    fn env_table_as_cargo_applies_it() {
+        let src = |what: &str, base: &str, text: &str| Source {
+            table: toml::from_str(text).unwrap(),
+            base: PathBuf::from(base),
+            what: what.into(),
+        };
+        let cli = src("--config env.A='cli'", "/cwd", "env.A = 'cli'");
+        let near = src(
+            "/w/.cargo/config.toml",
+            "/w",
+            "[env]\nA = 'near'\nB = { value = 'b', force = true }\nC = { value = 'd/e', relative = true }\n",
+        );
+        let far = src("/.cargo/config.toml", "/", "[env]\nB = 'far'\nD = 'far'\n");
+        let env = env_from([&cli, &near, &far].into_iter()).unwrap();
+        let got: Vec<(&str, &str, bool)> = env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_str(), e.force))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("A", "cli", false),
+                ("B", "b", true),
+                ("C", "/w/d/e", false),
+                ("D", "far", false)
+            ]
+        );
+        let bad = src("/x/.cargo/config.toml", "/x", "[env]\nA = 3\n");
+        assert!(env_from([&bad].into_iter()).is_err());
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl TestWindow {
     /// Could a process started at `ticks` have been started by this test?
     /// One tick of slack each side: lines are read a moment after they are written.
     pub fn contains(&self, ticks: u64) -> bool {
-        ticks + 1 >= self.start_ticks && self.end_ticks.map_or(true, |e| ticks <= e + 1)
+        ticks + 1 >= self.start_ticks && self.end_ticks.is_none_or(|e| ticks <= e + 1)
     }
 }
 

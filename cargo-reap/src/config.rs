@@ -108,8 +108,8 @@ pub struct AllowRule {
 
 impl AllowRule {
     pub fn matches(&self, suite_id: &str, package: &str, cmdline: &[String]) -> bool {
-        self.suite.as_deref().map_or(true, |s| s == suite_id)
-            && self.package.as_deref().map_or(true, |p| p == package)
+        self.suite.as_deref().is_none_or(|s| s == suite_id)
+            && self.package.as_deref().is_none_or(|p| p == package)
             && self.command.is_match(&cmdline.join(" "))
     }
 }
@@ -145,7 +145,7 @@ fn is_suite_id(id: &str) -> bool {
         && package
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && rest.map_or(true, |r| !r.is_empty() && !r.starts_with('/'))
+        && rest.is_none_or(|r| !r.is_empty() && !r.starts_with('/'))
 }
 
 impl Config {

@@ -30,7 +30,7 @@ pub fn install() {
     }));
 }
 
-/// (The hook's argument type is named differently before Rust 1.81, the MSRV is 1.80.)
+/// The payload and location of a panic, in one line.
 fn describe(payload: &(dyn Any + Send), location: Option<&Location<'_>>) -> String {
     let message = payload
         .downcast_ref::<&str>()

@@ -180,7 +180,7 @@ fn runner_alive(run_id: &str, me: Judge) -> bool {
         // Exactly the runner (pid and start time), not exited: alive. Without
         // a recorded start time, a live pid cannot be told from a reused one:
         // never judged dead.
-        Ok(p) => start.map_or(true, |s| s == p.start_time) && !p.is_zombie(),
+        Ok(p) => start.is_none_or(|s| s == p.start_time) && !p.is_zombie(),
         Err(reap_probe::ProbeError::Gone(_)) => false,
         // Cannot tell (permissions, a read that failed): never sweep what may be alive.
         Err(e) => {

@@ -6,6 +6,8 @@
 //!   write the figures to BENCHMARKS.md (see that file for the method).
 
 mod bench;
+#[cfg(test)]
+mod msrv;
 
 use std::process::ExitCode;
 

@@ -182,7 +182,7 @@ impl Selector {
                 && p.ppid == self.runner
                 && p.start_time >= self.since.max(CONCURRENCY_ENDED.load(Ordering::SeqCst))
                 && !crate::sys::is_claimed(p.pid)
-                && p.tag.as_deref().map_or(true, |t| t == self.tag);
+                && p.tag.as_deref().is_none_or(|t| t == self.tag);
             if tagged || grouped || orphan {
                 seeds.push_back(p.pid);
             }

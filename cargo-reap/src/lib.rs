@@ -5,6 +5,10 @@
 //!
 //! `main.rs` only calls [`main_entry`].
 
+// Linux only, said at compile time rather than as a wall of unresolved imports.
+#[cfg(not(target_os = "linux"))]
+compile_error!("cargo-reap supports Linux only: it needs procfs, pidfd, cgroup v2 and the child subreaper (prctl PR_SET_CHILD_SUBREAPER)");
+
 pub mod attribute;
 pub mod capture;
 pub mod cli;

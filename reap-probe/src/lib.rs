@@ -15,6 +15,10 @@
 //!
 //! All snapshots are pid-reuse safe: see [`snapshot`] for how.
 
+// Linux only, said at compile time rather than as a wall of unresolved imports.
+#[cfg(not(target_os = "linux"))]
+compile_error!("reap-probe supports Linux only: it reads processes through procfs (cargo-reap also needs pidfd, cgroup v2 and the child subreaper)");
+
 mod clock;
 mod error;
 mod fds;

@@ -7,6 +7,8 @@
 
 mod bench;
 #[cfg(test)]
+mod gate;
+#[cfg(test)]
 mod msrv;
 
 use std::process::ExitCode;

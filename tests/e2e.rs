@@ -229,6 +229,43 @@ fn help_documents_exit_codes_and_doctests() {
     }
 }
 
+/// `cargo install cargo-reap` gives the triage CLI too: `cargo reap probe PID`
+/// runs reap-probe's command line (same flags, same JSON, same exit codes).
+#[test]
+fn probe_subcommand_is_reap_probe() {
+    let mut sleeper = Command::new("sleep").arg("3863").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    let out = Command::new(REAP)
+        .args(["reap", "probe", &pid, "--json"])
+        .output();
+    let killed = sleeper.kill();
+    let waited = sleeper.wait();
+    let out = out.expect("run cargo-reap reap probe");
+    killed.expect("kill the sleeper");
+    waited.expect("wait for the sleeper");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let json: Value = serde_json::from_str(&stdout).expect("probe --json prints JSON");
+    assert_eq!(
+        json["process"]["pid"].as_u64(),
+        Some(u64::from(sleeper.id()))
+    );
+    assert_eq!(
+        json["process"]["cmdline"],
+        serde_json::json!(["sleep", "3863"])
+    );
+    // reap-probe's own usage error and help, not clap's.
+    let usage = Command::new(REAP).args(["reap", "probe"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("usage: reap-probe PID"));
+    let help = Command::new(REAP)
+        .args(["reap", "probe", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--tree"));
+}
+
 /// `kill -9` of cargo-reap mid-run: the lifeline guard kills every process of
 /// the running suite within a second. Repeated, in both modes.
 #[test]

@@ -1,5 +1,6 @@
 //! Command-line interface (clap). Parsing only: the engine lives in [`crate::engine`].
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -77,6 +78,22 @@ pub enum Command {
     /// (`CARGO_TARGET_<TRIPLE>_RUNNER="cargo-reap run --"`).
     #[command(after_help = EXIT_CODES)]
     Run(Box<RunArgs>),
+    /// Explain why process PID is still alive (read-only): reap-probe's
+    /// forensics, `--tree` for its descendants too, `--json`. The same as the
+    /// `reap-probe` binary; `cargo reap probe --help` lists its flags.
+    #[command(disable_help_flag = true)]
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// `PID [--tree] [--json] [--width N] [CONTEXT]`, as `reap-probe` takes them
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -72,7 +72,7 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
     let verbose = match &cli.command {
         cli::Command::Test(a) => a.reap.verbose,
         cli::Command::Run(a) => a.reap.verbose,
-        cli::Command::Clean(_) => false,
+        cli::Command::Clean(_) | cli::Command::Probe(_) => false,
     };
     init_tracing(verbose);
     // `test` and `run`: this process becomes the guardian above the runner
@@ -88,6 +88,7 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
         }
     }
     match cli.command {
+        cli::Command::Probe(args) => reap_probe::cli::main(&args.args),
         cli::Command::Clean(args) => match stale::sweep(args.dry_run, stale::Scope::Everything) {
             Ok(found) => {
                 if found.is_empty() {

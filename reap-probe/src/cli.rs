@@ -178,7 +178,7 @@ pub(crate) enum RunError {
 }
 
 /// The whole program: returns the exit status.
-pub(crate) fn main(args: &[OsString]) -> i32 {
+pub fn main(args: &[OsString]) -> i32 {
     let columns = std::env::var("COLUMNS").ok();
     let args = match parse(args, columns.as_deref()) {
         Ok(Request::Probe(args)) => args,

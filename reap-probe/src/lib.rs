@@ -19,6 +19,12 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("reap-probe supports Linux only: it reads processes through procfs (cargo-reap also needs pidfd, cgroup v2 and the child subreaper)");
 
+// `cli` names this crate `reap_probe`, as the binary does.
+extern crate self as reap_probe;
+
+/// The `reap-probe` command line (also `cargo reap probe`): not a stable API.
+#[doc(hidden)]
+pub mod cli;
 mod clock;
 mod error;
 mod fds;

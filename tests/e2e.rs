@@ -266,6 +266,30 @@ fn probe_subcommand_is_reap_probe() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("--tree"));
 }
 
+/// Built from a checkout, `--version` names the commit (cargo-reap/build.rs);
+/// from a packaged crate it is the version alone (the package verify in .ci/run
+/// builds that one).
+#[test]
+fn version_names_the_commit_of_the_checkout() {
+    let out = Command::new(REAP)
+        .args(["reap", "--version"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let git = Command::new("git")
+        .arg("-C")
+        .arg(repo())
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .expect("git, to read the checkout's commit");
+    assert!(git.status.success(), "{git:?}");
+    let commit = String::from_utf8_lossy(&git.stdout).trim().to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("cargo-reap {} (git {commit})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 /// `kill -9` of cargo-reap mid-run: the lifeline guard kills every process of
 /// the running suite within a second. Repeated, in both modes.
 #[test]

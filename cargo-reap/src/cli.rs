@@ -53,7 +53,7 @@ EXIT CODES:
 
 /// Find, attribute and reap the processes your tests leave behind.
 #[derive(Debug, Parser)]
-#[command(name = "cargo-reap", bin_name = "cargo reap", version, about, after_help = EXIT_CODES)]
+#[command(name = "cargo-reap", bin_name = "cargo reap", version = env!("CARGO_REAP_VERSION"), about, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

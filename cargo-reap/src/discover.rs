@@ -594,40 +594,23 @@ fn config_env(a: &CargoArgs) -> Vec<(String, String)> {
 /// puts it on the dynamic library path of test binaries, and a proc-macro
 /// crate's test binary links libstd dynamically from there.
 fn host_lib_dirs(meta: &Metadata, target: Option<&str>) -> Vec<PathBuf> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     // With `--target`, that target's library directory, as cargo uses for
     // the test binaries it builds for it.
-    let target_args = target.map(|t| ["--target", t]);
-    let out = Command::new(&rustc)
-        .args(["--print", "target-libdir"])
-        .args(target_args.iter().flatten())
-        .current_dir(&meta.workspace_root)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {
-            let dir = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let mut args = vec!["--print", "target-libdir"];
+    args.extend(target.iter().flat_map(|t| ["--target", t]));
+    match crate::runner::rustc_output(Some(meta.workspace_root.as_std_path()), &args) {
+        Ok(text) => {
+            let dir = text.trim();
             if dir.is_empty() {
                 Vec::new()
             } else {
                 vec![PathBuf::from(dir)]
             }
         }
-        Ok(o) => {
-            eprintln!(
-                "cargo-reap: warning: `{} --print target-libdir` exited with {}: proc-macro \
-                 test binaries (libstd linked dynamically) may not start; set RUSTC",
-                rustc.to_string_lossy(),
-                o.status
-            );
-            Vec::new()
-        }
         Err(e) => {
             eprintln!(
-                "cargo-reap: warning: could not run `{}` ({e}): proc-macro test binaries \
-                 (libstd linked dynamically) may not start; set RUSTC",
-                rustc.to_string_lossy()
+                "cargo-reap: warning: {e}: proc-macro and dylib test binaries (libstd \
+                 linked dynamically) may not start; set RUSTC"
             );
             Vec::new()
         }

@@ -22,7 +22,7 @@ pub enum RunnerError {
     },
     #[error("cargo configuration {what}: {why}")]
     Parse { what: String, why: String },
-    #[error("running `{what}` to learn the target's cfg: {why}")]
+    #[error("running `{what}`: {why}")]
     Rustc { what: String, why: String },
     #[error("several `target.'cfg(..)'.runner` match {triple}: {list} (cargo refuses this too)")]
     Ambiguous { triple: String, list: String },
@@ -243,9 +243,15 @@ fn rustc() -> PathBuf {
     std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from)
 }
 
-fn rustc_output(args: &[&str]) -> Result<String, RunnerError> {
+/// `rustc ARGS`'s standard output (`$RUSTC` when set), run in `dir` when
+/// given (a workspace's `rust-toolchain.toml` picks rustup's toolchain there).
+pub(crate) fn rustc_output(dir: Option<&Path>, args: &[&str]) -> Result<String, RunnerError> {
     let what = format!("{} {}", rustc().display(), args.join(" "));
-    let out = Command::new(rustc())
+    let mut cmd = Command::new(rustc());
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = cmd
         .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -265,7 +271,7 @@ fn rustc_output(args: &[&str]) -> Result<String, RunnerError> {
 
 /// `rustc -vV`'s `host:` line.
 fn host_triple() -> Result<String, RunnerError> {
-    let text = rustc_output(&["-vV"])?;
+    let text = rustc_output(None, &["-vV"])?;
     text.lines()
         .find_map(|l| l.strip_prefix("host: "))
         .map(|h| h.trim().to_string())
@@ -277,7 +283,7 @@ fn host_triple() -> Result<String, RunnerError> {
 
 /// `rustc --print cfg --target TRIPLE`, parsed.
 fn target_cfg(triple: &str) -> Result<Vec<Cfg>, RunnerError> {
-    let text = rustc_output(&["--print", "cfg", "--target", triple])?;
+    let text = rustc_output(None, &["--print", "cfg", "--target", triple])?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {

@@ -356,23 +356,7 @@ fn a_leak_the_runner_may_not_signal_is_reported_not_fatal() {
 /// Wait at most `limit` for process `pid` (started at `start_time`) to end,
 /// on its pidfd; true when it is gone.
 fn gone_within(pid: i32, start_time: u64, limit: Duration) -> bool {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let Some(p) = rustix::process::Pid::from_raw(pid) else {
-        return true;
-    };
-    let fd = match rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
-        Ok(fd) => fd,
-        Err(_) => return true,
-    };
-    if reap_probe::start_time(pid).ok() != Some(start_time) {
-        return true; // the pid names another process now
-    }
-    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    let ts = Timespec {
-        tv_sec: limit.as_secs() as _,
-        tv_nsec: limit.subsec_nanos() as _,
-    };
-    poll(&mut fds, Some(&ts)).unwrap() == 1
+    pidfd_of(pid, start_time).is_none_or(|fd| exits_within(&fd, limit))
 }
 
 /// An untagged setsid daemon of a suite (process-group mode) survives no

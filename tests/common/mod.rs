@@ -531,66 +531,66 @@ pub fn strays_since(since: u64, is_ours: impl Fn(&Stray, &[u8]) -> bool) -> Vec<
         .collect()
 }
 
-/// SIGKILL `strays` (through a pidfd opened while the start time still
-/// matched, so a reused pid is never hit) and wait for each to be gone (the
-/// pidfd turns readable at its exit), so that a scan right after does not
-/// see a process still dying, and a failed assertion leaves the machine clean.
-pub fn kill_strays(strays: &[Stray]) {
+/// A pidfd of process `pid` started at `start_time`, opened while its start
+/// time still matched (so a reused pid is never the one signalled or waited
+/// for); None when it is gone.
+pub fn pidfd_of(pid: i32, start_time: u64) -> Option<std::os::fd::OwnedFd> {
+    use rustix::process::{pidfd_open, PidfdFlags};
+    let fd = match pidfd_open(rustix::process::Pid::from_raw(pid)?, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return None,
+        Err(e) => panic!("pidfd_open({pid}): {e}"),
+    };
+    // Gone, and the pid reused, before the pidfd was opened?
+    (reap_probe::start_time(pid).ok() == Some(start_time)).then_some(fd)
+}
+
+/// Does the process of `fd` exit within `limit`? (A pidfd turns readable at
+/// the process's exit.)
+pub fn exits_within(fd: &std::os::fd::OwnedFd, limit: std::time::Duration) -> bool {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    use rustix::process::{pidfd_open, pidfd_send_signal, PidfdFlags, Signal};
+    let timeout = Timespec {
+        tv_sec: limit.as_secs() as i64,
+        tv_nsec: i64::from(limit.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    poll(&mut fds, Some(&timeout)).unwrap_or_else(|e| panic!("poll: {e}")) == 1
+}
+
+/// SIGKILL `strays` (by pidfd, identity-checked) and wait for each to be
+/// gone, so that a scan right after does not see a process still dying, and
+/// a failed assertion leaves the machine clean.
+pub fn kill_strays(strays: &[Stray]) {
+    use rustix::process::{pidfd_send_signal, Signal};
     for s in strays {
-        let Some(pid) = rustix::process::Pid::from_raw(s.pid) else {
+        let Some(fd) = pidfd_of(s.pid, s.start_time) else {
             continue;
         };
-        let fd = match pidfd_open(pid, PidfdFlags::empty()) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::SRCH) => continue,
-            Err(e) => panic!("pidfd_open({}): {e}", s.pid),
-        };
-        if reap_probe::start_time(s.pid).ok() != Some(s.start_time) {
-            continue; // gone, and the pid reused, before the pidfd was opened
-        }
         match pidfd_send_signal(&fd, Signal::KILL) {
             Ok(()) | Err(rustix::io::Errno::SRCH) => {}
             Err(e) => panic!("SIGKILL {}: {e}", s.pid),
         }
-        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-        let limit = Timespec {
-            tv_sec: 10,
-            tv_nsec: 0,
-        };
-        let ready = poll(&mut fds, Some(&limit)).unwrap_or_else(|e| panic!("poll: {e}"));
-        assert_eq!(ready, 1, "pid {} still alive 10 s after SIGKILL", s.pid);
+        assert!(
+            exits_within(&fd, std::time::Duration::from_secs(10)),
+            "pid {} still alive 10 s after SIGKILL",
+            s.pid
+        );
     }
 }
 
 /// Of `strays`, those still alive after `limit` (all together), each waited
-/// for on its pidfd (readable at its exit).
+/// for on its pidfd.
 fn alive_after(strays: Vec<Stray>, limit: std::time::Duration) -> Vec<Stray> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    use rustix::process::{pidfd_open, PidfdFlags};
     let deadline = std::time::Instant::now() + limit;
     strays
         .into_iter()
         .filter(|s| {
-            let Some(pid) = rustix::process::Pid::from_raw(s.pid) else {
-                return false;
-            };
-            let fd = match pidfd_open(pid, PidfdFlags::empty()) {
-                Ok(fd) => fd,
-                Err(rustix::io::Errno::SRCH) => return false,
-                Err(e) => panic!("pidfd_open({}): {e}", s.pid),
-            };
-            if reap_probe::start_time(s.pid).ok() != Some(s.start_time) {
-                return false;
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let timeout = Timespec {
-                tv_sec: left.as_secs() as i64,
-                tv_nsec: i64::from(left.subsec_nanos()),
-            };
-            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-            poll(&mut fds, Some(&timeout)).unwrap_or_else(|e| panic!("poll: {e}")) == 0
+            pidfd_of(s.pid, s.start_time).is_some_and(|fd| {
+                !exits_within(
+                    &fd,
+                    deadline.saturating_duration_since(std::time::Instant::now()),
+                )
+            })
         })
         .collect()
 }

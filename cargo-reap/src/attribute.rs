@@ -12,7 +12,6 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 use crate::discover::Suite;
@@ -20,18 +19,7 @@ use crate::error::RunError;
 use crate::report::schema::Leak;
 use crate::supervise::{list_tests, run_attempt, AttemptSpec, RunContext};
 
-/// `--attribute`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AttributeMode {
-    /// Re-run the tests of leaking suites alone, within the budget
-    #[default]
-    Auto,
-    /// Re-run every test of leaking suites alone, whatever it costs
-    Rerun,
-    /// No attribution
-    Off,
-}
+pub use crate::options::AttributeMode;
 
 #[derive(Debug, Clone)]
 pub struct AttributeOptions {

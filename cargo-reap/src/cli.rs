@@ -1,29 +1,19 @@
-//! Command-line interface (clap). Parsing only: the engine lives in [`crate::engine`].
+//! Command-line interface (clap): parsing, and turning the flags into
+//! values ([`crate::options`]) and cargo's flags into cargo's argument lists.
+//! Nothing here runs anything; the engine never sees a clap type.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::duration::{parse_duration, parse_timeout};
-
-/// Bounds of the counts (the README's Reap flags table says them too).
-pub const MAX_HANG_RETRIES: u64 = 100;
-pub const MAX_JOBS: u64 = 1024;
-pub const MAX_LOOP: u64 = 1_000_000;
-pub const MAX_ATTRIBUTE_TESTS: u64 = 1_000_000;
-/// The kernel's own limit on pids (`PID_MAX_LIMIT`).
-pub const MAX_PIDS: u64 = 4_194_304;
-pub const MAX_TAIL_LINES: u64 = 100_000;
-
-/// Is `v` within `lo..=hi`? The error says the bounds.
-pub fn check_range(v: u64, lo: u64, hi: u64) -> Result<(), String> {
-    if v < lo || v > hi {
-        return Err(format!("{v} is out of range: from {lo} to {hi}"));
-    }
-    Ok(())
-}
+use crate::options::{
+    check_range, AttributeMode, CargoInvocation, Color, FailOn, IsolationMode, LoopOptions,
+    PartialLimits, Partition, ReapOptions, RunOptions, TestOptions, MAX_ATTRIBUTE_TESTS,
+    MAX_HANG_RETRIES, MAX_JOBS, MAX_LOOP, MAX_PIDS, MAX_TAIL_LINES,
+};
 
 /// A whole number within `LO..=HI` (a clap value parser).
 pub fn bounded<T: TryFrom<u64>, const LO: u64, const HI: u64>(s: &str) -> Result<T, String> {
@@ -216,7 +206,7 @@ pub struct CargoArgs {
     /// Coloring of cargo's build output, of cargo-reap's own lines and of the
     /// test binaries' output (`--color` to libtest)
     #[arg(long, value_name = "WHEN", value_enum)]
-    pub color: Option<ColorArg>,
+    pub color: Option<Color>,
     /// Cargo's build output: human, short, json (cargo's JSON messages on
     /// stdout), or json-diagnostic-short / json-diagnostic-rendered-ansi /
     /// json-render-diagnostics (with json, comma-separated)
@@ -231,42 +221,12 @@ pub struct CargoArgs {
     pub unstable: Vec<String>,
 }
 
-/// `--color`: as cargo's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorArg {
-    Auto,
-    Always,
-    Never,
-}
-
-impl ColorArg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ColorArg::Auto => "auto",
-            ColorArg::Always => "always",
-            ColorArg::Never => "never",
-        }
-    }
-}
-
-/// How each suite is contained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum IsolationArg {
-    /// cgroup v2 when a leaf can really be created and joined here, else process group (announced)
-    #[default]
-    Auto,
-    /// A fresh cgroup v2 leaf per suite; an error where that cannot work
-    Cgroup,
-    /// Own process group + child subreaper + environment tag
-    ProcessGroup,
-}
-
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Reap options")]
 pub struct ReapArgs {
     /// Containment for each suite
-    #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
-    pub isolation: IsolationArg,
+    #[arg(long, value_enum, default_value_t = IsolationMode::Auto)]
+    pub isolation: IsolationMode,
     /// Time limit per suite attempt (humantime `5m`, `90s` or bare seconds; above 0, at most 365d) [default: 300s]
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
@@ -281,7 +241,7 @@ pub struct ReapArgs {
     pub settle: Option<Duration>,
     /// Test-level attribution of leaks: re-run each test of a leaking suite alone [default: auto]
     #[arg(long, value_enum)]
-    pub attribute: Option<crate::attribute::AttributeMode>,
+    pub attribute: Option<AttributeMode>,
     /// With `--attribute auto`: at most this many tests re-run per leaking suite [default: 20]
     #[arg(long, value_name = "N", value_parser = bounded::<usize, 0, MAX_ATTRIBUTE_TESTS>)]
     pub attribute_max_tests: Option<usize>,
@@ -305,12 +265,12 @@ pub struct ReapArgs {
     pub until_failure: bool,
     /// Run only a share of the suites: `slice:M/N` (every Nth by id) or
     /// `hash:M/N` (by a stable hash of the id), M in 1..=N — for CI matrices
-    #[arg(long, value_name = "KIND:M/N", value_parser = crate::schedule::Partition::parse)]
-    pub partition: Option<crate::schedule::Partition>,
+    #[arg(long, value_name = "KIND:M/N", value_parser = Partition::parse)]
+    pub partition: Option<Partition>,
     /// Also fail on files a suite leaves in its private TMPDIR (`--fail-on tmp`);
     /// they are always reported and removed
-    #[arg(long, value_name = "WHAT", value_parser = ["tmp"])]
-    pub fail_on: Vec<String>,
+    #[arg(long, value_name = "WHAT", value_enum)]
+    pub fail_on: Vec<FailOn>,
     /// Cap each suite's process count (cgroup `pids.max`, where the pids
     /// controller can be enabled; announced when it cannot)
     #[arg(long, value_name = "N", value_parser = bounded::<u64, 1, MAX_PIDS>)]
@@ -402,4 +362,441 @@ pub fn unknown_flag(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
         _ => String::new(),
     };
     format!("unknown flag `{given}`{hint}: see `cargo reap --help`")
+}
+
+impl ReapArgs {
+    /// The flags as values; what can be checked before the build is checked.
+    pub fn options(&self) -> Result<ReapOptions, String> {
+        let o = ReapOptions {
+            isolation: self.isolation,
+            limits: PartialLimits {
+                timeout: self.timeout,
+                grace: self.grace,
+                hang_retries: self.hang_retries,
+                settle: self.settle,
+            },
+            attribute: self.attribute,
+            attribute_max_tests: self.attribute_max_tests,
+            attribute_max_time: self.attribute_max_time,
+            jobs: self.jobs,
+            looping: LoopOptions {
+                count: self.loop_count,
+                duration: self.loop_duration,
+                until_leak: self.until_leak,
+                until_failure: self.until_failure,
+            },
+            partition: self.partition,
+            fail_on: self.fail_on.clone(),
+            max_pids: self.max_pids,
+            junit: self.junit.clone(),
+            json: self.json.clone(),
+            no_capture: self.no_capture,
+            fail_fast: self.fail_fast && !self.no_fail_fast,
+            quiet: self.quiet,
+            verbose: self.verbose,
+            tail_lines: self.tail_lines,
+        };
+        o.validate()?;
+        Ok(o)
+    }
+}
+
+impl TestArgs {
+    /// `cargo reap test`'s flags as values, checked before the build.
+    pub fn options(&self) -> Result<TestOptions, String> {
+        Ok(TestOptions {
+            cargo: self.cargo.invocation()?,
+            reap: self.reap.options()?,
+            test_args: self.test_binary_args(),
+            unused_with_no_run: self.unused_with_no_run(),
+        })
+    }
+
+    /// What every test binary gets: the TESTNAME filter, the user's arguments
+    /// after `--`, then `--color WHEN` and (`--no-capture`) `--nocapture` unless
+    /// the user already gave them after `--`.
+    pub fn test_binary_args(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.testname.iter().cloned().collect();
+        v.extend(self.test_args.iter().cloned());
+        let given = |flag: &str| {
+            self.test_args
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        };
+        if let Some(c) = self.cargo.color {
+            if !given("--color") {
+                v.push(format!("--color={}", c.as_str()));
+            }
+        }
+        if self.reap.no_capture && !given("--nocapture") && !given("--no-capture") {
+            v.push("--nocapture".into());
+        }
+        v
+    }
+
+    /// The flags `--no-run` does not use, by name.
+    fn unused_with_no_run(&self) -> Vec<&'static str> {
+        if !self.cargo.no_run {
+            return Vec::new();
+        }
+        let r = &self.reap;
+        [
+            (self.testname.is_some(), "TESTNAME"),
+            (!self.test_args.is_empty(), "-- ARGS"),
+            (r.json.is_some(), "--json"),
+            (r.junit.is_some(), "--junit"),
+            (
+                r.loop_count.is_some() || r.loop_duration.is_some(),
+                "--loop",
+            ),
+            (r.no_capture, "--no-capture"),
+            (r.fail_fast, "--fail-fast"),
+            (r.partition.is_some(), "--partition"),
+        ]
+        .iter()
+        .filter_map(|(given, name)| given.then_some(*name))
+        .collect()
+    }
+}
+
+impl RunArgs {
+    /// `cargo reap run`'s flags as values.
+    pub fn options(&self) -> Result<RunOptions, String> {
+        let Some((program, rest)) = self.command.split_first() else {
+            return Err("cargo reap run needs a command: cargo reap run -- CMD [ARGS]".into());
+        };
+        Ok(RunOptions {
+            reap: self.reap.options()?,
+            program: program.clone(),
+            args: rest.to_vec(),
+        })
+    }
+}
+
+/// What `--message-format` asks of the build: the value given to cargo (its
+/// JSON messages are what discovery reads) and whether the user wants those
+/// JSON messages on stdout too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageFormat {
+    pub cargo: String,
+    pub echo_json: bool,
+}
+
+/// `--message-format` values (repeated or comma-separated, as cargo takes them).
+/// `human` (the default): cargo renders diagnostics as usual; `short`: cargo
+/// renders them short; `json...`: cargo's JSON messages are copied to stdout.
+pub fn message_format(values: &[String]) -> Result<MessageFormat, String> {
+    let parts: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    for p in &parts {
+        if !matches!(
+            *p,
+            "human"
+                | "short"
+                | "json"
+                | "json-diagnostic-short"
+                | "json-diagnostic-rendered-ansi"
+                | "json-render-diagnostics"
+        ) {
+            return Err(format!(
+                "--message-format {p}: expected human, short, json, json-diagnostic-short, json-diagnostic-rendered-ansi or json-render-diagnostics"
+            ));
+        }
+    }
+    let json = parts.iter().any(|p| p.starts_with("json"));
+    let plain = parts.iter().find(|p| !p.starts_with("json"));
+    match (json, plain) {
+        (true, Some(p)) => Err(format!(
+            "--message-format {p} cannot be combined with the json formats (as with cargo)"
+        )),
+        (true, None) => {
+            let mut cargo: Vec<&str> = parts.clone();
+            if !cargo.contains(&"json") {
+                cargo.insert(0, "json");
+            }
+            Ok(MessageFormat {
+                cargo: cargo.join(","),
+                echo_json: true,
+            })
+        }
+        (false, Some(&"short")) if !parts.contains(&"human") => Ok(MessageFormat {
+            cargo: "json-diagnostic-short,json-render-diagnostics".into(),
+            echo_json: false,
+        }),
+        (false, Some(_)) if parts.contains(&"short") => {
+            Err("--message-format human and short exclude each other".into())
+        }
+        (false, _) => Ok(MessageFormat {
+            cargo: "json-render-diagnostics".into(),
+            echo_json: false,
+        }),
+    }
+}
+
+impl CargoArgs {
+    /// The flags as cargo's argument lists (see [`CargoInvocation`]).
+    pub fn invocation(&self) -> Result<CargoInvocation, String> {
+        let format = message_format(&self.message_format)?;
+        Ok(CargoInvocation {
+            build: self.build_args(&format.cargo),
+            common: self.common_flags(),
+            doc_flags: self.doc_flags(),
+            echo_json: format.echo_json,
+            manifest_path: self.manifest_path.clone(),
+            target_dir: self.target_dir.clone(),
+            target: self.target.clone(),
+            config: self.config.clone(),
+            features: self.features.clone(),
+            doc_only: self.doc,
+            selects_targets: self.selects_targets(),
+            no_run: self.no_run,
+            color: self.color,
+        })
+    }
+
+    /// Options shared by `cargo metadata` and `cargo test`.
+    fn common_flags(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for c in &self.config {
+            v.push("--config".into());
+            v.push(c.clone());
+        }
+        for z in &self.unstable {
+            v.push("-Z".into());
+            v.push(z.clone());
+        }
+        for (on, flag) in [
+            (self.locked, "--locked"),
+            (self.frozen, "--frozen"),
+            (self.offline, "--offline"),
+        ] {
+            if on {
+                v.push(flag.into());
+            }
+        }
+        v
+    }
+
+    /// The `cargo test --no-run` argument list for the user's selection flags.
+    fn build_args(&self, message_format: &str) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "test".into(),
+            "--no-run".into(),
+            format!("--message-format={message_format}"),
+        ];
+        let mut push_all = |flag: &str, vals: &[String]| {
+            for x in vals {
+                v.push(flag.into());
+                v.push(x.clone());
+            }
+        };
+        push_all("--package", &self.package);
+        push_all("--exclude", &self.exclude);
+        push_all("--bin", &self.bin);
+        push_all("--test", &self.test);
+        push_all("--features", &self.features);
+        for (on, flag) in [
+            (self.workspace, "--workspace"),
+            (self.lib, "--lib"),
+            (self.bins, "--bins"),
+            (self.tests, "--tests"),
+            (self.examples, "--examples"),
+            (self.benches, "--benches"),
+            (self.all_targets, "--all-targets"),
+            (self.all_features, "--all-features"),
+            (self.no_default_features, "--no-default-features"),
+            (self.release, "--release"),
+        ] {
+            if on {
+                v.push(flag.into());
+            }
+        }
+        for (val, flag) in [
+            (self.profile.clone(), "--profile"),
+            (
+                self.target_dir.as_ref().map(|p| p.display().to_string()),
+                "--target-dir",
+            ),
+            (
+                self.manifest_path.as_ref().map(|p| p.display().to_string()),
+                "--manifest-path",
+            ),
+            (self.build_jobs.clone(), "--jobs"),
+            (self.target.clone(), "--target"),
+            (self.color.map(|c| c.as_str().to_string()), "--color"),
+        ] {
+            if let Some(val) = val {
+                v.push(flag.into());
+                v.push(val);
+            }
+        }
+        v.extend(self.common_flags());
+        v
+    }
+
+    /// The build's argument list without its package and target selection,
+    /// without `--no-run`, `--message-format` and features (a doctest run
+    /// gets only the features of its package).
+    fn doc_flags(&self) -> Vec<String> {
+        const WITH_VALUE: [&str; 7] = [
+            "--features",
+            "--package",
+            "--exclude",
+            "--bin",
+            "--test",
+            "--example",
+            "--bench",
+        ];
+        const ALONE: [&str; 10] = [
+            "test",
+            "--no-run",
+            "--workspace",
+            "--lib",
+            "--bins",
+            "--tests",
+            "--examples",
+            "--benches",
+            "--all-targets",
+            "--doc",
+        ];
+        let mut v = Vec::new();
+        let mut it = self.build_args("").into_iter();
+        while let Some(x) = it.next() {
+            if WITH_VALUE.contains(&x.as_str()) || x == "--message-format" {
+                it.next();
+            } else if !ALONE.contains(&x.as_str()) && !x.starts_with("--message-format=") {
+                v.push(x);
+            }
+        }
+        v
+    }
+
+    /// Does the selection name targets? Then `cargo test` runs no doctests
+    /// (`--lib` alone, `--test NAME`, `--all-targets`, ...: checked against
+    /// cargo 1.95), and `--doc` may not be combined with it.
+    fn selects_targets(&self) -> bool {
+        self.lib
+            || self.bins
+            || self.tests
+            || self.examples
+            || self.benches
+            || self.all_targets
+            || !self.bin.is_empty()
+            || !self.test.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_args(a: &CargoArgs) -> Vec<String> {
+        a.invocation().unwrap().build
+    }
+
+    #[test]
+    fn passes_selection_flags_through() {
+        let a = CargoArgs {
+            package: vec!["a".into(), "b".into()],
+            test: vec!["t".into()],
+            release: true,
+            build_jobs: Some("3".into()),
+            locked: true,
+            ..Default::default()
+        };
+        let v = build_args(&a).join(" ");
+        assert_eq!(
+            v,
+            "test --no-run --message-format=json-render-diagnostics --package a --package b \
+             --test t --release --jobs 3 --locked"
+        );
+    }
+
+    #[test]
+    fn message_formats_as_cargo_takes_them() {
+        let f = |v: &[&str]| message_format(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(f(&[]).unwrap().cargo, "json-render-diagnostics");
+        assert_eq!(f(&["human"]).unwrap().cargo, "json-render-diagnostics");
+        let short = f(&["short"]).unwrap();
+        assert_eq!(short.cargo, "json-diagnostic-short,json-render-diagnostics");
+        assert!(!short.echo_json);
+        let json = f(&["json-diagnostic-short"]).unwrap();
+        assert_eq!(json.cargo, "json,json-diagnostic-short");
+        assert!(json.echo_json);
+        assert!(f(&["json,short"]).is_err());
+        assert!(f(&["human", "short"]).is_err());
+        assert!(f(&["jsn"]).is_err());
+    }
+
+    #[test]
+    fn passes_config_target_color_and_unstable_flags() {
+        let a = CargoArgs {
+            target: Some("x86_64-unknown-linux-gnu".into()),
+            color: Some(Color::Never),
+            config: vec!["build.jobs=1".into()],
+            unstable: vec!["unstable-options".into()],
+            message_format: vec!["short".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            build_args(&a).join(" "),
+            "test --no-run --message-format=json-diagnostic-short,json-render-diagnostics \
+             --target x86_64-unknown-linux-gnu --color never --config build.jobs=1 -Z unstable-options"
+        );
+    }
+
+    #[test]
+    fn doctest_command_keeps_build_flags_and_drops_selection() {
+        let a = CargoArgs {
+            package: vec!["a".into()],
+            workspace: true,
+            exclude: vec!["b".into()],
+            features: vec!["f".into()],
+            release: true,
+            locked: true,
+            doc: true,
+            ..Default::default()
+        };
+        let inv = a.invocation().unwrap();
+        assert_eq!(
+            inv.doc_args("path+file:///w/a#0.1.0", &["f".into()])
+                .join(" "),
+            "test --doc --package path+file:///w/a#0.1.0 --features f --release --locked --"
+        );
+        assert_eq!(
+            inv.doc_args("s", &[]).join(" "),
+            "test --doc --package s --release --locked --"
+        );
+    }
+
+    #[test]
+    fn target_selection_excludes_doctests() {
+        assert!(!CargoArgs::default().selects_targets());
+        assert!(!CargoArgs {
+            doc: true,
+            package: vec!["p".into()],
+            ..Default::default()
+        }
+        .selects_targets());
+        for a in [
+            CargoArgs {
+                lib: true,
+                ..Default::default()
+            },
+            CargoArgs {
+                test: vec!["t".into()],
+                ..Default::default()
+            },
+            CargoArgs {
+                all_targets: true,
+                ..Default::default()
+            },
+        ] {
+            assert!(a.selects_targets());
+        }
+    }
 }

@@ -33,11 +33,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::attribute::AttributeMode;
-use crate::cli::{check_range, MAX_ATTRIBUTE_TESTS, MAX_HANG_RETRIES, MAX_JOBS};
 use crate::duration::{parse_duration, parse_timeout};
 use crate::error::EngineError;
-use crate::supervise::Limits;
+use crate::options::{
+    check_range, AttributeMode, Limits, PartialLimits, MAX_ATTRIBUTE_TESTS, MAX_HANG_RETRIES,
+    MAX_JOBS,
+};
 
 /// One `[...metadata.reap]` table as written.
 #[derive(Debug, Default, Deserialize)]
@@ -72,27 +73,6 @@ struct RawAllow {
     command: String,
     suite: Option<String>,
     reason: String,
-}
-
-/// Limits some of which are set.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PartialLimits {
-    pub timeout: Option<Duration>,
-    pub grace: Option<Duration>,
-    pub hang_retries: Option<u32>,
-    pub settle: Option<Duration>,
-}
-
-impl PartialLimits {
-    /// `self` where set, else `under`.
-    pub fn over(self, under: Limits) -> Limits {
-        Limits {
-            timeout: self.timeout.unwrap_or(under.timeout),
-            grace: self.grace.unwrap_or(under.grace),
-            hang_retries: self.hang_retries.unwrap_or(under.hang_retries),
-            settle: self.settle.unwrap_or(under.settle),
-        }
-    }
 }
 
 /// An expected survivor: reported as allowed, not failing.
@@ -166,10 +146,10 @@ impl Config {
             if suites.iter().any(|s| s.id == key) {
                 continue;
             }
-            if let Some(s) = suites
-                .iter()
-                .find(|s| s.kind != "test" && format!("{}::{}", s.package, s.target) == key)
-            {
+            if let Some(s) = suites.iter().find(|s| {
+                s.kind != crate::discover::SuiteKind::Test
+                    && format!("{}::{}", s.package, s.target) == key
+            }) {
                 let line = format!(
                     "configuration: suite `{key}` matches no suite; the {} `{}` of {} is `{}`",
                     s.kind, s.target, s.package, s.id
@@ -478,7 +458,7 @@ mod tests {
 
     #[test]
     fn keys_in_the_old_id_scheme_are_named_with_the_new_id() {
-        use crate::discover::test_suite;
+        use crate::discover::{test_suite, SuiteKind};
         let mut ws = table(serde_json::json!({
             "suite": { "p::p": {}, "p::it": {}, "p::gone": {}, "p": {} },
             "allow": [ { "command": "x", "reason": "r", "suite": "p::tool" } ]
@@ -490,9 +470,9 @@ mod tests {
             packages: BTreeMap::new(),
         };
         let suites = [
-            test_suite("p", "p", "p", "lib"),
-            test_suite("p::it", "p", "it", "test"),
-            test_suite("p::bin/tool", "p", "tool", "bin"),
+            test_suite("p", "p", "p", SuiteKind::Lib),
+            test_suite("p::it", "p", "it", SuiteKind::Test),
+            test_suite("p::bin/tool", "p", "tool", SuiteKind::Bin),
         ];
         assert_eq!(
             config.old_suite_keys(&suites),

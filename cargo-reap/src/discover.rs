@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 
 use cargo_metadata::{Message, Metadata, MetadataCommand, Package, PackageId, TargetKind};
 
-use crate::cli::CargoArgs;
 use crate::error::BuildError;
+use crate::options::{CargoInvocation, Limits};
 
 /// One test binary, or one package's doctests: the unit the runner
 /// contains, times out and reaps.
@@ -24,9 +24,7 @@ pub struct Suite {
     pub id: String,
     pub package: String,
     pub target: String,
-    /// `lib`, `proc-macro`, `bin`, `test`, `example`, `bench`, `doctest`
-    /// (or `command` for `cargo reap run`)
-    pub kind: String,
+    pub kind: SuiteKind,
     /// The program run: the test binary, or cargo for a doctest suite.
     pub binary: PathBuf,
     /// Arguments before the test arguments: for a doctest suite
@@ -37,11 +35,54 @@ pub struct Suite {
     pub cwd: PathBuf,
     /// Environment cargo sets for test binaries (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...).
     pub env: Vec<(String, String)>,
-    /// Its time limits (defaults until the run applies flags and configuration).
-    pub limits: crate::supervise::Limits,
+    /// Its time limits: flags over its configuration (see
+    /// [`crate::config::Config::limits_for`]), set when it is discovered.
+    pub limits: Limits,
     /// The id made safe for file and cgroup names (see [`slug_of`]); unique
     /// in a run ([`unique_slugs`]).
     pub slug: String,
+}
+
+/// What a suite runs: a test target's binary, a package's doctests, or
+/// `cargo reap run`'s command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SuiteKind {
+    Lib,
+    ProcMacro,
+    Bin,
+    Test,
+    Example,
+    Bench,
+    Doctest,
+    Command,
+}
+
+impl SuiteKind {
+    /// The name in ids and reports: `lib`, `proc-macro`, `bin`, `test`,
+    /// `example`, `bench`, `doctest`, `command`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuiteKind::Lib => "lib",
+            SuiteKind::ProcMacro => "proc-macro",
+            SuiteKind::Bin => "bin",
+            SuiteKind::Test => "test",
+            SuiteKind::Example => "example",
+            SuiteKind::Bench => "bench",
+            SuiteKind::Doctest => "doctest",
+            SuiteKind::Command => "command",
+        }
+    }
+
+    /// A libtest harness (or rustdoc's): understands `--list` and `--exact`.
+    pub fn is_libtest(self) -> bool {
+        self != SuiteKind::Command
+    }
+}
+
+impl std::fmt::Display for SuiteKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Suite {
@@ -54,13 +95,13 @@ impl Suite {
 
 /// A suite with no command, for unit tests.
 #[cfg(test)]
-pub fn test_suite(id: &str, package: &str, target: &str, kind: &str) -> Suite {
+pub fn test_suite(id: &str, package: &str, target: &str, kind: SuiteKind) -> Suite {
     Suite {
         id: id.into(),
         slug: slug_of(id),
         package: package.into(),
         target: target.into(),
-        kind: kind.into(),
+        kind,
         binary: "/x".into(),
         args: vec![],
         cwd: "/".into(),
@@ -74,10 +115,10 @@ pub fn test_suite(id: &str, package: &str, target: &str, kind: &str) -> Suite {
 /// tests for: a package has one lib (its id is the package's), target names
 /// are unique per kind, package names are unique in a workspace, and a
 /// target name never contains `/`.
-pub fn suite_id(package: &str, kind: &str, target: &str) -> String {
+pub fn suite_id(package: &str, kind: SuiteKind, target: &str) -> String {
     match kind {
-        "lib" | "proc-macro" => package.to_string(),
-        "test" | "command" => format!("{package}::{target}"),
+        SuiteKind::Lib | SuiteKind::ProcMacro => package.to_string(),
+        SuiteKind::Test | SuiteKind::Command => format!("{package}::{target}"),
         _ => format!("{package}::{kind}/{target}"),
     }
 }
@@ -111,7 +152,7 @@ pub fn unique_slugs(suites: &mut [Suite]) {
             s.slug = format!(
                 "{}-{:08x}",
                 s.slug,
-                crate::schedule::fnv1a(s.id.as_bytes()) as u32
+                crate::options::fnv1a(s.id.as_bytes()) as u32
             );
         }
     }
@@ -120,7 +161,10 @@ pub fn unique_slugs(suites: &mut [Suite]) {
 /// The one suite of `cargo reap run -- PROGRAM ...`. As a cargo target runner
 /// (cargo sets `CARGO_PKG_NAME` and passes `target/<profile>/deps/NAME-HASH`)
 /// it gets the usual `<package>::<target>` id; otherwise `run::<program>`.
-pub fn command_suite(program: &str) -> Result<Suite, crate::error::EngineError> {
+pub fn command_suite(
+    program: &str,
+    limits_for: &dyn Fn(&str, &str) -> Limits,
+) -> Result<Suite, crate::error::EngineError> {
     let binary = which::which(program)
         .map_err(|e| crate::error::EngineError::Usage(format!("cannot run `{program}`: {e}")))?;
     let cwd = std::env::current_dir().map_err(|e| {
@@ -141,22 +185,23 @@ pub fn command_suite(program: &str) -> Result<Suite, crate::error::EngineError> 
                 }
                 _ => stem.clone(),
             };
-            (pkg, target, "test")
+            (pkg, target, SuiteKind::Test)
         }
-        _ => ("run".to_string(), stem.clone(), "command"),
+        _ => ("run".to_string(), stem.clone(), SuiteKind::Command),
     };
     let id = suite_id(&package, kind, &target);
+    let limits = limits_for(&id, &package);
     Ok(Suite {
         slug: slug_of(&id),
         id,
         package,
         target,
-        kind: kind.into(),
+        kind,
         binary,
         args: Vec::new(),
         cwd,
         env: Vec::new(),
-        limits: Default::default(),
+        limits,
     })
 }
 
@@ -167,159 +212,12 @@ pub fn cargo_program() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("cargo"))
 }
 
-/// Options shared by `cargo metadata` and `cargo test`.
-fn common_flags(a: &CargoArgs) -> Vec<String> {
-    let mut v = Vec::new();
-    for c in &a.config {
-        v.push("--config".into());
-        v.push(c.clone());
-    }
-    for z in &a.unstable {
-        v.push("-Z".into());
-        v.push(z.clone());
-    }
-    if a.locked {
-        v.push("--locked".into());
-    }
-    if a.frozen {
-        v.push("--frozen".into());
-    }
-    if a.offline {
-        v.push("--offline".into());
-    }
-    v
-}
-
-/// What `--message-format` asks of the build: the value given to cargo (its
-/// JSON messages are what discovery reads) and whether the user wants those
-/// JSON messages on stdout too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageFormat {
-    pub cargo: String,
-    pub echo_json: bool,
-}
-
-/// `--message-format` values (repeated or comma-separated, as cargo takes them).
-/// `human` (the default): cargo renders diagnostics as usual; `short`: cargo
-/// renders them short; `json...`: cargo's JSON messages are copied to stdout.
-pub fn message_format(values: &[String]) -> Result<MessageFormat, String> {
-    let parts: Vec<&str> = values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
-    for p in &parts {
-        if !matches!(
-            *p,
-            "human"
-                | "short"
-                | "json"
-                | "json-diagnostic-short"
-                | "json-diagnostic-rendered-ansi"
-                | "json-render-diagnostics"
-        ) {
-            return Err(format!(
-                "--message-format {p}: expected human, short, json, json-diagnostic-short, json-diagnostic-rendered-ansi or json-render-diagnostics"
-            ));
-        }
-    }
-    let json = parts.iter().any(|p| p.starts_with("json"));
-    let plain = parts.iter().find(|p| !p.starts_with("json"));
-    match (json, plain) {
-        (true, Some(p)) => Err(format!(
-            "--message-format {p} cannot be combined with the json formats (as with cargo)"
-        )),
-        (true, None) => {
-            let mut cargo: Vec<&str> = parts.clone();
-            if !cargo.contains(&"json") {
-                cargo.insert(0, "json");
-            }
-            Ok(MessageFormat {
-                cargo: cargo.join(","),
-                echo_json: true,
-            })
-        }
-        (false, Some(&"short")) if !parts.contains(&"human") => Ok(MessageFormat {
-            cargo: "json-diagnostic-short,json-render-diagnostics".into(),
-            echo_json: false,
-        }),
-        (false, Some(_)) if parts.contains(&"short") => {
-            Err("--message-format human and short exclude each other".into())
-        }
-        (false, _) => Ok(MessageFormat {
-            cargo: "json-render-diagnostics".into(),
-            echo_json: false,
-        }),
-    }
-}
-
-/// The `cargo test --no-run` argument list for the user's selection flags.
-pub fn build_args(a: &CargoArgs) -> Vec<String> {
-    // An invalid --message-format is refused before the build (engine).
-    let format = message_format(&a.message_format)
-        .map_or_else(|_| "json-render-diagnostics".to_string(), |f| f.cargo);
-    let mut v: Vec<String> = vec![
-        "test".into(),
-        "--no-run".into(),
-        format!("--message-format={format}"),
-    ];
-    let mut push_all = |flag: &str, vals: &[String]| {
-        for x in vals {
-            v.push(flag.into());
-            v.push(x.clone());
-        }
-    };
-    push_all("--package", &a.package);
-    push_all("--exclude", &a.exclude);
-    push_all("--bin", &a.bin);
-    push_all("--test", &a.test);
-    push_all("--features", &a.features);
-    for (on, flag) in [
-        (a.workspace, "--workspace"),
-        (a.lib, "--lib"),
-        (a.bins, "--bins"),
-        (a.tests, "--tests"),
-        (a.examples, "--examples"),
-        (a.benches, "--benches"),
-        (a.all_targets, "--all-targets"),
-        (a.all_features, "--all-features"),
-        (a.no_default_features, "--no-default-features"),
-        (a.release, "--release"),
-    ] {
-        if on {
-            v.push(flag.into());
-        }
-    }
-    for (val, flag) in [
-        (a.profile.as_ref().map(|p| p.to_string()), "--profile"),
-        (
-            a.target_dir.as_ref().map(|p| p.display().to_string()),
-            "--target-dir",
-        ),
-        (
-            a.manifest_path.as_ref().map(|p| p.display().to_string()),
-            "--manifest-path",
-        ),
-        (a.build_jobs.clone(), "--jobs"),
-        (a.target.clone(), "--target"),
-        (a.color.map(|c| c.as_str().to_string()), "--color"),
-    ] {
-        if let Some(val) = val {
-            v.push(flag.into());
-            v.push(val);
-        }
-    }
-    v.extend(common_flags(a));
-    v
-}
-
 /// Workspace metadata (packages, target directory), without dependencies.
-pub fn metadata(a: &CargoArgs) -> Result<Metadata, BuildError> {
+pub fn metadata(a: &CargoInvocation) -> Result<Metadata, BuildError> {
     let mut cmd = MetadataCommand::new();
     cmd.cargo_path(cargo_program())
         .no_deps()
-        .other_options(common_flags(a));
+        .other_options(a.common.clone());
     if let Some(mp) = &a.manifest_path {
         cmd.manifest_path(mp);
     }
@@ -327,7 +225,7 @@ pub fn metadata(a: &CargoArgs) -> Result<Metadata, BuildError> {
 }
 
 /// Where run logs go: `<target-dir>/reap/`.
-pub fn reap_dir(a: &CargoArgs, meta: &Metadata) -> PathBuf {
+pub fn reap_dir(a: &CargoInvocation, meta: &Metadata) -> PathBuf {
     a.target_dir
         .clone()
         .unwrap_or_else(|| meta.target_directory.clone().into_std_path_buf())
@@ -359,13 +257,18 @@ struct Scripts {
 /// The suites of the built test executables, with their package's
 /// environment, then each selected package's doctests as cargo would run
 /// them ([`doctest_suites`]); with `--doc` only those.
-pub fn suites(built: Vec<Built>, meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
+pub fn suites(
+    built: Vec<Built>,
+    meta: &Metadata,
+    a: &CargoInvocation,
+    limits_for: &dyn Fn(&str, &str) -> Limits,
+) -> Vec<Suite> {
     let packages: HashMap<&PackageId, &Package> =
         meta.packages.iter().map(|p| (&p.id, p)).collect();
     let lib_dirs = host_lib_dirs(meta, a.target.as_deref());
     let config_env = config_env(a);
     let mut doctests = doctest_suites(&built, meta, a);
-    let mut suites: Vec<Suite> = if a.doc {
+    let mut suites: Vec<Suite> = if a.doc_only {
         Vec::new()
     } else {
         built
@@ -384,23 +287,13 @@ pub fn suites(built: Vec<Built>, meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
     // Deterministic order, whatever order cargo finished the builds in;
     // doctests last, as `cargo test` runs them (so `--fail-fast` skips them
     // after a failing binary, as cargo does).
-    suites.sort_by(|a, b| (a.kind == "doctest", &a.id).cmp(&(b.kind == "doctest", &b.id)));
+    let doctest = |s: &Suite| s.kind == SuiteKind::Doctest;
+    suites.sort_by(|a, b| (doctest(a), &a.id).cmp(&(doctest(b), &b.id)));
     unique_slugs(&mut suites);
+    for s in &mut suites {
+        s.limits = limits_for(&s.id, &s.package);
+    }
     suites
-}
-
-/// Does the selection name targets? Then `cargo test` runs no doctests
-/// (`--lib` alone, `--test NAME`, `--all-targets`, ...: checked against
-/// cargo 1.95), and `--doc` may not be combined with it.
-fn selects_targets(a: &CargoArgs) -> bool {
-    a.lib
-        || a.bins
-        || a.tests
-        || a.examples
-        || a.benches
-        || a.all_targets
-        || !a.bin.is_empty()
-        || !a.test.is_empty()
 }
 
 /// The doctest suites of the selection, one per package, as `cargo test`
@@ -412,8 +305,8 @@ fn selects_targets(a: &CargoArgs) -> bool {
 /// rustdoc compiles and runs the doctests: that time counts against the
 /// suite's timeout). Limit: a package whose every target has `test = false`
 /// is not seen as selected, so its doctests are not run.
-fn doctest_suites(built: &[Built], meta: &Metadata, a: &CargoArgs) -> Vec<Suite> {
-    if selects_targets(a) {
+fn doctest_suites(built: &[Built], meta: &Metadata, a: &CargoInvocation) -> Vec<Suite> {
+    if a.selects_targets {
         return Vec::new();
     }
     let cwd = match std::env::current_dir() {
@@ -442,15 +335,15 @@ fn doctest_suites(built: &[Built], meta: &Metadata, a: &CargoArgs) -> Vec<Suite>
             continue;
         };
         let package = p.name.to_string();
-        let id = suite_id(&package, "doctest", &lib.name);
+        let id = suite_id(&package, SuiteKind::Doctest, &lib.name);
         out.push(Suite {
             slug: slug_of(&id),
             id,
             package,
             target: lib.name.clone(),
-            kind: "doctest".into(),
+            kind: SuiteKind::Doctest,
             binary: cargo_program(),
-            args: doc_args(a, &p.id.repr, &package_features(p, &a.features)),
+            args: a.doc_args(&p.id.repr, &package_features(p, &a.features)),
             cwd: cwd.clone(),
             env: Vec::new(),
             limits: Default::default(),
@@ -497,51 +390,6 @@ fn features_for(package: &str, own: &[&str], deps: &[&str], requested: &[String]
     out
 }
 
-/// `test --doc --package SPEC [--features F] [the user's other flags] --`:
-/// the build's argument list without its package and target selection,
-/// without `--no-run` and `--message-format`, and with only the features
-/// that apply to the package.
-pub fn doc_args(a: &CargoArgs, spec: &str, features: &[String]) -> Vec<String> {
-    const WITH_VALUE: [&str; 7] = [
-        "--features",
-        "--package",
-        "--exclude",
-        "--bin",
-        "--test",
-        "--example",
-        "--bench",
-    ];
-    const ALONE: [&str; 10] = [
-        "test",
-        "--no-run",
-        "--workspace",
-        "--lib",
-        "--bins",
-        "--tests",
-        "--examples",
-        "--benches",
-        "--all-targets",
-        "--doc",
-    ];
-    let mut v: Vec<String> = ["test", "--doc", "--package", spec]
-        .map(String::from)
-        .to_vec();
-    if !features.is_empty() {
-        v.push("--features".into());
-        v.push(features.join(","));
-    }
-    let mut it = build_args(a).into_iter();
-    while let Some(x) = it.next() {
-        if WITH_VALUE.contains(&x.as_str()) || x == "--message-format" {
-            it.next();
-        } else if !ALONE.contains(&x.as_str()) && !x.starts_with("--message-format=") {
-            v.push(x);
-        }
-    }
-    v.push("--".into());
-    v
-}
-
 /// The arguments that re-run one listed test alone: `--exact NAME
 /// --test-threads 1`. A doctest's name has spaces (`src/lib.rs - f (line
 /// 5)`) and cargo hands rustdoc the test arguments split on whitespace, so
@@ -549,7 +397,7 @@ pub fn doc_args(a: &CargoArgs, spec: &str, features: &[String]) -> Vec<String> {
 /// name found in no other listed name (`f`), which libtest matches as a
 /// substring. (A re-run that still runs two tests is caught by attribution.)
 pub fn rerun_args(suite: &Suite, test: &str, listed: &[String]) -> Vec<String> {
-    let filter = if suite.kind == "doctest" && test.contains(char::is_whitespace) {
+    let filter = if suite.kind == SuiteKind::Doctest && test.contains(char::is_whitespace) {
         let unique = test.split_whitespace().find(|word| {
             listed
                 .iter()
@@ -572,7 +420,7 @@ pub fn rerun_args(suite: &Suite, test: &str, listed: &[String]) -> Vec<String> {
 /// runs with the environment cargo-reap was given) keeps its value unless the
 /// definition has `force = true`. Unreadable configuration: cargo refused it
 /// already while building, so this only warns.
-fn config_env(a: &CargoArgs) -> Vec<(String, String)> {
+fn config_env(a: &CargoInvocation) -> Vec<(String, String)> {
     match crate::runner::env_config(&a.config) {
         Ok(vars) => vars
             .into_iter()
@@ -665,8 +513,8 @@ fn prepend_unless_there(mut ours: Vec<PathBuf>, inherited: Vec<PathBuf>) -> Vec<
 
 /// Build the test executables (`cargo metadata` may run meanwhile: nothing
 /// here needs it).
-pub fn build(a: &CargoArgs) -> Result<Vec<Built>, BuildError> {
-    if a.doc && selects_targets(a) {
+pub fn build(a: &CargoInvocation) -> Result<Vec<Built>, BuildError> {
+    if a.doc_only && a.selects_targets {
         // cargo's own refusal, before anything is built.
         eprintln!("error: can't mix --doc with other target selecting options");
         return Err(BuildError::Refused("--doc with a target selection".into()));
@@ -675,7 +523,7 @@ pub fn build(a: &CargoArgs) -> Result<Vec<Built>, BuildError> {
     let mut cmd = Command::new(&cargo);
     crate::sys::unblock_signals_in_child(&mut cmd);
     let mut child = cmd
-        .args(build_args(a))
+        .args(&a.build)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -689,7 +537,7 @@ pub fn build(a: &CargoArgs) -> Result<Vec<Built>, BuildError> {
     if let Err(e) = &forwarding {
         eprintln!("cargo-reap: warning: signals will not reach cargo while it builds: {e}");
     }
-    let echo = message_format(&a.message_format).is_ok_and(|f| f.echo_json);
+    let echo = a.echo_json;
     let parsed = parse_messages(child.stdout.take().expect("stdout is piped"), echo);
     if parsed.is_err() {
         // We stopped reading: cargo could block on a full pipe. End it.
@@ -773,18 +621,18 @@ fn parse_messages(
     Ok((built, finished))
 }
 
-fn kind_of(kinds: &[TargetKind]) -> String {
+fn kind_of(kinds: &[TargetKind]) -> SuiteKind {
     for k in kinds {
         match k {
-            TargetKind::Bin => return "bin".into(),
-            TargetKind::Test => return "test".into(),
-            TargetKind::Example => return "example".into(),
-            TargetKind::Bench => return "bench".into(),
-            TargetKind::ProcMacro => return "proc-macro".into(),
+            TargetKind::Bin => return SuiteKind::Bin,
+            TargetKind::Test => return SuiteKind::Test,
+            TargetKind::Example => return SuiteKind::Example,
+            TargetKind::Bench => return SuiteKind::Bench,
+            TargetKind::ProcMacro => return SuiteKind::ProcMacro,
             _ => {}
         }
     }
-    "lib".into()
+    SuiteKind::Lib
 }
 
 fn suite_from(
@@ -878,7 +726,11 @@ fn suite_from(
         env.extend(vars.iter().cloned());
     }
     // Like cargo: integration tests and benches know their package's binaries.
-    if let (Some(p), Some(dir), true) = (pkg, &profile_dir, kind == "test" || kind == "bench") {
+    if let (Some(p), Some(dir), true) = (
+        pkg,
+        &profile_dir,
+        matches!(kind, SuiteKind::Test | SuiteKind::Bench),
+    ) {
         for bin in p.targets.iter().filter(|t| t.is_bin()) {
             let exe = dir.join(format!("{}{}", bin.name, std::env::consts::EXE_SUFFIX));
             env.push((
@@ -889,7 +741,7 @@ fn suite_from(
     }
     // Last: `[env]` may override what cargo sets (cargo applies it last too).
     env.extend(config_env.iter().cloned());
-    let id = suite_id(&package, &kind, target);
+    let id = suite_id(&package, kind, target);
     Suite {
         slug: slug_of(&id),
         id,
@@ -921,59 +773,8 @@ mod tests {
         assert_eq!(prepend_unless_there(ours.clone(), vec![]), ours);
     }
 
-    #[test]
-    fn passes_selection_flags_through() {
-        let a = CargoArgs {
-            package: vec!["a".into(), "b".into()],
-            test: vec!["t".into()],
-            release: true,
-            build_jobs: Some("3".into()),
-            locked: true,
-            ..Default::default()
-        };
-        let v = build_args(&a).join(" ");
-        assert_eq!(
-            v,
-            "test --no-run --message-format=json-render-diagnostics --package a --package b \
-             --test t --release --jobs 3 --locked"
-        );
-    }
-
     fn suite(id: &str) -> Suite {
-        test_suite(id, "my-pkg", "t", "test")
-    }
-
-    #[test]
-    fn message_formats_as_cargo_takes_them() {
-        let f = |v: &[&str]| message_format(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(f(&[]).unwrap().cargo, "json-render-diagnostics");
-        assert_eq!(f(&["human"]).unwrap().cargo, "json-render-diagnostics");
-        let short = f(&["short"]).unwrap();
-        assert_eq!(short.cargo, "json-diagnostic-short,json-render-diagnostics");
-        assert!(!short.echo_json);
-        let json = f(&["json-diagnostic-short"]).unwrap();
-        assert_eq!(json.cargo, "json,json-diagnostic-short");
-        assert!(json.echo_json);
-        assert!(f(&["json,short"]).is_err());
-        assert!(f(&["human", "short"]).is_err());
-        assert!(f(&["jsn"]).is_err());
-    }
-
-    #[test]
-    fn passes_config_target_color_and_unstable_flags() {
-        let a = CargoArgs {
-            target: Some("x86_64-unknown-linux-gnu".into()),
-            color: Some(crate::cli::ColorArg::Never),
-            config: vec!["build.jobs=1".into()],
-            unstable: vec!["unstable-options".into()],
-            message_format: vec!["short".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            build_args(&a).join(" "),
-            "test --no-run --message-format=json-diagnostic-short,json-render-diagnostics \
-             --target x86_64-unknown-linux-gnu --color never --config build.jobs=1 -Z unstable-options"
-        );
+        test_suite(id, "my-pkg", "t", SuiteKind::Test)
     }
 
     #[test]
@@ -984,13 +785,22 @@ mod tests {
 
     #[test]
     fn ids_follow_the_package_kind_name_scheme() {
-        assert_eq!(suite_id("foo", "lib", "foo"), "foo");
-        assert_eq!(suite_id("foo", "proc-macro", "foo_macros"), "foo");
-        assert_eq!(suite_id("foo", "bin", "foo"), "foo::bin/foo");
-        assert_eq!(suite_id("foo", "test", "it"), "foo::it");
-        assert_eq!(suite_id("foo", "example", "demo"), "foo::example/demo");
-        assert_eq!(suite_id("foo", "bench", "speed"), "foo::bench/speed");
-        assert_eq!(suite_id("foo", "doctest", "foo"), "foo::doctest/foo");
+        assert_eq!(suite_id("foo", SuiteKind::Lib, "foo"), "foo");
+        assert_eq!(suite_id("foo", SuiteKind::ProcMacro, "foo_macros"), "foo");
+        assert_eq!(suite_id("foo", SuiteKind::Bin, "foo"), "foo::bin/foo");
+        assert_eq!(suite_id("foo", SuiteKind::Test, "it"), "foo::it");
+        assert_eq!(
+            suite_id("foo", SuiteKind::Example, "demo"),
+            "foo::example/demo"
+        );
+        assert_eq!(
+            suite_id("foo", SuiteKind::Bench, "speed"),
+            "foo::bench/speed"
+        );
+        assert_eq!(
+            suite_id("foo", SuiteKind::Doctest, "foo"),
+            "foo::doctest/foo"
+        );
     }
 
     #[test]
@@ -1013,28 +823,6 @@ mod tests {
     }
 
     #[test]
-    fn doctest_command_keeps_build_flags_and_drops_selection() {
-        let a = CargoArgs {
-            package: vec!["a".into()],
-            workspace: true,
-            exclude: vec!["b".into()],
-            features: vec!["f".into()],
-            release: true,
-            locked: true,
-            doc: true,
-            ..Default::default()
-        };
-        assert_eq!(
-            doc_args(&a, "path+file:///w/a#0.1.0", &["f".into()]).join(" "),
-            "test --doc --package path+file:///w/a#0.1.0 --features f --release --locked --"
-        );
-        assert_eq!(
-            doc_args(&a, "s", &[]).join(" "),
-            "test --doc --package s --release --locked --"
-        );
-    }
-
-    #[test]
     fn a_doctest_suite_gets_only_the_features_of_its_package() {
         let requested = ["x,y".to_string(), "p/z dep/w other/v dep?/u default".into()];
         assert_eq!(
@@ -1047,7 +835,7 @@ mod tests {
     #[test]
     fn a_doctest_is_rerun_through_a_word_of_its_name_no_other_has() {
         let mut doc = suite("p::doctest/p");
-        doc.kind = "doctest".into();
+        doc.kind = SuiteKind::Doctest;
         let listed: Vec<String> = [
             "src/lib.rs - one (line 5)",
             "src/lib.rs - leaking (line 15)",
@@ -1067,31 +855,5 @@ mod tests {
             rerun_args(&suite("p::t"), "a b", &listed).join(" "),
             "--exact a b --test-threads 1"
         );
-    }
-
-    #[test]
-    fn target_selection_excludes_doctests() {
-        assert!(!selects_targets(&CargoArgs::default()));
-        assert!(!selects_targets(&CargoArgs {
-            doc: true,
-            package: vec!["p".into()],
-            ..Default::default()
-        }));
-        for a in [
-            CargoArgs {
-                lib: true,
-                ..Default::default()
-            },
-            CargoArgs {
-                test: vec!["t".into()],
-                ..Default::default()
-            },
-            CargoArgs {
-                all_targets: true,
-                ..Default::default()
-            },
-        ] {
-            assert!(selects_targets(&a));
-        }
     }
 }

@@ -22,6 +22,7 @@ pub mod exit;
 pub mod fatal;
 pub mod interrupt;
 pub mod lifeline;
+pub mod options;
 pub mod report;
 pub mod runner;
 pub mod schedule;
@@ -109,14 +110,22 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
                 exit::USAGE
             }
         },
-        cli::Command::Run(args) => match engine::run_command(&args) {
+        cli::Command::Run(args) => match args
+            .options()
+            .map_err(error::EngineError::Usage)
+            .and_then(|o| engine::run_command(&o))
+        {
             Ok(outcome) => outcome.exit_code,
             Err(e) => {
                 eprintln!("cargo-reap: error: {}", error::chain(&e));
                 exit::USAGE
             }
         },
-        cli::Command::Test(args) => match engine::run_test(&args) {
+        cli::Command::Test(args) => match args
+            .options()
+            .map_err(error::EngineError::Usage)
+            .and_then(|o| engine::run_test(&o))
+        {
             Ok(outcome) => outcome.exit_code,
             Err(e) => {
                 eprintln!("cargo-reap: error: {}", error::chain(&e));

@@ -30,25 +30,7 @@ const PIPE_CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long `--list` may take when naming the tests in flight of a hang.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Time limits of a suite (command line, configuration, defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub timeout: Duration,
-    pub grace: Duration,
-    pub hang_retries: u32,
-    pub settle: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            timeout: Duration::from_secs(300),
-            grace: Duration::from_secs(5),
-            hang_retries: 1,
-            settle: Duration::from_millis(100),
-        }
-    }
-}
+pub use crate::options::Limits;
 
 /// Supervision settings shared by every suite of a run.
 #[derive(Debug, Clone)]
@@ -200,7 +182,7 @@ pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> SuiteRepo
         id: suite.id.clone(),
         package: suite.package.clone(),
         target: suite.target.clone(),
-        kind: suite.kind.clone(),
+        kind: suite.kind.to_string(),
         binary: suite.binary.display().to_string(),
         status: SuiteStatus::Error,
         duration_ms: 0,
@@ -1041,7 +1023,7 @@ pub fn list_tests(
     let (cont, owned) = ctx.spawn_in(cont, cmd, suite)?;
     // A doctest suite lists through cargo and rustdoc, which may first wait
     // for cargo's build-directory lock: its own timeout bounds that.
-    let limit = if suite.kind == "doctest" {
+    let limit = if suite.kind == crate::discover::SuiteKind::Doctest {
         LIST_TIMEOUT.max(suite.limits.timeout)
     } else {
         LIST_TIMEOUT

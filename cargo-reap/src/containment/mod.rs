@@ -190,11 +190,11 @@ impl Isolation {
     /// Choose the isolation for this run. `notice` receives the one line that
     /// says which mode is used and, after a fallback, why.
     pub fn choose(
-        requested: crate::cli::IsolationArg,
+        requested: crate::options::IsolationMode,
         run_id: &str,
         notice: &mut dyn FnMut(String),
     ) -> Result<Isolation, ContainError> {
-        use crate::cli::IsolationArg;
+        use crate::options::IsolationMode as IsolationArg;
         match requested {
             IsolationArg::Cgroup => {
                 let parent = cgroup::CgroupParent::detect(run_id)?;

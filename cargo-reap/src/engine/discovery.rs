@@ -1,0 +1,178 @@
+//! Phase 2: the suites. `cargo reap test` builds (while `cargo metadata`,
+//! the isolation choice and the lifeline guard start beside it), reads the
+//! configuration and lists the suites with their limits; `cargo reap run`
+//! has one suite, its command. Then the stale sweep is joined and the
+//! partition applied.
+
+use std::path::PathBuf;
+
+use super::setup::{Pending, Ready, Run};
+use super::{emit, Source};
+use crate::config::Config;
+use crate::discover::{self, Suite};
+use crate::error::{BuildError, EngineError};
+use crate::options::{CargoInvocation, Limits};
+
+/// The suites to run, and what they run with.
+pub(super) struct Found {
+    pub suites: Vec<Suite>,
+    /// Where the suites' logs go.
+    pub log_dir: PathBuf,
+    pub config: Config,
+    pub ready: Ready,
+}
+
+/// Suites, or a run that ends before any trial.
+// One value per run, moved once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Discovered {
+    Suites(Found),
+    /// The build failed, the run was interrupted, or an empty partition.
+    Early {
+        ready: Ready,
+        build_failed: bool,
+    },
+}
+
+pub(super) fn discover(
+    run: &Run<'_>,
+    source: Source<'_>,
+    pending: Pending,
+) -> Result<Discovered, EngineError> {
+    let Pending { sweeper, chosen } = pending;
+    let mut found = match source {
+        Source::Cargo(cargo) => match from_cargo(run, cargo, chosen)? {
+            Discovered::Suites(f) => f,
+            early => return Ok(early),
+        },
+        Source::Command(program) => from_command(run, program, chosen)?,
+    };
+    said_sweep(sweeper);
+    if let Some(p) = run.reap.partition {
+        let before = found.suites.len();
+        found.suites = p.select(std::mem::take(&mut found.suites), |s| &s.id);
+        emit(&format!(
+            "cargo-reap: partition {p}: {} of {before} suites",
+            found.suites.len()
+        ));
+    }
+    for line in found.config.old_suite_keys(&found.suites) {
+        emit(&format!("cargo-reap: warning: {line}"));
+    }
+    // More CI machines than suites: an empty share passes.
+    let empty_share = found.suites.is_empty() && run.reap.partition.is_some();
+    if run.interrupts.signal().is_some() || empty_share {
+        return Ok(Discovered::Early {
+            ready: found.ready,
+            build_failed: false,
+        });
+    }
+    if found.suites.is_empty() {
+        return Err(EngineError::Usage(
+            "no test binaries or doctests were selected".into(),
+        ));
+    }
+    Ok(Discovered::Suites(found))
+}
+
+/// Build, and read metadata and configuration meanwhile.
+fn from_cargo(
+    run: &Run<'_>,
+    cargo: &CargoInvocation,
+    chosen: Option<(crate::containment::Isolation, String)>,
+) -> Result<Discovered, EngineError> {
+    // `cargo metadata` runs while cargo builds: neither waits for the other.
+    let (meta, built, ready) = std::thread::scope(|s| {
+        let meta = s.spawn(|| discover::metadata(cargo));
+        let ready = s.spawn(|| run.ready(chosen));
+        let built = discover::build(cargo);
+        (meta.join(), built, ready.join())
+    });
+    let (meta, mut ready) = match (meta, ready) {
+        (Ok(m), Ok(r)) => (m, r?),
+        (Err(panic), _) | (_, Err(panic)) => std::panic::resume_unwind(panic),
+    };
+    run.announce(&mut ready);
+    // A bad manifest path or flag: metadata says it most clearly.
+    let meta = match (meta, &built) {
+        (Err(e), Err(_)) => return Err(e.into()),
+        (m, _) => m?,
+    };
+    // Bad configuration is an error before any suite runs, naming key and file.
+    let config = Config::load(&meta)?;
+    let built = match built {
+        // Interrupted while cargo built (the signal was passed on to
+        // it): a partial report with no suite, exit 128 + signal.
+        Err(_) if run.interrupts.signal().is_some() => {
+            return Ok(Discovered::Early {
+                ready,
+                build_failed: false,
+            })
+        }
+        Ok(b) => b,
+        Err(BuildError::Failed(why)) => {
+            emit(&format!(
+                "cargo-reap: build failed ({why}); no suite was run"
+            ));
+            return Ok(Discovered::Early {
+                ready,
+                build_failed: true,
+            });
+        }
+        Err(BuildError::Refused(why)) => {
+            return Err(EngineError::Usage(format!(
+                "cargo refused the selection ({why}); see its message above"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let suites = discover::suites(built, &meta, cargo, &limits_of(&config, run));
+    let log_dir = discover::reap_dir(cargo, &meta).join(&run.run_id);
+    Ok(Discovered::Suites(Found {
+        suites,
+        log_dir,
+        config,
+        ready,
+    }))
+}
+
+/// `cargo reap run`'s one suite.
+fn from_command(
+    run: &Run<'_>,
+    program: &str,
+    chosen: Option<(crate::containment::Isolation, String)>,
+) -> Result<Found, EngineError> {
+    let mut ready = run.ready(chosen)?;
+    run.announce(&mut ready);
+    let config = run.runner_config()?;
+    let suite = discover::command_suite(program, &limits_of(&config, run))?;
+    Ok(Found {
+        suites: vec![suite],
+        log_dir: run.command_scratch.clone(),
+        config,
+        ready,
+    })
+}
+
+/// A suite's limits: flags over its configuration over the defaults.
+fn limits_of<'a>(config: &'a Config, run: &'a Run<'_>) -> impl Fn(&str, &str) -> Limits + 'a {
+    move |id, package| config.limits_for(id, package, run.reap.limits, Limits::default())
+}
+
+/// Leftovers of a dead run do not invalidate this one: a failed sweep is
+/// a loud warning, and `cargo reap clean` retries it with a full error.
+fn said_sweep(
+    sweeper: std::thread::JoinHandle<Result<crate::stale::Sweep, crate::error::ContainError>>,
+) {
+    match sweeper.join() {
+        Ok(Ok(swept)) => {
+            for line in swept.lines(false) {
+                emit(&format!("cargo-reap: stale sweep: {line}"));
+            }
+        }
+        Ok(Err(e)) => emit(&format!(
+            "cargo-reap: warning: stale sweep of dead runs failed: {e} (retry: cargo reap clean)"
+        )),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}

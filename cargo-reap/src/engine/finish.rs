@@ -1,0 +1,177 @@
+//! Phase 5: the end of the run — the lifeline guard closed, the run's
+//! directory removed, then the report (the trial shown, the summary, the
+//! exit code) handed to the reporter.
+
+use super::discovery::Found;
+use super::setup::{Ready, Run};
+use super::trials::Ran;
+use super::{emit, keep_going, Outcome};
+use crate::containment::IsolationKind;
+use crate::error::EngineError;
+use crate::exit;
+use crate::report::schema::{Failure, LoopSummary, Report, Summary, Trial, SCHEMA_VERSION};
+use crate::scratch::RunDir;
+
+/// Before any trial (a failed build, an interrupt, an empty partition): no
+/// suite ran; close the guard, report.
+pub(super) fn before_trials(
+    run: &Run<'_>,
+    ready: Ready,
+    build_failed: bool,
+) -> Result<Outcome, EngineError> {
+    let mut problems = Vec::new();
+    keep_going(
+        &mut problems,
+        "closing the lifeline guard",
+        ready.lifeline.close(),
+    );
+    let kind = ready.isolation.kind();
+    Ok(report(
+        run,
+        Vec::new(),
+        build_failed,
+        kind,
+        ready.note,
+        problems,
+    ))
+}
+
+/// After the trials.
+pub(super) fn after_trials(
+    run: &Run<'_>,
+    run_dir: RunDir,
+    found: Found,
+    ran: Ran,
+) -> Result<Outcome, EngineError> {
+    let Ran {
+        trials,
+        mut problems,
+    } = ran;
+    let Ready {
+        isolation,
+        note,
+        lifeline,
+    } = found.ready;
+    keep_going(
+        &mut problems,
+        "closing the lifeline guard",
+        lifeline.close(),
+    );
+    // What cannot be removed (a mount, an entry of another owner) is named,
+    // and the run still reports.
+    for w in run_dir.remove() {
+        emit(&format!("cargo-reap: warning: {w}"));
+    }
+    if let Some(orphans) = keep_going(
+        &mut problems,
+        "reaping orphaned zombies",
+        crate::sys::reap_unclaimed_zombies(),
+    ) {
+        tracing::debug!("reaped {orphans} orphaned zombie(s) at the end of the run");
+    }
+    if let Some(sig) = run.interrupts.signal() {
+        let ran: usize = trials.last().map_or(0, |t| t.suites.len());
+        emit(&format!(
+            "cargo-reap: interrupted by signal {sig}: {ran} of {} suites ran in the last trial; partial report",
+            found.suites.len()
+        ));
+    }
+    let outcome = report(run, trials, false, isolation.kind(), note, problems);
+    drop(isolation);
+    Ok(outcome)
+}
+
+/// The report of the run, handed to the reporter; its exit code.
+fn report(
+    run: &Run<'_>,
+    trials: Vec<Trial>,
+    build_failed: bool,
+    isolation: IsolationKind,
+    note: String,
+    problems: Vec<String>,
+) -> Outcome {
+    let looping = trials.len() > 1 || run.reap.looping.looping();
+    let mut summary = Summary::default();
+    for t in &trials {
+        summary.add(&t.summary);
+    }
+    let interrupted = run.interrupts.signal();
+    let child_code = command_exit_code(&trials);
+    let exit_code = exit_code(run, &summary, build_failed, &problems, child_code);
+    // The child's code passed through: nothing of cargo-reap's to say.
+    let passed_through = run.command_mode
+        && interrupted.is_none()
+        && child_code.is_some_and(|c| c == exit_code)
+        && summary.hung + summary.errored + summary.leaked_processes == 0;
+    // The last trial that leaked keeps its full table; else the last trial.
+    let shown_trial = trials
+        .iter()
+        .rev()
+        .find(|t| t.summary.leaked_processes > 0)
+        .or(trials.last());
+    let shown = shown_trial.map(|t| t.suites.clone()).unwrap_or_default();
+    let unattributed = shown_trial
+        .map(|t| t.unattributed.clone())
+        .unwrap_or_default();
+    let failures = if run.command_mode {
+        Vec::new()
+    } else {
+        Failure::of(&shown, &run.rerun_prefix)
+    };
+    let mut report = Report {
+        version: SCHEMA_VERSION,
+        run_id: run.run_id.clone(),
+        isolation,
+        isolation_note: note,
+        duration_ms: run.started.elapsed().as_millis() as u64,
+        exit_code,
+        build_failed,
+        interrupted,
+        suites: shown,
+        unattributed,
+        summary,
+        loop_summary: looping.then(|| LoopSummary::of(&trials)),
+        trials: if looping { trials } else { Vec::new() },
+        problems,
+        failures,
+    };
+    // Always the summary line (`-q` too), but not over a wrapped command's
+    // own result when cargo-reap has nothing to add.
+    run.reporter
+        .run_finished(&mut report, !build_failed && !passed_through);
+    Outcome {
+        exit_code: report.exit_code,
+        report,
+    }
+}
+
+/// `cargo reap run`: the command's own exit code, as it ended its last attempt.
+fn command_exit_code(trials: &[Trial]) -> Option<i32> {
+    trials
+        .last()
+        .and_then(|t| t.suites.first())
+        .and_then(|s| s.attempts.last())
+        .map(|a| match (a.exit_code, a.signal) {
+            (Some(c), _) => c,
+            (None, Some(sig)) => 128 + sig,
+            (None, None) => exit::TEST_FAILED,
+        })
+}
+
+fn exit_code(
+    run: &Run<'_>,
+    summary: &Summary,
+    build_failed: bool,
+    problems: &[String],
+    child_code: Option<i32>,
+) -> i32 {
+    let fail_on_tmp = run.reap.fail_on_tmp();
+    match (run.interrupts.signal(), child_code) {
+        (Some(sig), _) => crate::interrupt::exit_code(sig),
+        _ if build_failed => exit::BUILD_FAILED,
+        // cargo-reap's own cleanup failed: an internal error.
+        _ if !problems.is_empty() => exit::USAGE,
+        (None, Some(child)) if run.command_mode => exit::for_command(summary, fail_on_tmp, child),
+        _ => exit::for_summary(summary, fail_on_tmp),
+    }
+}

@@ -1,0 +1,157 @@
+//! `cargo reap test` and `cargo reap run`, as the run's phases:
+//! [`setup`] (run id, signals, report paths, scratch, isolation) →
+//! [`discovery`] (build, configuration, suites) → [`plan`] (what every suite
+//! gets) → [`trials`] (run the suites, collect what no suite claimed) →
+//! [`finish`] (the report, the exit code). The engine takes
+//! [`crate::options`] values and sends events to the reporter; it never
+//! renders anything itself.
+
+mod discovery;
+mod finish;
+mod plan;
+mod setup;
+mod trials;
+
+use std::io::Write;
+
+use crate::error::EngineError;
+use crate::exit;
+use crate::interrupt;
+use crate::options::{CargoInvocation, Color, ReapOptions, RunOptions, TestOptions};
+use crate::report::schema::{Report, Summary, SCHEMA_VERSION};
+use crate::report::terminal;
+
+/// What a run produced: the exit code and the report.
+pub struct Outcome {
+    pub exit_code: i32,
+    pub report: Report,
+}
+
+/// A run id unique on this machine (see [`crate::stale::new_run_id`]).
+pub fn new_run_id() -> Result<String, EngineError> {
+    Ok(crate::stale::new_run_id()?)
+}
+
+/// Run `cargo reap test`. Progress and the report go to stderr, as cargo's do.
+pub fn run_test(opts: &TestOptions) -> Result<Outcome, EngineError> {
+    match opts.cargo.color {
+        Some(Color::Always) => terminal::set_colors(true),
+        Some(Color::Never) => terminal::set_colors(false),
+        Some(Color::Auto) | None => {}
+    }
+    if opts.cargo.no_run {
+        if !opts.unused_with_no_run.is_empty() {
+            emit(&format!(
+                "cargo-reap: --no-run runs no suite, so these are not used: {}",
+                opts.unused_with_no_run.join(", ")
+            ));
+        }
+        return build_only(&opts.cargo);
+    }
+    execute(&opts.reap, Source::Cargo(&opts.cargo), &opts.test_args)
+}
+
+/// Run `cargo reap run -- CMD [ARGS]`: one suite, the command.
+pub fn run_command(opts: &RunOptions) -> Result<Outcome, EngineError> {
+    if opts.reap.fail_fast {
+        emit("cargo-reap: --fail-fast does not apply to cargo reap run (one command, one suite)");
+    }
+    execute(&opts.reap, Source::Command(&opts.program), &opts.args)
+}
+
+/// Where the suites come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// `cargo test --no-run` with these selection flags.
+    Cargo(&'a CargoInvocation),
+    /// One command (`cargo reap run`).
+    Command(&'a str),
+}
+
+/// The phases of a run, in order.
+fn execute(
+    reap: &ReapOptions,
+    source: Source<'_>,
+    test_args: &[String],
+) -> Result<Outcome, EngineError> {
+    let (run, run_dir, pending) = setup::Run::start(reap, source, test_args)?;
+    let found = match discovery::discover(&run, source, pending)? {
+        discovery::Discovered::Suites(found) => found,
+        discovery::Discovered::Early {
+            ready,
+            build_failed,
+        } => return finish::before_trials(&run, ready, build_failed),
+    };
+    let plan = plan::Plan::make(&run, &found, source, test_args)?;
+    let ran = trials::run_all(&run, &found, &plan);
+    finish::after_trials(&run, run_dir, found, ran)
+}
+
+/// `cargo reap test --no-run`: build, name the test executables, run nothing.
+fn build_only(cargo: &CargoInvocation) -> Result<Outcome, EngineError> {
+    let run_id = new_run_id()?;
+    // A SIGINT while cargo builds reaches cargo (see discover::build).
+    let interrupts = interrupt::install()?;
+    let meta = crate::discover::metadata(cargo)?;
+    let built = crate::discover::build(cargo)?;
+    let suites = crate::discover::suites(built, &meta, cargo, &|_, _| Default::default());
+    // Doctests are compiled when they run: no executable to name (as `cargo
+    // test --no-run` names none).
+    for s in suites
+        .iter()
+        .filter(|s| s.kind != crate::discover::SuiteKind::Doctest)
+    {
+        emit(&format!("  Executable {} ({})", s.id, s.binary.display()));
+    }
+    let exit_code = match interrupts.signal() {
+        Some(sig) => interrupt::exit_code(sig),
+        None => exit::SUCCESS,
+    };
+    Ok(Outcome {
+        exit_code,
+        report: Report {
+            version: SCHEMA_VERSION,
+            run_id,
+            isolation: crate::containment::IsolationKind::ProcessGroup,
+            isolation_note: "--no-run: no suite was run".into(),
+            duration_ms: 0,
+            exit_code,
+            build_failed: false,
+            interrupted: interrupts.signal(),
+            suites: Vec::new(),
+            unattributed: Vec::new(),
+            summary: Summary::default(),
+            trials: Vec::new(),
+            loop_summary: None,
+            problems: Vec::new(),
+            failures: Vec::new(),
+        },
+    })
+}
+
+/// A failure of the run's own work once suites have run (cleanup, the
+/// lifeline guard): said at once and kept for the report (`problems`, exit
+/// 2), so the run still reports every suite.
+fn keep_going<T, E: std::error::Error>(
+    problems: &mut Vec<String>,
+    what: &str,
+    r: Result<T, E>,
+) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let problem = format!("{what}: {}", crate::error::chain(&e));
+            emit(&format!("cargo-reap: error: {problem}"));
+            problems.push(problem);
+            None
+        }
+    }
+}
+
+/// Write a line to stderr. A closed stderr must not stop the run (the JSON
+/// report and exit code still carry the result), so the error is traced.
+fn emit(line: &str) {
+    if let Err(e) = writeln!(std::io::stderr(), "{line}") {
+        tracing::debug!("stderr unavailable: {e}");
+    }
+}

@@ -1,0 +1,225 @@
+//! Phase 1, before the build: the run id, signal handling, the report
+//! paths, the child subreaper, the run's scratch directory, the stale sweep
+//! (in the background) and an explicitly requested isolation (checked first,
+//! so that it fails before a long build).
+
+use std::time::Instant;
+
+use super::{emit, Source};
+use crate::config::Config;
+use crate::containment::{Isolation, IsolationKind};
+use crate::error::EngineError;
+use crate::interrupt::Interrupts;
+use crate::lifeline::Lifeline;
+use crate::options::{streams, IsolationMode, ReapOptions};
+use crate::report::events::{Reporter, TerminalOptions};
+use crate::report::output::ReportPath;
+use crate::scratch::RunDir;
+use crate::stale::Sweep;
+use crate::sys;
+
+/// What the whole run shares, from its start to its report.
+pub(super) struct Run<'a> {
+    pub reap: &'a ReapOptions,
+    /// `cargo reap run`: one command, its exit code passed through.
+    pub command_mode: bool,
+    /// Only suites with a problem get a line; no run line.
+    pub quiet: bool,
+    /// What a rerun hint needs after `cargo reap test` to find the same workspace.
+    pub rerun_prefix: Vec<String>,
+    pub started: Instant,
+    pub run_id: String,
+    pub interrupts: &'static Interrupts,
+    pub reporter: Reporter,
+    /// Where the suites' private TMPDIRs are made: the run's directory.
+    pub tmp_root: std::path::PathBuf,
+    /// `cargo reap run`'s scratch files (in the run's directory).
+    pub command_scratch: std::path::PathBuf,
+}
+
+/// What setup started that discovery finishes: the stale sweep, and the
+/// isolation when it was requested explicitly.
+pub(super) struct Pending {
+    pub sweeper: std::thread::JoinHandle<Result<Sweep, crate::error::ContainError>>,
+    pub chosen: Option<(Isolation, String)>,
+}
+
+/// What a run needs before its first suite: the isolation (and the line that
+/// says why), and the lifeline guard.
+pub(super) struct Ready {
+    pub isolation: Isolation,
+    pub note: String,
+    pub lifeline: Lifeline,
+}
+
+impl<'a> Run<'a> {
+    pub fn start(
+        reap: &'a ReapOptions,
+        source: Source<'_>,
+        test_args: &[String],
+    ) -> Result<(Run<'a>, RunDir, Pending), EngineError> {
+        let started = Instant::now();
+        let command_mode = matches!(source, Source::Command(_));
+        let run_id = super::new_run_id()?;
+        // Before any thread exists, so that every thread inherits the blocked mask.
+        let interrupts = crate::interrupt::install()?;
+        let reporter = reporter(reap, command_mode, test_args, &run_id)?;
+        // Orphans of every suite reparent to us, not to PID 1, in both modes.
+        // Kept in cgroup mode too: a suite that left its leaf, double-forked,
+        // called setsid and cleared its environment is found only this way. The
+        // cost, an orphan's getppid() is never 1, is a documented difference
+        // from cargo test (README; tests/reparent.rs).
+        sys::become_subreaper()?;
+        // Choosing the isolation and starting the lifeline guard each start a
+        // process (and the cgroup probe waits out a kernel grace period to move
+        // it), so under `auto` both run while cargo builds. An explicit
+        // `--isolation` is checked first: it fails fast, before a long build.
+        let chosen = match reap.isolation {
+            IsolationMode::Auto => None,
+            _ => Some(choose(reap, &run_id)?),
+        };
+        let sweeper = start_sweep()?;
+        // The run's own directory (per user, 0700): the suites' private
+        // TMPDIRs and `cargo reap run`'s scratch files. Dropped on an error
+        // path, it is removed; made before the lifeline guard, so that the
+        // guard has killed everything before it goes.
+        let (run_dir, tmp_note) = RunDir::create(&run_id)?;
+        if let Some(note) = tmp_note {
+            emit(&format!("cargo-reap: warning: {note}"));
+        }
+        let run = Run {
+            reap,
+            command_mode,
+            quiet: command_mode || reap.quiet,
+            rerun_prefix: rerun_prefix(source),
+            started,
+            run_id,
+            interrupts,
+            reporter,
+            tmp_root: run_dir.path().to_path_buf(),
+            command_scratch: run_dir.command_scratch(),
+        };
+        Ok((run, run_dir, Pending { sweeper, chosen }))
+    }
+
+    /// The isolation (chosen now unless it was already) and the lifeline guard.
+    pub fn ready(&self, chosen: Option<(Isolation, String)>) -> Result<Ready, EngineError> {
+        let (isolation, note) = match chosen {
+            Some(c) => c,
+            None => choose(self.reap, &self.run_id)?,
+        };
+        let lifeline = Lifeline::start(&self.run_id)?;
+        Ok(Ready {
+            isolation,
+            note,
+            lifeline,
+        })
+    }
+
+    /// The isolation line (and `--max-pids`) once the isolation is known.
+    pub fn announce(&self, ready: &mut Ready) {
+        if !self.quiet || ready.isolation.kind() != IsolationKind::Cgroup {
+            emit(&format!("cargo-reap: {}", ready.note));
+        }
+        if let Some(n) = self.reap.max_pids {
+            match ready.isolation.limit_pids(n) {
+                Ok(()) => emit(&format!(
+                    "cargo-reap: each suite is limited to {n} processes (pids.max)"
+                )),
+                Err(why) => emit(&format!(
+                    "cargo-reap: warning: --max-pids {n} not applied: {why}"
+                )),
+            }
+        }
+    }
+
+    /// The configuration of `cargo reap run` (no workspace: cargo's
+    /// environment as a target runner), its warning said.
+    pub fn runner_config(&self) -> Result<Config, EngineError> {
+        let (config, warning) = Config::for_runner()?;
+        if let Some(w) = warning {
+            emit(&format!("cargo-reap: warning: {w}"));
+        }
+        Ok(config)
+    }
+}
+
+/// The isolation of this run, and the line that says why.
+fn choose(reap: &ReapOptions, run_id: &str) -> Result<(Isolation, String), EngineError> {
+    let mut note = String::new();
+    let isolation = Isolation::choose(reap.isolation, run_id, &mut |line| note = line).map_err(
+        |e| match reap.isolation {
+            IsolationMode::Cgroup => EngineError::Isolation(e),
+            _ => EngineError::Contain(e),
+        },
+    )?;
+    Ok((isolation, note))
+}
+
+/// The reporter of the run, its report paths checked. An old report stays
+/// as it is until the new one is complete (temp file + rename).
+fn reporter(
+    reap: &ReapOptions,
+    command_mode: bool,
+    test_args: &[String],
+    run_id: &str,
+) -> Result<Reporter, EngineError> {
+    if let (Some(j), Some(x)) = (&reap.json, &reap.junit) {
+        if crate::report::output::same_file(j, x) {
+            return Err(EngineError::Usage(format!(
+                "--json {} and --junit {} name the same file: give each report its own path",
+                j.display(),
+                x.display()
+            )));
+        }
+    }
+    let check = |path: &std::path::Path| {
+        ReportPath::check(path, run_id).map_err(|e| {
+            EngineError::Usage(format!(
+                "cannot write the report to {}: {e}",
+                path.display()
+            ))
+        })
+    };
+    let json = reap.json.as_deref().map(check).transpose()?;
+    let junit = reap.junit.as_deref().map(check).transpose()?;
+    let looping = reap.looping.looping();
+    let stream = !command_mode && streams(reap.no_capture, test_args);
+    let terminal = TerminalOptions {
+        tail_lines: reap.tail_lines,
+        per_suite_lines: !looping,
+        only_problems: command_mode || reap.quiet,
+        progress_bar: !stream,
+        loop_count: reap.looping.count,
+        looping,
+    };
+    Ok(Reporter::new(terminal, junit, json))
+}
+
+/// `--manifest-path PATH` for the rerun hints of `cargo reap test`.
+fn rerun_prefix(source: Source<'_>) -> Vec<String> {
+    match source {
+        Source::Cargo(c) => c
+            .manifest_path
+            .iter()
+            .flat_map(|p| ["--manifest-path".to_string(), p.display().to_string()])
+            .collect(),
+        Source::Command(_) => Vec::new(),
+    }
+}
+
+/// Leftovers of dead earlier runs are swept while cargo builds, and named
+/// before any suite runs.
+fn start_sweep(
+) -> Result<std::thread::JoinHandle<Result<Sweep, crate::error::ContainError>>, EngineError> {
+    std::thread::Builder::new()
+        .name("cargo-reap-sweep".into())
+        .spawn(|| crate::stale::sweep(false, crate::stale::Scope::WhenMarked))
+        .map_err(|e| {
+            crate::error::ContainError::Sys {
+                what: "starting the stale sweep",
+                source: e,
+            }
+            .into()
+        })
+}

@@ -649,7 +649,6 @@ fn suite_from(
         scripts,
         ..
     } = built;
-    let (manifest_path, target, kinds) = (manifest_path.as_path(), target.as_str(), &kinds);
     let cwd = manifest_path
         .parent()
         .map(Path::to_path_buf)
@@ -659,50 +658,8 @@ fn suite_from(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    let mut env: Vec<(String, String)> = vec![
-        ("CARGO".into(), cargo_program().display().to_string()),
-        ("CARGO_MANIFEST_DIR".into(), cwd.display().to_string()),
-        (
-            "CARGO_MANIFEST_PATH".into(),
-            manifest_path.display().to_string(),
-        ),
-        ("CARGO_PKG_NAME".into(), package.clone()),
-    ];
-    if let Some(p) = pkg {
-        let v = &p.version;
-        let opt = |o: &Option<String>| o.clone().unwrap_or_default();
-        env.extend([
-            ("CARGO_PKG_VERSION".into(), v.to_string()),
-            ("CARGO_PKG_VERSION_MAJOR".into(), v.major.to_string()),
-            ("CARGO_PKG_VERSION_MINOR".into(), v.minor.to_string()),
-            ("CARGO_PKG_VERSION_PATCH".into(), v.patch.to_string()),
-            ("CARGO_PKG_VERSION_PRE".into(), v.pre.to_string()),
-            ("CARGO_PKG_AUTHORS".into(), p.authors.join(":")),
-            ("CARGO_PKG_DESCRIPTION".into(), opt(&p.description)),
-            ("CARGO_PKG_HOMEPAGE".into(), opt(&p.homepage)),
-            ("CARGO_PKG_REPOSITORY".into(), opt(&p.repository)),
-            ("CARGO_PKG_LICENSE".into(), opt(&p.license)),
-            (
-                "CARGO_PKG_LICENSE_FILE".into(),
-                p.license_file
-                    .as_ref()
-                    .map(|f| f.to_string())
-                    .unwrap_or_default(),
-            ),
-            (
-                "CARGO_PKG_RUST_VERSION".into(),
-                p.rust_version
-                    .as_ref()
-                    .map(|r| r.to_string())
-                    .unwrap_or_default(),
-            ),
-            (
-                "CARGO_PKG_README".into(),
-                p.readme.as_ref().map(|f| f.to_string()).unwrap_or_default(),
-            ),
-        ]);
-    }
-    let kind = kind_of(kinds);
+    let kind = kind_of(&kinds);
+    let mut env = package_env(pkg, &package, &manifest_path, &cwd);
     // The executable is `<target dir>/<profile>/deps/NAME-HASH`.
     let deps = binary.parent().map(Path::to_path_buf);
     let profile_dir = deps
@@ -726,27 +683,17 @@ fn suite_from(
         env.extend(vars.iter().cloned());
     }
     // Like cargo: integration tests and benches know their package's binaries.
-    if let (Some(p), Some(dir), true) = (
-        pkg,
-        &profile_dir,
-        matches!(kind, SuiteKind::Test | SuiteKind::Bench),
-    ) {
-        for bin in p.targets.iter().filter(|t| t.is_bin()) {
-            let exe = dir.join(format!("{}{}", bin.name, std::env::consts::EXE_SUFFIX));
-            env.push((
-                format!("CARGO_BIN_EXE_{}", bin.name),
-                exe.display().to_string(),
-            ));
-        }
+    if let (Some(p), Some(dir), SuiteKind::Test | SuiteKind::Bench) = (pkg, &profile_dir, kind) {
+        env.extend(bin_exe_env(p, dir));
     }
     // Last: `[env]` may override what cargo sets (cargo applies it last too).
     env.extend(config_env.iter().cloned());
-    let id = suite_id(&package, kind, target);
+    let id = suite_id(&package, kind, &target);
     Suite {
         slug: slug_of(&id),
         id,
         package,
-        target: target.to_string(),
+        target,
         kind,
         binary,
         args: Vec::new(),
@@ -754,6 +701,69 @@ fn suite_from(
         env,
         limits: Default::default(),
     }
+}
+
+/// What cargo sets for every test process of a package: `CARGO`,
+/// `CARGO_MANIFEST_DIR`, `CARGO_MANIFEST_PATH` and the `CARGO_PKG_*` variables.
+fn package_env(
+    pkg: Option<&Package>,
+    package: &str,
+    manifest_path: &Path,
+    cwd: &Path,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("CARGO".into(), cargo_program().display().to_string()),
+        ("CARGO_MANIFEST_DIR".into(), cwd.display().to_string()),
+        (
+            "CARGO_MANIFEST_PATH".into(),
+            manifest_path.display().to_string(),
+        ),
+        ("CARGO_PKG_NAME".into(), package.to_string()),
+    ];
+    let Some(p) = pkg else { return env };
+    let v = &p.version;
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    let shown = |o: Option<String>| o.unwrap_or_default();
+    env.extend([
+        ("CARGO_PKG_VERSION".into(), v.to_string()),
+        ("CARGO_PKG_VERSION_MAJOR".into(), v.major.to_string()),
+        ("CARGO_PKG_VERSION_MINOR".into(), v.minor.to_string()),
+        ("CARGO_PKG_VERSION_PATCH".into(), v.patch.to_string()),
+        ("CARGO_PKG_VERSION_PRE".into(), v.pre.to_string()),
+        ("CARGO_PKG_AUTHORS".into(), p.authors.join(":")),
+        ("CARGO_PKG_DESCRIPTION".into(), opt(&p.description)),
+        ("CARGO_PKG_HOMEPAGE".into(), opt(&p.homepage)),
+        ("CARGO_PKG_REPOSITORY".into(), opt(&p.repository)),
+        ("CARGO_PKG_LICENSE".into(), opt(&p.license)),
+        (
+            "CARGO_PKG_LICENSE_FILE".into(),
+            shown(p.license_file.as_ref().map(|f| f.to_string())),
+        ),
+        (
+            "CARGO_PKG_RUST_VERSION".into(),
+            shown(p.rust_version.as_ref().map(|r| r.to_string())),
+        ),
+        (
+            "CARGO_PKG_README".into(),
+            shown(p.readme.as_ref().map(|f| f.to_string())),
+        ),
+    ]);
+    env
+}
+
+/// `CARGO_BIN_EXE_<name>` for each binary of the package, in `profile_dir`.
+fn bin_exe_env(p: &Package, profile_dir: &Path) -> Vec<(String, String)> {
+    p.targets
+        .iter()
+        .filter(|t| t.is_bin())
+        .map(|bin| {
+            let exe = profile_dir.join(format!("{}{}", bin.name, std::env::consts::EXE_SUFFIX));
+            (
+                format!("CARGO_BIN_EXE_{}", bin.name),
+                exe.display().to_string(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,17 +8,15 @@ use crate::config::{AllowRule, Config, PartialLimits};
 use crate::containment::Isolation;
 use crate::discover;
 use crate::error::{EngineError, RunError};
-use crate::exit;
 use crate::interrupt;
 use crate::lifeline::Lifeline;
 use crate::report::output::ReportPath;
-use crate::report::schema::{
-    Failure, LoopSummary, Report, RunnerVitals, Summary, Trial, SCHEMA_VERSION,
-};
 use crate::report::terminal;
 use crate::schedule::{self, ScheduleOptions};
 use crate::supervise::{Limits, RunContext, SuiteOptions};
 use crate::sys;
+use reap_report::exit;
+use reap_report::{Failure, LoopSummary, Report, Summary, Trial, SCHEMA_VERSION};
 
 /// What a run produced: the exit code and the report.
 pub struct Outcome {
@@ -139,7 +137,7 @@ fn build_only(cargo: &CargoArgs) -> Result<Outcome, EngineError> {
         report: Report {
             version: SCHEMA_VERSION,
             run_id,
-            isolation: crate::containment::IsolationKind::ProcessGroup,
+            isolation: reap_report::IsolationKind::ProcessGroup,
             isolation_note: "--no-run: no suite was run".into(),
             duration_ms: 0,
             exit_code,
@@ -281,7 +279,7 @@ fn execute(
 
     let finish = |trials: Vec<Trial>,
                   build_failed: bool,
-                  isolation: crate::containment::IsolationKind,
+                  isolation: reap_report::IsolationKind,
                   note: String,
                   lifeline: Option<Lifeline>,
                   mut problems: Vec<String>|
@@ -415,7 +413,7 @@ fn execute(
     // The isolation line (and --max-pids) once the isolation is known.
     let announce = |ready: &mut Setup| {
         let mut err = std::io::stderr();
-        if !quiet || ready.isolation.kind() != crate::containment::IsolationKind::Cgroup {
+        if !quiet || ready.isolation.kind() != reap_report::IsolationKind::Cgroup {
             emit(&mut err, &format!("cargo-reap: {}", ready.note));
         }
         if let Some(n) = reap.max_pids {
@@ -609,7 +607,7 @@ fn execute(
         Some(n) => n,
         // Process groups can pin an untagged orphan to its suite only while
         // that suite runs alone: serial unless asked otherwise.
-        None if ready.isolation.kind() == crate::containment::IsolationKind::ProcessGroup => 1,
+        None if ready.isolation.kind() == reap_report::IsolationKind::ProcessGroup => 1,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let looping = reap.loop_count.is_some() || reap.loop_duration.is_some();
@@ -734,7 +732,7 @@ fn execute(
         ) {
             tracing::debug!("trial {number}: reaped {zombies} orphaned zombie(s)");
         }
-        let runner = match RunnerVitals::read() {
+        let runner = match crate::report::vitals::runner_vitals() {
             Ok(v) => Some(v),
             Err(e) => {
                 emit(
@@ -827,7 +825,7 @@ fn keep_going<T, E: std::error::Error>(
 }
 
 /// A leak no suite could claim.
-fn unattributed_leak(p: &reap_probe::ProcessInfo, trial: u32) -> crate::report::schema::Leak {
+fn unattributed_leak(p: &reap_probe::ProcessInfo, trial: u32) -> reap_report::Leak {
     let seen = crate::supervise::Examined {
         info: p.clone(),
         forensics: None,
@@ -841,7 +839,7 @@ fn unattributed_leak(p: &reap_probe::ProcessInfo, trial: u32) -> crate::report::
 }
 
 /// Mark the leaks the configuration expects (`allow`): reported, not failing.
-fn apply_allow_list(suites: &mut [crate::report::schema::SuiteReport], allow: &[AllowRule]) {
+fn apply_allow_list(suites: &mut [reap_report::SuiteReport], allow: &[AllowRule]) {
     for s in suites {
         for l in &mut s.leaks {
             if let Some(rule) = allow

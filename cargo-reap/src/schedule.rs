@@ -6,9 +6,9 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use crate::discover::Suite;
-use crate::report::schema::SuiteReport;
 use crate::report::terminal;
 use crate::supervise::{self, RunContext};
+use reap_report::SuiteReport;
 
 /// `--partition slice:M/N | hash:M/N`: which share of the suites this
 /// machine runs (the CI matrix is the distributed engine).
@@ -112,14 +112,14 @@ pub fn run_suites(
                 progress.started(&suites[i].id);
                 let r = supervise::run_suite(ctx, &suites[i], i);
                 progress.finished(&suites[i].id);
-                use crate::report::schema::SuiteStatus;
+                use reap_report::SuiteStatus;
                 if matches!(
                     r.status,
                     SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
                 ) {
                     failed.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
-                let clean = r.status == crate::report::schema::SuiteStatus::Pass
+                let clean = r.status == reap_report::SuiteStatus::Pass
                     && r.leaks.is_empty()
                     && r.problems.is_empty();
                 if opts.per_suite_lines && !(opts.only_problems && clean) {

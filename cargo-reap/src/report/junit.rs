@@ -11,7 +11,7 @@ use quick_junit::{
     NonSuccessKind, Property, Report as JReport, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
 
-use super::schema::{Report, SuiteReport, SuiteStatus};
+use reap_report::{Report, SuiteReport, SuiteStatus};
 
 /// The JUnit XML of a report.
 pub fn render(r: &Report) -> Result<String, quick_junit::SerializeError> {
@@ -78,7 +78,7 @@ fn suite(s: &SuiteReport, r: &Report) -> TestSuite {
     }
     let hung: Vec<_> = s.attempts.iter().filter(|a| a.timed_out).collect();
     if !hung.is_empty() {
-        let describe = |a: &super::schema::Attempt| {
+        let describe = |a: &reap_report::Attempt| {
             format!(
                 "attempt {} timed out after {} ms; in flight: {}",
                 a.number,

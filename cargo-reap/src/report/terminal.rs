@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use super::schema::{Leak, Report, SuiteReport, SuiteStatus};
+use reap_report::{
+    AttributionMethod, AttributionReport, Leak, Report, SuiteReport, SuiteStatus, NOT_LIBTEST,
+};
+
 use crate::duration::short;
 
 /// Append formatted text to a String (infallible, unlike `write!`).
@@ -149,7 +152,7 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             );
         }
     }
-    if let Some(line) = s.attribution.as_ref().and_then(|a| a.line()) {
+    if let Some(line) = s.attribution.as_ref().and_then(attribution_line) {
         putln!(out, "           {}", clip(&line, width() - 11));
     }
     if let Some(t) = &s.tmp {
@@ -190,6 +193,36 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
         }
     }
     out
+}
+
+/// The attribution line under a suite, when it adds to what the leak table
+/// says (a one-test suite: the table already names the test of every leak).
+fn attribution_line(a: &AttributionReport) -> Option<String> {
+    Some(match &a.method {
+        AttributionMethod::SingleTest => return None,
+        AttributionMethod::Window => format!(
+            "attribution: all {} leak(s) started while their test ran (serial output); no re-run needed",
+            a.leaks_total
+        ),
+        AttributionMethod::Rerun => format!(
+            "attribution: re-ran {} of {} test(s) alone{} in {:.2}s: {} of {} leak(s) reproduced{}",
+            a.tests_rerun,
+            a.tests_listed,
+            match a.tests_skipped_ignored {
+                0 => String::new(),
+                n => format!(" ({n} ignored, not re-run)"),
+            },
+            a.duration_ms as f64 / 1000.0,
+            a.leaks_attributed,
+            a.leaks_total,
+            if a.budget_exhausted { " (budget exhausted; see --attribute)" } else { "" }
+        ),
+        AttributionMethod::NotLibtest => format!(
+            "attribution: {NOT_LIBTEST}: all {} leak(s) are the suite's (no test names)",
+            a.leaks_total
+        ),
+        unlisted @ AttributionMethod::Unlisted(_) => format!("attribution: {unlisted}"),
+    })
 }
 
 /// Cut to `width` characters, with control characters (escape sequences,
@@ -414,7 +447,7 @@ fn findings_lines(out: &mut String, l: &Leak, width: usize) {
 const TREE_LINES: usize = 60;
 
 /// `trial 3/20: 12 passed, 1 failed, 1 hung, 1 flaky; 31 leaked from 7 suites [10.2s]`
-pub fn trial_line(t: &crate::report::schema::Trial, of: Option<u32>) -> String {
+pub fn trial_line(t: &reap_report::Trial, of: Option<u32>) -> String {
     let s = &t.summary;
     let mut parts = vec![format!("{} passed", s.passed)];
     for (n, what) in [
@@ -446,7 +479,7 @@ pub fn trial_line(t: &crate::report::schema::Trial, of: Option<u32>) -> String {
 }
 
 /// The per-suite rate table of a `--loop` run and its headline.
-pub fn loop_table(ls: &crate::report::schema::LoopSummary) -> String {
+pub fn loop_table(ls: &reap_report::LoopSummary) -> String {
     let w = ls
         .suites
         .iter()
@@ -598,7 +631,7 @@ pub fn summary_line(r: &Report) -> String {
 
 /// `tests: 10 passed, 2 failed, 3 ignored, 4 filtered out` (absent when no
 /// suite printed libtest's counts).
-fn test_counts(s: &crate::report::schema::Summary) -> Option<String> {
+fn test_counts(s: &reap_report::Summary) -> Option<String> {
     if s.suites_without_counts == s.suites {
         return None;
     }
@@ -633,8 +666,8 @@ fn test_counts(s: &crate::report::schema::Summary) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::containment::IsolationKind;
-    use crate::report::schema::Summary;
+    use reap_report::IsolationKind;
+    use reap_report::Summary;
 
     fn leak(pid: i32, ppid: i32, cmd: &str, test: Option<&str>) -> Leak {
         Leak {
@@ -642,7 +675,7 @@ mod tests {
             ppid,
             pgid: pid,
             sid: pid,
-            state: "S".into(),
+            state: 'S',
             comm: cmd.split(' ').next().unwrap().into(),
             cmdline: cmd.split(' ').map(str::to_string).collect(),
             age_ms: 1500,

@@ -1,6 +1,6 @@
 //! Exit codes, documented in the README and `--help`.
 
-use crate::report::schema::Summary;
+use crate::Summary;
 
 /// Every suite passed and nothing leaked.
 pub const SUCCESS: i32 = 0;

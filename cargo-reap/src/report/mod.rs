@@ -1,6 +1,8 @@
-//! Reports: the terminal rendering ([`terminal`]), JUnit ([`junit`]) and
-//! writing report files atomically ([`output`]). The JSON schema, the summary
-//! math and the exit codes are the `reap-report` crate.
+//! Reports: the terminal rendering ([`terminal`]), JUnit ([`junit`]),
+//! writing report files atomically ([`output`]) and reading the runner's own
+//! vitals between `--loop` trials ([`vitals`]). The JSON schema, the summary
+//! math and the exit codes are the `reap-report` crate (the contract: it
+//! imports nothing of cargo-reap).
 
 pub mod junit;
 pub mod output;

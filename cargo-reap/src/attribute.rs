@@ -12,12 +12,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::discover::Suite;
 use crate::error::RunError;
-use crate::report::schema::Leak;
 use crate::supervise::{list_tests, run_attempt, AttemptSpec, RunContext};
+use reap_report::Leak;
 
 pub use crate::options::AttributeMode;
 
@@ -28,54 +26,7 @@ pub struct AttributeOptions {
     pub max_time: Duration,
 }
 
-/// What attribution did for one suite (JSON `attribution`, and one terminal line).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AttributionReport {
-    pub method: String,
-    pub tests_listed: usize,
-    pub tests_rerun: usize,
-    pub leaks_attributed: usize,
-    pub leaks_total: usize,
-    pub duration_ms: u64,
-    /// The budget stopped the re-runs before every test was tried.
-    pub budget_exhausted: bool,
-    /// Listed tests not re-run because the suite's run reported them
-    /// `ignored` (they did not run, so they started nothing).
-    #[serde(default)]
-    pub tests_skipped_ignored: usize,
-}
-
-impl AttributionReport {
-    /// The line under the suite, when it adds to what the leak table says
-    /// (a one-test suite: the table already names the test of every leak).
-    pub fn line(&self) -> Option<String> {
-        Some(match self.method.as_str() {
-            "single-test" => return None,
-            "window" => format!(
-                "attribution: all {} leak(s) started while their test ran (serial output); no re-run needed",
-                self.leaks_total
-            ),
-            "rerun" => format!(
-                "attribution: re-ran {} of {} test(s) alone{} in {:.2}s: {} of {} leak(s) reproduced{}",
-                self.tests_rerun,
-                self.tests_listed,
-                match self.tests_skipped_ignored {
-                    0 => String::new(),
-                    n => format!(" ({n} ignored, not re-run)"),
-                },
-                self.duration_ms as f64 / 1000.0,
-                self.leaks_attributed,
-                self.leaks_total,
-                if self.budget_exhausted { " (budget exhausted; see --attribute)" } else { "" }
-            ),
-            NOT_LIBTEST_METHOD => format!(
-                "attribution: {NOT_LIBTEST}: all {} leak(s) are the suite's (no test names)",
-                self.leaks_total
-            ),
-            other => format!("attribution: {other}"),
-        })
-    }
-}
+pub use reap_report::{AttributionMethod, AttributionReport};
 
 /// A process a re-run of `test` left behind.
 struct Candidate {
@@ -88,11 +39,7 @@ struct Candidate {
 /// How a leak was attributed by its test's time window in serial output.
 pub const BY_WINDOW: &str = "started while its test ran (serial output)";
 
-/// Attribution of the leaks of a binary that does not speak libtest (a
-/// `harness = false` target with its own main): no test names are made up.
-pub const NOT_LIBTEST: &str = "not a libtest binary";
-/// `attribution.method` of such a suite.
-pub const NOT_LIBTEST_METHOD: &str = "not-libtest";
+pub use reap_report::NOT_LIBTEST;
 
 pub const NOT_REPRODUCED: &str = "not reproduced when run alone: interaction or flaky";
 
@@ -126,7 +73,7 @@ pub fn attribute(
     let by_window = leaks.iter().filter(|l| l.test.is_some()).count();
     if by_window == leaks.len() {
         return Ok(Some(AttributionReport {
-            method: "window".into(),
+            method: AttributionMethod::Window,
             tests_listed: 0,
             tests_rerun: 0,
             leaks_attributed: by_window,
@@ -142,7 +89,7 @@ pub fn attribute(
             l.attribution = Some(format!("{NOT_LIBTEST} ({why}); the suite's leak"));
         }
         Ok(Some(AttributionReport {
-            method: NOT_LIBTEST_METHOD.into(),
+            method: AttributionMethod::NotLibtest,
             tests_listed: 0,
             tests_rerun: 0,
             leaks_attributed: 0,
@@ -162,7 +109,7 @@ pub fn attribute(
                 ));
             }
             return Ok(Some(AttributionReport {
-                method: format!("the tests could not be listed: {e}"),
+                method: AttributionMethod::Unlisted(e.to_string()),
                 tests_listed: 0,
                 tests_rerun: 0,
                 leaks_attributed: by_window,
@@ -179,7 +126,7 @@ pub fn attribute(
             l.attribution = Some("the only test of the suite".into());
         }
         return Ok(Some(AttributionReport {
-            method: "single-test".into(),
+            method: AttributionMethod::SingleTest,
             tests_listed: 1,
             tests_rerun: 0,
             leaks_attributed: leaks.len(),
@@ -308,7 +255,7 @@ pub fn attribute(
         );
     }
     Ok(Some(AttributionReport {
-        method: "rerun".into(),
+        method: AttributionMethod::Rerun,
         tests_listed: listed.len(),
         tests_rerun: rerun,
         leaks_attributed: attributed,

@@ -54,7 +54,7 @@ pub struct OutputState {
     /// Each finished test and its result word (`ok`, `FAILED`, `ignored`), in order.
     pub results: Vec<(String, String)>,
     /// libtest's `test result:` lines, summed (absent when none was printed).
-    pub counts: Option<crate::report::schema::TestCounts>,
+    pub counts: Option<reap_report::TestCounts>,
     /// A result read off the end of foreign text (`child textok`), kept
     /// until the next libtest line: a later exact result of the same test
     /// (the child's text merely ended in `ok`) replaces it.
@@ -231,10 +231,10 @@ fn trailing_result(text: &str) -> Option<&'static str> {
 
 /// libtest's summary of a binary:
 /// `test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 measured; 4 filtered out; finished in 0.01s`.
-pub fn parse_result_line(line: &str) -> Option<crate::report::schema::TestCounts> {
+pub fn parse_result_line(line: &str) -> Option<reap_report::TestCounts> {
     let rest = line.strip_prefix("test result: ")?;
     let (_, counts) = rest.split_once(". ")?;
-    let mut c = crate::report::schema::TestCounts::default();
+    let mut c = reap_report::TestCounts::default();
     let mut seen = 0;
     for part in counts.split(';') {
         let part = part.trim();
@@ -263,7 +263,7 @@ pub fn parse_result_line(line: &str) -> Option<crate::report::schema::TestCounts
 /// Nothing to compare without counts or results, or past [`MAX_RESULTS`].
 pub fn results_disagree(
     results: &[&str],
-    counts: Option<&crate::report::schema::TestCounts>,
+    counts: Option<&reap_report::TestCounts>,
 ) -> Option<String> {
     let c = counts?;
     if results.is_empty() || results.len() >= MAX_RESULTS {
@@ -367,7 +367,7 @@ pub struct Captured {
     /// Per-test results from libtest's output.
     pub results: Vec<(String, String)>,
     /// libtest's `test result:` lines, summed.
-    pub counts: Option<crate::report::schema::TestCounts>,
+    pub counts: Option<reap_report::TestCounts>,
     /// False when the pipe was still held open after the suite was reaped
     /// (only possible for a process that escaped process-group containment).
     pub complete: bool,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use reap_report::exit::HELP as EXIT_CODES;
 
 use crate::duration::{parse_duration, parse_timeout};
 use crate::options::{
@@ -24,22 +25,6 @@ pub fn bounded<T: TryFrom<u64>, const LO: u64, const HI: u64>(s: &str) -> Result
     check_range(v, LO, HI)?;
     T::try_from(v).map_err(|_| format!("{v} does not fit on this platform"))
 }
-
-const EXIT_CODES: &str = "\
-EXIT CODES:
-    0    every suite passed and nothing leaked
-    100  a suite failed or crashed, or could not be judged (status error)
-    101  the build failed
-    102  a suite hung (every attempt timed out)
-    103  processes leaked, and that was the only problem
-    4    no tests to run: a filter matched no test of any suite
-    2    usage or configuration error; also internal errors (a panic, a report
-         that could not be written, cargo-reap's own cleanup failing)
-    130  interrupted by SIGINT (143 SIGTERM, 129 SIGHUP); the report is partial
-  When several apply, the first in the order 101, 100, 102, 103, 4 wins.
-  `cargo reap run`: the command's own exit code, unless it hung (102),
-  leaked (103) or could not be judged (100).
-  The summary line ends with the exit code returned.";
 
 /// Find, attribute and reap the processes your tests leave behind.
 #[derive(Debug, Parser)]

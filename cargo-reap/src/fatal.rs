@@ -21,12 +21,12 @@ pub fn install() {
             "cargo-reap: internal error (a bug in cargo-reap, please report it): {}\n\
              cargo-reap: exiting with code {}; the lifeline guard kills every process of the run\n",
             describe(info.payload(), info.location()),
-            crate::exit::USAGE
+            reap_report::exit::USAGE
         );
         if std::io::stderr().write_all(text.as_bytes()).is_err() {
             // Nowhere to say it; the exit code still does.
         }
-        std::process::exit(crate::exit::USAGE);
+        std::process::exit(reap_report::exit::USAGE);
     }));
 }
 

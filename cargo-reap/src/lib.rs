@@ -18,7 +18,6 @@ pub mod discover;
 pub mod duration;
 pub mod engine;
 pub mod error;
-pub mod exit;
 pub mod fatal;
 pub mod interrupt;
 pub mod lifeline;
@@ -35,6 +34,7 @@ pub mod tmpdir;
 use std::ffi::OsString;
 
 use clap::Parser;
+use reap_report::exit;
 
 /// Parse the command line and run; returns the process exit code.
 pub fn main_entry(mut args: Vec<OsString>) -> i32 {

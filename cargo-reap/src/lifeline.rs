@@ -532,12 +532,12 @@ fn guardian_main(runner: i32, set: &nix::sys::signal::SigSet) -> i32 {
             Ok(None) | Err(rustix::io::Errno::INTR) => continue,
             Err(e) => {
                 eprintln!("cargo-reap: error: collecting the runner's exit: {e}");
-                return crate::exit::USAGE;
+                return reap_report::exit::USAGE;
             }
         }
     };
     match status.terminating_signal() {
-        None => status.exit_status().unwrap_or(crate::exit::USAGE),
+        None => status.exit_status().unwrap_or(reap_report::exit::USAGE),
         Some(sig) => {
             let killed = kill_descendants();
             eprintln!(
@@ -559,13 +559,13 @@ fn wait_plain(runner: i32) -> i32 {
             Ok(Some((_, st))) => {
                 return match st.terminating_signal() {
                     Some(sig) => crate::interrupt::exit_code(sig),
-                    None => st.exit_status().unwrap_or(crate::exit::USAGE),
+                    None => st.exit_status().unwrap_or(reap_report::exit::USAGE),
                 }
             }
             Err(rustix::io::Errno::INTR) | Ok(None) => continue,
             Err(e) => {
                 eprintln!("cargo-reap: error: waiting for the runner: {e}");
-                return crate::exit::USAGE;
+                return reap_report::exit::USAGE;
             }
         }
     }

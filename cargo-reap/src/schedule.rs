@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use crate::discover::Suite;
 use crate::report::events::{Event, EventSink};
-use crate::report::schema::{SuiteReport, SuiteStatus};
 use crate::supervise::{self, RunContext};
+use reap_report::{SuiteReport, SuiteStatus};
 
 /// How suites are run.
 pub struct ScheduleOptions {

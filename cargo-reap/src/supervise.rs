@@ -18,8 +18,8 @@ use crate::capture::{Capture, Echo};
 use crate::containment::{Containment, GuardKey, Isolation};
 use crate::discover::Suite;
 use crate::error::RunError;
-use crate::report::schema::{Attempt, Leak, SuiteReport, SuiteStatus, TestOutcome};
 use crate::sys::{self, OwnedChild};
+use reap_report::{Attempt, Leak, SuiteReport, SuiteStatus, TestOutcome};
 
 /// Environment variable telling a suite which trial of `--loop` it runs in.
 pub const TRIAL_VAR: &str = "CARGO_REAP_TRIAL";
@@ -493,7 +493,7 @@ pub fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
         ppid: p.ppid,
         pgid: p.pgid,
         sid: p.sid,
-        state: p.state.to_string(),
+        state: p.state,
         comm: p.comm.clone(),
         cmdline: p.cmdline.clone(),
         age_ms: p.age_ms,
@@ -536,7 +536,7 @@ pub struct AttemptOutcome {
     /// Per-test results from the output.
     pub results: Vec<(String, String)>,
     /// libtest's `test result:` counts.
-    pub counts: Option<crate::report::schema::TestCounts>,
+    pub counts: Option<reap_report::TestCounts>,
 }
 
 /// One run of a test binary: which leaf, which arguments, how it is headed in the log.

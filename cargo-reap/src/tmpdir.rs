@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Statx, StatxAttributes, StatxFlags, CWD};
 use rustix::io::Errno;
 
-use crate::report::schema::TmpLeftovers;
+use reap_report::TmpLeftovers;
 
 /// How many paths are named in the report.
 const EXAMPLES: usize = 5;

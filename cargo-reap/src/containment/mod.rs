@@ -21,22 +21,7 @@ use rustix::process::Signal;
 
 use crate::error::ContainError;
 
-/// The isolation mode of a run, as reported (`"cgroup"` / `"process-group"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IsolationKind {
-    Cgroup,
-    ProcessGroup,
-}
-
-impl std::fmt::Display for IsolationKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            IsolationKind::Cgroup => "cgroup",
-            IsolationKind::ProcessGroup => "process-group",
-        })
-    }
-}
+pub use reap_report::IsolationKind;
 
 /// One suite attempt's containment.
 pub trait Containment: Send {

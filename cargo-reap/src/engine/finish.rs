@@ -6,11 +6,11 @@ use super::discovery::Found;
 use super::setup::{Ready, Run};
 use super::trials::Ran;
 use super::{emit, keep_going, Outcome};
-use crate::containment::IsolationKind;
 use crate::error::EngineError;
-use crate::exit;
-use crate::report::schema::{Failure, LoopSummary, Report, Summary, Trial, SCHEMA_VERSION};
 use crate::scratch::RunDir;
+use reap_report::exit;
+use reap_report::IsolationKind;
+use reap_report::{Failure, LoopSummary, Report, Summary, Trial, SCHEMA_VERSION};
 
 /// Before any trial (a failed build, an interrupt, an empty partition): no
 /// suite ran; close the guard, report.

@@ -11,15 +11,16 @@ mod finish;
 mod plan;
 mod setup;
 mod trials;
+mod vitals;
 
 use std::io::Write;
 
 use crate::error::EngineError;
-use crate::exit;
 use crate::interrupt;
 use crate::options::{CargoInvocation, Color, ReapOptions, RunOptions, TestOptions};
-use crate::report::schema::{Report, Summary, SCHEMA_VERSION};
 use crate::report::terminal;
+use reap_report::exit;
+use reap_report::{Report, Summary, SCHEMA_VERSION};
 
 /// What a run produced: the exit code and the report.
 pub struct Outcome {
@@ -112,7 +113,7 @@ fn build_only(cargo: &CargoInvocation) -> Result<Outcome, EngineError> {
         report: Report {
             version: SCHEMA_VERSION,
             run_id,
-            isolation: crate::containment::IsolationKind::ProcessGroup,
+            isolation: reap_report::IsolationKind::ProcessGroup,
             isolation_note: "--no-run: no suite was run".into(),
             duration_ms: 0,
             exit_code,

@@ -8,12 +8,12 @@ use super::discovery::Found;
 use super::setup::Run;
 use super::{emit, Source};
 use crate::config::AllowRule;
-use crate::containment::IsolationKind;
 use crate::discover::Suite;
 use crate::error::{EngineError, RunError};
 use crate::options::{streams, AttributeMode, Limits};
 use crate::schedule::ScheduleOptions;
 use crate::supervise::SuiteOptions;
+use reap_report::IsolationKind;
 
 /// The plan of the trials.
 pub(super) struct Plan {

@@ -12,9 +12,9 @@ use super::{emit, keep_going};
 use crate::config::AllowRule;
 use crate::containment::pgroup;
 use crate::report::events::{Event, EventSink};
-use crate::report::schema::{Leak, RunnerVitals, SuiteReport, Summary, Trial};
 use crate::supervise::RunContext;
 use crate::sys;
+use reap_report::{Leak, RunnerVitals, SuiteReport, Summary, Trial};
 
 /// What the trials produced, and the failures of the run's own work.
 pub(super) struct Ran {
@@ -110,7 +110,7 @@ fn run_trial(
 
 /// The runner's own vitals at the end of a trial (`--loop` shows their trend).
 fn runner_vitals() -> Option<RunnerVitals> {
-    match RunnerVitals::read() {
+    match super::vitals::runner_vitals() {
         Ok(v) => Some(v),
         Err(e) => {
             emit(&format!(

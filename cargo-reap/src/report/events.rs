@@ -10,9 +10,9 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use super::output::ReportPath;
-use super::schema::{Report, SuiteReport, SuiteStatus, Trial};
 use super::terminal;
-use crate::exit;
+use reap_report::exit;
+use reap_report::{Report, SuiteReport, SuiteStatus, Trial};
 
 /// What happened, as it happened.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,7 @@ use quick_junit::{
     NonSuccessKind, Property, Report as JReport, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
 
-use super::schema::{Report, SuiteReport, SuiteStatus};
+use reap_report::{Attempt, Report, SuiteReport, SuiteStatus, TestOutcome};
 
 /// The JUnit XML of a report.
 pub fn render(r: &Report) -> Result<String, quick_junit::SerializeError> {
@@ -36,118 +36,142 @@ fn suite(s: &SuiteReport, r: &Report) -> TestSuite {
         ts.add_property(Property::new(k, v));
     }
     for t in &s.tests {
-        let status = match t.result.as_str() {
-            "ok" => TestCaseStatus::success(),
-            "ignored" => TestCaseStatus::skipped(),
-            _ => {
-                let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                st.set_message(format!("test {}: {}", t.name, t.result));
-                st
-            }
-        };
-        let mut tc = TestCase::new(t.name.as_str(), status);
-        tc.set_classname(s.id.as_str());
-        ts.add_test_case(tc);
+        ts.add_test_case(case(s, t.name.as_str(), test_status(t)));
     }
-    // The binary's own outcome when it did not end in per-test results.
-    if matches!(
+    if let Some(status) = exit_status(s) {
+        ts.add_test_case(case(s, "cargo-reap::exit", status));
+    }
+    if let Some(status) = hang_status(s) {
+        ts.add_test_case(case(s, "cargo-reap::hang", status));
+    }
+    ts.add_test_case(case(s, "cargo-reap::leaks", leaks_status(s)));
+    ts
+}
+
+/// A test case of the suite (its class name is the suite's id).
+fn case(s: &SuiteReport, name: &str, status: TestCaseStatus) -> TestCase {
+    let mut tc = TestCase::new(name, status);
+    tc.set_classname(s.id.as_str());
+    tc
+}
+
+/// A libtest result: `ok` passes, `ignored` is skipped, anything else failed.
+fn test_status(t: &TestOutcome) -> TestCaseStatus {
+    match t.result.as_str() {
+        "ok" => TestCaseStatus::success(),
+        "ignored" => TestCaseStatus::skipped(),
+        _ => {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            st.set_message(format!("test {}: {}", t.name, t.result));
+            st
+        }
+    }
+}
+
+/// `cargo-reap::exit`: the binary's own outcome, when the suite failed,
+/// crashed or could not be judged without a failing per-test result.
+fn exit_status(s: &SuiteReport) -> Option<TestCaseStatus> {
+    let failed = matches!(
         s.status,
         SuiteStatus::Crash | SuiteStatus::Fail | SuiteStatus::Error
-    ) && !s
+    );
+    let a_test_failed = s
         .tests
         .iter()
-        .any(|t| t.result != "ok" && t.result != "ignored")
-    {
-        let last = s.attempts.last();
-        let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
-        st.set_message(match last {
-            _ if s.status == SuiteStatus::Error => format!(
-                "cargo-reap could not judge the suite: {}",
-                s.problems.join("; ")
-            ),
-            Some(a) if a.signal.is_some() => format!(
-                "the test binary was killed by signal {}",
-                a.signal.unwrap_or(0)
-            ),
-            Some(a) => format!("the test binary exited with {:?}", a.exit_code),
-            None => "the test binary did not run".into(),
-        });
-        let mut tc = TestCase::new("cargo-reap::exit", st);
-        tc.set_classname(s.id.as_str());
-        ts.add_test_case(tc);
+        .any(|t| t.result != "ok" && t.result != "ignored");
+    if !failed || a_test_failed {
+        return None;
     }
-    let hung: Vec<_> = s.attempts.iter().filter(|a| a.timed_out).collect();
-    if !hung.is_empty() {
-        let describe = |a: &super::schema::Attempt| {
-            format!(
-                "attempt {} timed out after {} ms; in flight: {}",
-                a.number,
-                a.duration_ms,
-                if a.tests_in_flight.is_empty() {
-                    "(unknown)".to_string()
-                } else {
-                    a.tests_in_flight.join(", ")
-                }
-            )
-        };
-        let status = if s.status == SuiteStatus::FlakyHang {
-            let mut st = TestCaseStatus::success();
-            for a in &hung {
-                let mut rerun = TestRerun::new(NonSuccessKind::Failure);
-                rerun.set_message(describe(a));
-                st.add_rerun(rerun);
-            }
-            st
+    let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+    st.set_message(match s.attempts.last() {
+        _ if s.status == SuiteStatus::Error => format!(
+            "cargo-reap could not judge the suite: {}",
+            s.problems.join("; ")
+        ),
+        Some(a) if a.signal.is_some() => format!(
+            "the test binary was killed by signal {}",
+            a.signal.unwrap_or(0)
+        ),
+        Some(a) => format!("the test binary exited with {:?}", a.exit_code),
+        None => "the test binary did not run".into(),
+    });
+    Some(st)
+}
+
+/// `cargo-reap::hang`: failed when the suite hung (the message names each
+/// timed-out attempt, the description is reap-probe's tree); for a
+/// flaky-hang, passed with each timed-out attempt as a failed rerun.
+fn hang_status(s: &SuiteReport) -> Option<TestCaseStatus> {
+    let hung: Vec<&Attempt> = s.attempts.iter().filter(|a| a.timed_out).collect();
+    if hung.is_empty() {
+        return None;
+    }
+    if s.status == SuiteStatus::FlakyHang {
+        let mut st = TestCaseStatus::success();
+        for a in &hung {
+            let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+            rerun.set_message(timed_out(a));
+            st.add_rerun(rerun);
+        }
+        return Some(st);
+    }
+    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    st.set_message(
+        hung.iter()
+            .map(|a| timed_out(a))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    st.set_description(
+        hung.iter()
+            .flat_map(|a| a.tree.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    Some(st)
+}
+
+/// `attempt N timed out after M ms; in flight: a, b`
+fn timed_out(a: &Attempt) -> String {
+    format!(
+        "attempt {} timed out after {} ms; in flight: {}",
+        a.number,
+        a.duration_ms,
+        if a.tests_in_flight.is_empty() {
+            "(unknown)".to_string()
         } else {
-            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            st.set_message(
-                hung.iter()
-                    .map(|a| describe(a))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            );
-            st.set_description(
-                hung.iter()
-                    .flat_map(|a| a.tree.iter().cloned())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            );
-            st
-        };
-        let mut tc = TestCase::new("cargo-reap::hang", status);
-        tc.set_classname(s.id.as_str());
-        ts.add_test_case(tc);
+            a.tests_in_flight.join(", ")
+        }
+    )
+}
+
+/// `cargo-reap::leaks`: passed, or failed listing each leaked process.
+fn leaks_status(s: &SuiteReport) -> TestCaseStatus {
+    if s.leaks.is_empty() {
+        return TestCaseStatus::success();
     }
-    let status = if s.leaks.is_empty() {
-        TestCaseStatus::success()
-    } else {
-        let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-        st.set_message(format!(
-            "{} process(es) survived the suite and were reaped",
-            s.leaks.len()
-        ));
-        st.set_type("leak");
-        st.set_description(
-            s.leaks
-                .iter()
-                .map(|l| {
-                    format!(
-                        "pid {} ppid {} {} [{}] test={} findings={}",
-                        l.pid,
-                        l.ppid,
-                        l.state,
-                        l.cmdline.join(" "),
-                        l.test.as_deref().unwrap_or("?"),
-                        l.findings.join(",")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-        );
-        st
-    };
-    let mut tc = TestCase::new("cargo-reap::leaks", status);
-    tc.set_classname(s.id.as_str());
-    ts.add_test_case(tc);
-    ts
+    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    st.set_message(format!(
+        "{} process(es) survived the suite and were reaped",
+        s.leaks.len()
+    ));
+    st.set_type("leak");
+    st.set_description(
+        s.leaks
+            .iter()
+            .map(|l| {
+                format!(
+                    "pid {} ppid {} {} [{}] test={} findings={}",
+                    l.pid,
+                    l.ppid,
+                    l.state,
+                    l.cmdline.join(" "),
+                    l.test.as_deref().unwrap_or("?"),
+                    l.findings.join(",")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    st
 }

@@ -1,9 +1,10 @@
-//! Reports: the event stream and its reporter ([`events`]), the JSON schema
-//! ([`schema`]), the terminal rendering ([`terminal`]), JUnit ([`junit`])
-//! and atomic report files ([`output`]).
+//! Reports: the event stream and its reporter ([`events`]), the terminal
+//! rendering ([`terminal`]), JUnit ([`junit`]) and writing report files
+//! atomically ([`output`]). The JSON schema, the summary math and the exit
+//! codes are the `reap-report` crate (the contract: it imports nothing of
+//! cargo-reap).
 
 pub mod events;
 pub mod junit;
 pub mod output;
-pub mod schema;
 pub mod terminal;

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use super::schema::{Leak, Report, SuiteReport, SuiteStatus};
+use reap_report::{
+    AttributionMethod, AttributionReport, Leak, Report, SuiteReport, SuiteStatus, NOT_LIBTEST,
+};
+
 use crate::duration::short;
 
 /// Append formatted text to a String (infallible, unlike `write!`).
@@ -107,9 +110,25 @@ pub fn suite_line(s: &SuiteReport) -> String {
     line
 }
 
-/// Details after the suite line: in-flight tests of a hang, output tail.
+/// Details after the suite line: in-flight tests of a hang, what it was
+/// doing, notes (attribution, TMPDIR leftovers, problems), output tail.
 pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
     let mut out = String::new();
+    timed_out_lines(&mut out, s);
+    hang_tree_lines(&mut out, s);
+    note_lines(&mut out, s);
+    let show_tail = matches!(
+        s.status,
+        SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
+    );
+    if show_tail {
+        tail_lines(&mut out, s, tail);
+    }
+    out
+}
+
+/// A line per timed-out attempt: when, the tests in flight, what was killed.
+fn timed_out_lines(out: &mut String, s: &SuiteReport) {
     for a in s.attempts.iter().filter(|a| a.timed_out) {
         putln!(
             out,
@@ -132,24 +151,33 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             a.hang_processes.len()
         );
     }
-    if let Some(a) = s.attempts.iter().rev().find(|a| !a.tree.is_empty()) {
+}
+
+/// reap-probe's tree of the last attempt that has one (at most [`TREE_LINES`]).
+fn hang_tree_lines(out: &mut String, s: &SuiteReport) {
+    let Some(a) = s.attempts.iter().rev().find(|a| !a.tree.is_empty()) else {
+        return;
+    };
+    putln!(
+        out,
+        "           what attempt {} was doing when it was killed (reap-probe):",
+        a.number
+    );
+    for l in a.tree.iter().take(TREE_LINES) {
+        putln!(out, "           : {}", clip(l, width() - 13));
+    }
+    if a.tree.len() > TREE_LINES {
         putln!(
             out,
-            "           what attempt {} was doing when it was killed (reap-probe):",
-            a.number
+            "           : … {} more lines in the JSON report (attempts[].tree)",
+            a.tree.len() - TREE_LINES
         );
-        for l in a.tree.iter().take(TREE_LINES) {
-            putln!(out, "           : {}", clip(l, width() - 13));
-        }
-        if a.tree.len() > TREE_LINES {
-            putln!(
-                out,
-                "           : … {} more lines in the JSON report (attempts[].tree)",
-                a.tree.len() - TREE_LINES
-            );
-        }
     }
-    if let Some(line) = s.attribution.as_ref().and_then(|a| a.line()) {
+}
+
+/// The attribution line, the TMPDIR leftovers and each problem of the suite.
+fn note_lines(out: &mut String, s: &SuiteReport) {
+    if let Some(line) = s.attribution.as_ref().and_then(attribution_line) {
         putln!(out, "           {}", clip(&line, width() - 11));
     }
     if let Some(t) = &s.tmp {
@@ -170,11 +198,11 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
     for p in &s.problems {
         putln!(out, "           problem: {}", clip(p, width() - 20));
     }
-    let show_tail = matches!(
-        s.status,
-        SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
-    );
-    if show_tail && !tail.is_empty() {
+}
+
+/// The last lines of a failed suite's output and where the whole log is.
+fn tail_lines(out: &mut String, s: &SuiteReport, tail: &[String]) {
+    if !tail.is_empty() {
         putln!(
             out,
             "           --- last {} lines of output ---",
@@ -184,12 +212,39 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
             putln!(out, "           | {}", clip(l, width() - 13));
         }
     }
-    if show_tail {
-        if let Some(log) = &s.log {
-            putln!(out, "           full output: {log}");
-        }
+    if let Some(log) = &s.log {
+        putln!(out, "           full output: {log}");
     }
-    out
+}
+
+/// The attribution line under a suite, when it adds to what the leak table
+/// says (a one-test suite: the table already names the test of every leak).
+fn attribution_line(a: &AttributionReport) -> Option<String> {
+    Some(match &a.method {
+        AttributionMethod::SingleTest => return None,
+        AttributionMethod::Window => format!(
+            "attribution: all {} leak(s) started while their test ran (serial output); no re-run needed",
+            a.leaks_total
+        ),
+        AttributionMethod::Rerun => format!(
+            "attribution: re-ran {} of {} test(s) alone{} in {:.2}s: {} of {} leak(s) reproduced{}",
+            a.tests_rerun,
+            a.tests_listed,
+            match a.tests_skipped_ignored {
+                0 => String::new(),
+                n => format!(" ({n} ignored, not re-run)"),
+            },
+            a.duration_ms as f64 / 1000.0,
+            a.leaks_attributed,
+            a.leaks_total,
+            if a.budget_exhausted { " (budget exhausted; see --attribute)" } else { "" }
+        ),
+        AttributionMethod::NotLibtest => format!(
+            "attribution: {NOT_LIBTEST}: all {} leak(s) are the suite's (no test names)",
+            a.leaks_total
+        ),
+        unlisted @ AttributionMethod::Unlisted(_) => format!("attribution: {unlisted}"),
+    })
 }
 
 /// Cut to `width` characters, with control characters (escape sequences,
@@ -214,7 +269,46 @@ pub fn leak_table(r: &Report) -> String {
 
 fn leak_table_in(r: &Report, width: usize) -> String {
     // Survivors no suite could claim get a group of their own, last.
-    let orphans = (!r.unattributed.is_empty()).then(|| SuiteReport {
+    let orphans = orphans_group(r);
+    let total: usize = r.suites.iter().chain(&orphans).map(|s| s.leaks.len()).sum();
+    if total == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    putln!(
+        out,
+        "\nLEAKED PROCESSES: {total} survived their suite (all killed and reaped unless marked)"
+    );
+    putln!(
+        out,
+        "    {:>8} {:>7} {:>2} {:>7}  COMMAND",
+        "PID",
+        "PPID",
+        "ST",
+        "AGE"
+    );
+    let row = RowLayout {
+        width,
+        me: std::process::id() as i32,
+    };
+    for s in r
+        .suites
+        .iter()
+        .chain(&orphans)
+        .filter(|s| !s.leaks.is_empty())
+    {
+        suite_leak_rows(&mut out, s, &row);
+    }
+    putln!(
+        out,
+        "(PPID reaper: orphaned, reparented to cargo-reap (child subreaper); (Nx): N alike, pids from PID)"
+    );
+    out
+}
+
+/// The process-group run's unattributed survivors as a suite of their own.
+fn orphans_group(r: &Report) -> Option<SuiteReport> {
+    (!r.unattributed.is_empty()).then(|| SuiteReport {
         id: "(no suite could claim them)".into(),
         package: String::new(),
         target: String::new(),
@@ -230,122 +324,125 @@ fn leak_table_in(r: &Report, width: usize) -> String {
         counts: None,
         tmp: None,
         problems: vec![],
-    });
-    let total: usize = r.suites.iter().chain(&orphans).map(|s| s.leaks.len()).sum();
-    if total == 0 {
-        return String::new();
-    }
-    let me = std::process::id() as i32;
-    let mut out = String::new();
+    })
+}
+
+/// What every process row is laid out for: the table's width and our own
+/// pid (an orphan's PPID reads `reaper`).
+struct RowLayout {
+    width: usize,
+    me: i32,
+}
+
+/// One suite's group of the table: its heading, then each test's leaks.
+fn suite_leak_rows(out: &mut String, s: &SuiteReport, row: &RowLayout) {
+    let width = row.width;
     putln!(
         out,
-        "\nLEAKED PROCESSES: {total} survived their suite (all killed and reaped unless marked)"
+        "{}  ({} leaked)",
+        clip(&s.id, width - 14),
+        s.leaks.len()
     );
-    putln!(
-        out,
-        "    {:>8} {:>7} {:>2} {:>7}  COMMAND",
-        "PID",
-        "PPID",
-        "ST",
-        "AGE"
-    );
-    for s in r
-        .suites
-        .iter()
-        .chain(&orphans)
-        .filter(|s| !s.leaks.is_empty())
-    {
-        putln!(
-            out,
-            "{}  ({} leaked)",
-            clip(&s.id, width - 14),
-            s.leaks.len()
-        );
-        // Tests in first-seen order; leaks without a test last.
-        let mut tests: Vec<Option<&str>> = Vec::new();
-        for l in &s.leaks {
-            let t = l.test.as_deref();
-            if !tests.contains(&t) {
-                tests.push(t);
-            }
+    for t in leak_tests(s) {
+        let leaks: Vec<&Leak> = s.leaks.iter().filter(|l| l.test.as_deref() == t).collect();
+        let why = leaks.first().and_then(|l| l.attribution.as_deref());
+        match (t, why) {
+            (Some(t), _) => putln!(out, "  test {}", clip(t, width - 7)),
+            (None, Some(why)) => putln!(out, "  test unknown: {}", clip(why, width - 16)),
+            (None, None) => putln!(out, "  test unknown (attribution off)"),
         }
-        tests.sort_by_key(|t| t.is_none());
-        for t in tests {
-            let leaks: Vec<&Leak> = s.leaks.iter().filter(|l| l.test.as_deref() == t).collect();
-            let why = leaks.first().and_then(|l| l.attribution.as_deref());
-            match (t, why) {
-                (Some(t), _) => putln!(out, "  test {}", clip(t, width - 7)),
-                (None, Some(why)) => putln!(out, "  test unknown: {}", clip(why, width - 16)),
-                (None, None) => putln!(out, "  test unknown (attribution off)"),
-            }
-            // Parent before child, children indented; identical siblings
-            // (same command, state, parent) share a row.
-            let mut groups: Vec<(&Leak, usize, usize)> = Vec::new();
-            for (l, depth) in as_tree(&leaks) {
-                match groups.last_mut() {
-                    Some((g, n, d))
-                        if *d == depth
-                            && g.cmdline == l.cmdline
-                            && g.state == l.state
-                            && g.ppid == l.ppid =>
-                    {
-                        *n += 1
-                    }
-                    _ => groups.push((l, 1, depth)),
-                }
-            }
-            for (l, n, depth) in groups {
-                let mut cmd = if l.cmdline.is_empty() {
-                    format!("[{}]", l.comm)
-                } else {
-                    l.cmdline.join(" ")
-                };
-                if n > 1 {
-                    cmd = format!("({n}x) {cmd}");
-                }
-                if depth > 0 {
-                    cmd = format!("{}└ {cmd}", "  ".repeat(depth - 1));
-                }
-                match &l.kill_error {
-                    Some(why) => cmd = format!("(NOT REAPED: {why}) {cmd}"),
-                    None if !l.reaped => cmd = format!("(NOT REAPED) {cmd}"),
-                    None => {}
-                }
-                if l.allowed.is_some() {
-                    cmd = format!("(allowed) {cmd}");
-                }
-                let ppid = if l.ppid == me {
-                    "reaper".to_string()
-                } else {
-                    l.ppid.to_string()
-                };
-                let pid = if n > 1 {
-                    format!("{}+", l.pid)
-                } else {
-                    l.pid.to_string()
-                };
-                let prefix = format!(
-                    "    {:>8} {:>7} {:>2} {:>7}  ",
-                    pid,
-                    ppid,
-                    l.state,
-                    short(Duration::from_millis(l.age_ms)),
-                );
-                // A command line is data, not prose: even in a CI log it is
-                // cut at COMMAND_MAX (the JSON report keeps every argument).
-                let room = width
-                    .saturating_sub(prefix.chars().count())
-                    .clamp(20, COMMAND_MAX);
-                putln!(out, "{prefix}{}", clip(&cmd, room));
-                findings_lines(&mut out, l, width);
-            }
+        for (l, n, depth) in alike_groups(&leaks) {
+            process_row(out, l, n, depth, row);
+            findings_lines(out, l, width);
         }
     }
-    putln!(
-        out,
-        "(PPID reaper: orphaned, reparented to cargo-reap (child subreaper); (Nx): N alike, pids from PID)"
+}
+
+/// The tests of a suite's leaks in first-seen order; leaks without a test last.
+fn leak_tests(s: &SuiteReport) -> Vec<Option<&str>> {
+    let mut tests: Vec<Option<&str>> = Vec::new();
+    for l in &s.leaks {
+        let t = l.test.as_deref();
+        if !tests.contains(&t) {
+            tests.push(t);
+        }
+    }
+    tests.sort_by_key(|t| t.is_none());
+    tests
+}
+
+/// Parent before child, children one level deeper; identical siblings (same
+/// command, state, parent) share a row: (first leak, how many, depth).
+fn alike_groups<'a>(leaks: &[&'a Leak]) -> Vec<(&'a Leak, usize, usize)> {
+    let mut groups: Vec<(&Leak, usize, usize)> = Vec::new();
+    for (l, depth) in as_tree(leaks) {
+        match groups.last_mut() {
+            Some((g, n, d))
+                if *d == depth
+                    && g.cmdline == l.cmdline
+                    && g.state == l.state
+                    && g.ppid == l.ppid =>
+            {
+                *n += 1
+            }
+            _ => groups.push((l, 1, depth)),
+        }
+    }
+    groups
+}
+
+/// `       PID    PPID ST     AGE  COMMAND` of `n` alike processes at `depth`.
+fn process_row(out: &mut String, l: &Leak, n: usize, depth: usize, row: &RowLayout) {
+    let cmd = command_cell(l, n, depth);
+    let ppid = if l.ppid == row.me {
+        "reaper".to_string()
+    } else {
+        l.ppid.to_string()
+    };
+    let pid = if n > 1 {
+        format!("{}+", l.pid)
+    } else {
+        l.pid.to_string()
+    };
+    let prefix = format!(
+        "    {:>8} {:>7} {:>2} {:>7}  ",
+        pid,
+        ppid,
+        l.state,
+        short(Duration::from_millis(l.age_ms)),
     );
-    out
+    // A command line is data, not prose: even in a CI log it is
+    // cut at COMMAND_MAX (the JSON report keeps every argument).
+    let room = row
+        .width
+        .saturating_sub(prefix.chars().count())
+        .clamp(20, COMMAND_MAX);
+    putln!(out, "{prefix}{}", clip(&cmd, room));
+}
+
+/// The COMMAND cell: markers (allowed, not reaped), the tree branch, the
+/// count of alike processes, the command line (or `[comm]` without one).
+fn command_cell(l: &Leak, n: usize, depth: usize) -> String {
+    let mut cmd = if l.cmdline.is_empty() {
+        format!("[{}]", l.comm)
+    } else {
+        l.cmdline.join(" ")
+    };
+    if n > 1 {
+        cmd = format!("({n}x) {cmd}");
+    }
+    if depth > 0 {
+        cmd = format!("{}└ {cmd}", "  ".repeat(depth - 1));
+    }
+    match &l.kill_error {
+        Some(why) => cmd = format!("(NOT REAPED: {why}) {cmd}"),
+        None if !l.reaped => cmd = format!("(NOT REAPED) {cmd}"),
+        None => {}
+    }
+    if l.allowed.is_some() {
+        cmd = format!("(allowed) {cmd}");
+    }
+    cmd
 }
 
 /// Leaks in tree order (a leak whose parent is another leak follows it,
@@ -414,7 +511,7 @@ fn findings_lines(out: &mut String, l: &Leak, width: usize) {
 const TREE_LINES: usize = 60;
 
 /// `trial 3/20: 12 passed, 1 failed, 1 hung, 1 flaky; 31 leaked from 7 suites [10.2s]`
-pub fn trial_line(t: &crate::report::schema::Trial, of: Option<u32>) -> String {
+pub fn trial_line(t: &reap_report::Trial, of: Option<u32>) -> String {
     let s = &t.summary;
     let mut parts = vec![format!("{} passed", s.passed)];
     for (n, what) in [
@@ -446,7 +543,7 @@ pub fn trial_line(t: &crate::report::schema::Trial, of: Option<u32>) -> String {
 }
 
 /// The per-suite rate table of a `--loop` run and its headline.
-pub fn loop_table(ls: &crate::report::schema::LoopSummary) -> String {
+pub fn loop_table(ls: &reap_report::LoopSummary) -> String {
     let w = ls
         .suites
         .iter()
@@ -598,7 +695,7 @@ pub fn summary_line(r: &Report) -> String {
 
 /// `tests: 10 passed, 2 failed, 3 ignored, 4 filtered out` (absent when no
 /// suite printed libtest's counts).
-fn test_counts(s: &crate::report::schema::Summary) -> Option<String> {
+fn test_counts(s: &reap_report::Summary) -> Option<String> {
     if s.suites_without_counts == s.suites {
         return None;
     }
@@ -633,8 +730,8 @@ fn test_counts(s: &crate::report::schema::Summary) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::containment::IsolationKind;
-    use crate::report::schema::Summary;
+    use reap_report::IsolationKind;
+    use reap_report::Summary;
 
     fn leak(pid: i32, ppid: i32, cmd: &str, test: Option<&str>) -> Leak {
         Leak {
@@ -642,7 +739,7 @@ mod tests {
             ppid,
             pgid: pid,
             sid: pid,
-            state: "S".into(),
+            state: 'S',
             comm: cmd.split(' ').next().unwrap().into(),
             cmdline: cmd.split(' ').map(str::to_string).collect(),
             age_ms: 1500,

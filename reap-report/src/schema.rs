@@ -5,8 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::containment::IsolationKind;
-
 pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +48,23 @@ pub struct Report {
     pub failures: Vec<Failure>,
 }
 
+/// The isolation mode of a run, as reported (`"cgroup"` / `"process-group"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationKind {
+    Cgroup,
+    ProcessGroup,
+}
+
+impl std::fmt::Display for IsolationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IsolationKind::Cgroup => "cgroup",
+            IsolationKind::ProcessGroup => "process-group",
+        })
+    }
+}
+
 /// A failing test (or a suite that failed without naming one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
@@ -65,90 +80,6 @@ pub struct Failure {
     /// this test (or this suite); absent for `cargo reap run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun: Option<String>,
-}
-
-impl Failure {
-    /// The failures of these suites; `prefix` goes right after
-    /// `cargo reap test` (e.g. the `--manifest-path` of this run).
-    pub fn of(suites: &[SuiteReport], prefix: &[String]) -> Vec<Failure> {
-        let mut out = Vec::new();
-        for s in suites {
-            if matches!(s.status, SuiteStatus::Pass | SuiteStatus::FlakyHang) {
-                continue;
-            }
-            let mut tests: Vec<&str> = s
-                .tests
-                .iter()
-                .filter(|t| t.result == "FAILED")
-                .map(|t| t.name.as_str())
-                .collect();
-            if tests.is_empty() && s.status == SuiteStatus::Hang {
-                if let Some(a) = s.attempts.last() {
-                    tests = a.tests_in_flight.iter().map(String::as_str).collect();
-                }
-            }
-            let entry = |test: Option<&str>| Failure {
-                suite: s.id.clone(),
-                status: s.status,
-                test: test.map(str::to_string),
-                rerun: rerun_hint(s, prefix, test),
-            };
-            if tests.is_empty() {
-                out.push(entry(None));
-            }
-            out.extend(tests.into_iter().map(|t| entry(Some(t))));
-        }
-        out
-    }
-}
-
-/// `cargo reap test -p foo --test bar -- name --exact` (shell-quoted where needed).
-pub fn rerun_hint(s: &SuiteReport, prefix: &[String], test: Option<&str>) -> Option<String> {
-    let target: Vec<&str> = match s.kind.as_str() {
-        "lib" | "proc-macro" => vec!["--lib"],
-        "bin" => vec!["--bin", &s.target],
-        "test" => vec!["--test", &s.target],
-        "example" => vec!["--example", &s.target],
-        "bench" => vec!["--bench", &s.target],
-        "doctest" => vec!["--doc"],
-        _ => return None,
-    };
-    let mut words: Vec<&str> = vec!["cargo", "reap", "test"];
-    words.extend(prefix.iter().map(String::as_str));
-    words.extend(["-p", &s.package]);
-    words.extend(target);
-    match test {
-        // A doctest's name has spaces and cargo hands rustdoc the test
-        // arguments split on whitespace: `--exact` cannot name it; the first
-        // word of its name that no other test of the suite has filters it.
-        Some(t) if s.kind == "doctest" && t.contains(char::is_whitespace) => {
-            let unique = t.split_whitespace().find(|word| {
-                s.tests
-                    .iter()
-                    .all(|other| other.name == t || !other.name.contains(word))
-            });
-            words.extend(["--", unique.unwrap_or(t)]);
-        }
-        Some(t) => words.extend(["--", t, "--exact"]),
-        None => {}
-    }
-    Some(
-        words
-            .iter()
-            .map(|w| shell_word(w))
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
-}
-
-/// A word a POSIX shell reads back as itself.
-fn shell_word(w: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.:/=+@%,".contains(c);
-    if !w.is_empty() && w.chars().all(plain) {
-        w.to_string()
-    } else {
-        format!("'{}'", w.replace('\'', "'\\''"))
-    }
 }
 
 /// One run of every selected suite in `--loop` mode.
@@ -168,7 +99,8 @@ pub struct Trial {
     pub runner: Option<RunnerVitals>,
 }
 
-/// cargo-reap's own resources, read from `/proc/self` between trials.
+/// cargo-reap's own resources, read from `/proc/self` between trials (by cargo-reap:
+/// this crate reads nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunnerVitals {
     /// Open file descriptors.
@@ -177,26 +109,6 @@ pub struct RunnerVitals {
     pub rss_kib: u64,
     /// Live threads.
     pub threads: u64,
-}
-
-impl RunnerVitals {
-    /// Read them now (memory and threads through reap-probe's snapshot).
-    pub fn read() -> Result<Self, reap_probe::ProbeError> {
-        let fd_dir = std::path::Path::new("/proc/self/fd");
-        let open_fds = std::fs::read_dir(fd_dir)
-            .map_err(|source| reap_probe::ProbeError::Io {
-                path: fd_dir.to_path_buf(),
-                source,
-            })?
-            .count();
-        let me = reap_probe::snapshot(std::process::id() as i32, Default::default())?;
-        Ok(Self {
-            // read_dir's own descriptor was open while it counted.
-            open_fds: open_fds.saturating_sub(1),
-            rss_kib: me.rss_bytes / 1024,
-            threads: me.threads.max(0) as u64,
-        })
-    }
 }
 
 /// Per-suite rates across the trials of a `--loop` run.
@@ -233,100 +145,6 @@ pub struct SuiteRates {
     /// at minute one): what grows and the figures.
     #[serde(default)]
     pub growing: Option<String>,
-}
-
-/// Do these per-trial peaks keep growing? At least three trials, never
-/// falling, and the last at least half again the first (and a real amount).
-pub fn growth(peaks: &[u64], min_increase: u64) -> bool {
-    peaks.len() >= 3
-        && peaks.windows(2).all(|w| w[1] >= w[0])
-        && peaks[peaks.len() - 1] >= peaks[0] + (peaks[0] / 2).max(min_increase)
-}
-
-impl LoopSummary {
-    pub fn of(trials: &[Trial]) -> LoopSummary {
-        let mut rates: Vec<SuiteRates> = Vec::new();
-        for t in trials {
-            for s in &t.suites {
-                let i = match rates.iter().position(|r| r.id == s.id) {
-                    Some(i) => i,
-                    None => {
-                        rates.push(SuiteRates {
-                            id: s.id.clone(),
-                            ..Default::default()
-                        });
-                        rates.len() - 1
-                    }
-                };
-                let r = &mut rates[i];
-                r.trials += 1;
-                match s.status {
-                    SuiteStatus::Pass => r.pass += 1,
-                    SuiteStatus::Fail => r.fail += 1,
-                    SuiteStatus::Crash => r.crash += 1,
-                    SuiteStatus::Hang => r.hang += 1,
-                    SuiteStatus::FlakyHang => r.flaky += 1,
-                    SuiteStatus::Error => r.error += 1,
-                }
-                if s.failing_leaks() > 0 {
-                    r.trials_with_leaks += 1;
-                }
-                r.max_survivors = r.max_survivors.max(s.failing_leaks() as u32);
-                r.peak_processes.push(
-                    s.attempts
-                        .iter()
-                        .map(|a| a.peak_processes)
-                        .max()
-                        .unwrap_or(0),
-                );
-                r.peak_memory_bytes.push(
-                    s.attempts
-                        .iter()
-                        .map(|a| a.peak_memory_bytes)
-                        .max()
-                        .unwrap_or(0),
-                );
-            }
-        }
-        for r in &mut rates {
-            let procs: Vec<u64> = r.peak_processes.iter().map(|&p| p as u64).collect();
-            if growth(&procs, 2) {
-                r.growing = Some(format!("peak processes grow trial over trial: {procs:?}"));
-            } else if growth(&r.peak_memory_bytes, 8 << 20) {
-                let mib: Vec<u64> = r.peak_memory_bytes.iter().map(|b| b >> 20).collect();
-                r.growing = Some(format!("peak memory grows trial over trial (MiB): {mib:?}"));
-            }
-        }
-        rates.sort_by(|a, b| a.id.cmp(&b.id));
-        LoopSummary {
-            trials: trials.len() as u32,
-            leak_free_trials: trials
-                .iter()
-                .filter(|t| t.summary.leaked_processes == 0)
-                .count() as u32,
-            suites: rates,
-        }
-    }
-}
-
-impl Summary {
-    /// Element-wise sum (trials of a loop).
-    pub fn add(&mut self, o: &Summary) {
-        self.suites += o.suites;
-        self.passed += o.passed;
-        self.failed += o.failed;
-        self.crashed += o.crashed;
-        self.hung += o.hung;
-        self.flaky += o.flaky;
-        self.errored += o.errored;
-        self.leaked_processes += o.leaked_processes;
-        self.suites_with_leaks += o.suites_with_leaks;
-        self.allowed_processes += o.allowed_processes;
-        self.suites_with_tmp_files += o.suites_with_tmp_files;
-        self.unattributed_processes += o.unattributed_processes;
-        self.tests.add(&o.tests);
-        self.suites_without_counts += o.suites_without_counts;
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -384,7 +202,7 @@ pub struct SuiteReport {
     pub attempts: Vec<Attempt>,
     pub leaks: Vec<Leak>,
     /// What test-level attribution did (absent when nothing leaked or `--attribute off`).
-    pub attribution: Option<crate::attribute::AttributionReport>,
+    pub attribution: Option<AttributionReport>,
     /// Each test of the last attempt and its result as libtest printed it
     /// (`ok`, `FAILED`, `ignored`); empty with `--no-capture`.
     #[serde(default)]
@@ -405,6 +223,82 @@ pub struct SuiteReport {
     pub problems: Vec<String>,
 }
 
+/// What attribution did for one suite (JSON `attribution`, and one terminal line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributionReport {
+    pub method: AttributionMethod,
+    pub tests_listed: usize,
+    pub tests_rerun: usize,
+    pub leaks_attributed: usize,
+    pub leaks_total: usize,
+    pub duration_ms: u64,
+    /// The budget stopped the re-runs before every test was tried.
+    pub budget_exhausted: bool,
+    /// Listed tests not re-run because the suite's run reported them
+    /// `ignored` (they did not run, so they started nothing).
+    #[serde(default)]
+    pub tests_skipped_ignored: usize,
+}
+
+/// How attribution went (JSON `attribution.method`): `window`, `single-test`,
+/// `rerun`, `not-libtest`, or, when the tests could not be listed, that
+/// sentence with the reason (`the tests could not be listed: <why>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttributionMethod {
+    /// Every leak started while exactly one test ran (serial output): no re-run.
+    Window,
+    /// The suite has one test: every leak is its.
+    SingleTest,
+    /// The tests were re-run one at a time.
+    Rerun,
+    /// A binary that does not speak libtest (`harness = false`): no test names.
+    NotLibtest,
+    /// The tests could not be listed; the reason.
+    Unlisted(String),
+}
+
+/// Prefix of `attribution.method` when the tests could not be listed.
+const UNLISTED: &str = "the tests could not be listed: ";
+
+/// How a leak of a binary that does not speak libtest is described (in the
+/// leak's `attribution` and the terminal's attribution line).
+pub const NOT_LIBTEST: &str = "not a libtest binary";
+
+impl std::fmt::Display for AttributionMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttributionMethod::Window => f.write_str("window"),
+            AttributionMethod::SingleTest => f.write_str("single-test"),
+            AttributionMethod::Rerun => f.write_str("rerun"),
+            AttributionMethod::NotLibtest => f.write_str("not-libtest"),
+            AttributionMethod::Unlisted(why) => write!(f, "{UNLISTED}{why}"),
+        }
+    }
+}
+
+impl Serialize for AttributionMethod {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AttributionMethod {
+    /// Any other string is a reason the tests could not be listed (with or
+    /// without the sentence's prefix).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "window" => AttributionMethod::Window,
+            "single-test" => AttributionMethod::SingleTest,
+            "rerun" => AttributionMethod::Rerun,
+            "not-libtest" => AttributionMethod::NotLibtest,
+            other => {
+                AttributionMethod::Unlisted(other.strip_prefix(UNLISTED).unwrap_or(other).into())
+            }
+        })
+    }
+}
+
 /// What a suite left in its private TMPDIR and cargo-reap removed. What it
 /// did not remove (a mount, an entry it may not delete) and a TMPDIR that was
 /// deleted or replaced by a symlink are sentences in `SuiteReport::problems`.
@@ -418,13 +312,6 @@ pub struct TmpLeftovers {
     pub examples: Vec<String>,
 }
 
-impl SuiteReport {
-    /// Leaks no `allow` rule expects.
-    pub fn failing_leaks(&self) -> usize {
-        self.leaks.iter().filter(|l| l.allowed.is_none()).count()
-    }
-}
-
 /// Tests counted as libtest counts them (`N passed; N failed; N ignored;
 /// N measured; N filtered out`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -434,21 +321,6 @@ pub struct TestCounts {
     pub ignored: usize,
     pub measured: usize,
     pub filtered_out: usize,
-}
-
-impl TestCounts {
-    pub fn add(&mut self, o: &TestCounts) {
-        self.passed += o.passed;
-        self.failed += o.failed;
-        self.ignored += o.ignored;
-        self.measured += o.measured;
-        self.filtered_out += o.filtered_out;
-    }
-
-    /// Tests that ran: passed, failed or measured (not ignored, not filtered out).
-    pub fn ran(&self) -> usize {
-        self.passed + self.failed + self.measured
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -505,7 +377,7 @@ pub struct Leak {
     pub pgid: i32,
     pub sid: i32,
     /// One-letter state from /proc/PID/stat (`S`, `R`, `T`, `D`, ...).
-    pub state: String,
+    pub state: char,
     pub comm: String,
     pub cmdline: Vec<String>,
     /// Age when collected.
@@ -571,90 +443,33 @@ pub struct Summary {
     pub suites_without_counts: usize,
 }
 
-impl Summary {
-    pub fn of(suites: &[SuiteReport]) -> Summary {
-        let count = |s: SuiteStatus| suites.iter().filter(|x| x.status == s).count();
-        Summary {
-            suites: suites.len(),
-            passed: count(SuiteStatus::Pass),
-            failed: count(SuiteStatus::Fail),
-            crashed: count(SuiteStatus::Crash),
-            hung: count(SuiteStatus::Hang),
-            flaky: count(SuiteStatus::FlakyHang),
-            errored: count(SuiteStatus::Error),
-            leaked_processes: suites.iter().map(|s| s.failing_leaks()).sum(),
-            suites_with_leaks: suites.iter().filter(|s| s.failing_leaks() > 0).count(),
-            allowed_processes: suites
-                .iter()
-                .map(|s| s.leaks.len() - s.failing_leaks())
-                .sum(),
-            suites_with_tmp_files: suites.iter().filter(|s| s.tmp.is_some()).count(),
-            unattributed_processes: 0,
-            tests: suites.iter().filter_map(|s| s.counts).fold(
-                TestCounts::default(),
-                |mut sum, c| {
-                    sum.add(&c);
-                    sum
-                },
-            ),
-            suites_without_counts: suites.iter().filter(|s| s.counts.is_none()).count(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn rerun_hints_name_the_target_and_the_test() {
-        let test = |name: &str| TestOutcome {
-            name: name.into(),
-            result: "FAILED".into(),
-        };
-        let mut s = SuiteReport {
-            id: "foo::doctest/foo".into(),
-            package: "foo".into(),
-            target: "foo".into(),
-            kind: "doctest".into(),
-            binary: "cargo".into(),
-            status: SuiteStatus::Fail,
-            duration_ms: 0,
-            log: None,
-            attempts: vec![],
-            leaks: vec![],
-            attribution: None,
-            tests: vec![
-                test("src/lib.rs - add (line 3)"),
-                test("src/lib.rs - sub (line 9)"),
-            ],
-            counts: None,
-            tmp: None,
-            problems: vec![],
-        };
-        // A doctest: the first word of its name no other test has, no --exact.
+    fn attribution_method_reads_back_as_it_was_written() {
+        for m in [
+            AttributionMethod::Window,
+            AttributionMethod::SingleTest,
+            AttributionMethod::Rerun,
+            AttributionMethod::NotLibtest,
+            AttributionMethod::Unlisted("cargo test --list: exit 101".into()),
+        ] {
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(
+                serde_json::from_str::<AttributionMethod>(&json).unwrap(),
+                m,
+                "{json}"
+            );
+        }
         assert_eq!(
-            rerun_hint(&s, &[], Some("src/lib.rs - add (line 3)")).unwrap(),
-            "cargo reap test -p foo --doc -- add"
+            serde_json::to_string(&AttributionMethod::Unlisted("exit 101".into())).unwrap(),
+            "\"the tests could not be listed: exit 101\""
         );
-        s.kind = "proc-macro".into();
         assert_eq!(
-            rerun_hint(&s, &[], Some("it works")).unwrap(),
-            "cargo reap test -p foo --lib -- 'it works' --exact"
+            serde_json::to_string(&AttributionMethod::SingleTest).unwrap(),
+            "\"single-test\""
         );
-        s.kind = "bin".into();
-        assert_eq!(
-            rerun_hint(&s, &[], None).unwrap(),
-            "cargo reap test -p foo --bin foo"
-        );
-    }
-
-    #[test]
-    fn growth_needs_a_steady_real_climb() {
-        assert!(growth(&[2, 3, 5, 8], 2));
-        assert!(!growth(&[2, 3], 2), "two trials are not a trend");
-        assert!(!growth(&[5, 9, 4, 9], 2), "falling once is not growth");
-        assert!(!growth(&[10, 10, 11], 2), "too small to matter");
-        assert!(!growth(&[100, 100, 100], 2));
     }
 }

@@ -1,6 +1,6 @@
 //! Exit codes, documented in the README and `--help`.
 
-use crate::report::schema::Summary;
+use crate::Summary;
 
 /// Every suite passed and nothing leaked.
 pub const SUCCESS: i32 = 0;
@@ -17,9 +17,27 @@ pub const LEAKED: i32 = 103;
 /// A filter matched no test at all: every suite ran, none ran a test
 /// (libtest counted them all as filtered out). As nextest's "no tests to run".
 pub const NO_TESTS: i32 = 4;
+
 /// `cargo reap clean` did all it could, but left something it could not
 /// remove or kill (each named).
 pub const CLEAN_INCOMPLETE: i32 = 1;
+
+/// The exit codes as `--help` lists them (after the options).
+pub const HELP: &str = "\
+EXIT CODES:
+    0    every suite passed and nothing leaked
+    100  a suite failed or crashed, or could not be judged (status error)
+    101  the build failed
+    102  a suite hung (every attempt timed out)
+    103  processes leaked, and that was the only problem
+    4    no tests to run: a filter matched no test of any suite
+    2    usage or configuration error; also internal errors (a panic, a report
+         that could not be written, cargo-reap's own cleanup failing)
+    130  interrupted by SIGINT (143 SIGTERM, 129 SIGHUP); the report is partial
+  When several apply, the first in the order 101, 100, 102, 103, 4 wins.
+  `cargo reap run`: the command's own exit code, unless it hung (102),
+  leaked (103) or could not be judged (100).
+  The summary line ends with the exit code returned.";
 
 /// The exit code of a completed run: the first that applies in the order
 /// 100 (failed/crashed/error), 102 (hung), 103 (leaked), 4 (a filter matched
@@ -122,6 +140,24 @@ mod tests {
         };
         assert_eq!(for_summary(&s, false), SUCCESS);
         assert_eq!(for_summary(&s, true), LEAKED);
+    }
+
+    #[test]
+    fn the_help_names_every_code() {
+        for code in [
+            SUCCESS,
+            TEST_FAILED,
+            BUILD_FAILED,
+            HUNG,
+            LEAKED,
+            NO_TESTS,
+            USAGE,
+        ] {
+            let listed = HELP
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code} ")));
+            assert!(listed, "exit code {code} is not in the help:\n{HELP}");
+        }
     }
 
     #[test]

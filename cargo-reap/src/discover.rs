@@ -673,7 +673,10 @@ pub fn build(a: &CargoArgs) -> Result<Vec<Built>, BuildError> {
     }
     let cargo = cargo_program();
     let mut cmd = Command::new(&cargo);
-    crate::sys::unblock_signals_in_child(&mut cmd);
+    crate::containment::layers::apply(
+        &mut cmd,
+        &[crate::containment::layers::Layer::UnblockSignals],
+    );
     let mut child = cmd
         .args(build_args(a))
         .stdin(Stdio::null())

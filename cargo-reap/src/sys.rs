@@ -383,46 +383,6 @@ pub fn sweep_zombie_children() -> Result<usize, ContainError> {
     reap_if_our_zombies(zombies)
 }
 
-/// Give a child an empty signal mask. The runner blocks SIGINT, SIGTERM and
-/// SIGHUP (it reads them from a signalfd), and a mask survives fork and exec:
-/// without this a suite could not be stopped by SIGTERM.
-pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: sigemptyset and pthread_sigmask are async-signal-safe; nothing is allocated.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::signal::pthread_sigmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&nix::sys::signal::SigSet::empty()),
-                None,
-            )
-            .map_err(std::io::Error::from)
-        });
-    }
-}
-
-/// Mark every inherited descriptor above stderr close-on-exec in the child, so
-/// a suite gets only stdin, stdout and stderr — not a pipe of whatever started
-/// cargo-reap (a CI log pipe a leaked process could keep open), not a stray fd.
-/// Uses close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11); on older kernels
-/// the descriptors stay inherited, as with cargo test.
-pub fn cloexec_inherited_fds_in_child(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: one raw system call; nothing is allocated or locked.
-    unsafe {
-        cmd.pre_exec(|| {
-            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-            // Failure (ENOSYS/EINVAL on old kernels) leaves things as cargo test does.
-            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
-                // Nothing to report from a forked child; the exec proceeds.
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Make this process the child subreaper: orphans of our descendants are
-/// reparented to us, not to PID 1, so we can find and reap them.
 /// The session id of the runner as this pid namespace sees it.
 ///
 /// `0` when the session leader lives outside our pid namespace (a container
@@ -436,6 +396,8 @@ pub fn own_session_id() -> i32 {
     sid.max(0)
 }
 
+/// Make this process the child subreaper: orphans of our descendants are
+/// reparented to us, not to PID 1, so we can find and reap them.
 pub fn become_subreaper() -> Result<(), ContainError> {
     let me = Pid::from_raw(std::process::id() as i32).expect("own pid is positive");
     rustix::process::set_child_subreaper(Some(me))

@@ -10,6 +10,7 @@
 //! [`Isolation`] picks one per run (`--isolation auto|cgroup|process-group`).
 
 pub mod cgroup;
+pub mod layers;
 pub mod pgroup;
 
 use std::os::fd::BorrowedFd;

@@ -9,7 +9,6 @@
 //! and every descendant of those.
 
 use std::collections::{HashSet, VecDeque};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -263,9 +262,7 @@ impl Containment for ProcessGroupContainment {
         // untagged child of the runner, which another suite's orphan rule
         // would otherwise take for its own (and kill) while it looked sole.
         self.counted.mark();
-        cmd.env(reap_probe::TAG_VAR, &self.sel.tag).process_group(0);
-        sys::unblock_signals_in_child(cmd);
-        sys::cloexec_inherited_fds_in_child(cmd);
+        super::layers::apply(cmd, &super::layers::suite(&self.sel.tag, None));
         Ok(())
     }
 

@@ -106,14 +106,23 @@ fn verbose(command: &cli::Command) -> bool {
 }
 
 /// `test` and `run`: this process becomes the guardian above the runner
-/// (see [`lifeline::split_off_runner`]); the runner goes on below (`None`).
-/// `Some(exit code)` in the guardian, once the runner has ended.
+/// (see [`lifeline::split_off_runner`]); the runner goes on below (`None`),
+/// its interrupts handled from here on, the end of the guardian one of them.
+/// `Some(exit code)` in the guardian, once the runner has ended (or in the
+/// runner when its interrupts cannot be handled).
 fn become_guardian(command: &cli::Command) -> Option<i32> {
     if !matches!(command, cli::Command::Test(_) | cli::Command::Run(_)) {
         return None;
     }
     match lifeline::split_off_runner() {
-        Ok(code) => code,
+        Ok(lifeline::Role::Guardian(code)) => Some(code),
+        Ok(lifeline::Role::Runner(guardian)) => match interrupt::install_watching(Some(guardian)) {
+            Ok(_) => None,
+            Err(e) => {
+                eprintln!("cargo-reap: error: {}", error::chain(&e));
+                Some(exit::USAGE)
+            }
+        },
         Err(e) => {
             eprintln!(
                 "cargo-reap: warning: no guardian above the runner ({}): if cargo-reap is killed, an untagged daemon of a suite may survive",

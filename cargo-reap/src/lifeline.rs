@@ -443,76 +443,26 @@ fn read_registrations(lines: impl Iterator<Item = std::io::Result<String>>) -> (
     (registry, clean)
 }
 
+/// Kill everything registered and everything tagged with the run; returns
+/// how many processes (a process group counts as one).
 fn kill_everything(registry: &Registry, tag: Option<&str>) -> usize {
-    let Registry { cgroups, pgids } = registry;
-    use crate::sys::{open_pidfds, signal_pidfds, wait_pidfds, ProcId};
-    use rustix::process::{kill_process_group, Pid, Signal};
     let mut killed = 0;
-    for dir in cgroups {
-        // Only for the count in the message: an unreadable list counts as empty.
-        if let Ok(Some(procs)) = crate::containment::cgroup::procs_in_tree(dir) {
-            killed += procs.len();
-        }
-        if let Err(e) = std::fs::write(dir.join("cgroup.kill"), "1") {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("cargo-reap guard: cgroup.kill in {}: {e}", dir.display());
-            }
-        }
-        // cgroup.kill skips a process whose main thread exited while other
-        // threads run on: signal what is still listed, identity-checked.
-        if let Err(e) = crate::containment::cgroup::kill_listed_members(dir) {
-            eprintln!(
-                "cargo-reap guard: killing what is left in {}: {e}",
-                dir.display()
-            );
-        }
+    for dir in &registry.cgroups {
+        killed += kill_leaf(dir);
     }
-    for &g in pgids {
-        if let Some(pid) = Pid::from_raw(g) {
+    for &g in &registry.pgids {
+        if let Some(pid) = rustix::process::Pid::from_raw(g) {
             // ESRCH: the group is already gone.
-            if kill_process_group(pid, Signal::KILL).is_ok() {
+            if rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).is_ok() {
                 killed += 1;
             }
         }
     }
     if let Some(prefix) = tag {
-        for _round in 0..20 {
-            let opts = reap_probe::ScanOptions {
-                environ_tag: true,
-                cgroup: false,
-            };
-            let procs = match reap_probe::scan(opts) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("cargo-reap guard: scanning /proc: {e}");
-                    break;
-                }
-            };
-            // By pidfd, identity-checked: never a recycled pid.
-            let tagged: Vec<ProcId> = procs
-                .iter()
-                .filter(|p| {
-                    !p.is_zombie() && p.tag.as_deref().is_some_and(|t| t.starts_with(prefix))
-                })
-                .map(ProcId::from)
-                .collect();
-            if tagged.is_empty() {
-                break;
-            }
-            // Then wait for their exits (not a rescan racing the kill).
-            let round = open_pidfds(&tagged).and_then(|fds| {
-                let n = signal_pidfds(&fds, Signal::KILL)?;
-                wait_pidfds(&fds, std::time::Duration::from_secs(1))?;
-                Ok(n)
-            });
-            match round {
-                Ok(n) => killed += n,
-                Err(e) => eprintln!("cargo-reap guard: killing tagged processes: {e}"),
-            }
-        }
+        killed += kill_tagged(prefix);
     }
     // Remove the leaves once the kernel has emptied them.
-    for dir in cgroups {
+    for dir in &registry.cgroups {
         if let Err(e) = crate::containment::cgroup::remove_when_empty(dir) {
             eprintln!("cargo-reap guard: {e}");
         }
@@ -520,11 +470,86 @@ fn kill_everything(registry: &Registry, tag: Option<&str>) -> usize {
     killed
 }
 
+/// `cgroup.kill` a leaf, then SIGKILL what is still listed; returns how many
+/// processes it held.
+fn kill_leaf(dir: &Path) -> usize {
+    // Only for the count in the message: an unreadable list counts as empty.
+    let held = match crate::containment::cgroup::procs_in_tree(dir) {
+        Ok(Some(procs)) => procs.len(),
+        Ok(None) | Err(_) => 0,
+    };
+    if let Err(e) = std::fs::write(dir.join("cgroup.kill"), "1") {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            eprintln!("cargo-reap guard: cgroup.kill in {}: {e}", dir.display());
+        }
+    }
+    // cgroup.kill skips a process whose main thread exited while other
+    // threads run on: signal what is still listed, identity-checked.
+    if let Err(e) = crate::containment::cgroup::kill_listed_members(dir) {
+        eprintln!(
+            "cargo-reap guard: killing what is left in {}: {e}",
+            dir.display()
+        );
+    }
+    held
+}
+
+/// SIGKILL every process whose tag starts with `prefix`, in rounds (each
+/// waits for the exits) until none is left; returns how many were killed.
+fn kill_tagged(prefix: &str) -> usize {
+    use crate::sys::{open_pidfds, signal_pidfds, wait_pidfds, ProcId};
+    let mut killed = 0;
+    for _round in 0..20 {
+        let opts = reap_probe::ScanOptions {
+            environ_tag: true,
+            cgroup: false,
+        };
+        let procs = match reap_probe::scan(opts) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("cargo-reap guard: scanning /proc: {e}");
+                break;
+            }
+        };
+        // By pidfd, identity-checked: never a recycled pid.
+        let tagged: Vec<ProcId> = procs
+            .iter()
+            .filter(|p| !p.is_zombie() && p.tag.as_deref().is_some_and(|t| t.starts_with(prefix)))
+            .map(ProcId::from)
+            .collect();
+        if tagged.is_empty() {
+            break;
+        }
+        // Then wait for their exits (not a rescan racing the kill).
+        let round = open_pidfds(&tagged).and_then(|fds| {
+            let n = signal_pidfds(&fds, rustix::process::Signal::KILL)?;
+            wait_pidfds(&fds, Duration::from_secs(1))?;
+            Ok(n)
+        });
+        match round {
+            Ok(n) => killed += n,
+            Err(e) => eprintln!("cargo-reap guard: killing tagged processes: {e}"),
+        }
+    }
+    killed
+}
+
+/// Which of the two processes [`split_off_runner`] returns in.
+pub enum Role {
+    /// The runner: go on with the run.
+    Runner(crate::interrupt::GuardianPipe),
+    /// The guardian, after the runner ended: exit with this code.
+    Guardian(i32),
+}
+
 /// Split this process in two, before anything else runs (no other thread
 /// exists yet): the child goes on as the runner; this process — the one a
 /// user, a shell or CI started and waits for — becomes its **guardian**,
-/// the child subreaper above the runner's whole tree. Returns `None` in the
-/// runner, `Some(exit code)` in the guardian once the runner has ended.
+/// the child subreaper above the runner's whole tree. Returns
+/// [`Role::Runner`] in the runner (with the pipe that tells it when the
+/// guardian is gone: hand it to [`crate::interrupt::install_watching`]),
+/// [`Role::Guardian`] with the exit code in the guardian once the runner
+/// has ended.
 ///
 /// Why: while the runner lives, every process a suite forks is its
 /// descendant (it is the child subreaper: orphans reparent to it), however
@@ -540,9 +565,8 @@ fn kill_everything(registry: &Registry, tag: Option<&str>) -> usize {
 /// group), exits with the runner's exit code, and when the runner was killed
 /// by a signal, SIGKILLs every descendant left (the guard excepted: it is
 /// cleaning up) and exits with 128 + that signal. If the guardian is killed,
-/// the runner sees EOF on a pipe and stops at once (see
-/// [`crate::interrupt::watch_guardian`]).
-pub fn split_off_runner() -> Result<Option<i32>, ContainError> {
+/// the runner sees EOF on a pipe and stops at once.
+pub fn split_off_runner() -> Result<Role, ContainError> {
     use nix::sys::signal::{SigSet, Signal as NixSignal};
     crate::sys::become_subreaper()?;
     let mut set = SigSet::empty();
@@ -566,14 +590,16 @@ pub fn split_off_runner() -> Result<Option<i32>, ContainError> {
         }),
         Ok(nix::unistd::ForkResult::Child) => {
             drop(w);
-            crate::interrupt::watch_guardian(r, guardian);
-            Ok(None)
+            Ok(Role::Runner(crate::interrupt::GuardianPipe {
+                fd: r,
+                pid: guardian,
+            }))
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(r);
             let code = guardian_main(child.as_raw(), &set);
             drop(w);
-            Ok(Some(code))
+            Ok(Role::Guardian(code))
         }
     }
 }
@@ -582,7 +608,6 @@ pub fn split_off_runner() -> Result<Option<i32>, ContainError> {
 /// runner killed by a signal. Returns the exit code.
 fn guardian_main(runner: i32, set: &nix::sys::signal::SigSet) -> i32 {
     use nix::sys::signalfd::{SfdFlags, SignalFd};
-    use rustix::event::PollFlags;
     use std::os::fd::AsFd;
     let pidfd = match rustix::process::pidfd_open(
         crate::sys::to_pid(runner),
@@ -601,39 +626,9 @@ fn guardian_main(runner: i32, set: &nix::sys::signal::SigSet) -> i32 {
             None
         }
     };
-    loop {
-        let mut fds = vec![(pidfd.as_fd(), PollFlags::IN)];
-        if let Some(s) = &sfd {
-            fds.push((s.as_fd(), PollFlags::IN));
-        }
-        let ready = match crate::sys::wait_any(&fds, None) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("cargo-reap: error: waiting for the runner: {e}");
-                return wait_plain(runner);
-            }
-        };
-        if ready.contains(&0) {
-            break;
-        }
-        if let Some(s) = &sfd {
-            while let Ok(Some(info)) = s.read_signal() {
-                // A Ctrl-C or hangup from the terminal (SI_KERNEL) reached
-                // the runner too: it shares our process group.
-                if info.ssi_code > 0 {
-                    continue;
-                }
-                if let Some(sig) = rustix::process::Signal::from_named_raw(info.ssi_signo as i32) {
-                    match rustix::process::pidfd_send_signal(&pidfd, sig) {
-                        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-                        Err(e) => eprintln!(
-                            "cargo-reap: warning: cannot pass signal {} on to the runner: {e}",
-                            info.ssi_signo
-                        ),
-                    }
-                }
-            }
-        }
+    if let Err(e) = pass_signals_until_exit(&pidfd, sfd.as_ref()) {
+        eprintln!("cargo-reap: error: waiting for the runner: {e}");
+        return wait_plain(runner);
     }
     let status = loop {
         match rustix::process::waitid(
@@ -657,6 +652,42 @@ fn guardian_main(runner: i32, set: &nix::sys::signal::SigSet) -> i32 {
             );
             wait_for_guards(ABORT_PATIENCE);
             crate::interrupt::exit_code(sig)
+        }
+    }
+}
+
+/// Until the runner (`pidfd`) exits: pass on to it every signal a process
+/// sent to the guardian (read from `sfd`).
+fn pass_signals_until_exit(
+    pidfd: &std::os::fd::OwnedFd,
+    sfd: Option<&nix::sys::signalfd::SignalFd>,
+) -> Result<(), ContainError> {
+    use rustix::event::PollFlags;
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = vec![(pidfd.as_fd(), PollFlags::IN)];
+        if let Some(s) = sfd {
+            fds.push((s.as_fd(), PollFlags::IN));
+        }
+        if crate::sys::wait_any(&fds, None)?.contains(&0) {
+            return Ok(());
+        }
+        let Some(s) = sfd else { continue };
+        while let Ok(Some(info)) = s.read_signal() {
+            // A Ctrl-C or hangup from the terminal (SI_KERNEL) reached
+            // the runner too: it shares our process group.
+            if info.ssi_code > 0 {
+                continue;
+            }
+            if let Some(sig) = rustix::process::Signal::from_named_raw(info.ssi_signo as i32) {
+                match rustix::process::pidfd_send_signal(pidfd, sig) {
+                    Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                    Err(e) => eprintln!(
+                        "cargo-reap: warning: cannot pass signal {} on to the runner: {e}",
+                        info.ssi_signo
+                    ),
+                }
+            }
         }
     }
 }

@@ -16,8 +16,16 @@ use rustix::process::{
 
 use crate::error::ContainError;
 
-/// Pids whose exit status belongs to a specific waiter (suite roots): the
-/// zombie sweep leaves them alone.
+/// Pids whose exit status belongs to a specific waiter (suite roots, the
+/// lifeline guard, helpers): the zombie sweep leaves them alone, and the
+/// orphan rule never takes them for a suite's orphans.
+///
+/// A process-global on purpose: the children of a process are one
+/// process-wide set (any thread's `waitpid(-1)` reaps any of them, and
+/// orphans of every suite reparent to the one runner), so which of them have
+/// an owner is a fact about the process, kept where every child is adopted
+/// and reaped ([`OwnedChild`]) rather than in a value some caller could
+/// forget to share.
 static CLAIMED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 fn claimed() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {

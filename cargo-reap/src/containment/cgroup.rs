@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reap_probe::{ProcessInfo, ScanOptions};
@@ -19,7 +20,7 @@ use rustix::event::PollFlags;
 use rustix::process::Signal;
 
 use super::layers::{self, Layer};
-use super::pgroup::{Active, Selector};
+use super::pgroup::{Active, Concurrency, Selector};
 use super::{Containment, IsolationKind};
 use crate::error::ContainError;
 use crate::sys::{self, ProcId};
@@ -38,6 +39,8 @@ pub struct CgroupParent {
     run_id: String,
     /// `pids.max` for every leaf (`--max-pids`), when the controller is on.
     max_pids: Option<u64>,
+    /// The suites of the run running now (the orphan rule).
+    run: Arc<Concurrency>,
 }
 
 /// A cgroup2 mount: where it is mounted and which cgroup is its root.
@@ -125,6 +128,7 @@ impl CgroupParent {
             dir,
             run_id: run_id.to_string(),
             max_pids: None,
+            run: Arc::default(),
         };
         parent.probe()?;
         Ok(parent)
@@ -211,8 +215,8 @@ impl CgroupParent {
             dir,
             procs_c,
             tag: tag.to_string(),
-            sel: Selector::new(tag),
-            counted: Active::default(),
+            sel: Selector::new(tag, &self.run),
+            counted: Active::new(&self.run),
             closed: false,
         })
     }

@@ -808,3 +808,44 @@ fn wait_for_guards(patience: Duration) {
         eprintln!("cargo-reap: guardian: reaping: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every instruction reads back as itself, whatever its path holds (a
+    /// space); the registry the runner replays to a new guard is what the
+    /// old one was told, net of what was forgotten.
+    #[test]
+    fn instructions_round_trip_and_the_registry_replays_what_is_live() {
+        let all = [
+            Instruction::Tag("1a2b-42-effffffc-9/".into()),
+            Instruction::WatchCgroup("/sys/fs/cgroup/a b/cargo-reap.x.1".into()),
+            Instruction::ForgetCgroup("/sys/fs/cgroup/a b/cargo-reap.x.1".into()),
+            Instruction::WatchPgid(4242),
+            Instruction::ForgetPgid(4242),
+            Instruction::End,
+        ];
+        for i in &all {
+            assert_eq!(Instruction::parse(&i.line()).as_ref(), Some(i));
+        }
+        assert_eq!(Instruction::parse("pgid x"), None);
+        assert_eq!(Instruction::parse("kill everything"), None);
+
+        let mut told = Registry::default();
+        for line in [
+            "cgroup /c/1",
+            "pgid 7",
+            "cgroup /c/2",
+            "-cgroup /c/1",
+            "pgid 8",
+        ] {
+            told.apply(&Instruction::parse(line).unwrap());
+        }
+        let (replayed, clean) = read_registrations(told.replay().lines().map(|l| Ok(l.into())));
+        assert!(!clean);
+        assert_eq!(replayed.cgroups, BTreeSet::from(["/c/2".into()]));
+        assert_eq!(replayed.pgids, BTreeSet::from([7, 8]));
+        assert_eq!(told.len(), 3);
+    }
+}

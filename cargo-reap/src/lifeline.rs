@@ -5,7 +5,7 @@
 //! [`GUARD_SUBCOMMAND`]) holds the read end of a pipe, its stdin, whose only
 //! write end is the runner's (close-on-exec, so no suite can inherit it and
 //! keep it open). The runner tells it the run's tag, then each containment as
-//! it is made ([`Instruction`]); when the pipe reads EOF without a clean
+//! it is made (`Instruction`); when the pipe reads EOF without a clean
 //! `end`, the guard kills them all: `cgroup.kill` and remove each leaf,
 //! SIGKILL each process group, and SIGKILL every process carrying the run's
 //! tag, in rounds until none is left. Started any other way (no pipe on
@@ -37,7 +37,7 @@ use crate::sys::{ExitInfo, OwnedChild};
 pub const GUARD_SUBCOMMAND: &str = "__guard";
 
 /// Set in the guard's environment, so that it can be recognised from
-/// outside: the guardian spares it ([`is_guard`]) and tests find it. A mark
+/// outside: the guardian spares it (`is_guard`) and tests find it. A mark
 /// only: no process reads it to decide what program to be.
 pub const GUARD_MARK: &str = "CARGO_REAP_INTERNAL_GUARD";
 

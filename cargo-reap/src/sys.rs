@@ -246,6 +246,11 @@ pub fn signal_pidfds_each(fds: &[(i32, OwnedFd)], sig: Signal) -> Result<Sent, C
 /// Processes found that could not be signalled (EPERM), by pid and start
 /// time: reported once, by the suite that found them, then left out of every
 /// later listing (a later kill round, another suite, the end-of-trial sweep).
+///
+/// Run-wide memory, still a process-global: the end-of-trial sweep
+/// (`pgroup::unattributed`) and the kill of survivors (`pgroup::kill_listed`)
+/// are called without a run value that could carry it. It belongs beside
+/// the run's `pgroup::Concurrency` once they are.
 static UNKILLABLE: Mutex<BTreeSet<(i32, u64)>> = Mutex::new(BTreeSet::new());
 
 /// Remember that this process cannot be signalled by us.

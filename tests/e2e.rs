@@ -295,6 +295,82 @@ fn version_names_the_commit_of_the_checkout() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
 }
 
+/// The lifeline guard and the cgroup probe are hidden subcommands of the
+/// binary, not environment switches: the variables that once chose them,
+/// inherited by a user's `cargo reap` (from a suite's environment, say),
+/// leave it the CLI; `--help` does not list them; and a hand-typed
+/// `cargo reap __guard` refuses without the runner's pipe on stdin, or when
+/// the pipe does not start with the run's tag, and kills nothing.
+#[test]
+fn internal_programs_are_hidden_subcommands_not_environment_switches() {
+    use std::io::Write;
+    use std::process::Stdio;
+    for var in ["CARGO_REAP_INTERNAL_GUARD", "CARGO_REAP_INTERNAL_PROBE"] {
+        let out = Command::new(REAP)
+            .args(["reap", "--version"])
+            .env(var, "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "with {var}: {out:?}");
+        assert!(stdout.starts_with("cargo-reap "), "with {var}: {stdout:?}");
+    }
+    let help = Command::new(REAP)
+        .args(["reap", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("clean"), "{help}");
+    assert!(
+        !help.contains("__"),
+        "internal subcommands in --help: {help}"
+    );
+
+    // No pipe on stdin.
+    let out = Command::new(REAP)
+        .args(["reap", "__guard"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is internal"), "{stderr}");
+
+    // A pipe that names a live process group without the run's tag first:
+    // refused, and the group lives on.
+    let mut sleeper = Command::new("sleep");
+    std::os::unix::process::CommandExt::process_group(&mut sleeper, 0);
+    let mut sleeper = sleeper.arg("3871").spawn().unwrap();
+    let mut guard = Command::new(REAP)
+        .arg("__guard")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = guard.stdin.take().unwrap();
+    let wrote = writeln!(pipe, "pgid {}", sleeper.id());
+    drop(pipe);
+    let out = guard.wait_with_output().unwrap();
+    // Ended by our SIGTERM, not by a SIGKILL of the guard before it.
+    let term = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&sleeper),
+        rustix::process::Signal::TERM,
+    );
+    let status = sleeper.wait().unwrap();
+    term.unwrap();
+    wrote.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is internal"), "{stderr}");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15),
+        "a refused guard killed process group {}",
+        sleeper.id()
+    );
+}
+
 /// `kill -9` of cargo-reap mid-run: the lifeline guard kills every process of
 /// the running suite within a second. Repeated, in both modes.
 #[test]

@@ -521,7 +521,10 @@ pub fn build(a: &CargoInvocation) -> Result<Vec<Built>, BuildError> {
     }
     let cargo = cargo_program();
     let mut cmd = Command::new(&cargo);
-    crate::sys::unblock_signals_in_child(&mut cmd);
+    crate::containment::layers::apply(
+        &mut cmd,
+        &[crate::containment::layers::Layer::UnblockSignals],
+    );
     let mut child = cmd
         .args(&a.build)
         .stdin(Stdio::null())

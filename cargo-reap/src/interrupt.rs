@@ -7,6 +7,12 @@
 //! thread, which then makes a wake-up pipe readable; supervision includes that
 //! pipe in the same poll(2) that waits for the suite, so an interrupt is an
 //! event, not something polled for.
+//!
+//! The state behind this ([`Interrupts`]) is the one process-global of the
+//! runner's signal handling, and it is inherent: a signal is sent to the
+//! process, not to a part of the run, and the thread that reads it must reach
+//! the state whoever is running. [`install`] returns it as a value: pass that
+//! on where you can; [`get`] is for code that cannot be handed it.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -26,39 +32,53 @@ pub struct Interrupts {
     hard_w: OwnedFd,
     signal: AtomicI32,
     hard: AtomicBool,
+    /// The child that gets every interrupt forwarded while it runs (cargo
+    /// while it builds), by pidfd: never a recycled pid.
+    forward: Mutex<Option<OwnedFd>>,
 }
 
+/// The only process-global here (see the module documentation).
 static INTERRUPTS: OnceLock<Interrupts> = OnceLock::new();
-
-/// The child that gets every interrupt forwarded while it runs (cargo while
-/// it builds), by pidfd: never a recycled pid.
-static FORWARD: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
 /// While alive, interrupts are forwarded to the child given to
 /// [`forward_to`]; dropping it stops that.
-pub struct Forwarding(());
+pub struct Forwarding(Option<&'static Interrupts>);
 
 impl Drop for Forwarding {
     fn drop(&mut self) {
-        *FORWARD.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some(state) = self.0 {
+            *state.forward.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
     }
+}
+
+/// The read end of a pipe whose only write end the guardian holds (the
+/// cargo-reap process that started this runner, see
+/// [`crate::lifeline::split_off_runner`]), and the guardian's pid.
+pub struct GuardianPipe {
+    pub fd: OwnedFd,
+    pub pid: i32,
 }
 
 /// Forward SIGINT / SIGTERM / SIGHUP to `child` from now on (a signal sent
 /// to cargo-reap alone, e.g. by a CI timeout, must stop the build too; a
 /// Ctrl-C at the terminal reaches both anyway). A signal that arrived
-/// before is forwarded at once.
+/// before is forwarded at once. Without [`install`], signals are not
+/// caught and there is nothing to forward.
 pub fn forward_to(child: &std::process::Child) -> Result<Forwarding, ContainError> {
+    let Some(state) = get() else {
+        return Ok(Forwarding(None));
+    };
     let pid = rustix::process::Pid::from_raw(child.id() as i32)
         .ok_or_else(|| ContainError::sys("pidfd_open", rustix::io::Errno::SRCH))?;
     let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
         .map_err(|e| ContainError::sys("pidfd_open on the build", e))?;
-    let mut slot = FORWARD.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(sig) = get().and_then(Interrupts::signal) {
+    let mut slot = state.forward.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(sig) = state.signal() {
         forward(&fd, sig);
     }
     *slot = Some(fd);
-    Ok(Forwarding(()))
+    Ok(Forwarding(Some(state)))
 }
 
 fn forward(fd: &OwnedFd, signo: i32) {
@@ -74,6 +94,17 @@ fn forward(fd: &OwnedFd, signo: i32) {
 /// Install the handling (idempotent). Must run before other threads start,
 /// so that they inherit the blocked mask.
 pub fn install() -> Result<&'static Interrupts, ContainError> {
+    install_watching(None)
+}
+
+/// [`install`], and with `guardian`, treat the end of the guardian (EOF on
+/// its pipe) as an interrupt that skips the grace: the process a user or CI
+/// started was killed, so the run stops now (its suites killed, survivors
+/// reaped, a partial report, exit 137). A later [`install`] returns the
+/// same handling.
+pub fn install_watching(
+    guardian: Option<GuardianPipe>,
+) -> Result<&'static Interrupts, ContainError> {
     if let Some(i) = INTERRUPTS.get() {
         return Ok(i);
     }
@@ -100,6 +131,7 @@ pub fn install() -> Result<&'static Interrupts, ContainError> {
         hard_w,
         signal: AtomicI32::new(0),
         hard: AtomicBool::new(false),
+        forward: Mutex::new(None),
     });
     std::thread::Builder::new()
         .name("cargo-reap-signals".into())
@@ -108,8 +140,7 @@ pub fn install() -> Result<&'static Interrupts, ContainError> {
             what: "starting the signal thread",
             source: e,
         })?;
-    let parent = PARENT.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some((fd, pid)) = parent {
+    if let Some(GuardianPipe { fd, pid }) = guardian {
         std::thread::Builder::new()
             .name("cargo-reap-parent".into())
             .spawn(move || parent_thread(fd, pid))
@@ -119,18 +150,6 @@ pub fn install() -> Result<&'static Interrupts, ContainError> {
             })?;
     }
     Ok(interrupts)
-}
-
-/// The read end of a pipe whose only write end the guardian holds (the
-/// cargo-reap process that started this runner, see
-/// [`crate::lifeline::split_off_runner`]), and the guardian's pid.
-static PARENT: Mutex<Option<(OwnedFd, i32)>> = Mutex::new(None);
-
-/// Treat the end of the guardian (EOF on `fd`) as an interrupt that skips
-/// the grace: the process a user or CI started was killed, so the run stops
-/// now (its suites killed, survivors reaped, a partial report, exit 137).
-pub fn watch_guardian(fd: OwnedFd, pid: i32) {
-    *PARENT.lock().unwrap_or_else(|p| p.into_inner()) = Some((fd, pid));
 }
 
 fn parent_thread(fd: OwnedFd, pid: i32) {
@@ -190,7 +209,12 @@ fn deliver(signo: i32, hard: bool) -> bool {
                 eprintln!("cargo-reap: error: cannot pass the second interrupt on: {e}");
             }
         }
-        if let Some(fd) = FORWARD.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(fd) = state
+            .forward
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             forward(fd, signo);
         }
         // Wake the supervisor first (printing may wait for the terminal).
@@ -241,7 +265,8 @@ impl Interrupts {
     }
 }
 
-/// The installed interrupts, if [`install`] ran.
+/// The installed interrupts, if [`install`] ran: for code that is not
+/// handed the value [`install`] returned.
 pub fn get() -> Option<&'static Interrupts> {
     INTERRUPTS.get()
 }

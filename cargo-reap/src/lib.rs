@@ -38,25 +38,51 @@ use reap_report::exit;
 
 /// Parse the command line and run; returns the process exit code.
 pub fn main_entry(mut args: Vec<OsString>) -> i32 {
-    // The cgroup probe runs us inside a trial leaf: prove we got in, and leave.
-    if std::env::var_os(containment::cgroup::PROBE_ENV).is_some() {
-        return exit::SUCCESS;
-    }
-    // The lifeline guard of a running cargo-reap.
-    if std::env::var_os(lifeline::GUARD_ENV).is_some() {
-        return lifeline::guard_main();
-    }
-    // Before any thread: a panic anywhere is an internal error (exit 2).
-    fatal::install();
     // `cargo reap test` runs `cargo-reap reap test`.
     if args.get(1).is_some_and(|a| a == "reap") {
         args.remove(1);
     }
-    let cli = match cli::Cli::try_parse_from(&args) {
-        Ok(c) => c,
+    if let Some(code) = internal_program(&args) {
+        return code;
+    }
+    // Before any thread: a panic anywhere is an internal error (exit 2).
+    fatal::install();
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    init_tracing(verbose(&cli.command));
+    if let Some(code) = become_guardian(&cli.command) {
+        return code;
+    }
+    run(cli.command)
+}
+
+/// The hidden subcommands: the other programs of this binary, which a run
+/// starts from its own executable — the cgroup probe (exits 0 at once,
+/// inside a trial leaf) and the lifeline guard. Chosen by the first argument
+/// only, never by the environment (a variable a suite inherits cannot turn
+/// a user's `cargo reap` into one of them); not in `--help`. `None`: the
+/// user's command line.
+fn internal_program(args: &[OsString]) -> Option<i32> {
+    let name = args.get(1)?;
+    if name == containment::cgroup::PROBE_SUBCOMMAND {
+        Some(exit::SUCCESS)
+    } else if name == lifeline::GUARD_SUBCOMMAND {
+        Some(lifeline::guard_main(&args[2..]))
+    } else {
+        None
+    }
+}
+
+/// The user's command line, or the exit code after clap's message (usage
+/// error, `--help`, `--version`).
+fn parse(args: &[OsString]) -> Result<cli::Cli, i32> {
+    match cli::Cli::try_parse_from(args) {
+        Ok(c) => Ok(c),
         Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument => {
-            eprintln!("cargo-reap: error: {}", cli::unknown_flag(&e, &args));
-            return exit::USAGE;
+            eprintln!("cargo-reap: error: {}", cli::unknown_flag(&e, args));
+            Err(exit::USAGE)
         }
         Err(e) => {
             let code = if e.use_stderr() {
@@ -67,49 +93,52 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
             if let Err(io) = e.print() {
                 eprintln!("cargo-reap: {io}");
             }
-            return code;
+            Err(code)
         }
-    };
-    let verbose = match &cli.command {
+    }
+}
+
+fn verbose(command: &cli::Command) -> bool {
+    match command {
         cli::Command::Test(a) => a.reap.verbose,
         cli::Command::Run(a) => a.reap.verbose,
         cli::Command::Clean(_) | cli::Command::Probe(_) => false,
-    };
-    init_tracing(verbose);
-    // `test` and `run`: this process becomes the guardian above the runner
-    // (see lifeline::split_off_runner); the runner goes on below.
-    if matches!(cli.command, cli::Command::Test(_) | cli::Command::Run(_)) {
-        match lifeline::split_off_runner() {
-            Ok(None) => {}
-            Ok(Some(code)) => return code,
-            Err(e) => eprintln!(
-                "cargo-reap: warning: no guardian above the runner ({}): if cargo-reap is killed, an untagged daemon of a suite may survive",
-                error::chain(&e)
-            ),
-        }
     }
-    match cli.command {
-        cli::Command::Probe(args) => reap_probe::cli::main(&args.args),
-        cli::Command::Clean(args) => match stale::sweep(args.dry_run, stale::Scope::Everything) {
-            Ok(found) => {
-                if found.is_empty() {
-                    eprintln!("cargo-reap: clean: no leftovers of earlier runs");
-                }
-                for line in found.lines(args.dry_run) {
-                    eprintln!("cargo-reap: clean: {line}");
-                }
-                // Everything else was done; what is left is named above.
-                if found.problems.is_empty() {
-                    exit::SUCCESS
-                } else {
-                    exit::CLEAN_INCOMPLETE
-                }
-            }
+}
+
+/// `test` and `run`: this process becomes the guardian above the runner
+/// (see [`lifeline::split_off_runner`]); the runner goes on below (`None`),
+/// its interrupts handled from here on, the end of the guardian one of them.
+/// `Some(exit code)` in the guardian, once the runner has ended (or in the
+/// runner when its interrupts cannot be handled).
+fn become_guardian(command: &cli::Command) -> Option<i32> {
+    if !matches!(command, cli::Command::Test(_) | cli::Command::Run(_)) {
+        return None;
+    }
+    match lifeline::split_off_runner() {
+        Ok(lifeline::Role::Guardian(code)) => Some(code),
+        Ok(lifeline::Role::Runner(guardian)) => match interrupt::install_watching(Some(guardian)) {
+            Ok(_) => None,
             Err(e) => {
                 eprintln!("cargo-reap: error: {}", error::chain(&e));
-                exit::USAGE
+                Some(exit::USAGE)
             }
         },
+        Err(e) => {
+            eprintln!(
+                "cargo-reap: warning: no guardian above the runner ({}): if cargo-reap is killed, an untagged daemon of a suite may survive",
+                error::chain(&e)
+            );
+            None
+        }
+    }
+}
+
+/// Run the user's command; returns the exit code.
+fn run(command: cli::Command) -> i32 {
+    match command {
+        cli::Command::Probe(args) => reap_probe::cli::main(&args.args),
+        cli::Command::Clean(args) => clean(args.dry_run),
         cli::Command::Run(args) => match args
             .options()
             .map_err(error::EngineError::Usage)
@@ -135,6 +164,30 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
                 }
             }
         },
+    }
+}
+
+/// `cargo reap clean`: sweep every leftover of earlier runs.
+fn clean(dry_run: bool) -> i32 {
+    match stale::sweep(dry_run, stale::Scope::Everything) {
+        Ok(found) => {
+            if found.is_empty() {
+                eprintln!("cargo-reap: clean: no leftovers of earlier runs");
+            }
+            for line in found.lines(dry_run) {
+                eprintln!("cargo-reap: clean: {line}");
+            }
+            // Everything else was done; what is left is named above.
+            if found.problems.is_empty() {
+                exit::SUCCESS
+            } else {
+                exit::CLEAN_INCOMPLETE
+            }
+        }
+        Err(e) => {
+            eprintln!("cargo-reap: error: {}", error::chain(&e));
+            exit::USAGE
+        }
     }
 }
 

@@ -1,13 +1,15 @@
 //! The lifeline: if cargo-reap dies at any moment (SIGKILL, OOM killer, CI
 //! cancel), every process of every running suite dies within a second.
 //!
-//! A small guard process (cargo-reap re-executed with [`GUARD_ENV`]) holds the
-//! read end of a pipe whose only write end is the runner's (close-on-exec, so
-//! no suite can inherit it and keep it open). The runner tells it each
-//! containment as it is made (`cgroup PATH`, `pgid N`, and the run's tag); when
-//! the pipe reads EOF without a clean `end`, the guard kills them all:
-//! `cgroup.kill` and remove each leaf, SIGKILL each process group, and SIGKILL
-//! every process carrying the run's tag, in rounds until none is left.
+//! A small guard process (cargo-reap re-executed as the hidden subcommand
+//! [`GUARD_SUBCOMMAND`]) holds the read end of a pipe, its stdin, whose only
+//! write end is the runner's (close-on-exec, so no suite can inherit it and
+//! keep it open). The runner tells it the run's tag, then each containment as
+//! it is made (`Instruction`); when the pipe reads EOF without a clean
+//! `end`, the guard kills them all: `cgroup.kill` and remove each leaf,
+//! SIGKILL each process group, and SIGKILL every process carrying the run's
+//! tag, in rounds until none is left. Started any other way (no pipe on
+//! stdin, or a first line that is not the tag), it refuses and does nothing.
 //! PR_SET_PDEATHSIG is not used: it fires per thread, is cleared on fork and
 //! races with spawn.
 //!
@@ -19,7 +21,6 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -27,11 +28,108 @@ use std::time::Duration;
 
 use rustix::pipe::{pipe_with, PipeFlags};
 
+use crate::containment::layers::{self, Layer};
 use crate::error::ContainError;
 use crate::sys::{ExitInfo, OwnedChild};
 
-/// Environment variable that turns a cargo-reap process into the guard.
-pub const GUARD_ENV: &str = "CARGO_REAP_INTERNAL_GUARD";
+/// The hidden subcommand that runs the guard (`cargo-reap __guard`, never
+/// shown by `--help`).
+pub const GUARD_SUBCOMMAND: &str = "__guard";
+
+/// Set in the guard's environment, so that it can be recognised from
+/// outside: the guardian spares it (`is_guard`) and tests find it. A mark
+/// only: no process reads it to decide what program to be.
+pub const GUARD_MARK: &str = "CARGO_REAP_INTERNAL_GUARD";
+
+/// One line of the pipe protocol, runner → guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Instruction {
+    /// `tag RUN_ID/`: the prefix of the run's tag. Always the first line.
+    Tag(String),
+    /// `cgroup PATH` / `-cgroup PATH`: a leaf to kill and remove, or no more.
+    WatchCgroup(PathBuf),
+    ForgetCgroup(PathBuf),
+    /// `pgid N` / `-pgid N`: a process group to kill, or no more.
+    WatchPgid(i32),
+    ForgetPgid(i32),
+    /// `end`: the runner ends cleanly.
+    End,
+}
+
+impl Instruction {
+    /// The line that carries it (without the newline).
+    fn line(&self) -> String {
+        match self {
+            Instruction::Tag(t) => format!("tag {t}"),
+            Instruction::WatchCgroup(p) => format!("cgroup {}", p.display()),
+            Instruction::ForgetCgroup(p) => format!("-cgroup {}", p.display()),
+            Instruction::WatchPgid(g) => format!("pgid {g}"),
+            Instruction::ForgetPgid(g) => format!("-pgid {g}"),
+            Instruction::End => "end".to_string(),
+        }
+    }
+
+    /// The instruction a line carries, if any.
+    fn parse(line: &str) -> Option<Instruction> {
+        if line == "end" {
+            return Some(Instruction::End);
+        }
+        let (verb, arg) = line.split_once(' ')?;
+        Some(match verb {
+            "tag" => Instruction::Tag(arg.to_string()),
+            "cgroup" => Instruction::WatchCgroup(PathBuf::from(arg)),
+            "-cgroup" => Instruction::ForgetCgroup(PathBuf::from(arg)),
+            "pgid" => Instruction::WatchPgid(arg.parse().ok()?),
+            "-pgid" => Instruction::ForgetPgid(arg.parse().ok()?),
+            _ => return None,
+        })
+    }
+}
+
+/// The containments a guard is to kill if the runner dies: what the runner
+/// has told it, kept on both sides of the pipe (the runner's copy is told
+/// to a replacement guard).
+#[derive(Debug, Default)]
+struct Registry {
+    cgroups: BTreeSet<PathBuf>,
+    pgids: BTreeSet<i32>,
+}
+
+impl Registry {
+    /// Apply a (un)registration; other instructions change nothing.
+    fn apply(&mut self, i: &Instruction) {
+        match i {
+            Instruction::WatchCgroup(p) => {
+                self.cgroups.insert(p.clone());
+            }
+            Instruction::ForgetCgroup(p) => {
+                self.cgroups.remove(p);
+            }
+            Instruction::WatchPgid(g) => {
+                self.pgids.insert(*g);
+            }
+            Instruction::ForgetPgid(g) => {
+                self.pgids.remove(g);
+            }
+            Instruction::Tag(_) | Instruction::End => {}
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.cgroups.len() + self.pgids.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The lines that register everything, for a new guard.
+    fn replay(&self) -> String {
+        let cgroups = self.cgroups.iter().cloned().map(Instruction::WatchCgroup);
+        let pgids = self.pgids.iter().copied().map(Instruction::WatchPgid);
+        cgroups.chain(pgids).map(|i| i.line() + "\n").collect()
+    }
+}
 
 /// The runner's side of the lifeline.
 ///
@@ -56,8 +154,7 @@ struct GuardState {
     writer: Option<File>,
     /// `None` once the guard is reaped.
     guard: Option<OwnedChild>,
-    cgroups: BTreeSet<PathBuf>,
-    pgids: BTreeSet<i32>,
+    registry: Registry,
 }
 
 /// How long a clean `close` waits for the guard (it has nothing to kill).
@@ -82,14 +179,20 @@ fn spawn_guard(run_id: &str) -> Result<(File, OwnedChild), ContainError> {
         source: e,
     })?;
     let mut cmd = Command::new(exe);
-    cmd.env(GUARD_ENV, "1")
-        .env_remove(reap_probe::TAG_VAR)
+    cmd.arg(GUARD_SUBCOMMAND)
+        .env(GUARD_MARK, "1")
         .stdin(Stdio::from(r))
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        // Out of the terminal's foreground group: Ctrl-C is the runner's to handle.
-        .process_group(0);
-    crate::sys::unblock_signals_in_child(&mut cmd);
+        .stderr(Stdio::inherit());
+    // Out of the terminal's foreground group: Ctrl-C is the runner's to handle.
+    layers::apply(
+        &mut cmd,
+        &[
+            Layer::Untagged,
+            Layer::OwnProcessGroup,
+            Layer::UnblockSignals,
+        ],
+    );
     let child = cmd.spawn().map_err(|e| ContainError::Sys {
         what: "starting the lifeline guard",
         source: e,
@@ -98,8 +201,9 @@ fn spawn_guard(run_id: &str) -> Result<(File, OwnedChild), ContainError> {
     let guard = OwnedChild::adopt(&child)?;
     drop(child);
     let mut writer = File::from(w);
+    let tag = Instruction::Tag(format!("{run_id}/"));
     writer
-        .write_all(format!("tag {run_id}/\n").as_bytes())
+        .write_all(format!("{}\n", tag.line()).as_bytes())
         .map_err(telling)?;
     Ok((writer, guard))
 }
@@ -113,8 +217,7 @@ impl Lifeline {
             state: Mutex::new(GuardState {
                 writer: Some(writer),
                 guard: Some(guard),
-                cgroups: BTreeSet::new(),
-                pgids: BTreeSet::new(),
+                registry: Registry::default(),
             }),
             notices: Mutex::new(Vec::new()),
         })
@@ -126,36 +229,20 @@ impl Lifeline {
         st.guard.as_ref().map(OwnedChild::pid)
     }
 
-    fn send(&self, line: &str) -> Result<(), ContainError> {
+    fn send(&self, instruction: Instruction) -> Result<(), ContainError> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match line.split_once(' ') {
-            Some(("cgroup", p)) => {
-                st.cgroups.insert(PathBuf::from(p));
-            }
-            Some(("-cgroup", p)) => {
-                st.cgroups.remove(Path::new(p));
-            }
-            Some(("pgid", n)) => {
-                st.pgids.extend(n.parse::<i32>().ok());
-            }
-            Some(("-pgid", n)) => {
-                if let Ok(n) = n.parse::<i32>() {
-                    st.pgids.remove(&n);
-                }
-            }
-            _ => {}
-        }
+        st.registry.apply(&instruction);
         let Some(w) = st.writer.as_mut() else {
             return Err(telling(std::io::Error::other(
                 "the lifeline is already closed",
             )));
         };
         // One write of less than PIPE_BUF bytes: atomic.
-        match w.write_all(format!("{line}\n").as_bytes()) {
+        match w.write_all(format!("{}\n", instruction.line()).as_bytes()) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 let notice = self.replace_guard(&mut st)?;
-                if line == "end" {
+                if instruction == Instruction::End {
                     if let Some(w) = st.writer.as_mut() {
                         w.write_all(b"end\n").map_err(telling)?;
                     }
@@ -191,20 +278,15 @@ impl Lifeline {
             None => "was gone".to_string(),
         };
         let (mut writer, guard) = spawn_guard(&self.run_id)?;
-        let mut lines = String::new();
-        for c in &st.cgroups {
-            lines.push_str(&format!("cgroup {}\n", c.display()));
-        }
-        for g in &st.pgids {
-            lines.push_str(&format!("pgid {g}\n"));
-        }
-        writer.write_all(lines.as_bytes()).map_err(telling)?;
+        writer
+            .write_all(st.registry.replay().as_bytes())
+            .map_err(telling)?;
         let new_pid = guard.pid();
         st.writer = Some(writer);
         st.guard = Some(guard);
         Ok(format!(
             "the lifeline guard (pid {old_pid}) {how} while this suite ran; a new guard (pid {new_pid}) was started and told the {} containment(s) still running",
-            st.cgroups.len() + st.pgids.len()
+            st.registry.len()
         ))
     }
 
@@ -214,24 +296,24 @@ impl Lifeline {
     }
 
     pub fn watch_cgroup(&self, dir: &Path) -> Result<(), ContainError> {
-        self.send(&format!("cgroup {}", dir.display()))
+        self.send(Instruction::WatchCgroup(dir.to_path_buf()))
     }
 
     pub fn forget_cgroup(&self, dir: &Path) -> Result<(), ContainError> {
-        self.send(&format!("-cgroup {}", dir.display()))
+        self.send(Instruction::ForgetCgroup(dir.to_path_buf()))
     }
 
     pub fn watch_pgid(&self, pgid: i32) -> Result<(), ContainError> {
-        self.send(&format!("pgid {pgid}"))
+        self.send(Instruction::WatchPgid(pgid))
     }
 
     pub fn forget_pgid(&self, pgid: i32) -> Result<(), ContainError> {
-        self.send(&format!("-pgid {pgid}"))
+        self.send(Instruction::ForgetPgid(pgid))
     }
 
     /// A clean end: the guard exits without killing; wait for it.
     pub fn close(mut self) -> Result<(), ContainError> {
-        self.send("end")?;
+        self.send(Instruction::End)?;
         self.finish(CLOSE_PATIENCE)
     }
 
@@ -276,9 +358,61 @@ impl Drop for Lifeline {
     }
 }
 
-/// The guard process: read registrations until EOF; then, unless the runner
-/// ended cleanly, kill everything registered.
-pub fn guard_main() -> i32 {
+/// The guard process (`cargo-reap __guard`): read registrations from the
+/// runner's pipe until EOF; then, unless the runner ended cleanly, kill
+/// everything registered. Without that pipe on stdin, or when its first line
+/// is not the run's tag, it refuses (exit 2) and touches nothing: typed by
+/// hand, it does no harm.
+pub fn guard_main(args: &[std::ffi::OsString]) -> i32 {
+    if let Err(why) = check_guard_contract(args) {
+        eprintln!(
+            "cargo-reap: error: `{GUARD_SUBCOMMAND}` is internal (the lifeline guard a run starts for itself) and refuses to run here: {why}"
+        );
+        return reap_report::exit::USAGE;
+    }
+    ignore_interrupts();
+    let mut lines = BufReader::new(std::io::stdin().lock()).lines();
+    let tag = match lines.next() {
+        Some(Ok(line)) => match Instruction::parse(&line) {
+            Some(Instruction::Tag(t)) => Some(t),
+            _ => {
+                eprintln!("cargo-reap: error: `{GUARD_SUBCOMMAND}` is internal and refuses to run here: its first instruction is not the run's tag but {line:?}");
+                return reap_report::exit::USAGE;
+            }
+        },
+        // The runner ended before it told anything: nothing is registered.
+        Some(Err(_)) | None => None,
+    };
+    let (registry, clean) = read_registrations(lines);
+    if clean && registry.is_empty() {
+        return 0;
+    }
+    let killed = kill_everything(&registry, tag.as_deref());
+    eprintln!(
+        "cargo-reap guard: the runner ended without a clean end; killed {killed} process(es) of {} (cgroups: {}, process groups: {})",
+        tag.as_deref().unwrap_or("the run"),
+        registry.cgroups.len(),
+        registry.pgids.len()
+    );
+    0
+}
+
+/// The guard's contract: no arguments, and stdin a pipe (the runner's).
+fn check_guard_contract(args: &[std::ffi::OsString]) -> Result<(), String> {
+    if let Some(extra) = args.first() {
+        return Err(format!("it takes no arguments (got {extra:?})"));
+    }
+    let stat = rustix::fs::fstat(std::io::stdin())
+        .map_err(|e| format!("cannot examine its stdin: {e}"))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Fifo {
+        return Err("its stdin is not the pipe of a cargo-reap run".into());
+    }
+    Ok(())
+}
+
+/// The guard outlives whatever stops the runner: it ignores the interrupts
+/// (and SIGPIPE) and ends only at the EOF of its pipe.
+fn ignore_interrupts() {
     use nix::sys::signal::{signal, SigHandler, Signal};
     for s in [
         Signal::SIGINT,
@@ -291,116 +425,44 @@ pub fn guard_main() -> i32 {
             eprintln!("cargo-reap guard: cannot ignore {s}: {e}");
         }
     }
-    let mut cgroups: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut pgids: BTreeSet<i32> = BTreeSet::new();
-    let mut tag: Option<String> = None;
-    let mut clean = false;
-    for line in BufReader::new(std::io::stdin().lock()).lines() {
-        let Ok(line) = line else { break };
-        match line.split_once(' ') {
-            Some(("cgroup", p)) => {
-                cgroups.insert(PathBuf::from(p));
-            }
-            Some(("-cgroup", p)) => {
-                cgroups.remove(Path::new(p));
-            }
-            Some(("pgid", n)) => {
-                if let Ok(n) = n.parse() {
-                    pgids.insert(n);
-                }
-            }
-            Some(("-pgid", n)) => {
-                if let Ok(n) = n.parse::<i32>() {
-                    pgids.remove(&n);
-                }
-            }
-            Some(("tag", t)) => tag = Some(t.to_string()),
-            _ if line == "end" => clean = true,
-            _ => eprintln!("cargo-reap guard: unknown instruction {line:?}"),
-        }
-    }
-    if clean && cgroups.is_empty() && pgids.is_empty() {
-        return 0;
-    }
-    let killed = kill_everything(&cgroups, &pgids, tag.as_deref());
-    eprintln!(
-        "cargo-reap guard: the runner ended without a clean end; killed {killed} process(es) of {} (cgroups: {}, process groups: {})",
-        tag.as_deref().unwrap_or("the run"),
-        cgroups.len(),
-        pgids.len()
-    );
-    0
 }
 
-fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Option<&str>) -> usize {
-    use crate::sys::{open_pidfds, signal_pidfds, wait_pidfds, ProcId};
-    use rustix::process::{kill_process_group, Pid, Signal};
-    let mut killed = 0;
-    for dir in cgroups {
-        // Only for the count in the message: an unreadable list counts as empty.
-        if let Ok(Some(procs)) = crate::containment::cgroup::procs_in_tree(dir) {
-            killed += procs.len();
-        }
-        if let Err(e) = std::fs::write(dir.join("cgroup.kill"), "1") {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("cargo-reap guard: cgroup.kill in {}: {e}", dir.display());
-            }
-        }
-        // cgroup.kill skips a process whose main thread exited while other
-        // threads run on: signal what is still listed, identity-checked.
-        if let Err(e) = crate::containment::cgroup::kill_listed_members(dir) {
-            eprintln!(
-                "cargo-reap guard: killing what is left in {}: {e}",
-                dir.display()
-            );
+/// Apply the runner's instructions until EOF; true with them when it ended
+/// with `end` (a clean end).
+fn read_registrations(lines: impl Iterator<Item = std::io::Result<String>>) -> (Registry, bool) {
+    let mut registry = Registry::default();
+    let mut clean = false;
+    for line in lines {
+        let Ok(line) = line else { break };
+        match Instruction::parse(&line) {
+            Some(Instruction::End) => clean = true,
+            Some(i) => registry.apply(&i),
+            None => eprintln!("cargo-reap guard: unknown instruction {line:?}"),
         }
     }
-    for &g in pgids {
-        if let Some(pid) = Pid::from_raw(g) {
+    (registry, clean)
+}
+
+/// Kill everything registered and everything tagged with the run; returns
+/// how many processes (a process group counts as one).
+fn kill_everything(registry: &Registry, tag: Option<&str>) -> usize {
+    let mut killed = 0;
+    for dir in &registry.cgroups {
+        killed += kill_leaf(dir);
+    }
+    for &g in &registry.pgids {
+        if let Some(pid) = rustix::process::Pid::from_raw(g) {
             // ESRCH: the group is already gone.
-            if kill_process_group(pid, Signal::KILL).is_ok() {
+            if rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).is_ok() {
                 killed += 1;
             }
         }
     }
     if let Some(prefix) = tag {
-        for _round in 0..20 {
-            let opts = reap_probe::ScanOptions {
-                environ_tag: true,
-                cgroup: false,
-            };
-            let procs = match reap_probe::scan(opts) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("cargo-reap guard: scanning /proc: {e}");
-                    break;
-                }
-            };
-            // By pidfd, identity-checked: never a recycled pid.
-            let tagged: Vec<ProcId> = procs
-                .iter()
-                .filter(|p| {
-                    !p.is_zombie() && p.tag.as_deref().is_some_and(|t| t.starts_with(prefix))
-                })
-                .map(ProcId::from)
-                .collect();
-            if tagged.is_empty() {
-                break;
-            }
-            // Then wait for their exits (not a rescan racing the kill).
-            let round = open_pidfds(&tagged).and_then(|fds| {
-                let n = signal_pidfds(&fds, Signal::KILL)?;
-                wait_pidfds(&fds, std::time::Duration::from_secs(1))?;
-                Ok(n)
-            });
-            match round {
-                Ok(n) => killed += n,
-                Err(e) => eprintln!("cargo-reap guard: killing tagged processes: {e}"),
-            }
-        }
+        killed += kill_tagged(prefix);
     }
     // Remove the leaves once the kernel has emptied them.
-    for dir in cgroups {
+    for dir in &registry.cgroups {
         if let Err(e) = crate::containment::cgroup::remove_when_empty(dir) {
             eprintln!("cargo-reap guard: {e}");
         }
@@ -408,11 +470,86 @@ fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Opti
     killed
 }
 
+/// `cgroup.kill` a leaf, then SIGKILL what is still listed; returns how many
+/// processes it held.
+fn kill_leaf(dir: &Path) -> usize {
+    // Only for the count in the message: an unreadable list counts as empty.
+    let held = match crate::containment::cgroup::procs_in_tree(dir) {
+        Ok(Some(procs)) => procs.len(),
+        Ok(None) | Err(_) => 0,
+    };
+    if let Err(e) = std::fs::write(dir.join("cgroup.kill"), "1") {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            eprintln!("cargo-reap guard: cgroup.kill in {}: {e}", dir.display());
+        }
+    }
+    // cgroup.kill skips a process whose main thread exited while other
+    // threads run on: signal what is still listed, identity-checked.
+    if let Err(e) = crate::containment::cgroup::kill_listed_members(dir) {
+        eprintln!(
+            "cargo-reap guard: killing what is left in {}: {e}",
+            dir.display()
+        );
+    }
+    held
+}
+
+/// SIGKILL every process whose tag starts with `prefix`, in rounds (each
+/// waits for the exits) until none is left; returns how many were killed.
+fn kill_tagged(prefix: &str) -> usize {
+    use crate::sys::{open_pidfds, signal_pidfds, wait_pidfds, ProcId};
+    let mut killed = 0;
+    for _round in 0..20 {
+        let opts = reap_probe::ScanOptions {
+            environ_tag: true,
+            cgroup: false,
+        };
+        let procs = match reap_probe::scan(opts) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("cargo-reap guard: scanning /proc: {e}");
+                break;
+            }
+        };
+        // By pidfd, identity-checked: never a recycled pid.
+        let tagged: Vec<ProcId> = procs
+            .iter()
+            .filter(|p| !p.is_zombie() && p.tag.as_deref().is_some_and(|t| t.starts_with(prefix)))
+            .map(ProcId::from)
+            .collect();
+        if tagged.is_empty() {
+            break;
+        }
+        // Then wait for their exits (not a rescan racing the kill).
+        let round = open_pidfds(&tagged).and_then(|fds| {
+            let n = signal_pidfds(&fds, rustix::process::Signal::KILL)?;
+            wait_pidfds(&fds, Duration::from_secs(1))?;
+            Ok(n)
+        });
+        match round {
+            Ok(n) => killed += n,
+            Err(e) => eprintln!("cargo-reap guard: killing tagged processes: {e}"),
+        }
+    }
+    killed
+}
+
+/// Which of the two processes [`split_off_runner`] returns in.
+pub enum Role {
+    /// The runner: go on with the run.
+    Runner(crate::interrupt::GuardianPipe),
+    /// The guardian, after the runner ended: exit with this code.
+    Guardian(i32),
+}
+
 /// Split this process in two, before anything else runs (no other thread
 /// exists yet): the child goes on as the runner; this process — the one a
 /// user, a shell or CI started and waits for — becomes its **guardian**,
-/// the child subreaper above the runner's whole tree. Returns `None` in the
-/// runner, `Some(exit code)` in the guardian once the runner has ended.
+/// the child subreaper above the runner's whole tree. Returns
+/// [`Role::Runner`] in the runner (with the pipe that tells it when the
+/// guardian is gone: hand it to [`crate::interrupt::install_watching`]),
+/// [`Role::Guardian`] with the exit code in the guardian once the runner
+/// has ended.
 ///
 /// Why: while the runner lives, every process a suite forks is its
 /// descendant (it is the child subreaper: orphans reparent to it), however
@@ -428,9 +565,8 @@ fn kill_everything(cgroups: &BTreeSet<PathBuf>, pgids: &BTreeSet<i32>, tag: Opti
 /// group), exits with the runner's exit code, and when the runner was killed
 /// by a signal, SIGKILLs every descendant left (the guard excepted: it is
 /// cleaning up) and exits with 128 + that signal. If the guardian is killed,
-/// the runner sees EOF on a pipe and stops at once (see
-/// [`crate::interrupt::watch_guardian`]).
-pub fn split_off_runner() -> Result<Option<i32>, ContainError> {
+/// the runner sees EOF on a pipe and stops at once.
+pub fn split_off_runner() -> Result<Role, ContainError> {
     use nix::sys::signal::{SigSet, Signal as NixSignal};
     crate::sys::become_subreaper()?;
     let mut set = SigSet::empty();
@@ -454,14 +590,16 @@ pub fn split_off_runner() -> Result<Option<i32>, ContainError> {
         }),
         Ok(nix::unistd::ForkResult::Child) => {
             drop(w);
-            crate::interrupt::watch_guardian(r, guardian);
-            Ok(None)
+            Ok(Role::Runner(crate::interrupt::GuardianPipe {
+                fd: r,
+                pid: guardian,
+            }))
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(r);
             let code = guardian_main(child.as_raw(), &set);
             drop(w);
-            Ok(Some(code))
+            Ok(Role::Guardian(code))
         }
     }
 }
@@ -470,7 +608,6 @@ pub fn split_off_runner() -> Result<Option<i32>, ContainError> {
 /// runner killed by a signal. Returns the exit code.
 fn guardian_main(runner: i32, set: &nix::sys::signal::SigSet) -> i32 {
     use nix::sys::signalfd::{SfdFlags, SignalFd};
-    use rustix::event::PollFlags;
     use std::os::fd::AsFd;
     let pidfd = match rustix::process::pidfd_open(
         crate::sys::to_pid(runner),
@@ -489,39 +626,9 @@ fn guardian_main(runner: i32, set: &nix::sys::signal::SigSet) -> i32 {
             None
         }
     };
-    loop {
-        let mut fds = vec![(pidfd.as_fd(), PollFlags::IN)];
-        if let Some(s) = &sfd {
-            fds.push((s.as_fd(), PollFlags::IN));
-        }
-        let ready = match crate::sys::wait_any(&fds, None) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("cargo-reap: error: waiting for the runner: {e}");
-                return wait_plain(runner);
-            }
-        };
-        if ready.contains(&0) {
-            break;
-        }
-        if let Some(s) = &sfd {
-            while let Ok(Some(info)) = s.read_signal() {
-                // A Ctrl-C or hangup from the terminal (SI_KERNEL) reached
-                // the runner too: it shares our process group.
-                if info.ssi_code > 0 {
-                    continue;
-                }
-                if let Some(sig) = rustix::process::Signal::from_named_raw(info.ssi_signo as i32) {
-                    match rustix::process::pidfd_send_signal(&pidfd, sig) {
-                        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-                        Err(e) => eprintln!(
-                            "cargo-reap: warning: cannot pass signal {} on to the runner: {e}",
-                            info.ssi_signo
-                        ),
-                    }
-                }
-            }
-        }
+    if let Err(e) = pass_signals_until_exit(&pidfd, sfd.as_ref()) {
+        eprintln!("cargo-reap: error: waiting for the runner: {e}");
+        return wait_plain(runner);
     }
     let status = loop {
         match rustix::process::waitid(
@@ -545,6 +652,42 @@ fn guardian_main(runner: i32, set: &nix::sys::signal::SigSet) -> i32 {
             );
             wait_for_guards(ABORT_PATIENCE);
             crate::interrupt::exit_code(sig)
+        }
+    }
+}
+
+/// Until the runner (`pidfd`) exits: pass on to it every signal a process
+/// sent to the guardian (read from `sfd`).
+fn pass_signals_until_exit(
+    pidfd: &std::os::fd::OwnedFd,
+    sfd: Option<&nix::sys::signalfd::SignalFd>,
+) -> Result<(), ContainError> {
+    use rustix::event::PollFlags;
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = vec![(pidfd.as_fd(), PollFlags::IN)];
+        if let Some(s) = sfd {
+            fds.push((s.as_fd(), PollFlags::IN));
+        }
+        if crate::sys::wait_any(&fds, None)?.contains(&0) {
+            return Ok(());
+        }
+        let Some(s) = sfd else { continue };
+        while let Ok(Some(info)) = s.read_signal() {
+            // A Ctrl-C or hangup from the terminal (SI_KERNEL) reached
+            // the runner too: it shares our process group.
+            if info.ssi_code > 0 {
+                continue;
+            }
+            if let Some(sig) = rustix::process::Signal::from_named_raw(info.ssi_signo as i32) {
+                match rustix::process::pidfd_send_signal(pidfd, sig) {
+                    Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                    Err(e) => eprintln!(
+                        "cargo-reap: warning: cannot pass signal {} on to the runner: {e}",
+                        info.ssi_signo
+                    ),
+                }
+            }
         }
     }
 }
@@ -573,7 +716,7 @@ fn wait_plain(runner: i32) -> i32 {
 
 /// Is this process a lifeline guard (it cleans up by itself)?
 fn is_guard(pid: i32) -> bool {
-    let needle = format!("{GUARD_ENV}=");
+    let needle = format!("{GUARD_MARK}=");
     std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
         env.split(|b| *b == 0)
             .any(|kv| kv.starts_with(needle.as_bytes()))
@@ -663,5 +806,46 @@ fn wait_for_guards(patience: Duration) {
     }
     if let Err(e) = crate::sys::reap_unclaimed_zombies() {
         eprintln!("cargo-reap: guardian: reaping: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every instruction reads back as itself, whatever its path holds (a
+    /// space); the registry the runner replays to a new guard is what the
+    /// old one was told, net of what was forgotten.
+    #[test]
+    fn instructions_round_trip_and_the_registry_replays_what_is_live() {
+        let all = [
+            Instruction::Tag("1a2b-42-effffffc-9/".into()),
+            Instruction::WatchCgroup("/sys/fs/cgroup/a b/cargo-reap.x.1".into()),
+            Instruction::ForgetCgroup("/sys/fs/cgroup/a b/cargo-reap.x.1".into()),
+            Instruction::WatchPgid(4242),
+            Instruction::ForgetPgid(4242),
+            Instruction::End,
+        ];
+        for i in &all {
+            assert_eq!(Instruction::parse(&i.line()).as_ref(), Some(i));
+        }
+        assert_eq!(Instruction::parse("pgid x"), None);
+        assert_eq!(Instruction::parse("kill everything"), None);
+
+        let mut told = Registry::default();
+        for line in [
+            "cgroup /c/1",
+            "pgid 7",
+            "cgroup /c/2",
+            "-cgroup /c/1",
+            "pgid 8",
+        ] {
+            told.apply(&Instruction::parse(line).unwrap());
+        }
+        let (replayed, clean) = read_registrations(told.replay().lines().map(|l| Ok(l.into())));
+        assert!(!clean);
+        assert_eq!(replayed.cgroups, BTreeSet::from(["/c/2".into()]));
+        assert_eq!(replayed.pgids, BTreeSet::from([7, 8]));
+        assert_eq!(told.len(), 3);
     }
 }

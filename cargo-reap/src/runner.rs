@@ -44,15 +44,7 @@ pub fn resolve(target: Option<&str>, cli_config: &[String]) -> Result<Vec<String
         source,
     })?;
     let sources = sources(&cwd, cli_config)?;
-    let env_runner =
-        std::env::vars().any(|(k, _)| k.starts_with("CARGO_TARGET_") && k.ends_with("_RUNNER"));
-    let any_runner = sources.iter().any(|s| {
-        s.table
-            .get("target")
-            .and_then(|t| t.as_table())
-            .is_some_and(|t| t.values().any(|v| v.get("runner").is_some()))
-    });
-    if !env_runner && !any_runner {
+    if !any_runner(&sources) {
         return Ok(Vec::new());
     }
     // `--config` first (later ones win), then the environment, then the files.
@@ -66,15 +58,42 @@ pub fn resolve(target: Option<&str>, cli_config: &[String]) -> Result<Vec<String
         Some(t) => t,
         None => host_triple()?,
     };
+    if let Some(r) = exact_runner(&triple, &cli, &files) {
+        return r;
+    }
+    cfg_runner(&triple, &cli, &files)
+}
+
+/// Is a runner configured anywhere (a `CARGO_TARGET_*_RUNNER` variable, a
+/// `target.*.runner` key)? If not, nothing more is read.
+fn any_runner(sources: &[Source]) -> bool {
+    let env_runner =
+        std::env::vars().any(|(k, _)| k.starts_with("CARGO_TARGET_") && k.ends_with("_RUNNER"));
+    env_runner
+        || sources.iter().any(|s| {
+            s.table
+                .get("target")
+                .and_then(|t| t.as_table())
+                .is_some_and(|t| t.values().any(|v| v.get("runner").is_some()))
+        })
+}
+
+/// `target.<triple>.runner`: from `--config` (the last wins), then
+/// `CARGO_TARGET_<TRIPLE>_RUNNER`, then the files (the closest wins).
+fn exact_runner(
+    triple: &str,
+    cli: &[&Source],
+    files: &[&Source],
+) -> Option<Result<Vec<String>, RunnerError>> {
     let exact = |s: &&Source| {
         s.table
             .get("target")
-            .and_then(|t| t.get(&triple))
+            .and_then(|t| t.get(triple))
             .and_then(|t| t.get("runner"))
             .map(|v| runner_value(v, &s.base, &s.what))
     };
     if let Some(r) = cli.iter().rev().find_map(exact) {
-        return r;
+        return Some(r);
     }
     let var = format!(
         "CARGO_TARGET_{}_RUNNER",
@@ -82,12 +101,18 @@ pub fn resolve(target: Option<&str>, cli_config: &[String]) -> Result<Vec<String
     );
     if let Some(v) = std::env::var_os(&var) {
         let v = v.to_string_lossy();
-        return Ok(v.split_whitespace().map(str::to_string).collect());
+        return Some(Ok(v.split_whitespace().map(str::to_string).collect()));
     }
-    if let Some(r) = files.iter().find_map(exact) {
-        return r;
-    }
-    // `target.'cfg(..)'.runner`: the closest source's value per expression.
+    files.iter().find_map(exact)
+}
+
+/// `target.'cfg(..)'.runner`: the closest source's value per expression;
+/// more than one matching expression is an error, as in cargo.
+fn cfg_runner(
+    triple: &str,
+    cli: &[&Source],
+    files: &[&Source],
+) -> Result<Vec<String>, RunnerError> {
     let mut matching: Vec<(String, Vec<String>)> = Vec::new();
     let mut cfgs: Option<Vec<Cfg>> = None;
     for s in cli.iter().rev().chain(files.iter()) {
@@ -109,7 +134,7 @@ pub fn resolve(target: Option<&str>, cli_config: &[String]) -> Result<Vec<String
                 why: format!("{e}"),
             })?;
             if cfgs.is_none() {
-                cfgs = Some(target_cfg(&triple)?);
+                cfgs = Some(target_cfg(triple)?);
             }
             if expr.matches(cfgs.as_deref().unwrap_or_default()) {
                 matching.push((key.clone(), runner_value(value, &s.base, &s.what)?));
@@ -120,7 +145,7 @@ pub fn resolve(target: Option<&str>, cli_config: &[String]) -> Result<Vec<String
         0 => Ok(Vec::new()),
         1 => Ok(matching.remove(0).1),
         _ => Err(RunnerError::Ambiguous {
-            triple,
+            triple: triple.to_string(),
             list: matching
                 .iter()
                 .map(|(k, _)| format!("target.'{k}'"))

@@ -249,54 +249,8 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
             .entry(run.to_string())
             .or_insert_with(|| runner_alive(run, me))
     };
-
-    // Cgroup leaves anywhere under the cgroup2 mount (a dead run may have
-    // lived in another cgroup than ours).
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| ContainError::Sys {
-            what: "reading /proc/self/mountinfo",
-            source: e,
-        })?;
-    if let Some(Cgroup2Mount { mount_point, .. }) = find_cgroup2_mount(&mountinfo) {
-        let mut leaves = Vec::new();
-        find_leaves(&mount_point, 8, euid, &mut leaves);
-        for leaf in leaves {
-            let name = leaf
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let Some(run) = run_id_of_leaf(&name) else {
-                continue;
-            };
-            if alive(run) {
-                continue;
-            }
-            match sweep_leaf(&leaf, dry_run) {
-                Ok(Some(procs)) => found.cgroups.push((leaf, procs)),
-                // A dead run's guard removed it under us: done.
-                Ok(None) => {}
-                Err(e) => found
-                    .problems
-                    .push(format!("could not remove cgroup {}: {e}", leaf.display())),
-            }
-        }
-    }
-
-    // Run directories of dead runs, in this user's directory only.
-    let (user_dir, _) = crate::scratch::user_dir_path();
-    match std::fs::symlink_metadata(&user_dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Ok(m) if m.is_dir() && m.uid() == euid => {
-            sweep_run_dirs(&user_dir, dry_run, &mut alive, &mut found)
-        }
-        Ok(_) => found.problems.push(format!(
-            "{} is not a directory of yours: left alone",
-            user_dir.display()
-        )),
-        Err(e) => found
-            .problems
-            .push(format!("cannot examine {}: {e}", user_dir.display())),
-    }
+    sweep_leaves(dry_run, euid, &mut alive, &mut found)?;
+    sweep_user_dir(dry_run, euid, &mut alive, &mut found);
 
     // Tagged processes of dead runs.
     // (A dead run's directory that could not be removed is a mark too.)
@@ -305,6 +259,87 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
     if scope == Scope::WhenMarked && !marked {
         return Ok(found);
     }
+    let victims = tagged_of_dead_runs(euid, &mut alive)?;
+    if dry_run {
+        found
+            .processes
+            .extend(victims.into_iter().map(|(p, tag, cmd)| (p.pid, tag, cmd)));
+        return Ok(found);
+    }
+    kill_victims(victims, &mut found)?;
+    Ok(found)
+}
+
+/// Cgroup leaves of dead runs anywhere under the cgroup2 mount (a dead run
+/// may have lived in another cgroup than ours): killed and removed.
+fn sweep_leaves(
+    dry_run: bool,
+    euid: u32,
+    alive: &mut impl FnMut(&str) -> bool,
+    found: &mut Sweep,
+) -> Result<(), ContainError> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| ContainError::Sys {
+            what: "reading /proc/self/mountinfo",
+            source: e,
+        })?;
+    let Some(Cgroup2Mount { mount_point, .. }) = find_cgroup2_mount(&mountinfo) else {
+        return Ok(());
+    };
+    let mut leaves = Vec::new();
+    find_leaves(&mount_point, 8, euid, &mut leaves);
+    for leaf in leaves {
+        let name = leaf
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(run) = run_id_of_leaf(&name) else {
+            continue;
+        };
+        if alive(run) {
+            continue;
+        }
+        match sweep_leaf(&leaf, dry_run) {
+            Ok(Some(procs)) => found.cgroups.push((leaf, procs)),
+            // A dead run's guard removed it under us: done.
+            Ok(None) => {}
+            Err(e) => found
+                .problems
+                .push(format!("could not remove cgroup {}: {e}", leaf.display())),
+        }
+    }
+    Ok(())
+}
+
+/// Run directories of dead runs, in this user's directory only.
+fn sweep_user_dir(
+    dry_run: bool,
+    euid: u32,
+    alive: &mut impl FnMut(&str) -> bool,
+    found: &mut Sweep,
+) {
+    let (user_dir, _) = crate::scratch::user_dir_path();
+    match std::fs::symlink_metadata(&user_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(m) if m.is_dir() && m.uid() == euid => sweep_run_dirs(&user_dir, dry_run, alive, found),
+        Ok(_) => found.problems.push(format!(
+            "{} is not a directory of yours: left alone",
+            user_dir.display()
+        )),
+        Err(e) => found
+            .problems
+            .push(format!("cannot examine {}: {e}", user_dir.display())),
+    }
+}
+
+/// A tagged process of a dead run: who, its tag, its command line.
+type Victim = (ProcId, String, String);
+
+/// Live processes tagged by a dead run, ours to kill (our own, or any as root).
+fn tagged_of_dead_runs(
+    euid: u32,
+    alive: &mut impl FnMut(&str) -> bool,
+) -> Result<Vec<Victim>, ContainError> {
     let procs = reap_probe::scan(ScanOptions {
         environ_tag: true,
         cgroup: false,
@@ -318,22 +353,14 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
         if alive(run) || !(euid == 0 || owned_by(p.pid, euid)) {
             continue;
         }
-        victims.push((
-            ProcId {
-                pid: p.pid,
-                start_time: Some(p.start_time),
-            },
-            tag.clone(),
-            p.cmdline.join(" "),
-        ));
+        victims.push((ProcId::from(p), tag.clone(), p.cmdline.join(" ")));
     }
-    if dry_run {
-        found
-            .processes
-            .extend(victims.into_iter().map(|(p, tag, cmd)| (p.pid, tag, cmd)));
-        return Ok(found);
-    }
-    // One by one: a process we may not signal is reported, the others die.
+    Ok(victims)
+}
+
+/// SIGKILL the victims one by one (a process we may not signal is reported,
+/// the others die), wait for their exits and reap those that are ours.
+fn kill_victims(victims: Vec<Victim>, found: &mut Sweep) -> Result<(), ContainError> {
     let mut signalled = Vec::new();
     for (p, tag, cmd) in victims {
         let killed = sys::open_pidfds(std::slice::from_ref(&p)).and_then(|fds| {
@@ -350,16 +377,17 @@ pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
                 .push(format!("could not kill pid {} [{tag}] {cmd}: {e}", p.pid)),
         }
     }
-    if !signalled.is_empty() {
-        if !sys::wait_pidfds(&signalled, Duration::from_secs(5))? {
-            found.problems.push(
-                "killed processes of dead runs did not all exit within 5s (uninterruptible sleep?)"
-                    .into(),
-            );
-        }
-        sys::reap_if_our_zombies(signalled.iter().map(|(pid, _)| *pid))?;
+    if signalled.is_empty() {
+        return Ok(());
     }
-    Ok(found)
+    if !sys::wait_pidfds(&signalled, Duration::from_secs(5))? {
+        found.problems.push(
+            "killed processes of dead runs did not all exit within 5s (uninterruptible sleep?)"
+                .into(),
+        );
+    }
+    sys::reap_if_our_zombies(signalled.iter().map(|(pid, _)| *pid))?;
+    Ok(())
 }
 
 /// Does process `pid` run as `euid`? (Another user's process is not ours to

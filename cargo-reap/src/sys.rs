@@ -16,8 +16,16 @@ use rustix::process::{
 
 use crate::error::ContainError;
 
-/// Pids whose exit status belongs to a specific waiter (suite roots): the
-/// zombie sweep leaves them alone.
+/// Pids whose exit status belongs to a specific waiter (suite roots, the
+/// lifeline guard, helpers): the zombie sweep leaves them alone, and the
+/// orphan rule never takes them for a suite's orphans.
+///
+/// A process-global on purpose: the children of a process are one
+/// process-wide set (any thread's `waitpid(-1)` reaps any of them, and
+/// orphans of every suite reparent to the one runner), so which of them have
+/// an owner is a fact about the process, kept where every child is adopted
+/// and reaped ([`OwnedChild`]) rather than in a value some caller could
+/// forget to share.
 static CLAIMED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 fn claimed() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
@@ -238,6 +246,11 @@ pub fn signal_pidfds_each(fds: &[(i32, OwnedFd)], sig: Signal) -> Result<Sent, C
 /// Processes found that could not be signalled (EPERM), by pid and start
 /// time: reported once, by the suite that found them, then left out of every
 /// later listing (a later kill round, another suite, the end-of-trial sweep).
+///
+/// Run-wide memory, still a process-global: the end-of-trial sweep
+/// (`pgroup::unattributed`) and the kill of survivors (`pgroup::kill_listed`)
+/// are called without a run value that could carry it. It belongs beside
+/// the run's `pgroup::Concurrency` once they are.
 static UNKILLABLE: Mutex<BTreeSet<(i32, u64)>> = Mutex::new(BTreeSet::new());
 
 /// Remember that this process cannot be signalled by us.
@@ -383,46 +396,6 @@ pub fn sweep_zombie_children() -> Result<usize, ContainError> {
     reap_if_our_zombies(zombies)
 }
 
-/// Give a child an empty signal mask. The runner blocks SIGINT, SIGTERM and
-/// SIGHUP (it reads them from a signalfd), and a mask survives fork and exec:
-/// without this a suite could not be stopped by SIGTERM.
-pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: sigemptyset and pthread_sigmask are async-signal-safe; nothing is allocated.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::signal::pthread_sigmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&nix::sys::signal::SigSet::empty()),
-                None,
-            )
-            .map_err(std::io::Error::from)
-        });
-    }
-}
-
-/// Mark every inherited descriptor above stderr close-on-exec in the child, so
-/// a suite gets only stdin, stdout and stderr — not a pipe of whatever started
-/// cargo-reap (a CI log pipe a leaked process could keep open), not a stray fd.
-/// Uses close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11); on older kernels
-/// the descriptors stay inherited, as with cargo test.
-pub fn cloexec_inherited_fds_in_child(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: one raw system call; nothing is allocated or locked.
-    unsafe {
-        cmd.pre_exec(|| {
-            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-            // Failure (ENOSYS/EINVAL on old kernels) leaves things as cargo test does.
-            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
-                // Nothing to report from a forked child; the exec proceeds.
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Make this process the child subreaper: orphans of our descendants are
-/// reparented to us, not to PID 1, so we can find and reap them.
 /// The session id of the runner as this pid namespace sees it.
 ///
 /// `0` when the session leader lives outside our pid namespace (a container
@@ -436,6 +409,8 @@ pub fn own_session_id() -> i32 {
     sid.max(0)
 }
 
+/// Make this process the child subreaper: orphans of our descendants are
+/// reparented to us, not to PID 1, so we can find and reap them.
 pub fn become_subreaper() -> Result<(), ContainError> {
     let me = Pid::from_raw(std::process::id() as i32).expect("own pid is positive");
     rustix::process::set_child_subreaper(Some(me))

@@ -10,24 +10,24 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reap_probe::{ProcessInfo, ScanOptions};
 use rustix::event::PollFlags;
-use rustix::fs::{Mode, OFlags};
 use rustix::process::Signal;
 
-use super::pgroup::{Active, Selector};
+use super::layers::{self, Layer};
+use super::pgroup::{Active, Concurrency, Selector};
 use super::{Containment, IsolationKind};
 use crate::error::ContainError;
 use crate::sys::{self, ProcId};
 
-/// Environment variable that makes `cargo-reap` exit 0 at once: the program
-/// the cgroup probe runs inside a trial leaf.
-pub const PROBE_ENV: &str = "CARGO_REAP_INTERNAL_PROBE";
+/// The hidden subcommand that makes `cargo-reap` exit 0 at once: the program
+/// the cgroup probe runs inside a trial leaf (dispatched in `main_entry`).
+pub const PROBE_SUBCOMMAND: &str = "__cgroup-probe";
 
 /// How long `cgroup.kill` may take to empty a leaf before we call it stuck.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +39,8 @@ pub struct CgroupParent {
     run_id: String,
     /// `pids.max` for every leaf (`--max-pids`), when the controller is on.
     max_pids: Option<u64>,
+    /// The suites of the run running now (the orphan rule).
+    run: Arc<Concurrency>,
 }
 
 /// A cgroup2 mount: where it is mounted and which cgroup is its root.
@@ -126,6 +128,7 @@ impl CgroupParent {
             dir,
             run_id: run_id.to_string(),
             max_pids: None,
+            run: Arc::default(),
         };
         parent.probe()?;
         Ok(parent)
@@ -172,12 +175,14 @@ impl CgroupParent {
             source: e,
         })?;
         let mut cmd = Command::new(exe);
-        cmd.env(PROBE_ENV, "1")
+        cmd.arg(PROBE_SUBCOMMAND)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        sys::unblock_signals_in_child(&mut cmd);
-        leaf.join_in_pre_exec(&mut cmd);
+        layers::apply(
+            &mut cmd,
+            &[Layer::UnblockSignals, Layer::JoinCgroup(&leaf.procs_c)],
+        );
         let child = cmd.spawn().map_err(|e| {
             ContainError::cgroup_io("cannot move a process into", leaf.dir.clone(), e)
         })?;
@@ -210,8 +215,8 @@ impl CgroupParent {
             dir,
             procs_c,
             tag: tag.to_string(),
-            sel: Selector::new(tag),
-            counted: Active::default(),
+            sel: Selector::new(tag, &self.run),
+            counted: Active::new(&self.run),
             closed: false,
         })
     }
@@ -244,23 +249,6 @@ impl std::fmt::Debug for CgroupContainment {
 }
 
 impl CgroupContainment {
-    fn join_in_pre_exec(&self, cmd: &mut Command) {
-        let path = self.procs_c.clone();
-        // SAFETY: the closure only makes raw syscalls (open, write, close) on
-        // memory prepared before fork: it is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                let fd = rustix::fs::open(
-                    path.as_c_str(),
-                    OFlags::WRONLY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?;
-                rustix::io::write(&fd, b"0")?;
-                Ok(())
-            });
-        }
-    }
-
     fn pids(&self) -> Result<Vec<i32>, ContainError> {
         procs_in_tree(&self.dir)?.ok_or_else(|| {
             ContainError::cgroup_io(
@@ -496,10 +484,7 @@ impl Containment for CgroupContainment {
         // Counted before the fork, as in process-group mode: the orphan rule
         // holds only while one suite runs.
         self.counted.mark();
-        cmd.env(reap_probe::TAG_VAR, &self.tag).process_group(0);
-        sys::unblock_signals_in_child(cmd);
-        sys::cloexec_inherited_fds_in_child(cmd);
-        self.join_in_pre_exec(cmd);
+        layers::apply(cmd, &layers::suite(&self.tag, Some(&self.procs_c)));
         Ok(())
     }
 

@@ -8,8 +8,11 @@
 //!   subreaper + an environment tag; survivors are found by scanning `/proc`.
 //!
 //! [`Isolation`] picks one per run (`--isolation auto|cgroup|process-group`).
+//! [`layers`] names, once each, the steps every spawned child goes through
+//! before it runs (tag, process group, signal mask, descriptors, cgroup join).
 
 pub mod cgroup;
+pub mod layers;
 pub mod pgroup;
 
 use std::os::fd::BorrowedFd;
@@ -28,7 +31,8 @@ pub trait Containment: Send {
     fn kind(&self) -> IsolationKind;
 
     /// Configure `cmd` so that the spawned process is contained from its first
-    /// instruction (cgroup join in `pre_exec`, own process group, tag).
+    /// instruction ([`layers::suite`]: tag, own process group, empty signal
+    /// mask, no inherited descriptors, and the cgroup join in `pre_exec`).
     fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError>;
 
     /// Tell the containment the pid of the spawned test binary.

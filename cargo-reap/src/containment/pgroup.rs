@@ -9,9 +9,9 @@
 //! and every descendant of those.
 
 use std::collections::{HashSet, VecDeque};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reap_probe::{ProcessInfo, ProcessTable, ScanOptions};
@@ -27,31 +27,52 @@ const MAX_KILL_ROUNDS: u32 = 100;
 /// How long one round waits for the killed processes to exit.
 const ROUND_WAIT: Duration = Duration::from_secs(5);
 
-/// Suites currently running in process-group mode. When exactly one runs, an
-/// untagged orphan reparented to the runner can only be its.
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// The orphan rule's view of a run: how many of its suites run now, and
+/// when the last stretch of concurrency ended. One per run (its
+/// [`ProcessGroupFactory`] or [`super::cgroup::CgroupParent`] makes it),
+/// shared by every containment made from it; suites of both modes count.
+#[derive(Debug, Default)]
+pub struct Concurrency {
+    /// Suites running now. When exactly one runs, an untagged orphan
+    /// reparented to the runner can only be its.
+    active: AtomicUsize,
+    /// Boot-time ticks at which the last stretch of concurrency (two or
+    /// more suites at once) ended. An orphan born before it may belong to
+    /// any suite of that stretch, so no suite claims it by the orphan rule:
+    /// the end-of-trial sweep reports it as unattributed instead.
+    ended: AtomicU64,
+}
 
-/// Boot-time ticks at which the last stretch of concurrency (two or more
-/// suites at once) ended. An orphan born before it may belong to any suite of
-/// that stretch, so no suite claims it by the orphan rule: the end-of-trial
-/// sweep reports it as unattributed instead.
-static CONCURRENCY_ENDED: AtomicU64 = AtomicU64::new(0);
+impl Concurrency {
+    /// At most one suite runs now.
+    fn sole(&self) -> bool {
+        self.active.load(Ordering::SeqCst) <= 1
+    }
+
+    /// An orphan born before this may belong to any suite of the last
+    /// stretch of concurrency.
+    fn ended(&self) -> u64 {
+        self.ended.load(Ordering::SeqCst)
+    }
+}
 
 pub struct ProcessGroupFactory {
-    _private: (),
+    run: Arc<Concurrency>,
 }
 
 impl ProcessGroupFactory {
     pub fn new(_run_id: &str) -> Result<ProcessGroupFactory, ContainError> {
         sys::become_subreaper()?;
-        Ok(ProcessGroupFactory { _private: () })
+        Ok(ProcessGroupFactory {
+            run: Arc::default(),
+        })
     }
 
     pub fn create(&self, tag: &str) -> ProcessGroupContainment {
         ProcessGroupContainment {
-            counted: Active::default(),
+            counted: Active::new(&self.run),
             closed: false,
-            sel: Selector::new(tag),
+            sel: Selector::new(tag, &self.run),
         }
     }
 }
@@ -63,26 +84,37 @@ pub struct ProcessGroupContainment {
     closed: bool,
 }
 
-/// A suite counted in [`ACTIVE`] from its first `prepare` (i.e. before its
-/// first fork) until it is dropped. Suites of both modes count: an orphan
-/// reparented to the runner is claimed by the orphan rule only while one
-/// suite runs.
-#[derive(Default)]
-pub(crate) struct Active(std::sync::atomic::AtomicBool);
+/// A suite counted in its run's [`Concurrency`] from its first `prepare`
+/// (i.e. before its first fork) until it is dropped. Suites of both modes
+/// count: an orphan reparented to the runner is claimed by the orphan rule
+/// only while one suite runs.
+pub(crate) struct Active {
+    counted: std::sync::atomic::AtomicBool,
+    run: Arc<Concurrency>,
+}
 
 impl Active {
+    pub(crate) fn new(run: &Arc<Concurrency>) -> Active {
+        Active {
+            counted: Default::default(),
+            run: Arc::clone(run),
+        }
+    }
+
     /// Count the suite (once).
     pub(crate) fn mark(&self) {
-        if !self.0.swap(true, Ordering::SeqCst) {
-            ACTIVE.fetch_add(1, Ordering::SeqCst);
+        if !self.counted.swap(true, Ordering::SeqCst) {
+            self.run.active.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        if *self.0.get_mut() && ACTIVE.fetch_sub(1, Ordering::SeqCst) >= 2 {
-            CONCURRENCY_ENDED.store(reap_probe::boottime_ticks() + 1, Ordering::SeqCst);
+        if *self.counted.get_mut() && self.run.active.fetch_sub(1, Ordering::SeqCst) >= 2 {
+            self.run
+                .ended
+                .store(reap_probe::boottime_ticks() + 1, Ordering::SeqCst);
         }
     }
 }
@@ -93,18 +125,21 @@ pub struct Selector {
     tag: String,
     root: Option<i32>,
     runner: i32,
+    run: Arc<Concurrency>,
     /// Boot-time ticks when the containment was made: no member can be older,
     /// so older processes need only their `stat` read, not their environment.
     since: u64,
 }
 
 impl Selector {
-    /// The selector of a suite tagged `tag`, made now (before its spawn).
-    pub fn new(tag: &str) -> Selector {
+    /// The selector of a suite tagged `tag` of the run `run`, made now
+    /// (before its spawn).
+    pub fn new(tag: &str, run: &Arc<Concurrency>) -> Selector {
         Selector {
             tag: tag.to_string(),
             root: None,
             runner: std::process::id() as i32,
+            run: Arc::clone(run),
             // One tick of margin: start times have clock-tick resolution.
             since: reap_probe::boottime_ticks().saturating_sub(1),
         }
@@ -161,7 +196,7 @@ impl Selector {
             cgroup: false,
         };
         let table = ProcessTable::new(reap_probe::scan_since(opts, self.since)?);
-        Ok(self.select(&table, ACTIVE.load(Ordering::SeqCst) <= 1))
+        Ok(self.select(&table, self.run.sole()))
     }
 
     /// Select the suite's processes from a snapshot of the whole machine.
@@ -180,7 +215,7 @@ impl Selector {
             // Never one tagged for another suite.
             let orphan = sole_suite
                 && p.ppid == self.runner
-                && p.start_time >= self.since.max(CONCURRENCY_ENDED.load(Ordering::SeqCst))
+                && p.start_time >= self.since.max(self.run.ended())
                 && !crate::sys::is_claimed(p.pid)
                 && p.tag.as_deref().is_none_or(|t| t == self.tag);
             if tagged || grouped || orphan {
@@ -263,9 +298,7 @@ impl Containment for ProcessGroupContainment {
         // untagged child of the runner, which another suite's orphan rule
         // would otherwise take for its own (and kill) while it looked sole.
         self.counted.mark();
-        cmd.env(reap_probe::TAG_VAR, &self.sel.tag).process_group(0);
-        sys::unblock_signals_in_child(cmd);
-        sys::cloexec_inherited_fds_in_child(cmd);
+        super::layers::apply(cmd, &super::layers::suite(&self.sel.tag, None));
         Ok(())
     }
 

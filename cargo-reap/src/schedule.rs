@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::discover::Suite;
+use crate::interrupt::Interrupts;
 use crate::report::events::{Event, EventSink};
 use crate::supervise::{self, RunContext};
 use reap_report::{SuiteReport, SuiteStatus};
@@ -25,6 +26,7 @@ pub fn run_suites(
     ctx: &RunContext<'_>,
     suites: &[Suite],
     opts: &ScheduleOptions,
+    interrupts: &Interrupts,
     events: &dyn EventSink,
 ) -> Vec<SuiteReport> {
     let queue: Mutex<VecDeque<usize>> = Mutex::new((0..suites.len()).collect());
@@ -37,7 +39,7 @@ pub fn run_suites(
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
-                while let Some(i) = next(&queue, opts, &failed) {
+                while let Some(i) = next(&queue, opts, interrupts, &failed) {
                     events.event(Event::SuiteStarted { id: &suites[i].id });
                     let r = supervise::run_suite(ctx, &suites[i], i);
                     if matches!(
@@ -69,9 +71,10 @@ pub fn run_suites(
 fn next(
     queue: &Mutex<VecDeque<usize>>,
     opts: &ScheduleOptions,
+    interrupts: &Interrupts,
     failed: &AtomicBool,
 ) -> Option<usize> {
-    if crate::interrupt::get().is_some_and(|i| i.signal().is_some()) {
+    if interrupts.signal().is_some() {
         return None;
     }
     if opts.fail_fast && failed.load(Ordering::SeqCst) {

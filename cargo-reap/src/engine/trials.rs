@@ -73,7 +73,8 @@ fn run_trial(
     let trial_started = Instant::now();
     let since = reap_probe::boottime_ticks().saturating_sub(1);
     let suites = &found.suites;
-    let mut suites_run = crate::schedule::run_suites(&ctx, suites, &plan.schedule, &run.reporter);
+    let mut suites_run =
+        crate::schedule::run_suites(&ctx, suites, &plan.schedule, run.interrupts, &run.reporter);
     if plan.schedule.fail_fast
         && suites_run.len() < suites.len()
         && run.interrupts.signal().is_none()

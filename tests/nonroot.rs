@@ -89,6 +89,17 @@ impl Drop for Delegated {
 /// `cargo-reap run -- sh -c LEAKING` as `USER`, started inside `cgroup` when
 /// given (its path as the run sees it), after `setup` (shell, as root).
 fn run_as_user(home: &Home, setup: &str, cgroup: Option<&Path>) -> Run {
+    run_as_user_with(home, setup, cgroup, &[], &[])
+}
+
+/// [`run_as_user`] with more flags for `run` and more environment.
+fn run_as_user_with(
+    home: &Home,
+    setup: &str,
+    cgroup: Option<&Path>,
+    flags: &[&str],
+    env: &[(&str, String)],
+) -> Run {
     let json = home.0.join("report.json");
     let join = cgroup.map_or(String::new(), |c| {
         format!("echo $$ > {}/cgroup.procs; ", c.display())
@@ -99,8 +110,11 @@ fn run_as_user(home: &Home, setup: &str, cgroup: Option<&Path>) -> Run {
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .arg(REAP)
-        .args(["run", "--json"])
+        .arg("run")
+        .args(flags)
+        .arg("--json")
         .arg(&json)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["--", "sh", "-c", LEAKING])
         .env("TMPDIR", &home.0)
         .env("HOME", &home.0)
@@ -202,5 +216,131 @@ fn without_delegation_a_non_root_run_falls_back_and_still_fails_on_leaks() {
         "the fallback is announced: {}",
         run.stderr
     );
+    // With how to do better on this host (no systemd here: the container advice).
+    assert!(
+        run.stderr
+            .contains("cargo-reap: for cgroup isolation, give this run a writable cgroup v2"),
+        "{}",
+        run.stderr
+    );
+    assert_no_sleeps(since);
+}
+
+/// A stand-in for `systemd-run --scope`: records its arguments, then does
+/// what systemd does for a delegated scope (a cgroup under the user's
+/// delegated directory `$FAKE_SCOPE`, the process moved into it) and execs
+/// the command after `--`, as systemd-run does in scope mode.
+const FAKE_SYSTEMD_RUN: &str = r#"#!/bin/sh
+printf '%s\n' "$@" > "$HOME/systemd-run.args"
+while [ "$1" != "--" ]; do shift; done
+shift
+mkdir "$FAKE_SCOPE/run-u1.scope"
+echo $$ > "$FAKE_SCOPE/run-u1.scope/cgroup.procs"
+exec "$@"
+"#;
+
+/// `--systemd-scope` where the user's own cgroup is not writable (it sits in
+/// a cgroup of root's, below a directory delegated to it, as a login session
+/// sits below the user's slice): cargo-reap announces it and runs itself
+/// again as `systemd-run --user --scope --quiet --collect -p Delegate=yes --
+/// cargo-reap ARGS`, which here is a stand-in that makes the delegated scope
+/// as systemd would; the run inside gets cgroup isolation and holds the gate.
+/// (systemd is made visible in a private mount namespace: /run/systemd/system,
+/// and the user's manager socket under XDG_RUNTIME_DIR.)
+#[test]
+fn systemd_scope_runs_again_inside_a_delegated_scope() {
+    require_root();
+    let since = reap_probe::boottime_ticks();
+    let home = Home::new("scope");
+    let delegated = Delegated::new(&cgroup2_root(), "scope");
+    let start = delegated.0.join("session.scope");
+    std::fs::create_dir(&start).unwrap();
+    let bin = home.0.join("bin");
+    let runtime = home.0.join("runtime/systemd");
+    for d in [&bin, &runtime] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(runtime.join("private"), "").unwrap();
+    let fake = bin.join("systemd-run");
+    std::fs::write(&fake, FAKE_SYSTEMD_RUN).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for p in [
+        &home.0.join("runtime"),
+        &runtime,
+        &runtime.join("private"),
+        &bin,
+        &fake,
+    ] {
+        chown(p, USER);
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run = run_as_user_with(
+        &home,
+        "mount -t tmpfs none /run; mkdir -p /run/systemd/system",
+        Some(&start),
+        &["--systemd-scope"],
+        &[
+            ("PATH", path),
+            (
+                "XDG_RUNTIME_DIR",
+                home.0.join("runtime").display().to_string(),
+            ),
+            ("FAKE_SCOPE", delegated.0.display().to_string()),
+        ],
+    );
+    let scope = delegated.0.join("run-u1.scope");
+    let args = std::fs::read_to_string(home.0.join("systemd-run.args"));
+    let procs = std::fs::read_to_string(scope.join("cgroup.procs"));
+    let cleaned = [&scope, &start]
+        .map(|d| std::fs::remove_dir(d).map_err(|e| format!("{}: {e}", d.display())));
+    assert!(
+        run.stderr
+            .contains("running again inside a delegated scope: systemd-run --user --scope"),
+        "{}",
+        run.stderr
+    );
+    let args = args.expect("systemd-run was run");
+    let args: Vec<&str> = args.lines().collect();
+    assert_eq!(
+        args[..7],
+        [
+            "--user",
+            "--scope",
+            "--quiet",
+            "--collect",
+            "-p",
+            "Delegate=yes",
+            "--"
+        ],
+        "{args:?}"
+    );
+    assert!(args[7].ends_with("cargo-reap"), "{args:?}");
+    assert_eq!(args[8], "run", "{args:?}");
+    assert_gate_held(&run, "cgroup");
+    assert_eq!(procs.unwrap(), "", "nothing left in the scope");
+    for c in cleaned {
+        c.unwrap();
+    }
+    assert_no_sleeps(since);
+}
+
+/// `--systemd-scope` where systemd cannot delegate (no systemd here): said
+/// in one warning with the reason, the run goes on in process groups with
+/// the advice for this host, and still fails on both leaks.
+#[test]
+fn systemd_scope_without_systemd_says_why_and_still_gates() {
+    require_root();
+    let since = reap_probe::boottime_ticks();
+    let home = Home::new("noscope");
+    let run = run_as_user_with(&home, "true", None, &["--systemd-scope"], &[]);
+    assert!(
+        run.stderr.contains(
+            "warning: --systemd-scope: no delegated scope (systemd is not the init system here"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--cgroupns=private"), "{}", run.stderr);
+    assert_gate_held(&run, "process-group");
     assert_no_sleeps(since);
 }

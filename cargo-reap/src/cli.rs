@@ -285,6 +285,12 @@ pub struct ReapArgs {
     /// More diagnostics (tracing at debug level; RUST_LOG overrides)
     #[arg(short, long)]
     pub verbose: bool,
+    /// Where this run's cgroup is not writable (a normal user, a CI job),
+    /// run again inside a delegated systemd scope (`systemd-run --scope -p
+    /// Delegate=yes`) for cgroup isolation; announced, and a fallback to
+    /// process groups where systemd cannot delegate
+    #[arg(long)]
+    pub systemd_scope: bool,
     /// Lines of captured output shown for a failed, crashed or hung suite
     #[arg(long, value_name = "N", default_value_t = 40, value_parser = bounded::<usize, 0, MAX_TAIL_LINES>)]
     pub tail_lines: usize,
@@ -380,6 +386,7 @@ impl ReapArgs {
             quiet: self.quiet,
             verbose: self.verbose,
             tail_lines: self.tail_lines,
+            systemd_scope: self.systemd_scope,
         };
         o.validate()?;
         Ok(o)

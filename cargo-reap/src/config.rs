@@ -17,6 +17,7 @@
 //! attribute = "auto"            # auto | rerun | off
 //! attribute-max-tests = 20
 //! attribute-max-time = "60s"
+//! systemd-scope = true        # as --systemd-scope
 //!
 //! [workspace.metadata.reap.suite."my-pkg::slow_integration"]
 //! timeout = "10m"
@@ -52,6 +53,7 @@ struct RawTable {
     attribute: Option<AttributeMode>,
     attribute_max_tests: Option<usize>,
     attribute_max_time: Option<String>,
+    systemd_scope: Option<bool>,
     #[serde(default)]
     suite: BTreeMap<String, RawLimits>,
     #[serde(default)]
@@ -102,6 +104,8 @@ pub struct Table {
     pub attribute: Option<AttributeMode>,
     pub attribute_max_tests: Option<usize>,
     pub attribute_max_time: Option<Duration>,
+    /// `systemd-scope = true`: as `--systemd-scope` (workspace table only).
+    pub systemd_scope: Option<bool>,
     pub suites: BTreeMap<String, PartialLimits>,
     pub allow: Vec<AllowRule>,
 }
@@ -392,6 +396,7 @@ fn parse_table(
         attribute: raw.attribute,
         attribute_max_tests: raw.attribute_max_tests,
         attribute_max_time: duration(table, file, "attribute-max-time", &raw.attribute_max_time)?,
+        systemd_scope: raw.systemd_scope,
         suites,
         allow,
     })

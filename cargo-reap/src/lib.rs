@@ -52,10 +52,44 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
         Err(code) => return code,
     };
     init_tracing(verbose(&cli.command));
-    if let Some(code) = become_guardian(&cli.command) {
+    let job = match Job::of(cli.command) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("cargo-reap: error: {e}");
+            return exit::USAGE;
+        }
+    };
+    // Where this run's cgroup is not writable and a delegated systemd scope
+    // was asked for: this process becomes `systemd-run`, which runs
+    // cargo-reap again inside the scope (this call then never returns).
+    match &job {
+        Job::Test(o) => engine::systemd_scope(&o.reap, Some(&o.cargo), &args),
+        Job::Run(o) => engine::systemd_scope(&o.reap, None, &args),
+        Job::Probe(_) | Job::Clean { .. } => {}
+    }
+    if let Some(code) = become_guardian(&job) {
         return code;
     }
-    run(cli.command)
+    run(job)
+}
+
+/// What the user asked for, its flags resolved into options.
+enum Job {
+    Probe(Vec<OsString>),
+    Clean { dry_run: bool },
+    Test(Box<options::TestOptions>),
+    Run(Box<options::RunOptions>),
+}
+
+impl Job {
+    fn of(command: cli::Command) -> Result<Job, String> {
+        Ok(match command {
+            cli::Command::Probe(a) => Job::Probe(a.args),
+            cli::Command::Clean(a) => Job::Clean { dry_run: a.dry_run },
+            cli::Command::Test(a) => Job::Test(Box::new(a.options()?)),
+            cli::Command::Run(a) => Job::Run(Box::new(a.options()?)),
+        })
+    }
 }
 
 /// The hidden subcommands: the other programs of this binary, which a run
@@ -111,8 +145,8 @@ fn verbose(command: &cli::Command) -> bool {
 /// its interrupts handled from here on, the end of the guardian one of them.
 /// `Some(exit code)` in the guardian, once the runner has ended (or in the
 /// runner when its interrupts cannot be handled).
-fn become_guardian(command: &cli::Command) -> Option<i32> {
-    if !matches!(command, cli::Command::Test(_) | cli::Command::Run(_)) {
+fn become_guardian(job: &Job) -> Option<i32> {
+    if !matches!(job, Job::Test(_) | Job::Run(_)) {
         return None;
     }
     match lifeline::split_off_runner() {
@@ -135,35 +169,22 @@ fn become_guardian(command: &cli::Command) -> Option<i32> {
 }
 
 /// Run the user's command; returns the exit code.
-fn run(command: cli::Command) -> i32 {
-    match command {
-        cli::Command::Probe(args) => reap_probe::cli::main(&args.args),
-        cli::Command::Clean(args) => clean(args.dry_run),
-        cli::Command::Run(args) => match args
-            .options()
-            .map_err(error::EngineError::Usage)
-            .and_then(|o| engine::run_command(&o))
-        {
-            Ok(outcome) => outcome.exit_code,
-            Err(e) => {
-                eprintln!("cargo-reap: error: {}", error::chain(&e));
-                exit::USAGE
+fn run(job: Job) -> i32 {
+    let ran = match job {
+        Job::Probe(args) => return reap_probe::cli::main(&args),
+        Job::Clean { dry_run } => return clean(dry_run),
+        Job::Run(o) => engine::run_command(&o),
+        Job::Test(o) => engine::run_test(&o),
+    };
+    match ran {
+        Ok(outcome) => outcome.exit_code,
+        Err(e) => {
+            eprintln!("cargo-reap: error: {}", error::chain(&e));
+            match e {
+                error::EngineError::Build(error::BuildError::Failed(_)) => exit::BUILD_FAILED,
+                _ => exit::USAGE,
             }
-        },
-        cli::Command::Test(args) => match args
-            .options()
-            .map_err(error::EngineError::Usage)
-            .and_then(|o| engine::run_test(&o))
-        {
-            Ok(outcome) => outcome.exit_code,
-            Err(e) => {
-                eprintln!("cargo-reap: error: {}", error::chain(&e));
-                match e {
-                    error::EngineError::Build(error::BuildError::Failed(_)) => exit::BUILD_FAILED,
-                    _ => exit::USAGE,
-                }
-            }
-        },
+        }
     }
 }
 

@@ -236,6 +236,9 @@ pub struct ReapOptions {
     pub quiet: bool,
     pub verbose: bool,
     pub tail_lines: usize,
+    /// `--systemd-scope`: where the run's cgroup is not writable, run again
+    /// inside a delegated systemd scope.
+    pub systemd_scope: bool,
 }
 
 impl ReapOptions {

@@ -105,6 +105,22 @@ pub fn cgroup_dir(mount: &Cgroup2Mount, cgroup: &str) -> Option<PathBuf> {
     Some(mount.mount_point.join(rel.trim_start_matches('/')))
 }
 
+/// The directory of this process's own cgroup v2, under the cgroup2 mount
+/// this mount namespace sees.
+pub fn own_dir() -> Result<PathBuf, ContainError> {
+    let mountinfo = read(Path::new("/proc/self/mountinfo"))?;
+    let mount = find_cgroup2_mount(&mountinfo).ok_or(ContainError::NoCgroup2Mount)?;
+    let own = own_cgroup_v2(&read(Path::new("/proc/self/cgroup"))?)
+        .ok_or_else(|| ContainError::OwnCgroup("no `0::` line".into()))?;
+    cgroup_dir(&mount, &own).ok_or_else(|| {
+        ContainError::OwnCgroup(format!(
+            "cgroup {own} is not visible under the cgroup2 mount at {} (root {})",
+            mount.mount_point.display(),
+            mount.root
+        ))
+    })
+}
+
 fn read(path: &Path) -> Result<String, ContainError> {
     fs::read_to_string(path).map_err(|e| ContainError::cgroup_io("reading", path, e))
 }
@@ -113,17 +129,7 @@ impl CgroupParent {
     /// Locate the runner's cgroup and prove that a leaf can be created and
     /// joined there (by doing it), rather than trusting permission bits.
     pub fn detect(run_id: &str) -> Result<CgroupParent, ContainError> {
-        let mountinfo = read(Path::new("/proc/self/mountinfo"))?;
-        let mount = find_cgroup2_mount(&mountinfo).ok_or(ContainError::NoCgroup2Mount)?;
-        let own = own_cgroup_v2(&read(Path::new("/proc/self/cgroup"))?)
-            .ok_or_else(|| ContainError::OwnCgroup("no `0::` line".into()))?;
-        let dir = cgroup_dir(&mount, &own).ok_or_else(|| {
-            ContainError::OwnCgroup(format!(
-                "cgroup {own} is not visible under the cgroup2 mount at {} (root {})",
-                mount.mount_point.display(),
-                mount.root
-            ))
-        })?;
+        let dir = own_dir()?;
         let parent = CgroupParent {
             dir,
             run_id: run_id.to_string(),

@@ -12,6 +12,7 @@
 //! before it runs (tag, process group, signal mask, descriptors, cgroup join).
 
 pub mod cgroup;
+pub mod delegation;
 pub mod layers;
 pub mod pgroup;
 

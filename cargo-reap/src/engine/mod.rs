@@ -9,11 +9,14 @@
 mod discovery;
 mod finish;
 mod plan;
+mod scope;
 mod setup;
 mod trials;
 mod vitals;
 
 use std::io::Write;
+
+pub use scope::systemd_scope;
 
 use crate::error::EngineError;
 use crate::interrupt;

@@ -118,8 +118,14 @@ impl<'a> Run<'a> {
 
     /// The isolation line (and `--max-pids`) once the isolation is known.
     pub fn announce(&self, ready: &mut Ready) {
+        let fell_back = ready.isolation.kind() == IsolationKind::ProcessGroup
+            && self.reap.isolation == IsolationMode::Auto;
         if !self.quiet || ready.isolation.kind() != IsolationKind::Cgroup {
             emit(&format!("cargo-reap: {}", ready.note));
+        }
+        if fell_back {
+            let host = crate::containment::delegation::Host::detect();
+            emit(&format!("cargo-reap: {}", host.advice()));
         }
         if let Some(n) = self.reap.max_pids {
             match ready.isolation.limit_pids(n) {

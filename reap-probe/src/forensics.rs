@@ -4,7 +4,7 @@
 //! [`forensics`] reads, for one process: the snapshot ([`ProcessInfo`]), `exe`, `wchan`,
 //! `syscall`, every thread (`task/TID/stat`, `task/TID/wchan`), the signal masks in `status`,
 //! and every open descriptor (`fd/N`, `fdinfo/N` for pipe directions), joining sockets with the
-//! socket tables of the process's network namespace. Then the rules of [`RULES`](crate::RULES)
+//! socket tables of the process's network namespace. Then the rules of [`Rule`](crate::Rule)
 //! turn that into [`Finding`]s.
 //!
 //! Like [`snapshot`](crate::snapshot), every file is opened relative to one handle on the
@@ -16,7 +16,7 @@ use procfs::process::{Process, Stat};
 use procfs::FromRead;
 
 use crate::fds::{read_fds, FdInfo, FdKind, FdSummary};
-use crate::findings::{evaluate, Finding, FindingContext};
+use crate::findings::{evaluate, Finding, FindingContext, Rule};
 use crate::net::NetCache;
 use crate::process::{open, read_relative, readlink_relative, snapshot_process, still_there};
 use crate::{syscall, ProbeError, ProcessInfo, ProcessTable, ScanOptions};
@@ -46,7 +46,7 @@ pub struct Forensics {
     pub fds: Vec<FdInfo>,
     /// Counts of `fds` by kind.
     pub fd_summary: FdSummary,
-    /// What the rules found, in the order of [`RULES`](crate::RULES).
+    /// What the rules found, in the order of [`Rule::ALL`](crate::Rule::ALL).
     pub findings: Vec<Finding>,
     /// Files of the process that exist but could not be read, with the reason (another user's
     /// process: `fd`, `syscall`, `exe` need ptrace access). Empty normally; when not, empty
@@ -133,8 +133,8 @@ impl Forensics {
         f
     }
 
-    /// True if a rule with this id found something.
-    pub fn has(&self, rule: &str) -> bool {
+    /// True if `rule` found something.
+    pub fn has(&self, rule: Rule) -> bool {
         self.findings.iter().any(|f| f.rule == rule)
     }
 }

@@ -11,7 +11,7 @@
 //! - [`forensics`] and [`forensics_tree`] explain why a (leaked, wedged) process is still alive:
 //!   wait channel, syscall, threads, signal dispositions, every descriptor with pipe directions
 //!   and socket states, addresses and queues, and [`Finding`]s in words by the rules of
-//!   [`RULES`] (see [`FindingContext`] for what the caller adds).
+//!   [`Rule`] (see [`FindingContext`] for what the caller adds).
 //!
 //! All snapshots are pid-reuse safe: see [`snapshot`] for how.
 
@@ -40,7 +40,9 @@ mod tree;
 pub use clock::{boottime_ms, boottime_ticks, ticks_to_ms};
 pub use error::ProbeError;
 pub use fds::{FdInfo, FdKind, FdSummary};
-pub use findings::{evaluate, unread_bytes, Finding, FindingContext, RULES, SIGTERM_BIT};
+pub use findings::{
+    evaluate, unread_bytes, Finding, FindingContext, Rule, UnknownRule, SIGTERM_BIT,
+};
 pub use forensics::{forensics, forensics_tree, Forensics, ThreadInfo};
 pub use process::{read_tag, snapshot, start_time};
 pub use report::render_forensics_tree;

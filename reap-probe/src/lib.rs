@@ -8,6 +8,7 @@
 //! - [`read_tag`] and [`start_time`] are cheap single-purpose probes (attribution to a suite via
 //!   the [`TAG_VAR`] environment variable, and pid-reuse detection);
 //! - [`ProcessTable`] indexes a scan by parent and renders subtrees;
+//! - [`cpu_ticks`], [`children`] and [`exe`] are cheap probes for a sampler of one process;
 //! - [`forensics`] and [`forensics_tree`] explain why a (leaked, wedged) process is still alive:
 //!   wait channel, syscall, threads, signal dispositions, every descriptor with pipe directions
 //!   and socket states, addresses and queues, and [`Finding`]s in words by the rules of
@@ -36,6 +37,7 @@ mod report;
 mod scan;
 mod syscall;
 mod tree;
+mod usage;
 
 pub use clock::{boottime_ms, boottime_ticks, ticks_to_ms};
 pub use error::ProbeError;
@@ -48,6 +50,7 @@ pub use process::{read_tag, snapshot, start_time};
 pub use report::render_forensics_tree;
 pub use scan::{scan, scan_since};
 pub use tree::{format_age, ProcessTable};
+pub use usage::{children, cpu_ticks, exe};
 
 /// Environment variable that tags a process with the test suite that (transitively) spawned it.
 ///

@@ -460,8 +460,10 @@ fn examine(
                 if info.pid == root {
                     // The test binary is our own child, not an orphan, and
                     // its stdout is our capture pipe by design.
-                    f.findings
-                        .retain(|x| x.rule != "orphaned" && x.rule != "holds-runner-pipe");
+                    f.findings.retain(|x| {
+                        x.rule != reap_probe::Rule::Orphaned
+                            && x.rule != reap_probe::Rule::HoldsRunnerPipe
+                    });
                 }
                 Some(f)
             }
@@ -479,7 +481,7 @@ pub fn leak_of(e: &Examined, attempt: u32, reaped: bool) -> Leak {
     let f = e.forensics.as_ref();
     Leak {
         findings: f
-            .map(|f| f.findings.iter().map(|x| x.rule.clone()).collect())
+            .map(|f| f.findings.iter().map(|x| x.rule.to_string()).collect())
             .unwrap_or_default(),
         notes: f
             .map(|f| f.findings.iter().map(|x| x.message.clone()).collect())
@@ -810,7 +812,8 @@ pub fn run_attempt(
                 let mut held = examine(holders, &fctx, root_pid)?;
                 for e in &mut held {
                     if let Some(f) = e.forensics.as_mut() {
-                        f.findings.retain(|x| x.rule == "holds-runner-pipe");
+                        f.findings
+                            .retain(|x| x.rule == reap_probe::Rule::HoldsRunnerPipe);
                     }
                 }
                 let refused = crate::containment::pgroup::kill_listed(

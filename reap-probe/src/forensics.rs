@@ -4,7 +4,7 @@
 //! [`forensics`] reads, for one process: the snapshot ([`ProcessInfo`]), `exe`, `wchan`,
 //! `syscall`, every thread (`task/TID/stat`, `task/TID/wchan`), the signal masks in `status`,
 //! and every open descriptor (`fd/N`, `fdinfo/N` for pipe directions), joining sockets with the
-//! socket tables of the process's network namespace. Then the rules of [`RULES`](crate::RULES)
+//! socket tables of the process's network namespace. Then the rules of [`Rule`](crate::Rule)
 //! turn that into [`Finding`]s.
 //!
 //! Like [`snapshot`](crate::snapshot), every file is opened relative to one handle on the
@@ -15,58 +15,11 @@
 use procfs::process::{Process, Stat};
 use procfs::FromRead;
 
-use crate::fds::{read_fds, FdInfo, FdKind, FdSummary};
-use crate::findings::{evaluate, Finding, FindingContext};
+use crate::fds::{read_fds, FdKind, FdSummary};
+use crate::findings::{evaluate, FindingContext, Rule};
 use crate::net::NetCache;
 use crate::process::{open, read_relative, readlink_relative, snapshot_process, still_there};
-use crate::{syscall, ProbeError, ProcessInfo, ProcessTable, ScanOptions};
-
-/// Everything observed about one process, and what it means.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct Forensics {
-    /// The snapshot, with the tag and the cgroup.
-    pub process: ProcessInfo,
-    /// The executable (`/proc/PID/exe`; `... (deleted)` if replaced since). `None` for zombies,
-    /// kernel threads, and when not permitted.
-    pub exe: Option<String>,
-    /// The kernel function the process sleeps in (`/proc/PID/wchan`), e.g. `anon_pipe_read`,
-    /// `do_wait`, `hrtimer_nanosleep`, `do_signal_stop`. `None` when running or not readable.
-    pub wchan: Option<String>,
-    /// The system call it is blocked in (`/proc/PID/syscall`): `read(fd=3)`, `wait4(pid=-1)`,
-    /// `epoll_wait(epfd=5)`, `clock_nanosleep`, ... or `syscall N` for others; `running` when on
-    /// a CPU. `None` when not in a syscall (zombie) or not readable.
-    pub syscall: Option<String>,
-    /// Every thread, the main thread (tid == pid) included, in tid order.
-    pub threads: Vec<ThreadInfo>,
-    /// Signals ignored (`SigIgn` mask of `/proc/PID/status`; bit N-1 is signal N).
-    pub sig_ignored: u64,
-    /// Signals caught by a handler (`SigCgt`).
-    pub sig_caught: u64,
-    /// Open descriptors, ascending.
-    pub fds: Vec<FdInfo>,
-    /// Counts of `fds` by kind.
-    pub fd_summary: FdSummary,
-    /// What the rules found, in the order of [`RULES`](crate::RULES).
-    pub findings: Vec<Finding>,
-    /// Files of the process that exist but could not be read, with the reason (another user's
-    /// process: `fd`, `syscall`, `exe` need ptrace access). Empty normally; when not, empty
-    /// fields above mean "unknown", not "none".
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unreadable: Vec<String>,
-}
-
-/// One thread of a process.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct ThreadInfo {
-    /// Thread id (the main thread's is the pid).
-    pub tid: i32,
-    /// Thread name (libtest names each test's thread after the test, cut to 15 bytes).
-    pub comm: String,
-    /// State letter, as [`ProcessInfo::state`].
-    pub state: char,
-    /// Kernel function the thread sleeps in, as [`Forensics::wchan`].
-    pub wchan: Option<String>,
-}
+use crate::{syscall, Forensics, ProbeError, ProcessInfo, ProcessTable, ScanOptions, ThreadInfo};
 
 /// Forensics of one process: everything /proc says about why it is still alive, with findings
 /// judged against `ctx`.
@@ -133,8 +86,8 @@ impl Forensics {
         f
     }
 
-    /// True if a rule with this id found something.
-    pub fn has(&self, rule: &str) -> bool {
+    /// True if `rule` found something.
+    pub fn has(&self, rule: Rule) -> bool {
         self.findings.iter().any(|f| f.rule == rule)
     }
 }

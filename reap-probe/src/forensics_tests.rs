@@ -33,7 +33,7 @@ fn inode_of(fd: impl AsFd) -> u64 {
 }
 
 /// The finding of `rule`, or a panic showing all of them.
-fn finding<'a>(f: &'a Forensics, rule: &str) -> &'a Finding {
+fn finding(f: &Forensics, rule: Rule) -> &Finding {
     f.findings
         .iter()
         .find(|x| x.rule == rule)
@@ -124,7 +124,7 @@ fn cat_holding_both_pipe_ends_is_blocked_in_read() {
     assert_eq!(f.threads[0].state, 'S');
     assert!(f.unreadable.is_empty(), "{:?}", f.unreadable);
 
-    let both = finding(&f, "holds-both-pipe-ends");
+    let both = finding(&f, Rule::HoldsBothPipeEnds);
     assert_eq!(
         both.message,
         format!(
@@ -132,7 +132,7 @@ fn cat_holding_both_pipe_ends_is_blocked_in_read() {
              see EOF; it is blocked right now reading fd 0"
         )
     );
-    assert!(!f.has("holds-runner-pipe"), "no runner pipes given");
+    assert!(!f.has(Rule::HoldsRunnerPipe), "no runner pipes given");
     // Spawned by us, in our group and session, with default signal handling.
     let rules: Vec<&str> = f.findings.iter().map(|x| x.rule.as_str()).collect();
     assert_eq!(rules, ["holds-both-pipe-ends"]);
@@ -145,7 +145,7 @@ fn cat_holding_both_pipe_ends_is_blocked_in_read() {
     let again = evaluate(&f, &ctx);
     let runner = again
         .iter()
-        .find(|x| x.rule == "holds-runner-pipe")
+        .find(|x| x.rule == Rule::HoldsRunnerPipe)
         .expect("holds-runner-pipe");
     assert!(
         runner.message.starts_with(&format!(
@@ -190,10 +190,10 @@ fn runner_pipe_held_by_a_child() {
             write: true
         }
     );
-    assert!(finding(&f, "holds-runner-pipe")
+    assert!(finding(&f, Rule::HoldsRunnerPipe)
         .message
         .contains(&format!("pipe {inode} (fd 1)")));
-    assert!(!f.has("holds-both-pipe-ends"), "{:?}", f.findings);
+    assert!(!f.has(Rule::HoldsBothPipeEnds), "{:?}", f.findings);
 }
 
 #[test]
@@ -216,7 +216,7 @@ fn fifo_opened_read_write_holds_both_ends_in_one_fd() {
     };
     assert!(path.ends_with("/f (deleted)"), "{path}");
     assert_eq!(f.fd_summary, FdSummary::of(&f.fds));
-    let both = finding(&f, "holds-both-pipe-ends");
+    let both = finding(&f, Rule::HoldsBothPipeEnds);
     assert!(
         both.message.starts_with(&format!(
             "holds both ends of FIFO {path} (inode {inode}) (fd 3 read+write)"
@@ -277,7 +277,7 @@ fn tcp_sockets_of_this_process() {
     let listening: Vec<&Finding> = f
         .findings
         .iter()
-        .filter(|x| x.rule == "listening")
+        .filter(|x| x.rule == Rule::Listening)
         .filter(|x| x.message.contains(&format!("fd {}", listener.as_raw_fd())))
         .collect();
     assert_eq!(listening.len(), 1, "{:#?}", f.findings);
@@ -315,7 +315,7 @@ fn tcp_sockets_of_this_process() {
     let close_wait: Vec<&Finding> = f
         .findings
         .iter()
-        .filter(|x| x.rule == "close-wait")
+        .filter(|x| x.rule == Rule::CloseWait)
         .filter(|x| {
             x.message
                 .starts_with(&format!("fd {} ", server.as_raw_fd()))
@@ -357,7 +357,7 @@ fn unread_finding<'a>(f: &'a Forensics, socket: &impl AsRawFd) -> &'a Finding {
     let needle = format!(" on fd {} (", socket.as_raw_fd());
     f.findings
         .iter()
-        .find(|x| x.rule == "unread-socket-data" && x.message.contains(&needle))
+        .find(|x| x.rule == Rule::UnreadSocketData && x.message.contains(&needle))
         .unwrap_or_else(|| panic!("no unread-socket-data for {needle}: {:#?}", f.findings))
 }
 
@@ -386,7 +386,7 @@ fn tcp6_addresses() {
     assert!(f
         .findings
         .iter()
-        .any(|x| x.rule == "listening" && x.message.contains(&format!("([::1]:{port}, fd "))));
+        .any(|x| x.rule == Rule::Listening && x.message.contains(&format!("([::1]:{port}, fd "))));
 }
 
 #[test]
@@ -423,11 +423,8 @@ fn udp_datagram_never_read() {
         "{}",
         unread.message
     );
-    assert!(!f
-        .findings
-        .iter()
-        .any(|x| x.rule == "listening"
-            && x.message.contains(&format!("fd {})", receiver.as_raw_fd()))));
+    assert!(!f.findings.iter().any(|x| x.rule == Rule::Listening
+        && x.message.contains(&format!("fd {})", receiver.as_raw_fd()))));
 }
 
 /// Removes a socket file on every path.
@@ -519,7 +516,7 @@ fn stopped_child() {
     assert_eq!(f.process.state, 'T');
     assert_eq!(f.threads[0].state, 'T');
     assert_eq!(f.wchan.as_deref(), Some("do_signal_stop"));
-    assert!(finding(&f, "stopped")
+    assert!(finding(&f, Rule::Stopped)
         .message
         .starts_with("stopped (state T"));
     assert!(f
@@ -535,15 +532,15 @@ fn ignored_and_caught_sigterm() {
 
     let f = forensics(ignores.pid(), &none()).unwrap();
     assert_ne!(f.sig_ignored & SIGTERM_BIT, 0, "{:#x}", f.sig_ignored);
-    assert!(f.has("ignores-sigterm") && !f.has("catches-sigterm"));
+    assert!(f.has(Rule::IgnoresSigterm) && !f.has(Rule::CatchesSigterm));
     assert!(f.render(0).contains("\n  SIGTERM  ignored\n"));
 
     let f = forensics(catches.pid(), &none()).unwrap();
     assert_ne!(f.sig_caught & SIGTERM_BIT, 0, "{:#x}", f.sig_caught);
-    assert!(f.has("catches-sigterm") && !f.has("ignores-sigterm"));
+    assert!(f.has(Rule::CatchesSigterm) && !f.has(Rule::IgnoresSigterm));
 
     let f = forensics(plain.pid(), &none()).unwrap();
-    assert!(!f.has("catches-sigterm") && !f.has("ignores-sigterm"));
+    assert!(!f.has(Rule::CatchesSigterm) && !f.has(Rule::IgnoresSigterm));
 }
 
 #[test]
@@ -565,7 +562,7 @@ fn escaped_session_and_group() {
         (daemon.pid(), daemon.pid())
     );
     assert_eq!(
-        finding(&f, "escaped-session").message,
+        finding(&f, Rule::EscapedSession).message,
         format!(
             "in session {}, not the suite's {}: it called setsid (as daemons, double forks and \
              `setsid` do) and left the suite's session",
@@ -573,14 +570,16 @@ fn escaped_session_and_group() {
             myself.sid
         )
     );
-    assert!(finding(&f, "escaped-group").message.starts_with(&format!(
-        "in process group {}, not the suite's {}",
-        daemon.pid(),
-        myself.pgid
-    )));
+    assert!(finding(&f, Rule::EscapedGroup)
+        .message
+        .starts_with(&format!(
+            "in process group {}, not the suite's {}",
+            daemon.pid(),
+            myself.pgid
+        )));
     // Without a suite to compare with, nothing has escaped.
     let f = forensics(daemon.pid(), &none()).unwrap();
-    assert!(!f.has("escaped-session") && !f.has("escaped-group"));
+    assert!(!f.has(Rule::EscapedSession) && !f.has(Rule::EscapedGroup));
 
     // Its own process group, same session.
     let mut cmd = Command::new("sh");
@@ -589,7 +588,7 @@ fn escaped_session_and_group() {
     let grouped = Guard::ready(cmd);
     let f = forensics(grouped.pid(), &suite).unwrap();
     assert!(
-        f.has("escaped-group") && !f.has("escaped-session"),
+        f.has(Rule::EscapedGroup) && !f.has(Rule::EscapedSession),
         "{:?}",
         f.findings
     );
@@ -619,29 +618,29 @@ fn orphan_reparented_away_from_its_parent() {
     assert_ne!(ppid, sh_pid);
     if ppid == 1 {
         assert_eq!(
-            finding(&f, "orphaned").message,
+            finding(&f, Rule::Orphaned).message,
             "its parent exited and it was reparented to pid 1 (init)"
         );
     } else {
         // We run under a child subreaper (cargo-reap, a service manager): it is the runner.
-        assert!(!f.has("orphaned"), "{:?}", f.findings);
+        assert!(!f.has(Rule::Orphaned), "{:?}", f.findings);
         let ctx = FindingContext {
             reaper_pid: Some(ppid),
             ..none()
         };
         let f = forensics(orphan.pid, &ctx).unwrap();
-        assert!(finding(&f, "orphaned")
+        assert!(finding(&f, Rule::Orphaned)
             .message
             .contains(&format!("the runner (pid {ppid}, the child subreaper)")));
     }
     // A child of ours is not an orphan unless we are declared its reaper.
     let child = Guard::idle(None, &[]);
-    assert!(!forensics(child.pid(), &none()).unwrap().has("orphaned"));
+    assert!(!forensics(child.pid(), &none()).unwrap().has(Rule::Orphaned));
     let ctx = FindingContext {
         reaper_pid: Some(me()),
         ..none()
     };
-    assert!(forensics(child.pid(), &ctx).unwrap().has("orphaned"));
+    assert!(forensics(child.pid(), &ctx).unwrap().has(Rule::Orphaned));
 }
 
 #[test]
@@ -656,7 +655,7 @@ fn zombie_forensics() {
     assert_eq!(f.fd_summary, FdSummary::default());
     assert!(f.unreadable.is_empty(), "{:?}", f.unreadable);
     assert_eq!(
-        finding(&f, "zombie").message,
+        finding(&f, Rule::Zombie).message,
         format!(
             "it has exited but its parent (pid {}) has not reaped it: it cannot be killed, only \
              reaped by the parent's wait or freed when the parent exits",
@@ -703,7 +702,7 @@ fn tree_is_parent_before_child_depth_first() {
     for f in &list {
         assert_eq!(f.process.tag.as_deref(), Some("test/forensics-tree"));
         assert!(f.process.cgroup.is_some());
-        assert!(!f.has("escaped-group") && !f.has("escaped-session"));
+        assert!(!f.has(Rule::EscapedGroup) && !f.has(Rule::EscapedSession));
     }
     // The leaves read the script's stdin through fd 3: the read end of our pipe only.
     let by_pid: HashMap<i32, &Forensics> = list.iter().map(|f| (f.process.pid, f)).collect();
@@ -720,7 +719,7 @@ fn tree_is_parent_before_child_depth_first() {
             "{:#?}",
             by_pid[&pid].fds
         );
-        assert!(!by_pid[&pid].has("holds-both-pipe-ends"));
+        assert!(!by_pid[&pid].has(Rule::HoldsBothPipeEnds));
     }
 
     let text = render_forensics_tree(&list, 0);
@@ -777,7 +776,7 @@ fn rules_on_states_we_cannot_cause_safely() {
     f.wchan = Some("nfs_wait_bit_killable".into());
     let found = evaluate(&f, &none());
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].rule, "uninterruptible");
+    assert_eq!(found[0].rule, Rule::Uninterruptible);
     assert!(found[0]
         .message
         .starts_with("it sleeps uninterruptibly (state D) in nfs_wait_bit_killable: no signal"));
@@ -837,7 +836,7 @@ fn rules_on_states_we_cannot_cause_safely() {
 
 #[test]
 fn every_rule_is_listed_once_and_documented() {
-    let ids: Vec<&str> = RULES.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
     let mut unique = ids.clone();
     unique.sort_unstable();
     unique.dedup();
@@ -847,13 +846,49 @@ fn every_rule_is_listed_once_and_documented() {
         .split("## reap-probe: triage of a live wedged process")
         .nth(1)
         .expect("README section");
-    for (id, explanation) in RULES {
+    for rule in Rule::ALL {
+        let (id, explanation) = (rule.as_str(), rule.explanation());
         assert!(
             section.contains(&format!("| `{id}` | {explanation} |")),
             "README rule table lacks {id}"
         );
         assert!(!explanation.contains('\n') && !explanation.contains("  "));
     }
+}
+
+/// The ids in the JSON of a finding are the kebab-case strings the rules had when they were
+/// strings (the report contract): each serializes to exactly that and parses back.
+#[test]
+fn rule_ids_serialize_as_before() {
+    let before = [
+        "holds-both-pipe-ends",
+        "holds-runner-pipe",
+        "unread-socket-data",
+        "close-wait",
+        "listening",
+        "orphaned",
+        "escaped-group",
+        "escaped-session",
+        "stopped",
+        "zombie",
+        "main-thread-exited",
+        "uninterruptible",
+        "ignores-sigterm",
+        "catches-sigterm",
+    ];
+    assert_eq!(Rule::ALL.len(), before.len());
+    for (i, (rule, id)) in Rule::ALL.into_iter().zip(before).enumerate() {
+        assert_eq!(rule as usize, i, "Rule::ALL is in declaration order");
+        let finding = Finding {
+            rule,
+            message: "m".into(),
+        };
+        let json = serde_json::to_string(&finding).unwrap();
+        assert_eq!(json, format!(r#"{{"rule":"{id}","message":"m"}}"#));
+        assert_eq!(serde_json::from_str::<Finding>(&json).unwrap(), finding);
+        assert_eq!(id.parse::<Rule>(), Ok(rule));
+    }
+    assert!(serde_json::from_str::<Finding>(r#"{"rule":"no-such-rule","message":"m"}"#).is_err());
 }
 
 // Parsers, on the exact bytes the kernel produces.

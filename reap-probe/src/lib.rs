@@ -8,10 +8,11 @@
 //! - [`read_tag`] and [`start_time`] are cheap single-purpose probes (attribution to a suite via
 //!   the [`TAG_VAR`] environment variable, and pid-reuse detection);
 //! - [`ProcessTable`] indexes a scan by parent and renders subtrees;
+//! - [`cpu_ticks`], [`children`] and [`exe`] are cheap probes for a sampler of one process;
 //! - [`forensics`] and [`forensics_tree`] explain why a (leaked, wedged) process is still alive:
 //!   wait channel, syscall, threads, signal dispositions, every descriptor with pipe directions
 //!   and socket states, addresses and queues, and [`Finding`]s in words by the rules of
-//!   [`RULES`] (see [`FindingContext`] for what the caller adds).
+//!   [`Rule`] (see [`FindingContext`] for what the caller adds).
 //!
 //! All snapshots are pid-reuse safe: see [`snapshot`] for how.
 
@@ -36,16 +37,20 @@ mod report;
 mod scan;
 mod syscall;
 mod tree;
+mod usage;
 
 pub use clock::{boottime_ms, boottime_ticks, ticks_to_ms};
 pub use error::ProbeError;
 pub use fds::{FdInfo, FdKind, FdSummary};
-pub use findings::{evaluate, unread_bytes, Finding, FindingContext, RULES, SIGTERM_BIT};
-pub use forensics::{forensics, forensics_tree, Forensics, ThreadInfo};
+pub use findings::{
+    evaluate, unread_bytes, Finding, FindingContext, Rule, UnknownRule, SIGTERM_BIT,
+};
+pub use forensics::{forensics, forensics_tree};
 pub use process::{read_tag, snapshot, start_time};
 pub use report::render_forensics_tree;
 pub use scan::{scan, scan_since};
 pub use tree::{format_age, ProcessTable};
+pub use usage::{children, cpu_ticks, exe};
 
 /// Environment variable that tags a process with the test suite that (transitively) spawned it.
 ///
@@ -106,6 +111,54 @@ impl ProcessInfo {
     pub fn main_thread_exited(&self) -> bool {
         main_thread_exited(self.state, self.threads)
     }
+}
+
+/// Everything observed about one process, and what it means: what [`forensics`] collects (the
+/// rules of [`Rule`] judge it, [`Forensics::render`] puts it in words).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Forensics {
+    /// The snapshot, with the tag and the cgroup.
+    pub process: ProcessInfo,
+    /// The executable (`/proc/PID/exe`; `... (deleted)` if replaced since). `None` for zombies,
+    /// kernel threads, and when not permitted.
+    pub exe: Option<String>,
+    /// The kernel function the process sleeps in (`/proc/PID/wchan`), e.g. `anon_pipe_read`,
+    /// `do_wait`, `hrtimer_nanosleep`, `do_signal_stop`. `None` when running or not readable.
+    pub wchan: Option<String>,
+    /// The system call it is blocked in (`/proc/PID/syscall`): `read(fd=3)`, `wait4(pid=-1)`,
+    /// `epoll_wait(epfd=5)`, `clock_nanosleep`, ... or `syscall N` for others; `running` when on
+    /// a CPU. `None` when not in a syscall (zombie) or not readable.
+    pub syscall: Option<String>,
+    /// Every thread, the main thread (tid == pid) included, in tid order.
+    pub threads: Vec<ThreadInfo>,
+    /// Signals ignored (`SigIgn` mask of `/proc/PID/status`; bit N-1 is signal N).
+    pub sig_ignored: u64,
+    /// Signals caught by a handler (`SigCgt`).
+    pub sig_caught: u64,
+    /// Open descriptors, ascending.
+    pub fds: Vec<FdInfo>,
+    /// Counts of `fds` by kind.
+    pub fd_summary: FdSummary,
+    /// What the rules found, in the order of [`Rule::ALL`](crate::Rule::ALL).
+    pub findings: Vec<Finding>,
+    /// Files of the process that exist but could not be read, with the reason (another user's
+    /// process: `fd`, `syscall`, `exe` need ptrace access). Empty normally; when not, empty
+    /// fields above mean "unknown", not "none".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
+}
+
+/// One thread of a process.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ThreadInfo {
+    /// Thread id (the main thread's is the pid).
+    pub tid: i32,
+    /// Thread name (libtest names each test's thread after the test, cut to 15 bytes).
+    pub comm: String,
+    /// State letter, as [`ProcessInfo::state`].
+    pub state: char,
+    /// Kernel function the thread sleeps in, as [`Forensics::wchan`].
+    pub wchan: Option<String>,
 }
 
 /// State `Z`/`X` is the main thread's: with other threads left, the process is alive.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::fds::FdKind;
-use crate::findings::{unread_bytes, SIGTERM_BIT};
+use crate::findings::{direction, unread_bytes, SIGTERM_BIT};
 use crate::tree::{format_age, sanitize, truncate};
 use crate::{FdInfo, Forensics};
 
@@ -56,83 +56,112 @@ pub fn render_forensics_tree(list: &[Forensics], width: usize) -> String {
 }
 
 fn render_into(out: &mut String, f: &Forensics, indent: &str, width: usize) {
-    let p = &f.process;
-    let command = if p.cmdline.is_empty() {
-        "(no command line)".to_owned()
-    } else {
-        sanitize(&p.cmdline.join(" "))
-    };
-    let header = format!(
-        "pid {} ({}) {} {}, age {}: {command}",
-        p.pid,
-        sanitize(&p.comm),
-        p.state,
-        state_name(p.state),
-        format_age(p.age_ms),
-    );
-    let _ = writeln!(out, "{indent}{}", truncate(&header, width));
+    let mut block = Block { out, indent };
+    block.header(f, width);
+    block.process_fields(f);
+    block.threads(f);
+    block.fds(f);
+    block.findings(f);
+    block.unreadable(f);
+}
 
-    let mut field = |name: &str, value: &str| {
-        let line = format!("{indent}  {name:<9}{value}");
-        let _ = writeln!(out, "{}", line.trim_end());
-    };
-    field(
-        "parent",
-        &format!(
-            "ppid {}, pgid {}, sid {}, {} thread(s), rss {}",
-            p.ppid,
-            p.pgid,
-            p.sid,
-            p.threads,
-            format_bytes(p.rss_bytes)
-        ),
-    );
-    if let Some(tag) = &p.tag {
-        field("tag", &sanitize(tag));
-    }
-    if let Some(cgroup) = &p.cgroup {
-        field("cgroup", &sanitize(cgroup));
-    }
-    let dash = |v: &Option<String>| v.as_deref().map_or_else(|| "-".to_owned(), sanitize);
-    field("exe", &dash(&f.exe));
-    field("wchan", &dash(&f.wchan));
-    field("syscall", &dash(&f.syscall));
-    let term = match (
-        f.sig_ignored & SIGTERM_BIT != 0,
-        f.sig_caught & SIGTERM_BIT != 0,
-    ) {
-        (true, _) => "ignored",
-        (false, true) => "caught by a handler",
-        (false, false) => "default (terminates)",
-    };
-    field("SIGTERM", term);
+/// One process's block of the report: lines written at `indent`.
+struct Block<'a> {
+    out: &'a mut String,
+    indent: &'a str,
+}
 
-    if f.threads.len() > 1 {
-        field("threads", &f.threads.len().to_string());
+impl Block<'_> {
+    /// `  name     value`: a field, its name in a column of 9 (trailing blanks cut).
+    fn field(&mut self, name: &str, value: &str) {
+        let line = format!("{}  {name:<9}{value}", self.indent);
+        let _ = writeln!(self.out, "{}", line.trim_end());
+    }
+
+    /// `pid 4321 (cat) S sleeping, age 3.2s: cat ...`, cut to `width`.
+    fn header(&mut self, f: &Forensics, width: usize) {
+        let p = &f.process;
+        let command = if p.cmdline.is_empty() {
+            "(no command line)".to_owned()
+        } else {
+            sanitize(&p.cmdline.join(" "))
+        };
+        let header = format!(
+            "pid {} ({}) {} {}, age {}: {command}",
+            p.pid,
+            sanitize(&p.comm),
+            p.state,
+            state_name(p.state),
+            format_age(p.age_ms),
+        );
+        let _ = writeln!(self.out, "{}{}", self.indent, truncate(&header, width));
+    }
+
+    /// parent, tag, cgroup, exe, wchan, syscall and the SIGTERM disposition.
+    fn process_fields(&mut self, f: &Forensics) {
+        let p = &f.process;
+        self.field(
+            "parent",
+            &format!(
+                "ppid {}, pgid {}, sid {}, {} thread(s), rss {}",
+                p.ppid,
+                p.pgid,
+                p.sid,
+                p.threads,
+                format_bytes(p.rss_bytes)
+            ),
+        );
+        if let Some(tag) = &p.tag {
+            self.field("tag", &sanitize(tag));
+        }
+        if let Some(cgroup) = &p.cgroup {
+            self.field("cgroup", &sanitize(cgroup));
+        }
+        self.field("exe", &dash(&f.exe));
+        self.field("wchan", &dash(&f.wchan));
+        self.field("syscall", &dash(&f.syscall));
+        let term = match (
+            f.sig_ignored & SIGTERM_BIT != 0,
+            f.sig_caught & SIGTERM_BIT != 0,
+        ) {
+            (true, _) => "ignored",
+            (false, true) => "caught by a handler",
+            (false, false) => "default (terminates)",
+        };
+        self.field("SIGTERM", term);
+    }
+
+    /// The threads, one per line (at most [`MAX_THREADS`]), when there is more than one.
+    fn threads(&mut self, f: &Forensics) {
+        if f.threads.len() <= 1 {
+            return;
+        }
+        self.field("threads", &f.threads.len().to_string());
         for t in f.threads.iter().take(MAX_THREADS) {
-            field(
-                "",
-                &format!(
-                    "{} {} {} {}",
-                    t.tid,
-                    sanitize(&t.comm),
-                    t.state,
-                    dash(&t.wchan)
-                ),
+            let thread = format!(
+                "{} {} {} {}",
+                t.tid,
+                sanitize(&t.comm),
+                t.state,
+                dash(&t.wchan)
             );
+            self.field("", &thread);
         }
         if f.threads.len() > MAX_THREADS {
-            field(
+            self.field(
                 "",
                 &format!("... and {} more", f.threads.len() - MAX_THREADS),
             );
         }
     }
 
-    if let Some(why) = f.unreadable.iter().find(|u| u.starts_with("fd:")) {
-        field("fds", &format!("unknown ({why})"));
-    } else {
-        field("fds", &summary(f));
+    /// The descriptor summary and the interesting descriptors (at most [`MAX_FDS`]).
+    fn fds(&mut self, f: &Forensics) {
+        if let Some(why) = f.unreadable.iter().find(|u| u.starts_with("fd:")) {
+            self.field("fds", &format!("unknown ({why})"));
+            return;
+        }
+        self.field("fds", &summary(f));
         let interesting: Vec<&FdInfo> = f
             .fds
             .iter()
@@ -145,36 +174,54 @@ fn render_into(out: &mut String, f: &Forensics, indent: &str, width: usize) {
             })
             .collect();
         for fd in interesting.iter().take(MAX_FDS) {
-            field("", &format!("{:<3} {}", fd.fd, describe_fd(&fd.kind)));
+            self.field("", &format!("{:<3} {}", fd.fd, describe_fd(&fd.kind)));
         }
         let hidden = f.fds.len() - interesting.len().min(MAX_FDS);
         if hidden > 0 {
-            field("", &format!("... and {hidden} more not listed"));
+            self.field("", &format!("... and {hidden} more not listed"));
         }
     }
 
-    if f.findings.is_empty() {
-        field("findings", "none");
-    } else {
-        field("findings", "");
+    /// `findings none`, or each finding as `rule: message`.
+    fn findings(&mut self, f: &Forensics) {
+        if f.findings.is_empty() {
+            self.field("findings", "none");
+            return;
+        }
+        self.field("findings", "");
         for finding in &f.findings {
             let _ = writeln!(
-                out,
-                "{indent}    {}: {}",
+                self.out,
+                "{}    {}: {}",
+                self.indent,
                 finding.rule,
                 sanitize(&finding.message)
             );
         }
     }
-    let other_unreadable: Vec<&String> = f
-        .unreadable
-        .iter()
-        .filter(|u| !u.starts_with("fd:"))
-        .collect();
-    if !other_unreadable.is_empty() {
-        let list: Vec<&str> = other_unreadable.iter().map(|s| s.as_str()).collect();
-        let _ = writeln!(out, "{indent}  unreadable {}", sanitize(&list.join("; ")));
+
+    /// What could not be read, besides the descriptors (shown with them).
+    fn unreadable(&mut self, f: &Forensics) {
+        let other: Vec<&str> = f
+            .unreadable
+            .iter()
+            .filter(|u| !u.starts_with("fd:"))
+            .map(String::as_str)
+            .collect();
+        if !other.is_empty() {
+            let _ = writeln!(
+                self.out,
+                "{}  unreadable {}",
+                self.indent,
+                sanitize(&other.join("; "))
+            );
+        }
     }
+}
+
+/// The value, sanitized, or `-`.
+fn dash(v: &Option<String>) -> String {
+    v.as_deref().map_or_else(|| "-".to_owned(), sanitize)
 }
 
 /// `5 open: 1 file, 2 pipes, 1 socket, 1 anon` (kinds with a zero count left out).
@@ -201,12 +248,6 @@ fn summary(f: &Forensics) -> String {
 
 /// One descriptor in words: `pipe 437089 read`, `tcp 127.0.0.1:8080 LISTEN`, `/dev/null`.
 fn describe_fd(kind: &FdKind) -> String {
-    let direction = |read: bool, write: bool| match (read, write) {
-        (true, true) => "read+write",
-        (true, false) => "read",
-        (false, true) => "write",
-        (false, false) => "no access",
-    };
     match kind {
         FdKind::File { path } => sanitize(path),
         FdKind::Pipe { inode, read, write } => {

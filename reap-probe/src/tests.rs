@@ -408,3 +408,34 @@ fn scan_since_skips_older_processes() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn sampler_probes_cpu_time_children_and_executable() {
+    // CPU: this test process has used some, and never less later.
+    let before = cpu_ticks(me()).unwrap();
+    let spin = Instant::now();
+    while cpu_ticks(me()).unwrap() == before && spin.elapsed().as_secs() < 5 {}
+    assert!(
+        cpu_ticks(me()).unwrap() > before,
+        "no CPU time counted in 5 s of spinning"
+    );
+
+    let mut child = Guard::sleep(None);
+    wait_for_state(child.pid(), 'S');
+    assert!(children(me()).unwrap().contains(&child.pid()));
+    assert_eq!(children(child.pid()).unwrap(), Vec::<i32>::new());
+    let own = std::env::current_exe().unwrap();
+    assert_eq!(exe(me()).unwrap().as_deref(), own.to_str());
+    assert!(exe(child.pid())
+        .unwrap()
+        .is_some_and(|e| e.ends_with("/sleep")));
+
+    // A zombie has no executable to show; a reaped process is gone.
+    child.kill_leave_zombie();
+    let zombie = child.pid();
+    assert_eq!(exe(zombie).unwrap(), None);
+    let pid = child.kill_and_wait();
+    assert!(matches!(exe(pid), Err(ProbeError::Gone(_))));
+    assert!(matches!(cpu_ticks(pid), Err(ProbeError::Gone(_))));
+    assert!(matches!(children(pid), Err(ProbeError::Gone(_))));
+}

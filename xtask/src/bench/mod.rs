@@ -106,8 +106,6 @@ pub struct Ctx {
     pub cargo: PathBuf,
     pub nextest: Option<PathBuf>,
     pub reap: PathBuf,
-    /// `cargo-reap test --help` lists `--jobs` (parallel suites).
-    pub has_jobs: bool,
     pub bench_dir: PathBuf,
     logs: PathBuf,
     /// Pids of every command run (cargo-reap's run ids end with its pid).
@@ -131,15 +129,6 @@ impl Ctx {
             );
         }
         Ok(s)
-    }
-
-    /// The flags of a serial cargo-reap run: `--jobs 1` where the flag exists.
-    fn serial(&self) -> Vec<&'static str> {
-        if self.has_jobs {
-            vec!["--jobs", "1"]
-        } else {
-            Vec::new()
-        }
     }
 
     fn cargo(&self, ws: &Workspace) -> Command {
@@ -244,6 +233,9 @@ fn tail(path: &Path, lines: usize) -> String {
 
 type Job<'a> = (String, Box<dyn FnMut() -> Result<Sample> + 'a>);
 
+/// The flags of a serial cargo-reap run.
+const SERIAL: [&str; 2] = ["--jobs", "1"];
+
 /// Run every job once per repetition (the order rotates each repetition),
 /// after one warm-up round if asked; the measured samples per job.
 fn alternate(
@@ -288,7 +280,7 @@ pub struct CompareRow {
     pub cargo_test: Vec<f64>,
     pub nextest: Option<Vec<f64>>,
     pub reap: Vec<f64>,
-    pub reap_parallel: Option<Vec<f64>>,
+    pub reap_parallel: Vec<f64>,
 }
 
 fn phase_compare(ctx: &Ctx, s: &Settings, wss: &[&Workspace]) -> Result<Vec<CompareRow>> {
@@ -317,17 +309,15 @@ fn phase_compare(ctx: &Ctx, s: &Settings, wss: &[&Workspace]) -> Result<Vec<Comp
         let name = format!("{key} cargo reap test");
         jobs.push((
             name.clone(),
-            Box::new(move || ctx.run(&name, ctx.reap(ws, &ctx.serial()), 0, false)),
+            Box::new(move || ctx.run(&name, ctx.reap(ws, &SERIAL), 0, false)),
         ));
         what.push((w, 2));
-        if ctx.has_jobs {
-            let name = format!("{key} cargo reap test (parallel)");
-            jobs.push((
-                name.clone(),
-                Box::new(move || ctx.run(&name, ctx.reap(ws, &[]), 0, false)),
-            ));
-            what.push((w, 3));
-        }
+        let name = format!("{key} cargo reap test (parallel)");
+        jobs.push((
+            name.clone(),
+            Box::new(move || ctx.run(&name, ctx.reap(ws, &[]), 0, false)),
+        ));
+        what.push((w, 3));
     }
     let res = alternate("compare", s.reps, true, &mut jobs)?;
     let mut rows: Vec<CompareRow> = wss
@@ -337,7 +327,7 @@ fn phase_compare(ctx: &Ctx, s: &Settings, wss: &[&Workspace]) -> Result<Vec<Comp
             cargo_test: Vec::new(),
             nextest: None,
             reap: Vec::new(),
-            reap_parallel: None,
+            reap_parallel: Vec::new(),
         })
         .collect();
     for ((w, tool), samples) in what.into_iter().zip(res) {
@@ -347,7 +337,7 @@ fn phase_compare(ctx: &Ctx, s: &Settings, wss: &[&Workspace]) -> Result<Vec<Comp
             0 => row.cargo_test = t,
             1 => row.nextest = Some(t),
             2 => row.reap = t,
-            _ => row.reap_parallel = Some(t),
+            _ => row.reap_parallel = t,
         }
     }
     Ok(rows)
@@ -434,7 +424,7 @@ fn overhead_jobs<'a>(ctx: &'a Ctx, a: &'a Workspace, suffix: &str) -> Vec<Job<'a
             name.clone(),
             Box::new(move || {
                 let mut args = vec!["--isolation", mode.arg()];
-                args.extend(ctx.serial());
+                args.extend(SERIAL);
                 ctx.run(&name, ctx.reap(a, &args), 0, false)
             }),
         ));
@@ -443,7 +433,7 @@ fn overhead_jobs<'a>(ctx: &'a Ctx, a: &'a Workspace, suffix: &str) -> Vec<Job<'a
             name.clone(),
             Box::new(move || {
                 let mut args = vec!["--isolation", mode.arg(), "--test", first];
-                args.extend(ctx.serial());
+                args.extend(SERIAL);
                 ctx.run(&name, ctx.reap(a, &args), 0, false)
             }),
         ));
@@ -504,7 +494,7 @@ fn breakdown_runs(
             .join(format!("overhead-{}{label}-{i}.json", mode.arg()));
         let json_arg = json.display().to_string();
         let mut args = vec!["--isolation", mode.arg(), "--json", &json_arg];
-        args.extend(ctx.serial());
+        args.extend(SERIAL);
         let sample = ctx.run(
             &format!("reap {} --json{label}", mode.arg()),
             ctx.reap(a, &args),
@@ -551,10 +541,10 @@ pub struct Survivors {
 }
 
 fn phase_survivors(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Survivors> {
-    let processes_without = procs::process_count();
+    let processes_without = procs::process_count()?;
     eprintln!("[survivors] starting {} sleepers", s.sleepers);
     let sleepers = procs::Sleepers::start(s.sleepers)?;
-    let processes_with = procs::process_count();
+    let processes_with = procs::process_count()?;
     eprintln!(
         "[survivors] {} sleepers started in {}; {} processes on the machine",
         sleepers.count,
@@ -632,7 +622,7 @@ fn phase_hang(ctx: &Ctx, s: &Settings, ws: &Workspace) -> Result<Vec<HangMode>> 
                 "--json",
                 &json_arg,
             ];
-            args.extend(ctx.serial());
+            args.extend(SERIAL);
             let sample = ctx.run(&name, ctx.reap(ws, &args), 102, false)?;
             let report = read_json(&json)?;
             let attempt = |target: &str| -> Result<(f64, usize)> {
@@ -730,93 +720,91 @@ pub struct Leftovers {
     pub cgroup_leaves: Vec<String>,
 }
 
-/// The runner's cgroup v2 directory, as cargo-reap finds it.
-fn own_cgroup_dir() -> Option<PathBuf> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let (mount, root) = mountinfo.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        if post.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        let f: Vec<&str> = pre.split_whitespace().collect();
-        Some((PathBuf::from(f.get(4)?), f.get(3)?.to_string()))
-    })?;
-    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let own = cg.lines().find_map(|l| l.strip_prefix("0::"))?.trim_end();
-    let rel = own.strip_prefix(root.trim_end_matches('/'))?;
-    Some(mount.join(rel.trim_start_matches('/')))
-}
-
 /// The runner's pid in a cargo-reap run id: `<ms hex>-<pid>[-<pid ns hex>]`.
 fn run_pid(run_id: &str) -> Option<i32> {
     run_id.split('-').nth(1)?.parse().ok()
 }
 
-fn check_leftovers(ctx: &Ctx) -> Leftovers {
+/// Kill and list every process the benchmark started that is still alive: the sleepers, the
+/// hang children, anything running a binary under `target/bench/` or tagged by one of its runs.
+fn leftover_processes(ctx: &Ctx) -> Result<Vec<String>> {
     let pids = ctx.pids.borrow();
-    let ours_run = |run_id: &str| run_pid(run_id).is_some_and(|p| pids.contains(&p));
     let me = std::process::id() as i32;
-    let mut processes = Vec::new();
-    for (pid, argv, tag) in procs::scan_processes("CARGO_REAP_SUITE") {
-        if pid == me {
+    let mut out = Vec::new();
+    for p in procs::scan_processes()? {
+        if p.pid == me {
             continue;
         }
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let args: Vec<&str> = p.cmdline.iter().map(String::as_str).collect();
         let sentinel = matches!(
             args.as_slice(),
             ["sleep", procs::SLEEPER_ARG] | ["sleep", "100007"] | ["sleep", "100008"]
         ) || args.iter().any(|a| a.contains("sleep 100008"));
-        let bench_exe = procs::exe_of(pid).is_some_and(|e| procs::is_under(&e, &ctx.bench_dir));
-        let tagged = tag
+        // Not readable (gone meanwhile, a zombie): nothing runs from there.
+        let bench_exe = reap_probe::exe(p.pid)
+            .ok()
+            .flatten()
+            .is_some_and(|e| Path::new(&e).starts_with(&ctx.bench_dir));
+        let tagged = p
+            .tag
             .as_deref()
             .and_then(|t| t.split_once('/'))
-            .is_some_and(|(run, _)| ours_run(run));
+            .and_then(|(run, _)| run_pid(run))
+            .is_some_and(|run| pids.contains(&run));
         if sentinel || bench_exe || tagged {
-            processes.push(format!("{pid} {}", argv.join(" ")));
+            out.push(format!("{} {}", p.pid, p.cmdline.join(" ")));
             match nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
+                nix::unistd::Pid::from_raw(p.pid),
                 nix::sys::signal::Signal::SIGKILL,
             ) {
                 Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                Err(e) => eprintln!("bench: cannot kill leftover {pid}: {e}"),
+                Err(e) => eprintln!("bench: cannot kill leftover {}: {e}", p.pid),
             }
         }
     }
-    let mut cgroup_leaves = Vec::new();
-    if let Some(dir) = own_cgroup_dir() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries.collect::<Result<Vec<_>, _>>(),
-            Err(e) => Err(e),
-        };
-        let entries = entries.unwrap_or_else(|e| {
-            eprintln!(
-                "bench: cannot list {} for leftover leaves: {e}",
-                dir.display()
-            );
-            Vec::new()
-        });
-        for e in entries {
+    Ok(out)
+}
+
+/// The cgroup leaves of the benchmark's cargo-reap runs left beside the runner's cgroup.
+fn leftover_leaves(ctx: &Ctx) -> Vec<String> {
+    let Some(dir) = procs::own_cgroup_dir() else {
+        return Vec::new();
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries.collect::<Result<Vec<_>, _>>(),
+        Err(e) => Err(e),
+    };
+    let entries = entries.unwrap_or_else(|e| {
+        eprintln!(
+            "bench: cannot list {} for leftover leaves: {e}",
+            dir.display()
+        );
+        Vec::new()
+    });
+    let pids = ctx.pids.borrow();
+    entries
+        .iter()
+        .filter(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix("cargo-reap.") else {
-                continue;
-            };
-            let run = rest.split('.').next().unwrap_or("");
-            if ours_run(run) {
-                cgroup_leaves.push(e.path().display().to_string());
-            }
-        }
-    }
-    Leftovers {
-        processes,
-        cgroup_leaves,
-    }
+            name.strip_prefix("cargo-reap.")
+                .and_then(|rest| run_pid(rest.split('.').next().unwrap_or("")))
+                .is_some_and(|run| pids.contains(&run))
+        })
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+fn check_leftovers(ctx: &Ctx) -> Result<Leftovers> {
+    Ok(Leftovers {
+        processes: leftover_processes(ctx)?,
+        cgroup_leaves: leftover_leaves(ctx),
+    })
 }
 
 /// Everything the report shows.
 pub struct Results {
     pub settings: Settings,
     pub machine: report::Machine,
-    pub has_jobs: bool,
     pub nextest: Option<String>,
     pub isolation_note: String,
     pub compare: Vec<CompareRow>,
@@ -877,6 +865,45 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     procs::install_signal_cleanup()?;
     let started = Instant::now();
     let settings = Settings::from(args);
+    let (ctx, machine, nextest) = setup(args)?;
+    let t_build = Instant::now();
+    let wss = build_workspaces(&ctx)?;
+    let build_time = t_build.elapsed().as_secs_f64();
+    let [a, b, c, hang_ws, idle_ws] = &wss[..] else {
+        unreachable!("five workspaces")
+    };
+    let isolation_note = isolation_note(&ctx, a)?;
+
+    let compare = phase_compare(&ctx, &settings, &[a, b, c])?;
+    let overhead = phase_overhead(&ctx, &settings, a)?;
+    let survivors = phase_survivors(&ctx, &settings, a)?;
+    let hang = phase_hang(&ctx, &settings, hang_ws)?;
+    let idle = phase_idle(&ctx, &settings, idle_ws)?;
+    // No wait needed: cargo-reap reaps its lifeline guard before it exits.
+    let leftovers = check_leftovers(&ctx)?;
+
+    let results = Results {
+        settings,
+        machine: machine.finish(),
+        nextest,
+        isolation_note,
+        compare,
+        overhead,
+        survivors,
+        hang,
+        hang_title: hang_ws.spec.title.to_string(),
+        idle,
+        idle_title: idle_ws.spec.title.to_string(),
+        leftovers,
+        build_time,
+        total_time: started.elapsed().as_secs_f64(),
+    };
+    publish(args, &results)
+}
+
+/// The tools and directories of every phase, and the machine's description: the cargo-reap
+/// binary (built unless given), cargo-nextest where installed (and its version).
+fn setup(args: &BenchArgs) -> Result<(Ctx, report::Machine, Option<String>)> {
     let root = workspace_root();
     let cargo = std::env::var_os("CARGO")
         .map(PathBuf::from)
@@ -892,8 +919,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .with_context(|| format!("{}", p.display()))?,
         None => build_reap(&cargo, &root)?,
     };
-    let help = tool_output(&reap, &["test", "--help"]).context("cargo-reap test --help failed")?;
-    let has_jobs = help.contains(" --jobs");
     let nextest = ["/usr/local/bin/cargo-nextest"]
         .iter()
         .map(PathBuf::from)
@@ -906,14 +931,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if nextest.is_none() {
         eprintln!("xtask bench: cargo-nextest not found: its column is skipped");
     }
-    let reap_version = tool_output(&reap, &["--version"]).unwrap_or_default();
-    eprintln!(
-        "xtask bench: {reap_version} at {}; parallel suites (--jobs): {}",
-        reap.display(),
-        if has_jobs { "yes" } else { "not implemented" }
-    );
+    let reap_version = tool_output(&reap, &["--version"]).context("cargo-reap --version failed")?;
+    eprintln!("xtask bench: {reap_version} at {}", reap.display());
+    let ctx = Ctx {
+        cargo,
+        nextest,
+        reap,
+        bench_dir,
+        logs,
+        pids: RefCell::new(BTreeSet::new()),
+    };
+    Ok((ctx, machine, nextest_version))
+}
 
-    let t_build = Instant::now();
+/// The five synthetic workspaces (a), (b), (c), hanging, idle, built.
+fn build_workspaces(ctx: &Ctx) -> Result<Vec<Workspace>> {
     let specs = [
         gen::many_suites(),
         gen::many_tests(),
@@ -921,64 +953,32 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         gen::hanging(),
         gen::idle(),
     ];
-    let mut wss = Vec::new();
-    for spec in &specs {
-        wss.push(gen::build(&cargo, &bench_dir, spec)?);
-    }
-    let build_time = t_build.elapsed().as_secs_f64();
-    let [a, b, c, hang_ws, idle_ws] = &wss[..] else {
-        unreachable!("five workspaces")
-    };
+    specs
+        .iter()
+        .map(|spec| gen::build(&ctx.cargo, &ctx.bench_dir, spec))
+        .collect()
+}
 
-    let ctx = Ctx {
-        cargo: cargo.clone(),
-        nextest,
-        reap: reap.clone(),
-        has_jobs,
-        bench_dir: bench_dir.clone(),
-        logs,
-        pids: RefCell::new(BTreeSet::new()),
-    };
-    // The mode `auto` picks here, as cargo-reap announces it.
-    let isolation_note = {
-        let name = "reap isolation probe";
-        ctx.run(name, ctx.reap(a, &["--test", "t00"]), 0, false)?;
+/// The mode `auto` picks here, as cargo-reap announces it in a run on one suite of `a`.
+fn isolation_note(ctx: &Ctx, a: &Workspace) -> Result<String> {
+    let name = "reap isolation probe";
+    ctx.run(name, ctx.reap(a, &["--test", "t00"]), 0, false)?;
+    Ok(
         std::fs::read_to_string(ctx.logs.join(format!("{}.stderr", slug(name))))
             .unwrap_or_default()
             .lines()
             .find_map(|l| l.strip_prefix("cargo-reap: isolation: "))
             .unwrap_or("unknown")
-            .to_string()
-    };
+            .to_string(),
+    )
+}
 
-    let compare = phase_compare(&ctx, &settings, &[a, b, c])?;
-    let overhead = phase_overhead(&ctx, &settings, a)?;
-    let survivors = phase_survivors(&ctx, &settings, a)?;
-    let hang = phase_hang(&ctx, &settings, hang_ws)?;
-    let idle = phase_idle(&ctx, &settings, idle_ws)?;
-
-    // No wait needed: cargo-reap reaps its lifeline guard before it exits.
-    let leftovers = check_leftovers(&ctx);
-    let results = Results {
-        settings: settings.clone(),
-        machine: machine.finish(),
-        has_jobs,
-        nextest: nextest_version,
-        isolation_note,
-        compare,
-        overhead,
-        survivors,
-        hang,
-        hang_title: hang_ws.spec.title.to_string(),
-        idle,
-        idle_title: idle_ws.spec.title.to_string(),
-        leftovers,
-        build_time,
-        total_time: started.elapsed().as_secs_f64(),
-    };
-    let section = report::render(&results);
+/// Print the report, write it into the results file unless told not to, and fail if anything
+/// the benchmark started was left behind.
+fn publish(args: &BenchArgs, results: &Results) -> Result<()> {
+    let section = report::render(results);
     println!("{section}");
-    let write = if settings.quick {
+    let write = if results.settings.quick {
         args.write
     } else {
         !args.no_write
@@ -987,18 +987,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let path = if args.output.is_absolute() {
             args.output.clone()
         } else {
-            root.join(&args.output)
+            workspace_root().join(&args.output)
         };
         report::write(&path, &section)?;
         eprintln!("xtask bench: results written to {}", path.display());
     } else {
         eprintln!("xtask bench: results not written (--quick without --write, or --no-write)");
     }
-    if !results.leftovers.processes.is_empty() || !results.leftovers.cgroup_leaves.is_empty() {
+    let l = &results.leftovers;
+    if !l.processes.is_empty() || !l.cgroup_leaves.is_empty() {
         bail!(
             "left behind after the run (killed now): processes {:?}, cgroup leaves {:?}",
-            results.leftovers.processes,
-            results.leftovers.cgroup_leaves
+            l.processes,
+            l.cgroup_leaves
         );
     }
     Ok(())

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
 use std::sync::Arc;
@@ -285,19 +285,26 @@ struct Sampler {
 }
 
 impl Sampler {
+    /// Every 20 ms, the CPU ticks of `pid` and of its children running the same executable
+    /// (each process's latest reading counts after it exits), until stopped or `pid` is gone.
     fn start(pid: i32, t0: Instant) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            // None (a zombie already, or not readable): only the process itself is counted.
+            let exe = reap_probe::exe(pid).ok().flatten();
             let mut latest: HashMap<i32, u64> = HashMap::new();
             let mut series = Vec::new();
             while !flag.load(SeqCst) {
-                let Some(own) = cpu_ticks(pid) else { break };
+                let (Ok(own), Ok(children)) =
+                    (reap_probe::cpu_ticks(pid), reap_probe::children(pid))
+                else {
+                    break; // the runner exited
+                };
                 latest.insert(pid, own);
-                for c in children_of(pid) {
-                    if exe.is_some() && std::fs::read_link(format!("/proc/{c}/exe")).ok() == exe {
-                        if let Some(t) = cpu_ticks(c) {
+                for c in children {
+                    if exe.is_some() && reap_probe::exe(c).ok().flatten() == exe {
+                        if let Ok(t) = reap_probe::cpu_ticks(c) {
                             latest.insert(c, t);
                         }
                     }
@@ -313,7 +320,7 @@ impl Sampler {
     fn finish(self, wall: Duration) -> RunnerCpu {
         self.stop.store(true, SeqCst);
         let series = self.thread.join().unwrap_or_default();
-        let tick = Duration::from_secs(1).as_secs_f64() / clock_ticks_per_sec();
+        let secs = |ticks: u64| reap_probe::ticks_to_ms(ticks) as f64 / 1000.0;
         let total = series.last().map(|s| s.1).unwrap_or(0);
         let at = |frac: f64| {
             let t = wall.mul_f64(frac);
@@ -321,115 +328,93 @@ impl Sampler {
         };
         let steady_fraction = match (at(0.25), at(0.90)) {
             (Some(a), Some(b)) if b.0 > a.0 + Duration::from_millis(500) => {
-                Some((b.1 - a.1) as f64 * tick / (b.0 - a.0).as_secs_f64())
+                Some(secs(b.1 - a.1) / (b.0 - a.0).as_secs_f64())
             }
             _ => None,
         };
         RunnerCpu {
-            total: Duration::from_secs_f64(total as f64 * tick),
+            total: Duration::from_secs_f64(secs(total)),
             steady_fraction,
         }
     }
 }
 
-fn clock_ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
-/// utime + stime of a process (all its threads), in clock ticks.
-fn cpu_ticks(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After "(comm) ": state is field 3, utime 14, stime 15 (1-based).
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// Children of every thread of `pid`.
-fn children_of(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
+/// Every live process, with the [`reap_probe::TAG_VAR`] of its environment where readable.
+pub fn scan_processes() -> Result<Vec<reap_probe::ProcessInfo>> {
+    let tag = reap_probe::ScanOptions {
+        environ_tag: true,
+        cgroup: false,
     };
-    for t in tasks.flatten() {
-        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
-            out.extend(s.split_whitespace().filter_map(|x| x.parse::<i32>().ok()));
+    reap_probe::scan(tag).context("scanning /proc")
+}
+
+/// Number of processes on the machine.
+pub fn process_count() -> Result<usize> {
+    Ok(reap_probe::scan(reap_probe::ScanOptions::default())
+        .context("scanning /proc")?
+        .len())
+}
+
+/// A cgroup filesystem mounted in the benchmark's mount namespace.
+pub struct CgroupMount {
+    /// cgroup2 (else a v1 hierarchy).
+    pub v2: bool,
+    /// Where it is mounted.
+    pub mount: PathBuf,
+    /// The directory of the hierarchy mounted there (`/` normally).
+    pub root: String,
+}
+
+/// The cgroup mounts of `/proc/self/mountinfo`, in its order (none if it cannot be read).
+pub fn cgroup_mounts() -> Vec<CgroupMount> {
+    let mountinfo = match std::fs::read_to_string("/proc/self/mountinfo") {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("xtask bench: warning: cannot read /proc/self/mountinfo: {e}");
+            return Vec::new();
         }
-    }
-    out
-}
-
-/// Every live process: pid, command line, environment variable `var` if set.
-pub fn scan_processes(var: &str) -> Vec<(i32, Vec<String>, Option<String>)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
     };
-    let prefix = format!("{var}=");
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let path = e.path();
-        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
-            continue;
-        };
-        let argv: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let tag = std::fs::read(path.join("environ")).ok().and_then(|env| {
-            env.split(|b| *b == 0)
-                .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        });
-        out.push((pid, argv, tag));
-    }
-    out
-}
-
-/// Number of processes on the machine (numeric entries of /proc).
-pub fn process_count() -> usize {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_str()
-                        .is_some_and(|s| s.parse::<u32>().is_ok())
-                })
-                .count()
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let v2 = match post.split_whitespace().next()? {
+                "cgroup2" => true,
+                "cgroup" => false,
+                _ => return None,
+            };
+            let f: Vec<&str> = pre.split_whitespace().collect();
+            Some(CgroupMount {
+                v2,
+                mount: PathBuf::from(f.get(4)?),
+                root: f.get(3)?.to_string(),
+            })
         })
-        .unwrap_or(0)
+        .collect()
 }
 
-/// The readlink of `/proc/PID/exe`, if the process lives.
-pub fn exe_of(pid: i32) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+/// The benchmark's own cgroup v2 path (`/user.slice/...`), if it can tell.
+pub fn own_cgroup() -> Option<String> {
+    let opts = reap_probe::ScanOptions {
+        environ_tag: false,
+        cgroup: true,
+    };
+    reap_probe::snapshot(std::process::id() as i32, opts)
+        .ok()?
+        .cgroup
 }
 
-/// Is `path` inside `dir`?
-pub fn is_under(path: &Path, dir: &Path) -> bool {
-    path.starts_with(dir)
+/// The benchmark's cgroup v2 directory, as cargo-reap finds it.
+pub fn own_cgroup_dir() -> Option<PathBuf> {
+    let v2 = cgroup_mounts().into_iter().find(|m| m.v2)?;
+    let own = own_cgroup()?;
+    let rel = own.strip_prefix(v2.root.trim_end_matches('/'))?;
+    Some(v2.mount.join(rel.trim_start_matches('/')))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_own_cpu_ticks() {
-        assert!(cpu_ticks(std::process::id() as i32).is_some());
-    }
 
     #[test]
     fn timed_command_reports_status_and_wall_time() {

@@ -281,7 +281,7 @@ pub struct ReapArgs {
     pub settle: Option<Duration>,
     /// Test-level attribution of leaks: re-run each test of a leaking suite alone [default: auto]
     #[arg(long, value_enum)]
-    pub attribute: Option<crate::attribute::AttributeMode>,
+    pub attribute: Option<crate::suite::settings::AttributeMode>,
     /// With `--attribute auto`: at most this many tests re-run per leaking suite [default: 20]
     #[arg(long, value_name = "N", value_parser = bounded::<usize, 0, MAX_ATTRIBUTE_TESTS>)]
     pub attribute_max_tests: Option<usize>,

@@ -33,11 +33,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::attribute::AttributeMode;
 use crate::cli::{check_range, MAX_ATTRIBUTE_TESTS, MAX_HANG_RETRIES, MAX_JOBS};
 use crate::duration::{parse_duration, parse_timeout};
 use crate::error::EngineError;
-use crate::supervise::Limits;
+use crate::suite::settings::AttributeMode;
+use crate::suite::settings::Limits;
 
 /// One `[...metadata.reap]` table as written.
 #[derive(Debug, Default, Deserialize)]

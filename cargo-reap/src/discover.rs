@@ -38,7 +38,7 @@ pub struct Suite {
     /// Environment cargo sets for test binaries (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...).
     pub env: Vec<(String, String)>,
     /// Its time limits (defaults until the run applies flags and configuration).
-    pub limits: crate::supervise::Limits,
+    pub limits: crate::suite::settings::Limits,
     /// The id made safe for file and cgroup names (see [`slug_of`]); unique
     /// in a run ([`unique_slugs`]).
     pub slug: String,

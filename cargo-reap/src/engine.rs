@@ -17,7 +17,7 @@ use crate::report::schema::{
 };
 use crate::report::terminal;
 use crate::schedule::{self, ScheduleOptions};
-use crate::supervise::{Limits, RunContext, SuiteOptions};
+use crate::suite::{Limits, RunContext, SuiteOptions};
 use crate::sys;
 
 /// What a run produced: the exit code and the report.
@@ -556,7 +556,7 @@ fn execute(
     let attribute_mode = reap
         .attribute
         .or(ws.attribute)
-        .unwrap_or(crate::attribute::AttributeMode::Auto);
+        .unwrap_or(crate::suite::settings::AttributeMode::Auto);
     // The target runner of cargo's configuration for the suites' target.
     let runner = match &source {
         Source::Cargo(cargo) => {
@@ -583,11 +583,11 @@ fn execute(
         runner,
         listable: runs_libtest,
         test_args: test_args.to_vec(),
-        attribute: crate::attribute::AttributeOptions {
+        attribute: crate::suite::settings::AttributeOptions {
             // A command need not understand `--list` / `--exact`: only on request.
             mode: match (runs_libtest, attribute_mode) {
-                (false, crate::attribute::AttributeMode::Auto) => {
-                    crate::attribute::AttributeMode::Off
+                (false, crate::suite::settings::AttributeMode::Auto) => {
+                    crate::suite::settings::AttributeMode::Off
                 }
                 (_, m) => m,
             },
@@ -828,11 +828,11 @@ fn keep_going<T, E: std::error::Error>(
 
 /// A leak no suite could claim.
 fn unattributed_leak(p: &reap_probe::ProcessInfo, trial: u32) -> crate::report::schema::Leak {
-    let seen = crate::supervise::Examined {
+    let seen = crate::suite::Examined {
         info: p.clone(),
         forensics: None,
     };
-    let mut leak = crate::supervise::leak_of(&seen, trial, true);
+    let mut leak = crate::suite::leak_of(&seen, trial, true);
     leak.attribution = Some(
         "no suite could claim it: orphaned outside every containment while several suites ran (use --jobs 1)".into(),
     );

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use crate::discover::Suite;
 use crate::report::schema::SuiteReport;
 use crate::report::terminal;
-use crate::supervise::{self, RunContext};
+use crate::suite::{self, RunContext};
 
 /// `--partition slice:M/N | hash:M/N`: which share of the suites this
 /// machine runs (the CI matrix is the distributed engine).
@@ -110,7 +110,7 @@ pub fn run_suites(
                     return;
                 };
                 progress.started(&suites[i].id);
-                let r = supervise::run_suite(ctx, &suites[i], i);
+                let r = suite::run_suite(ctx, &suites[i], i);
                 progress.finished(&suites[i].id);
                 use crate::report::schema::SuiteStatus;
                 if matches!(

@@ -384,7 +384,7 @@ pub struct SuiteReport {
     pub attempts: Vec<Attempt>,
     pub leaks: Vec<Leak>,
     /// What test-level attribution did (absent when nothing leaked or `--attribute off`).
-    pub attribution: Option<crate::attribute::AttributionReport>,
+    pub attribution: Option<crate::suite::attribution::AttributionReport>,
     /// Each test of the last attempt and its result as libtest printed it
     /// (`ok`, `FAILED`, `ignored`); empty with `--no-capture`.
     #[serde(default)]

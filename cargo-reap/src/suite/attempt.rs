@@ -37,6 +37,9 @@ const PIPE_CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// out for: the report's width, whatever the terminal's.
 pub const TREE_WIDTH: usize = 100;
 
+/// The finding of a hang process whose cgroup is frozen (cargo-reap's own,
+/// not a reap-probe rule).
+const FROZEN: &str = "frozen";
 /// What a frozen suite's hang forensics say first.
 const FROZEN_NOTE: &str = "frozen: its cgroup is frozen (cgroup.freeze = 1): it runs nothing and acts on no signal but SIGKILL until thawed (cargo-reap thaws it before the SIGTERM)";
 
@@ -376,7 +379,7 @@ impl<'c> Running<'c> {
         );
         if !frozen.is_empty() {
             for l in &mut attempt.hang_processes {
-                l.findings.push("frozen".into());
+                l.findings.push(FROZEN.into());
                 l.notes.push(FROZEN_NOTE.into());
             }
         }

@@ -255,7 +255,8 @@ fn interrupted() -> bool {
     crate::interrupt::get().is_some_and(|i| i.signal().is_some())
 }
 
-/// The report of an attribution that re-ran nothing.
+/// The report of an attribution by `method` with `attributed` of `leaks`
+/// attributed; no test listed or re-run (the re-run path adds its counts).
 fn summary(
     method: Method,
     leaks: &[Leak],

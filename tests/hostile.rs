@@ -24,7 +24,7 @@ use common::*;
 use serde_json::Value;
 
 const GIB: u64 = 1 << 30;
-/// cargo-reap/src/capture.rs `LOG_LIMIT`.
+/// cargo-reap/src/suite/capture.rs `LOG_LIMIT`.
 const LOG_LIMIT: u64 = 256 << 20;
 const TRUNCATION_NOTICE: &str =
     "[cargo-reap: log truncated at 256 MiB; the rest of the output was read and discarded]";

@@ -513,7 +513,10 @@ fn prepend_unless_there(mut ours: Vec<PathBuf>, inherited: Vec<PathBuf>) -> Vec<
 
 /// Build the test executables (`cargo metadata` may run meanwhile: nothing
 /// here needs it).
-pub fn build(a: &CargoInvocation) -> Result<Vec<Built>, BuildError> {
+pub fn build(
+    a: &CargoInvocation,
+    interrupts: &'static crate::interrupt::Interrupts,
+) -> Result<Vec<Built>, BuildError> {
     if a.doc_only && a.selects_targets {
         // cargo's own refusal, before anything is built.
         eprintln!("error: can't mix --doc with other target selecting options");
@@ -536,7 +539,7 @@ pub fn build(a: &CargoInvocation) -> Result<Vec<Built>, BuildError> {
             source,
         })?;
     // From here on the child is waited for on every path.
-    let forwarding = crate::interrupt::forward_to(&child);
+    let forwarding = crate::interrupt::forward_to(interrupts, &child);
     if let Err(e) = &forwarding {
         eprintln!("cargo-reap: warning: signals will not reach cargo while it builds: {e}");
     }

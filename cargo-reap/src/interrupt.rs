@@ -63,12 +63,11 @@ pub struct GuardianPipe {
 /// Forward SIGINT / SIGTERM / SIGHUP to `child` from now on (a signal sent
 /// to cargo-reap alone, e.g. by a CI timeout, must stop the build too; a
 /// Ctrl-C at the terminal reaches both anyway). A signal that arrived
-/// before is forwarded at once. Without [`install`], signals are not
-/// caught and there is nothing to forward.
-pub fn forward_to(child: &std::process::Child) -> Result<Forwarding, ContainError> {
-    let Some(state) = get() else {
-        return Ok(Forwarding(None));
-    };
+/// before is forwarded at once.
+pub fn forward_to(
+    state: &'static Interrupts,
+    child: &std::process::Child,
+) -> Result<Forwarding, ContainError> {
     let pid = rustix::process::Pid::from_raw(child.id() as i32)
         .ok_or_else(|| ContainError::sys("pidfd_open", rustix::io::Errno::SRCH))?;
     let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
@@ -263,12 +262,6 @@ impl Interrupts {
     pub fn hard_fd(&self) -> BorrowedFd<'_> {
         self.hard_r.as_fd()
     }
-}
-
-/// The installed interrupts, if [`install`] ran: for code that is not
-/// handed the value [`install`] returned.
-pub fn get() -> Option<&'static Interrupts> {
-    INTERRUPTS.get()
 }
 
 /// Exit code for an interrupted run: 128 + signal (130 SIGINT, 143 SIGTERM, 129 SIGHUP).

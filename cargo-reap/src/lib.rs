@@ -9,8 +9,6 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("cargo-reap supports Linux only: it needs procfs, pidfd, cgroup v2 and the child subreaper (prctl PR_SET_CHILD_SUBREAPER)");
 
-pub mod attribute;
-pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod containment;
@@ -27,7 +25,7 @@ pub mod runner;
 pub mod schedule;
 pub mod scratch;
 pub mod stale;
-pub mod supervise;
+pub mod suite;
 pub mod sys;
 pub mod tmpdir;
 

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use crate::discover::Suite;
 use crate::interrupt::Interrupts;
 use crate::report::events::{Event, EventSink};
-use crate::supervise::{self, RunContext};
+use crate::suite::{self, RunContext};
 use reap_report::{SuiteReport, SuiteStatus};
 
 /// How suites are run.
@@ -41,7 +41,7 @@ pub fn run_suites(
             s.spawn(|| {
                 while let Some(i) = next(&queue, opts, interrupts, &failed) {
                     events.event(Event::SuiteStarted { id: &suites[i].id });
-                    let r = supervise::run_suite(ctx, &suites[i], i);
+                    let r = suite::run_suite(ctx, &suites[i], i);
                     if matches!(
                         r.status,
                         SuiteStatus::Fail

@@ -27,25 +27,9 @@ const MAX_FN_LINES: usize = 80;
 /// reported, the reason). An entry that no longer matches a long function fails the check.
 const LONG_FN_ALLOWED: &[(&str, &str, &str)] = &[];
 
-/// When a crate's check is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Gate {
-    /// Checked by [`house_rules_hold`].
-    Now,
-    /// Checked by the ignored [`house_rules_hold_in_cargo_reap`] until the issue-12
-    /// restructuring of `cargo-reap/src` is merged; then move it to `Now` and drop that test.
-    AfterIssue12Merge,
-}
-
-/// Every crate of the workspace (its directory), and when its check is on. A crate that does
-/// not exist (yet) is skipped; a workspace member missing here fails
+/// Every crate of the workspace (its directory). A workspace member missing here fails
 /// [`every_workspace_member_is_checked`].
-const CRATES: &[(&str, Gate)] = &[
-    ("reap-probe", Gate::Now),
-    ("xtask", Gate::Now),
-    ("reap-report", Gate::Now),
-    ("cargo-reap", Gate::AfterIssue12Merge),
-];
+const CRATES: &[&str] = &["cargo-reap", "reap-probe", "reap-report", "xtask"];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,11 +38,11 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The violations of every existing crate checked at `gate`, one per line.
-fn violations_at(gate: Gate) -> Vec<String> {
+/// The violations of every crate, one per line.
+fn violations() -> Vec<String> {
     let root = workspace_root();
     let mut out = Vec::new();
-    for (dir, _) in CRATES.iter().filter(|(_, g)| *g == gate) {
+    for dir in CRATES {
         let src = root.join(dir).join("src");
         if src.is_dir() {
             out.extend(check_crate(&src, dir));
@@ -87,13 +71,7 @@ fn assert_clean(violations: Vec<String>) {
 
 #[test]
 fn house_rules_hold() {
-    assert_clean(violations_at(Gate::Now));
-}
-
-#[test]
-#[ignore = "enable after the issue-12 merge"]
-fn house_rules_hold_in_cargo_reap() {
-    assert_clean(violations_at(Gate::AfterIssue12Merge));
+    assert_clean(violations());
 }
 
 #[test]
@@ -107,7 +85,7 @@ fn every_workspace_member_is_checked() {
     for member in members.split(',').map(|m| m.trim().trim_matches('"')) {
         if !member.is_empty() {
             assert!(
-                CRATES.iter().any(|(dir, _)| *dir == member),
+                CRATES.contains(&member),
                 "workspace member {member} is not in CRATES of {}",
                 file!()
             );

@@ -85,7 +85,7 @@ fn from_cargo(
     let (meta, built, ready) = std::thread::scope(|s| {
         let meta = s.spawn(|| discover::metadata(cargo));
         let ready = s.spawn(|| run.ready(chosen));
-        let built = discover::build(cargo);
+        let built = discover::build(cargo, run.interrupts);
         (meta.join(), built, ready.join())
     });
     let (meta, mut ready) = match (meta, ready) {

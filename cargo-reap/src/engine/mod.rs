@@ -97,7 +97,7 @@ fn build_only(cargo: &CargoInvocation) -> Result<Outcome, EngineError> {
     // A SIGINT while cargo builds reaches cargo (see discover::build).
     let interrupts = interrupt::install()?;
     let meta = crate::discover::metadata(cargo)?;
-    let built = crate::discover::build(cargo)?;
+    let built = crate::discover::build(cargo, interrupts)?;
     let suites = crate::discover::suites(built, &meta, cargo, &|_, _| Default::default());
     // Doctests are compiled when they run: no executable to name (as `cargo
     // test --no-run` names none).

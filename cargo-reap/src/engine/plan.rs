@@ -12,7 +12,7 @@ use crate::discover::Suite;
 use crate::error::{EngineError, RunError};
 use crate::options::{streams, AttributeMode, Limits};
 use crate::schedule::ScheduleOptions;
-use crate::supervise::SuiteOptions;
+use crate::suite::SuiteOptions;
 use reap_report::IsolationKind;
 
 /// The plan of the trials.
@@ -106,7 +106,7 @@ fn suite_options(
         runner: target_runner(run, source)?,
         listable: runs_libtest,
         test_args: test_args.to_vec(),
-        attribute: crate::attribute::AttributeOptions {
+        attribute: crate::suite::AttributeOptions {
             // A command need not understand `--list` / `--exact`: only on request.
             mode: match (runs_libtest, mode) {
                 (false, AttributeMode::Auto) => AttributeMode::Off,

@@ -12,7 +12,7 @@ use super::{emit, keep_going};
 use crate::config::AllowRule;
 use crate::containment::pgroup;
 use crate::report::events::{Event, EventSink};
-use crate::supervise::RunContext;
+use crate::suite::RunContext;
 use crate::sys;
 use reap_report::{Leak, RunnerVitals, SuiteReport, Summary, Trial};
 
@@ -69,6 +69,7 @@ fn run_trial(
         tmp_root: &run.tmp_root,
         lifeline: &found.ready.lifeline,
         trial: number,
+        interrupts: run.interrupts,
     };
     let trial_started = Instant::now();
     let since = reap_probe::boottime_ticks().saturating_sub(1);
@@ -161,11 +162,11 @@ fn unclaimed(run_id: &str, since: u64, trial: u32, problems: &mut Vec<String>) -
 
 /// A leak no suite could claim.
 fn unattributed_leak(p: &reap_probe::ProcessInfo, trial: u32) -> Leak {
-    let seen = crate::supervise::Examined {
+    let seen = crate::suite::Examined {
         info: p.clone(),
         forensics: None,
     };
-    let mut leak = crate::supervise::leak_of(&seen, trial, true);
+    let mut leak = crate::suite::leak_of(&seen, trial, true);
     leak.attribution = Some(
         "no suite could claim it: orphaned outside every containment while several suites ran (use --jobs 1)".into(),
     );

@@ -315,6 +315,46 @@ impl LogFailure {
     }
 }
 
+/// A suite's log file and how many bytes it holds (every attempt and re-run
+/// appends to it; the capture limit applies to the whole file).
+pub struct SuiteLog {
+    pub file: File,
+    pub logged: Arc<AtomicU64>,
+    /// Set once a write to the log failed (a full disk): the suite runs on.
+    pub failure: LogFailure,
+}
+
+impl SuiteLog {
+    /// A new, empty log at `path`; `what` names it in the error.
+    pub fn create(
+        path: &std::path::Path,
+        what: &'static str,
+    ) -> Result<SuiteLog, crate::error::RunError> {
+        Ok(SuiteLog {
+            file: File::create(path).map_err(|source| crate::error::RunError::Io {
+                what,
+                path: path.to_path_buf(),
+                source,
+            })?,
+            logged: Arc::new(AtomicU64::new(0)),
+            failure: LogFailure::default(),
+        })
+    }
+
+    /// Head what follows in the log (an attempt, a re-run) with `what`.
+    /// A log that cannot be written (full disk) is a problem of the suite,
+    /// not a reason to stop running it.
+    pub fn head(&self, what: &str) {
+        let header = format!("===== cargo-reap: {what} =====\n");
+        self.failure.write(&mut &self.file, header.as_bytes());
+    }
+
+    /// The suite's problem when its log could not be written in full.
+    pub fn problem(&self) -> Option<String> {
+        self.failure.problem()
+    }
+}
+
 /// An I/O error in words, without the `(os error N)` suffix.
 pub fn io_reason(e: &io::Error) -> String {
     let s = e.to_string();

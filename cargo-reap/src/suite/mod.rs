@@ -1,0 +1,278 @@
+//! One suite, run to its verdict: [`run_suite`] runs its attempts (each in
+//! a fresh containment under a timeout; on expiry SIGTERM → grace → SIGKILL
+//! for the whole tree; a hang is retried), collects and reaps the processes
+//! that outlive its binary (leaks), attributes them to tests, and removes
+//! what it left in its TMPDIR.
+//!
+//! The modules, in the order a suite goes through them (each uses only
+//! those above it; this one uses them all):
+//! - `settings`: the values a run hands its suites (limits, options);
+//! - `context`: what the suites of a run share, a containment registered
+//!   with the lifeline guard;
+//! - `command`: the one command line of a suite's binary;
+//! - `capture`: its output, into its log, with libtest's lines tracked;
+//! - `examine`: its processes as reap-probe sees them, its resource peaks;
+//! - `listing`: its tests as libtest lists them;
+//! - `attempt`: one run of its binary: spawn → wait → on exit | on hang → close;
+//! - `attribution`: which test started each leak (re-runs are attempts).
+
+pub mod attempt;
+pub mod attribution;
+pub mod capture;
+pub mod command;
+pub mod context;
+pub mod examine;
+pub mod listing;
+pub mod settings;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::discover::Suite;
+use crate::error::RunError;
+use reap_report::{Attempt, SuiteReport, SuiteStatus, TestOutcome};
+
+pub use command::TRIAL_VAR;
+pub use context::RunContext;
+pub use examine::{leak_of, Examined};
+pub use settings::{AttributeMode, AttributeOptions, Limits, SuiteOptions};
+
+use attempt::{run_attempt, AttemptOutcome, AttemptSpec};
+use attribution::LeakAttribution;
+use capture::SuiteLog;
+use examine::mark_not_killed;
+use listing::serial_tests;
+
+/// Run one suite to completion (all attempts) and reap everything it left.
+///
+/// Never fails the run: an error while running or judging the suite makes
+/// its report `error` with a problem naming the error, keeping what was
+/// already known (attempts, leaks). The suite's processes are killed on that
+/// path too: a containment dropped without `close` kills its members.
+pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> SuiteReport {
+    let started = Instant::now();
+    let mut report = SuiteReport {
+        id: suite.id.clone(),
+        package: suite.package.clone(),
+        target: suite.target.clone(),
+        kind: suite.kind.to_string(),
+        binary: suite.binary.display().to_string(),
+        status: SuiteStatus::Error,
+        duration_ms: 0,
+        log: None,
+        attempts: Vec::new(),
+        leaks: Vec::new(),
+        attribution: None,
+        tests: Vec::new(),
+        counts: None,
+        tmp: None,
+        problems: Vec::new(),
+    };
+    if let Err(e) = judge_suite(ctx, suite, index, &mut report) {
+        report.status = SuiteStatus::Error;
+        // The error itself: status `error` already says the suite was not judged.
+        report.problems.push(crate::error::chain(&e));
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+/// The work of [`run_suite`], filling `report` as it goes.
+fn judge_suite(
+    ctx: &RunContext<'_>,
+    suite: &Suite,
+    index: usize,
+    report: &mut SuiteReport,
+) -> Result<(), RunError> {
+    let log_path = log_path(ctx, suite);
+    let tmp_dir = ctx.tmp_dir(suite);
+    crate::scratch::create_suite_dir(&tmp_dir)?;
+    let log = if ctx.options.no_capture {
+        None
+    } else {
+        let log = SuiteLog::create(&log_path, "creating log")?;
+        report.log = Some(log_path.display().to_string());
+        Some(log)
+    };
+    run_attempts(ctx, suite, index, log.as_ref(), &log_path, report)?;
+    // The verdict of the attempts; the log problem (if any) is a note on it.
+    report.status = classify(&report.attempts);
+    let ignored: HashSet<&str> = report
+        .tests
+        .iter()
+        .filter(|t| t.result == "ignored")
+        .map(|t| t.name.as_str())
+        .collect();
+    let attribution = attribution::attribute(
+        ctx,
+        suite,
+        index,
+        &mut report.leaks,
+        &ignored,
+        log.as_ref(),
+        &log_path,
+    );
+    if let Some(log) = &log {
+        report.problems.extend(log.problem());
+    }
+    report.attribution = attribution?;
+    // Every process of the suite is gone: what is in its TMPDIR was left behind.
+    // Never an error: a deleted or replaced TMPDIR, a mount left in it or an
+    // entry that cannot be removed is a problem of this suite, not of the run.
+    let cleaned = crate::tmpdir::collect_and_remove(&tmp_dir);
+    report.tmp = cleaned.left;
+    report.problems.extend(cleaned.problems);
+    Ok(())
+}
+
+/// The suite's log in this trial.
+fn log_path(ctx: &RunContext<'_>, suite: &Suite) -> PathBuf {
+    if ctx.trial > 1 {
+        ctx.log_dir
+            .join(format!("{}.trial-{}.log", suite.slug(), ctx.trial))
+    } else {
+        ctx.log_dir.join(format!("{}.log", suite.slug()))
+    }
+}
+
+/// The suite's attempts: one, and another after each hang while retries
+/// are left.
+fn run_attempts(
+    ctx: &RunContext<'_>,
+    suite: &Suite,
+    index: usize,
+    log: Option<&SuiteLog>,
+    log_path: &Path,
+    report: &mut SuiteReport,
+) -> Result<(), RunError> {
+    let max = suite.limits.hang_retries.saturating_add(1);
+    for number in 1..=max {
+        let spec = AttemptSpec {
+            leaf: format!("{}.{index}.{number}.{}", ctx.trial, suite.slug()),
+            number,
+            args: &ctx.options.test_args,
+            header: format!("attempt {number}"),
+        };
+        let out = run_attempt(ctx, suite, &spec, log, log_path)?;
+        if !record_attempt(out, serial_tests(&ctx.options.test_args), report) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Add an attempt's leaks, test results and problems to `report`; returns
+/// whether the attempt calls for another (a hang, not an interrupt).
+fn record_attempt(out: AttemptOutcome, serial: bool, report: &mut SuiteReport) -> bool {
+    let number = out.attempt.number;
+    report.problems.extend(out.problems);
+    for e in &out.survivors {
+        let mut leak = leak_of(e, number, true);
+        mark_not_killed(&mut leak, &out.not_killed);
+        // First guess at the test: with one test thread, the one whose run
+        // (per its output) is the only one spanning the process's start.
+        // (Parallel libtest prints `test NAME ... ` only at completion.)
+        let mut spans = out.windows.iter().filter(|w| w.contains(e.info.start_time));
+        if let (true, Some(w), None) = (serial, spans.next(), spans.next()) {
+            LeakAttribution::ByWindow.set(&mut leak, Some(w.name.clone()));
+        }
+        report.leaks.push(leak);
+    }
+    report.tests = out
+        .results
+        .into_iter()
+        .map(|(name, result)| TestOutcome { name, result })
+        .collect();
+    report.counts = out.counts;
+    report.problems.extend(capture::results_disagree(
+        &report
+            .tests
+            .iter()
+            .map(|t| t.result.as_str())
+            .collect::<Vec<_>>(),
+        report.counts.as_ref(),
+    ));
+    let attempt = out.attempt;
+    let retry = attempt.timed_out && !attempt.interrupted;
+    report.attempts.push(attempt);
+    retry
+}
+
+/// A suite's status from its attempts.
+pub fn classify(attempts: &[Attempt]) -> SuiteStatus {
+    let Some(last) = attempts.last() else {
+        return SuiteStatus::Fail;
+    };
+    // Stopped by our own interrupt handling: not a crash, not a pass.
+    if last.interrupted {
+        return SuiteStatus::Fail;
+    }
+    let single = if last.timed_out {
+        SuiteStatus::Hang
+    } else if last.signal.is_some() {
+        SuiteStatus::Crash
+    } else if last.exit_code != Some(0) {
+        SuiteStatus::Fail
+    } else {
+        SuiteStatus::Pass
+    };
+    if single == SuiteStatus::Pass && attempts.iter().any(|a| a.timed_out) {
+        SuiteStatus::FlakyHang
+    } else {
+        single
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(timed_out: bool, code: Option<i32>, signal: Option<i32>) -> Attempt {
+        Attempt {
+            number: 1,
+            exit_code: code,
+            signal,
+            timed_out,
+            duration_ms: 0,
+            tests_in_flight: vec![],
+            in_flight_guesses: vec![],
+            hang_processes: vec![],
+            kill_rounds: 0,
+            output_bytes: 0,
+            interrupted: false,
+            tree: vec![],
+            peak_processes: 0,
+            peak_memory_bytes: 0,
+            memory_source: String::new(),
+        }
+    }
+
+    #[test]
+    fn classifies_attempts() {
+        assert_eq!(
+            classify(&[attempt(false, Some(0), None)]),
+            SuiteStatus::Pass
+        );
+        assert_eq!(
+            classify(&[attempt(false, Some(101), None)]),
+            SuiteStatus::Fail
+        );
+        assert_eq!(
+            classify(&[attempt(false, None, Some(6))]),
+            SuiteStatus::Crash
+        );
+        assert_eq!(
+            classify(&[attempt(true, None, Some(15)), attempt(true, None, Some(9))]),
+            SuiteStatus::Hang
+        );
+        assert_eq!(
+            classify(&[attempt(true, None, Some(15)), attempt(false, Some(0), None)]),
+            SuiteStatus::FlakyHang
+        );
+        assert_eq!(
+            classify(&[attempt(true, None, Some(15)), attempt(false, Some(1), None)]),
+            SuiteStatus::Fail
+        );
+    }
+}

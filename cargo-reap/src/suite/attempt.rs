@@ -20,7 +20,7 @@ use crate::interrupt::Interrupts;
 use crate::sys::{self, ExitInfo, OwnedChild, Wake};
 use reap_report::{Attempt, TestCounts};
 
-use super::capture::{Capture, Echo, LogFailure, SuiteLog, TestWindow};
+use super::capture::{Capture, Echo, LogFailure, SuiteLog, TestResult, TestWindow};
 use super::command::{suite_command, Output};
 use super::context::{Registered, RunContext};
 use super::examine::{
@@ -65,9 +65,16 @@ pub struct AttemptOutcome {
     /// When each test ran, where its output shows it (serial runs).
     pub windows: Vec<TestWindow>,
     /// Per-test results from the output.
-    pub results: Vec<(String, String)>,
+    pub results: Vec<TestResult>,
     /// libtest's `test result:` counts.
     pub counts: Option<TestCounts>,
+    /// When the binary was spawned.
+    pub spawned: Instant,
+    /// When libtest's `running N tests` line was read.
+    pub running_at: Option<Instant>,
+    /// Each test's section of libtest's `failures:` block (its captured
+    /// output, panic message, backtrace).
+    pub sections: Vec<(String, String)>,
 }
 
 /// Run the test binary once in a fresh containment; returns the attempt and
@@ -124,6 +131,9 @@ impl Tally {
                 windows: Vec::new(),
                 results: Vec::new(),
                 counts: None,
+                spawned: Instant::now(),
+                running_at: None,
+                sections: Vec::new(),
             },
             seen_pids: Vec::new(),
         }
@@ -424,6 +434,7 @@ impl<'c> Running<'c> {
     /// read the output to its end, remove the containment.
     fn close(mut self, mut tally: Tally) -> Result<AttemptOutcome, RunError> {
         sys::reap_if_our_zombies(std::mem::take(&mut tally.seen_pids))?;
+        tally.out.spawned = self.started;
         let captures = std::mem::take(&mut self.captures);
         for (k, (capture, inode)) in captures.into_iter().zip(&self.inodes).enumerate() {
             let captured = capture.finish(PIPE_CLOSE_WAIT)?;
@@ -434,6 +445,14 @@ impl<'c> Running<'c> {
                 out.windows = captured.windows;
                 out.results = captured.results;
                 out.counts = captured.counts;
+                out.running_at = captured.running_at;
+                out.sections = captured.sections;
+                let a = &mut out.attempt;
+                if a.signal.is_some() && !a.timed_out && !a.interrupted {
+                    // A crash: the test that had started (serial output) and
+                    // not finished when the binary died.
+                    a.tests_in_flight = captured.unfinished;
+                }
             }
             if !captured.complete {
                 self.claim_pipe_holders(*inode, &mut tally)?;

@@ -328,3 +328,21 @@ fn junit_names_the_test_a_crash_ended() {
         "the JSON's failure names it too"
     );
 }
+
+/// In parallel, libtest names a test only at its end: the test in flight
+/// at the crash comes from a listing and the results printed before it.
+#[test]
+fn junit_names_the_test_a_parallel_crash_ended() {
+    require_root();
+    let (run, _, suites) = junit_run(&["--test", "crash", "--", "--test-threads", "2"]);
+    assert_eq!(run.code, 100, "{}", run.stderr);
+    let crash = &suites[0];
+    let (kind, ty, message, _) = crash.case("b_aborts").outcome.clone().unwrap();
+    assert_eq!((kind.as_str(), ty.as_str()), ("error", "crash"));
+    assert!(message.contains("SIGABRT"), "{message}");
+    assert!(
+        !crash.cases.iter().any(|c| c.name == "cargo-reap::exit"),
+        "{:#?}",
+        crash.cases
+    );
+}

@@ -258,7 +258,7 @@ fn unfinished_cases(s: &SuiteReport, named: &[&str]) -> Vec<TestCase> {
                 st.add_reruns(earlier_hangs(s, t, NonSuccessKind::Failure));
                 st
             } else {
-                crash_error(last, s)
+                crash_error(last, s, t)
             };
             let mut tc = case(s, t, status);
             tc.set_time(Duration::from_millis(last.duration_ms));
@@ -286,13 +286,28 @@ fn hang_failure(a: &Attempt, test: Option<&str>) -> TestCaseStatus {
     st
 }
 
-/// An error of type `crash` on the test in flight when the binary died.
-fn crash_error(a: &Attempt, s: &SuiteReport) -> TestCaseStatus {
+/// An error of type `crash` on a test in flight when the binary died
+/// (with several in flight, which one crashed it is not known).
+fn crash_error(a: &Attempt, s: &SuiteReport, test: &str) -> TestCaseStatus {
     let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
     st.set_type("crash");
+    let others: Vec<&str> = a
+        .tests_in_flight
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != test)
+        .collect();
     st.set_message(format!(
-        "the test binary was killed by {} while this test ran",
-        signal_name(a.signal)
+        "the test binary was killed by {} while this test ran{}",
+        signal_name(a.signal),
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (and {}: which one crashed it is not known)",
+                others.join(", ")
+            )
+        }
     ));
     if let Some(log) = &s.log {
         st.set_description(format!("its output up to the crash: {log}"));

@@ -450,8 +450,11 @@ impl<'c> Running<'c> {
                 let a = &mut out.attempt;
                 if a.signal.is_some() && !a.timed_out && !a.interrupted {
                     // A crash: the test that had started (serial output) and
-                    // not finished when the binary died.
+                    // not finished when the binary died, else the slot model's.
                     a.tests_in_flight = captured.unfinished;
+                    if a.tests_in_flight.is_empty() {
+                        a.tests_in_flight = self.crash_in_flight(&out.results);
+                    }
                 }
             }
             if !captured.complete {
@@ -464,6 +467,27 @@ impl<'c> Running<'c> {
         // A lifeline guard found dead (and replaced) while this suite ran.
         tally.out.problems.extend(self.ctx.lifeline.take_notices());
         Ok(tally.out)
+    }
+
+    /// The tests a parallel run had in flight when its binary died (its
+    /// output names a test only at its end): from a listing of its tests
+    /// and libtest's slot model. None for attribution re-runs (one test)
+    /// or a binary that cannot list its tests.
+    fn crash_in_flight(&self, results: &[TestResult]) -> Vec<String> {
+        if self.spec.number == 0 || !self.ctx.options.listable {
+            return Vec::new();
+        }
+        let threads = super::timing::Threads::of(&self.ctx.options.test_args);
+        match list_tests(self.ctx, self.suite, &format!("{}.list", self.spec.leaf)) {
+            Ok(listed) => super::timing::in_flight_at_death(listed, results, threads),
+            Err(e) => {
+                eprintln!(
+                    "cargo-reap: warning: {}: could not list its tests to name the ones in flight at its crash: {e}",
+                    self.suite.id
+                );
+                Vec::new()
+            }
+        }
     }
 
     /// Every member is gone, yet a process holds the suite's output pipe

@@ -783,6 +783,49 @@ mod tests {
     }
 
     #[test]
+    fn keeps_each_failing_tests_section_and_when_results_were_read() {
+        let mut s = OutputState::default();
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(40);
+        s.feed_at(b"\nrunning 3 tests\ntest a ... ok\n", t0);
+        s.feed_at(
+            b"test b ... FAILED\ntest c ... FAILED\n\nfailures:\n\n",
+            later,
+        );
+        s.feed(b"---- b stdout ----\nprinted by b\ntest x ... ok\nthread 'b' panicked at t.rs:1:1:\nboom\n\n");
+        s.feed(b"---- c stdout ----\nError: \"no\"\n\n\nfailures:\n    b\n    c\n\n");
+        s.feed(b"test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out\n");
+        assert_eq!(s.running_at, Some(t0));
+        assert_eq!(
+            s.results.iter().map(|r| r.at).collect::<Vec<_>>(),
+            [t0, later, later]
+        );
+        assert_eq!(
+            s.sections,
+            [
+                (
+                    "b".to_string(),
+                    "printed by b\ntest x ... ok\nthread 'b' panicked at t.rs:1:1:\nboom"
+                        .to_string()
+                ),
+                ("c".to_string(), "Error: \"no\"".to_string())
+            ]
+        );
+        // A `test x ... ok` printed by a test is its output, not a result.
+        assert_eq!(s.results.len(), 3);
+        assert_eq!(s.counts.map(|c| c.failed), Some(2));
+    }
+
+    #[test]
+    fn a_serial_tests_start_is_when_its_name_was_read() {
+        let mut s = OutputState::default();
+        let t0 = Instant::now();
+        s.feed_at(b"running 1 test\ntest slow ... ", t0);
+        s.feed_at(b"ok\n", t0 + Duration::from_millis(500));
+        assert_eq!(s.results[0].started, Some(t0));
+    }
+
+    #[test]
     fn tracks_unfinished_tests() {
         let mut s = OutputState::default();
         s.feed(b"running 2 tests\ntest one ... ok\ntest two ... ");

@@ -98,6 +98,25 @@ pub fn outcomes(
         .collect()
 }
 
+/// The tests in flight when a binary that printed `results` died, by the
+/// slot model: of the `listed` tests (sorted as libtest runs them), the
+/// first `threads + results` had started; those without a result were in
+/// flight. None when the order is unknown (`--shuffle`).
+pub fn in_flight_at_death(
+    mut listed: Vec<String>,
+    results: &[TestResult],
+    threads: Threads,
+) -> Vec<String> {
+    if !threads.ordered {
+        return Vec::new();
+    }
+    listed.sort_unstable();
+    listed.dedup();
+    listed.truncate(threads.count.saturating_add(results.len()));
+    listed.retain(|t| !results.iter().any(|r| r.name == *t));
+    listed
+}
+
 /// Each result's time, in order; `None` where the model cannot tell.
 fn durations(
     results: &[TestResult],
@@ -243,6 +262,24 @@ mod tests {
         assert_eq!(times, [Some(100), Some(100), Some(0)]);
         assert_eq!(got[1].output.as_deref(), Some("boom"));
         assert_eq!(got[0].output, None);
+    }
+
+    #[test]
+    fn a_crash_names_the_tests_whose_slots_had_started() {
+        let t0 = Instant::now();
+        let listed: Vec<String> = ["d", "a", "c", "b", "e"].map(String::from).into();
+        let done = [result("a", "ok", t0, 1)];
+        let two = Threads {
+            count: 2,
+            ordered: true,
+        };
+        // a and b started at once, c when a ended: b and c in flight.
+        assert_eq!(in_flight_at_death(listed.clone(), &done, two), ["b", "c"]);
+        let shuffled = Threads {
+            ordered: false,
+            ..two
+        };
+        assert!(in_flight_at_death(listed, &done, shuffled).is_empty());
     }
 
     #[test]

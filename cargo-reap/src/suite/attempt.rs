@@ -477,7 +477,7 @@ impl<'c> Running<'c> {
         if self.spec.number == 0 || !self.ctx.options.listable {
             return Vec::new();
         }
-        let threads = super::timing::Threads::of(&self.ctx.options.test_args);
+        let threads = super::timing::Threads::of(&self.ctx.options.test_args, &self.suite.env);
         match list_tests(self.ctx, self.suite, &format!("{}.list", self.spec.leaf)) {
             Ok(listed) => super::timing::in_flight_at_death(listed, results, threads),
             Err(e) => {

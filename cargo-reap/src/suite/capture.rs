@@ -170,6 +170,7 @@ impl OutputState {
         if let Some(name) = line
             .strip_prefix("---- ")
             .and_then(|l| l.strip_suffix(" stdout ----"))
+            .filter(|n| self.finished.contains(*n))
         {
             self.close_section();
             self.section = Some(Section::Test(name.to_string(), String::new()));
@@ -188,8 +189,12 @@ impl OutputState {
                 }
                 true
             }
-            // The names list after the sections, up to `test result:`.
-            Section::Block if parse_result_line(line).is_some() => {
+            // The names list after the sections, up to `test result:`; a
+            // result line means the `failures:` was some test's own output.
+            Section::Block
+                if parse_result_line(line).is_some()
+                    || parse_test_line(line).is_some_and(|(_, r)| !r.is_empty()) =>
+            {
                 self.section = None;
                 false
             }
@@ -813,6 +818,11 @@ mod tests {
         );
         // A `test x ... ok` printed by a test is its output, not a result.
         assert_eq!(s.results.len(), 3);
+        // A test that prints `failures:` while others run hides no result.
+        let mut t = OutputState::default();
+        t.feed(b"running 2 tests\nfailures:\ntest a ... ok\ntest b ... ok\n");
+        assert_eq!(t.results.len(), 2);
+        assert!(t.sections.is_empty());
         assert_eq!(s.counts.map(|c| c.failed), Some(2));
     }
 

@@ -155,7 +155,7 @@ fn run_attempts(
             header: format!("attempt {number}"),
         };
         let out = run_attempt(ctx, suite, &spec, log, log_path)?;
-        let threads = timing::Threads::of(&ctx.options.test_args);
+        let threads = timing::Threads::of(&ctx.options.test_args, &suite.env);
         if !record_attempt(out, threads, report) {
             break;
         }

@@ -42,9 +42,17 @@ pub struct Threads {
 impl Threads {
     /// As libtest reads them: `--test-threads N` (or `RUST_TEST_THREADS`),
     /// else the CPUs available; `--shuffle`, `--shuffle-seed` or
-    /// `RUST_TEST_SHUFFLE(_SEED)` make the order unknown.
-    pub fn of(args: &[String]) -> Threads {
-        let env = |k: &str| std::env::var(k).ok();
+    /// `RUST_TEST_SHUFFLE(_SEED)` make the order unknown. `suite_env`: what
+    /// the suite gets on top of our environment (cargo's `[env]`, say).
+    pub fn of(args: &[String], suite_env: &[(String, String)]) -> Threads {
+        let env = |k: &str| {
+            suite_env
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(k).ok())
+        };
         let mut count = env("RUST_TEST_THREADS").and_then(|v| v.parse().ok());
         let mut ordered =
             env("RUST_TEST_SHUFFLE").is_none() && env("RUST_TEST_SHUFFLE_SEED").is_none();
@@ -285,9 +293,11 @@ mod tests {
     #[test]
     fn threads_are_read_as_libtest_reads_them() {
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(Threads::of(&args(&["--test-threads", "3"])).count, 3);
-        assert_eq!(Threads::of(&args(&["x", "--test-threads=1"])).count, 1);
-        assert!(!Threads::of(&args(&["--shuffle"])).ordered);
-        assert!(!Threads::of(&args(&["--shuffle-seed=4"])).ordered);
+        let env = [("RUST_TEST_THREADS".to_string(), "5".to_string())];
+        assert_eq!(Threads::of(&args(&["--test-threads", "3"]), &env).count, 3);
+        assert_eq!(Threads::of(&args(&["x", "--test-threads=1"]), &[]).count, 1);
+        assert_eq!(Threads::of(&args(&["x"]), &env).count, 5);
+        assert!(!Threads::of(&args(&["--shuffle"]), &[]).ordered);
+        assert!(!Threads::of(&args(&["--shuffle-seed=4"]), &[]).ordered);
     }
 }

@@ -688,6 +688,8 @@ fn junit_report_shows_leaks_and_hangs_as_failures() {
             ],
         ),
     );
+    // Reruns and flaky runs (hangs_once, always_hangs) too.
+    validate_junit(&xml_path);
     let xml = std::fs::read_to_string(&xml_path).unwrap();
     // Well-formed, and collect (element, attributes) of interest.
     let mut reader = quick_xml::Reader::from_str(&xml);

@@ -749,3 +749,23 @@ pub fn test_results(suite: &Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// `xmllint --schema tests/data/junit-10.xsd FILE` passes: the JUnit file is
+/// valid against the schema Jenkins' xUnit plugin (and GitLab) read.
+pub fn validate_junit(xml: &Path) {
+    let xsd = repo().join("tests/data/junit-10.xsd");
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(xml)
+        .output()
+        .expect("xmllint (Debian/Ubuntu: apt-get install libxml2-utils; .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{} is not valid against {}:\n{}",
+        xml.display(),
+        xsd.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -134,7 +134,7 @@ fn test_case(s: &SuiteReport, t: &TestOutcome) -> TestCase {
         _ => failed_status(t, &leaks),
     };
     // A hang on an earlier attempt: flaky if it passed now, a rerun if not.
-    status.add_reruns(earlier_hangs(s, &t.name, NonSuccessKind::Failure));
+    status.add_reruns(earlier_hangs(s, &t.name));
     let mut tc = case(s, &t.name, status);
     if let Some(ms) = t.duration_ms {
         tc.set_time(Duration::from_millis(ms));
@@ -255,7 +255,7 @@ fn unfinished_cases(s: &SuiteReport, named: &[&str]) -> Vec<TestCase> {
         .map(|t| {
             let status = if hung {
                 let mut st = hang_failure(last, Some(t));
-                st.add_reruns(earlier_hangs(s, t, NonSuccessKind::Failure));
+                st.add_reruns(earlier_hangs(s, t));
                 st
             } else {
                 crash_error(last, s, t)
@@ -316,16 +316,15 @@ fn crash_error(a: &Attempt, s: &SuiteReport, test: &str) -> TestCaseStatus {
 }
 
 /// Earlier attempts that timed out with `test` in flight, as reruns.
-fn earlier_hangs(s: &SuiteReport, test: &str, kind: NonSuccessKind) -> Vec<TestRerun> {
+fn earlier_hangs(s: &SuiteReport, test: &str) -> Vec<TestRerun> {
     let n = s.attempts.len();
     s.attempts[..n.saturating_sub(1)]
         .iter()
         .filter(|a| a.timed_out && a.tests_in_flight.iter().any(|t| t == test))
         .map(|a| {
-            let mut rerun = TestRerun::new(kind);
+            let mut rerun = TestRerun::new(NonSuccessKind::Failure);
             rerun.set_type("timeout");
             rerun.set_message(timed_out(a));
-            rerun.set_time(Duration::from_millis(a.duration_ms));
             rerun.set_description(a.tree.join("\n"));
             rerun
         })

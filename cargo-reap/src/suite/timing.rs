@@ -18,10 +18,10 @@
 //!   `--shuffle` / `RUST_TEST_SHUFFLE` up front.
 //!
 //! Times are wall time between two reads of the output by the capture
-//! thread: a test's time includes the moment libtest and the capture took
-//! to print and read its result (well under a millisecond unless the
-//! machine is loaded), and is never shorter than the test itself. An
-//! ignored test's time is 0.
+//! thread: a test's own time plus libtest's work between tests, give or
+//! take the difference between the delays with which the two lines were
+//! read (under a millisecond on an idle machine, more when the capture
+//! thread waits for a CPU). An ignored test's time is 0.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

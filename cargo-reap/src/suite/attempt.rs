@@ -452,7 +452,8 @@ impl<'c> Running<'c> {
                     // A crash: the test that had started (serial output) and
                     // not finished when the binary died, else the slot model's.
                     a.tests_in_flight = captured.unfinished;
-                    if a.tests_in_flight.is_empty() {
+                    // (Only a binary that printed libtest's `running N tests`.)
+                    if a.tests_in_flight.is_empty() && out.running_at.is_some() {
                         a.tests_in_flight = self.crash_in_flight(&out.results);
                     }
                 }

@@ -335,7 +335,8 @@ pub struct TestOutcome {
     pub duration_ms: Option<u64>,
     /// The test's section of libtest's `failures:` block (`---- NAME stdout
     /// ----`): what it printed to stdout and stderr (libtest captures both
-    /// into one) and its panic message and backtrace, at most 64 KiB. Absent
+    /// into one) and its panic message and backtrace; at most 64 KiB (8 MiB
+    /// for all tests of an attempt), cut with a note saying so. Absent
     /// for a passing test (libtest prints a passing test's output only with
     /// `--show-output`; then it is here too) and with `--no-capture`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

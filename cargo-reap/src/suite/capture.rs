@@ -26,6 +26,10 @@ const TAIL_LINES: usize = 200;
 pub const SECTION_LIMIT: usize = 64 * 1024;
 /// At most this many such sections are kept.
 const MAX_SECTIONS: usize = 1_000;
+/// At most this much of all sections of one attempt is kept.
+const SECTIONS_TOTAL: usize = 8 * 1024 * 1024;
+/// Ends a section that was cut.
+const SECTION_CUT: &str = "[cargo-reap: cut here; the whole output is in the suite's log]";
 
 /// One test's result as libtest printed it, with when cargo-reap read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +85,8 @@ pub struct OutputState {
     pub sections: Vec<(String, String)>,
     /// The section being read: in a `failures:` / `successes:` block.
     section: Option<Section>,
+    /// Bytes of `sections` so far.
+    section_bytes: usize,
     /// When the current chunk of output was read.
     now: Option<Instant>,
     /// Serial tests whose `test NAME ... ` line was read, and when.
@@ -91,6 +97,20 @@ pub struct OutputState {
     tentative: Option<(String, &'static str)>,
     /// The current unterminated line.
     partial: Vec<u8>,
+}
+
+/// Append `line` to a section's `text` while it fits in [`SECTION_LIMIT`];
+/// the first line that does not is replaced by a note that it was cut.
+fn keep_line(text: &mut String, line: &str) {
+    if text.ends_with(SECTION_CUT) {
+        return;
+    }
+    if text.len() + line.len() + 1 + SECTION_CUT.len() <= SECTION_LIMIT {
+        text.push_str(line);
+        text.push('\n');
+    } else {
+        text.push_str(SECTION_CUT);
+    }
 }
 
 /// Where libtest's end-of-run block is being read.
@@ -178,15 +198,7 @@ impl OutputState {
         }
         match section {
             Section::Test(_, text) => {
-                if text.len() < SECTION_LIMIT {
-                    let room = SECTION_LIMIT - text.len();
-                    let mut end = line.len().min(room.saturating_sub(1));
-                    while !line.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    text.push_str(&line[..end]);
-                    text.push('\n');
-                }
+                keep_line(text, line);
                 true
             }
             // The names list after the sections, up to `test result:`; a
@@ -202,11 +214,16 @@ impl OutputState {
         }
     }
 
-    /// The section being read is complete.
+    /// The section being read is complete: kept, or past the attempt's
+    /// budget replaced by the note that it was cut.
     fn close_section(&mut self) {
         if let Some(Section::Test(name, text)) = self.section.take() {
             if self.sections.len() < MAX_SECTIONS {
-                let text = text.trim_end_matches('\n').to_string();
+                let mut text = text.trim_end_matches('\n').to_string();
+                if self.section_bytes + text.len() > SECTIONS_TOTAL {
+                    text = SECTION_CUT.to_string();
+                }
+                self.section_bytes += text.len();
                 self.sections.push((name, text));
             }
         }
@@ -824,6 +841,22 @@ mod tests {
         assert_eq!(t.results.len(), 2);
         assert!(t.sections.is_empty());
         assert_eq!(s.counts.map(|c| c.failed), Some(2));
+    }
+
+    #[test]
+    fn a_long_section_is_cut_with_a_note() {
+        let mut s = OutputState::default();
+        s.feed(b"test big ... FAILED\n\nfailures:\n\n---- big stdout ----\n");
+        let line = "x".repeat(1000) + "\n";
+        for _ in 0..100 {
+            s.feed(line.as_bytes());
+        }
+        s.feed(b"\nfailures:\n    big\n\n");
+        let (name, text) = &s.sections[0];
+        assert_eq!(name, "big");
+        assert!(text.len() <= SECTION_LIMIT, "{}", text.len());
+        assert!(text.ends_with(SECTION_CUT), "{}", &text[text.len() - 80..]);
+        assert!(text.starts_with(&line));
     }
 
     #[test]

@@ -72,8 +72,8 @@ pub struct Failure {
     pub suite: String,
     /// The suite's status (`fail`, `crash`, `hang`, `error`).
     pub status: SuiteStatus,
-    /// The failing test (libtest printed `FAILED`), or for a hang the test in
-    /// flight; absent when the suite as a whole failed.
+    /// The failing test (libtest printed `FAILED`), or for a hang or a
+    /// crash the test in flight; absent when the suite as a whole failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<String>,
     /// `cargo reap test -p PKG --test NAME -- TEST --exact`: re-runs exactly
@@ -327,6 +327,20 @@ pub struct TestCounts {
 pub struct TestOutcome {
     pub name: String,
     pub result: String,
+    /// How long the test ran, derived from when cargo-reap read libtest's
+    /// lines (the model and its limits: `docs/json-schema.md`); 0 for an
+    /// ignored test; absent when the order tests started in is unknown
+    /// (`--shuffle` with several test threads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The test's section of libtest's `failures:` block (`---- NAME stdout
+    /// ----`): what it printed to stdout and stderr (libtest captures both
+    /// into one) and its panic message and backtrace; at most 64 KiB (8 MiB
+    /// for all tests of an attempt), cut with a note saying so. Absent
+    /// for a passing test (libtest prints a passing test's output only with
+    /// `--show-output`; then it is here too) and with `--no-capture`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -338,7 +352,10 @@ pub struct Attempt {
     pub signal: Option<i32>,
     pub timed_out: bool,
     pub duration_ms: u64,
-    /// Tests started and not finished when the hang-kill fired.
+    /// Tests started and not finished when the hang-kill fired; for an
+    /// attempt that crashed (killed by a signal not cargo-reap's), the test
+    /// whose `test NAME ... ` line was printed without a result when it died
+    /// (serial runs only: parallel libtest names a test only at its end).
     pub tests_in_flight: Vec<String>,
     /// Of `tests_in_flight`, those named only by a thread name's 15-byte
     /// prefix that fits several unfinished tests: each may or may not run.

@@ -18,7 +18,7 @@ impl Failure {
                 .filter(|t| t.result == "FAILED")
                 .map(|t| t.name.as_str())
                 .collect();
-            if tests.is_empty() && s.status == SuiteStatus::Hang {
+            if tests.is_empty() && matches!(s.status, SuiteStatus::Hang | SuiteStatus::Crash) {
                 if let Some(a) = s.attempts.last() {
                     tests = a.tests_in_flight.iter().map(String::as_str).collect();
                 }
@@ -242,6 +242,8 @@ mod tests {
         let test = |name: &str| TestOutcome {
             name: name.into(),
             result: "FAILED".into(),
+            duration_ms: None,
+            output: None,
         };
         let mut s = SuiteReport {
             id: "foo::doctest/foo".into(),

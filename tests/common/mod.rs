@@ -749,3 +749,47 @@ pub fn test_results(suite: &Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Where the JUnit schema Jenkins' xUnit plugin (and GitLab) read is:
+/// `$REAP_JUNIT_XSD`, else `target/junit-xsd/junit-10.xsd`. It is not in the
+/// repository: `.ci/run` takes it from pytest's source package on PyPI, which
+/// ships it as `testing/example_scripts/junit-10.xsd`.
+pub fn junit_xsd() -> PathBuf {
+    std::env::var_os("REAP_JUNIT_XSD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/junit-xsd/junit-10.xsd"))
+}
+
+/// `xmllint --schema junit-10.xsd FILE` passes: the JUnit file is valid
+/// against the schema CI dashboards read. Without the schema the check is
+/// skipped with a message, unless `REAP_REQUIRE_JUNIT_XSD` is set (`.ci/run`
+/// sets it, so CI never skips it).
+pub fn validate_junit(xml: &Path) {
+    let xsd = junit_xsd();
+    if !xsd.is_file() {
+        assert!(
+            std::env::var_os("REAP_REQUIRE_JUNIT_XSD").is_none(),
+            "{} is missing (REAP_REQUIRE_JUNIT_XSD is set): see .ci/run",
+            xsd.display()
+        );
+        eprintln!(
+            "skipping the JUnit schema check: {} is missing (.ci/run fetches it: python3 -m pip download --no-binary :all: --no-deps pytest==8.3.3, then testing/example_scripts/junit-10.xsd of the archive)",
+            xsd.display()
+        );
+        return;
+    }
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(xml)
+        .output()
+        .expect("xmllint (Debian/Ubuntu: apt-get install libxml2-utils; .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{} is not valid against {}:\n{}",
+        xml.display(),
+        xsd.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

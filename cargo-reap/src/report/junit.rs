@@ -1,9 +1,27 @@
-//! `--junit PATH`: one `<testsuite>` per suite (quick-junit). Each test from
-//! libtest's output is a `<testcase>`; what cargo-reap adds is visible to CI
-//! dashboards as test cases of their own — `cargo-reap::leaks` fails when the
-//! suite leaked (the message lists the processes), `cargo-reap::hang` fails
-//! when it hung and is marked flaky (a failed run, then a pass) for a
-//! flaky-hang — and as properties of the suite (status, attempts, leaks).
+//! `--junit PATH`: one `<testsuite>` per suite (quick-junit), valid against
+//! the JUnit schema Jenkins and GitLab read (`tests/data/junit-10.xsd`).
+//!
+//! Each test libtest reported is a `<testcase>` with its `time` (see
+//! `suite::timing`); a failing one carries its section of libtest's
+//! `failures:` block: the panic message's first line as the message, the
+//! panic message and backtrace as the body, everything the test printed
+//! (libtest captures stdout and stderr into one) as `system-out`. What
+//! cargo-reap finds lands on the test it belongs to:
+//! - a hung test (in flight at the kill) is a failing case of type
+//!   `timeout` whose body is the hang forensics; one that hung and then
+//!   passed on a retry is a passing case with a `flakyFailure`;
+//! - a crash is an `error` of type `crash` on the test in flight, when the
+//!   output named it;
+//! - a leak is a failure of type `leak` on the test attribution named, with
+//!   its rows of the leak table and their findings.
+//!
+//! Only what names no test gets a synthetic case: `cargo-reap::hang` (a
+//! hang with no test known in flight), `cargo-reap::exit` (a failed,
+//! crashed or unjudged suite with no failing test to carry it),
+//! `cargo-reap::leaks` (leaks attributed to no test of the suite), and a
+//! `cargo-reap` suite with `cargo-reap::unattributed` (process-group
+//! survivors no suite could claim). Each of them fails: no case passes
+//! that is not a test.
 
 use std::time::Duration;
 
@@ -11,7 +29,10 @@ use quick_junit::{
     NonSuccessKind, Property, Report as JReport, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
 
-use reap_report::{Attempt, Report, SuiteReport, SuiteStatus, TestOutcome};
+use reap_report::{Attempt, Leak, Report, SuiteReport, SuiteStatus, TestOutcome};
+
+/// Columns of the leak rows in a leak failure's body.
+const ROWS_WIDTH: usize = 200;
 
 /// The JUnit XML of a report.
 pub fn render(r: &Report) -> Result<String, quick_junit::SerializeError> {
@@ -20,7 +41,35 @@ pub fn render(r: &Report) -> Result<String, quick_junit::SerializeError> {
     for s in &r.suites {
         report.add_test_suite(suite(s, r));
     }
-    report.to_string()
+    if !r.unattributed.is_empty() {
+        let mut ts = TestSuite::new("cargo-reap");
+        let leaks: Vec<&Leak> = r.unattributed.iter().collect();
+        if let Some(status) = leak_status(&leaks, "no suite could claim them") {
+            let mut tc = TestCase::new("cargo-reap::unattributed", status);
+            tc.set_classname("cargo-reap");
+            ts.add_test_case(tc);
+            report.add_test_suite(ts);
+        }
+    }
+    report.to_string().map(|xml| without_total_skipped(&xml))
+}
+
+/// quick-junit writes `skipped="N"` on `<testsuites>`; the JUnit schema
+/// Jenkins validates against (junit-10.xsd) has no such attribute there
+/// (each `<testsuite>` keeps its own `skipped`).
+fn without_total_skipped(xml: &str) -> String {
+    let Some(start) = xml.find("<testsuites") else {
+        return xml.to_string();
+    };
+    let end = xml[start..].find('>').map_or(xml.len(), |e| start + e);
+    let tag = &xml[start..end];
+    let Some(at) = tag.find(" skipped=\"") else {
+        return xml.to_string();
+    };
+    let value_end = tag[at + 10..]
+        .find('"')
+        .map_or(tag.len(), |e| at + 10 + e + 1);
+    format!("{}{}{}", &xml[..start + at], &tag[value_end..], &xml[end..])
 }
 
 fn suite(s: &SuiteReport, r: &Report) -> TestSuite {
@@ -35,16 +84,31 @@ fn suite(s: &SuiteReport, r: &Report) -> TestSuite {
     ] {
         ts.add_property(Property::new(k, v));
     }
+    if let Some(log) = &s.log {
+        ts.add_property(Property::new("cargo-reap.log", log.as_str()));
+    }
+    let mut named: Vec<&str> = Vec::new();
     for t in &s.tests {
-        ts.add_test_case(case(s, t.name.as_str(), test_status(t)));
+        ts.add_test_case(test_case(s, t));
+        named.push(&t.name);
+    }
+    for tc in unfinished_cases(s, &named) {
+        ts.add_test_case(tc);
     }
     if let Some(status) = exit_status(s) {
         ts.add_test_case(case(s, "cargo-reap::exit", status));
     }
-    if let Some(status) = hang_status(s) {
-        ts.add_test_case(case(s, "cargo-reap::hang", status));
+    let unclaimed: Vec<&Leak> = s
+        .leaks
+        .iter()
+        .filter(|l| !l.test.as_deref().is_some_and(|t| named.contains(&t)))
+        .collect();
+    if let Some(status) = leak_status(&unclaimed, "attributed to no test of the suite") {
+        ts.add_test_case(case(s, "cargo-reap::leaks", status));
     }
-    ts.add_test_case(case(s, "cargo-reap::leaks", leaks_status(s)));
+    if let Some(note) = unnamed_flaky_hang(s) {
+        ts.set_system_err(note);
+    }
     ts
 }
 
@@ -55,21 +119,235 @@ fn case(s: &SuiteReport, name: &str, status: TestCaseStatus) -> TestCase {
     tc
 }
 
-/// A libtest result: `ok` passes, `ignored` is skipped, anything else failed.
-fn test_status(t: &TestOutcome) -> TestCaseStatus {
-    match t.result.as_str() {
-        "ok" => TestCaseStatus::success(),
+/// A test libtest reported: its result, its leaks, a hang it survived.
+fn test_case(s: &SuiteReport, t: &TestOutcome) -> TestCase {
+    let leaks: Vec<&Leak> = s
+        .leaks
+        .iter()
+        .filter(|l| l.test.as_deref() == Some(t.name.as_str()))
+        .collect();
+    let mut status = match t.result.as_str() {
+        "ok" | "bench" => {
+            leak_status(&leaks, "started by this test").unwrap_or_else(TestCaseStatus::success)
+        }
         "ignored" => TestCaseStatus::skipped(),
-        _ => {
-            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            st.set_message(format!("test {}: {}", t.name, t.result));
-            st
+        _ => failed_status(t, &leaks),
+    };
+    // A hang on an earlier attempt: flaky if it passed now, a rerun if not.
+    status.add_reruns(earlier_hangs(s, &t.name));
+    let mut tc = case(s, &t.name, status);
+    if let Some(ms) = t.duration_ms {
+        tc.set_time(Duration::from_millis(ms));
+    }
+    if let Some(out) = &t.output {
+        tc.set_system_out(out.as_str());
+    }
+    tc
+}
+
+/// A test libtest reported as failed: the panic (or returned error) as the
+/// message, its output from the panic on as the body, its leaks after it.
+fn failed_status(t: &TestOutcome, leaks: &[&Leak]) -> TestCaseStatus {
+    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    let output = t.output.as_deref().unwrap_or("");
+    let failure = Failure::of(output);
+    st.set_type(failure.kind);
+    st.set_message(
+        failure
+            .message
+            .unwrap_or_else(|| format!("test {}: {}", t.name, t.result)),
+    );
+    let mut body = failure.body.to_string();
+    if !leaks.is_empty() {
+        body.push_str(&format!(
+            "\n\nIt also leaked {} process(es) (killed and reaped):\n{}",
+            leaks.len(),
+            terminal_rows(leaks)
+        ));
+    }
+    if !body.trim().is_empty() {
+        st.set_description(body);
+    }
+    st
+}
+
+/// What libtest's section of a failing test says.
+#[derive(Debug, PartialEq, Eq)]
+struct Failure<'a> {
+    /// `panic`, `error` (a test that returned `Err`) or `failure`.
+    kind: &'static str,
+    /// The panic message's first line, or the returned error.
+    message: Option<String>,
+    /// From the panic (or error) on: message and backtrace.
+    body: &'a str,
+}
+
+impl<'a> Failure<'a> {
+    fn of(output: &'a str) -> Failure<'a> {
+        let mut offset = 0;
+        for line in output.split_inclusive('\n') {
+            let text = line.trim_end();
+            // `thread 'NAME' panicked at ...`, since Rust 1.88 or so
+            // `thread 'NAME' (TID) panicked at ...`.
+            if let Some(at) = text
+                .strip_prefix("thread '")
+                .and_then(|r| r.split_once(" panicked at "))
+                .map(|(_, at)| at)
+            {
+                let rest = &output[offset + line.len()..];
+                // Rust >= 1.73: `... panicked at FILE:L:C:` and the message on
+                // the next line; before: `... panicked at 'MESSAGE', FILE:L:C`.
+                let message = match at.strip_suffix(':') {
+                    Some(_) => rest.lines().next().map(str::to_string),
+                    None => Some(at.to_string()),
+                };
+                return Failure {
+                    kind: "panic",
+                    message,
+                    body: &output[offset..],
+                };
+            }
+            if text.starts_with("Error: ") {
+                return Failure {
+                    kind: "error",
+                    message: Some(text.to_string()),
+                    body: &output[offset..],
+                };
+            }
+            offset += line.len();
+        }
+        Failure {
+            kind: "failure",
+            message: output
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("note: "))
+                .map(str::to_string),
+            body: output,
         }
     }
 }
 
+/// Tests in flight when the last attempt hung or crashed (no result line):
+/// each a case failing with the hang's forensics, or an error naming the
+/// crash. A hang with no test known is `cargo-reap::hang`.
+fn unfinished_cases(s: &SuiteReport, named: &[&str]) -> Vec<TestCase> {
+    let Some(last) = s.attempts.last() else {
+        return Vec::new();
+    };
+    let hung = s.status == SuiteStatus::Hang && last.timed_out;
+    let crashed = s.status == SuiteStatus::Crash;
+    if !hung && !crashed {
+        return Vec::new();
+    }
+    let in_flight: Vec<&String> = last
+        .tests_in_flight
+        .iter()
+        .filter(|t| !named.contains(&t.as_str()))
+        .collect();
+    if hung && in_flight.is_empty() {
+        let mut tc = case(s, "cargo-reap::hang", hang_failure(last, None));
+        tc.set_time(Duration::from_millis(last.duration_ms));
+        return vec![tc];
+    }
+    in_flight
+        .into_iter()
+        .map(|t| {
+            let status = if hung {
+                let mut st = hang_failure(last, Some(t));
+                st.add_reruns(earlier_hangs(s, t));
+                st
+            } else {
+                crash_error(last, s, t)
+            };
+            let mut tc = case(s, t, status);
+            tc.set_time(Duration::from_millis(last.duration_ms));
+            tc
+        })
+        .collect()
+}
+
+/// A failure of type `timeout`: the attempt's kill, the tests in flight,
+/// reap-probe's tree of the suite when it fired.
+fn hang_failure(a: &Attempt, test: Option<&str>) -> TestCaseStatus {
+    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    st.set_type("timeout");
+    let guess = test.is_some_and(|t| a.in_flight_guesses.iter().any(|g| g == t));
+    st.set_message(format!(
+        "{}{}",
+        timed_out(a),
+        if guess {
+            " (this test is named by a thread name prefix it shares with others: a guess)"
+        } else {
+            ""
+        }
+    ));
+    st.set_description(a.tree.join("\n"));
+    st
+}
+
+/// An error of type `crash` on a test in flight when the binary died
+/// (with several in flight, which one crashed it is not known).
+fn crash_error(a: &Attempt, s: &SuiteReport, test: &str) -> TestCaseStatus {
+    let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+    st.set_type("crash");
+    let others: Vec<&str> = a
+        .tests_in_flight
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != test)
+        .collect();
+    st.set_message(format!(
+        "the test binary was killed by {} while this test ran{}",
+        signal_name(a.signal),
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (and {}: which one crashed it is not known)",
+                others.join(", ")
+            )
+        }
+    ));
+    if let Some(log) = &s.log {
+        st.set_description(format!("its output up to the crash: {log}"));
+    }
+    st
+}
+
+/// Earlier attempts that timed out with `test` in flight, as reruns.
+fn earlier_hangs(s: &SuiteReport, test: &str) -> Vec<TestRerun> {
+    let n = s.attempts.len();
+    s.attempts[..n.saturating_sub(1)]
+        .iter()
+        .filter(|a| a.timed_out && a.tests_in_flight.iter().any(|t| t == test))
+        .map(|a| {
+            let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+            rerun.set_type("timeout");
+            rerun.set_message(timed_out(a));
+            rerun.set_description(a.tree.join("\n"));
+            rerun
+        })
+        .collect()
+}
+
+/// A flaky hang whose attempts named no test: said on the suite (there
+/// is no test case to carry it, and no passing case is made up).
+fn unnamed_flaky_hang(s: &SuiteReport) -> Option<String> {
+    if s.status != SuiteStatus::FlakyHang {
+        return None;
+    }
+    let lines: Vec<String> = s
+        .attempts
+        .iter()
+        .filter(|a| a.timed_out && a.tests_in_flight.is_empty())
+        .map(|a| format!("cargo-reap: flaky hang: {}", timed_out(a)))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
 /// `cargo-reap::exit`: the binary's own outcome, when the suite failed,
-/// crashed or could not be judged without a failing per-test result.
+/// crashed or could not be judged and no test case carries it.
 fn exit_status(s: &SuiteReport) -> Option<TestCaseStatus> {
     let failed = matches!(
         s.status,
@@ -79,7 +357,9 @@ fn exit_status(s: &SuiteReport) -> Option<TestCaseStatus> {
         .tests
         .iter()
         .any(|t| t.result != "ok" && t.result != "ignored");
-    if !failed || a_test_failed {
+    let crash_named =
+        s.status == SuiteStatus::Crash && s.attempts.last().is_some_and(crash_names_a_test(s));
+    if !failed || a_test_failed || crash_named {
         return None;
     }
     let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
@@ -88,53 +368,40 @@ fn exit_status(s: &SuiteReport) -> Option<TestCaseStatus> {
             "cargo-reap could not judge the suite: {}",
             s.problems.join("; ")
         ),
-        Some(a) if a.signal.is_some() => format!(
-            "the test binary was killed by signal {}",
-            a.signal.unwrap_or(0)
-        ),
+        Some(a) if a.signal.is_some() => {
+            format!("the test binary was killed by {}", signal_name(a.signal))
+        }
         Some(a) => format!("the test binary exited with {:?}", a.exit_code),
         None => "the test binary did not run".into(),
     });
+    if let Some(log) = &s.log {
+        st.set_description(format!("its output: {log}"));
+    }
     Some(st)
 }
 
-/// `cargo-reap::hang`: failed when the suite hung (the message names each
-/// timed-out attempt, the description is reap-probe's tree); for a
-/// flaky-hang, passed with each timed-out attempt as a failed rerun.
-fn hang_status(s: &SuiteReport) -> Option<TestCaseStatus> {
-    let hung: Vec<&Attempt> = s.attempts.iter().filter(|a| a.timed_out).collect();
-    if hung.is_empty() {
-        return None;
+/// Does the crashed attempt name a test in flight that has no result?
+fn crash_names_a_test(s: &SuiteReport) -> impl Fn(&Attempt) -> bool + '_ {
+    move |a| {
+        a.tests_in_flight
+            .iter()
+            .any(|t| !s.tests.iter().any(|o| &o.name == t))
     }
-    if s.status == SuiteStatus::FlakyHang {
-        let mut st = TestCaseStatus::success();
-        for a in &hung {
-            let mut rerun = TestRerun::new(NonSuccessKind::Failure);
-            rerun.set_message(timed_out(a));
-            st.add_rerun(rerun);
-        }
-        return Some(st);
+}
+
+/// `SIGSEGV (11)`.
+fn signal_name(signal: Option<i32>) -> String {
+    let n = signal.unwrap_or(0);
+    match nix::sys::signal::Signal::try_from(n) {
+        Ok(sig) => format!("{} ({n})", sig.as_str()),
+        Err(_) => format!("signal {n}"),
     }
-    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-    st.set_message(
-        hung.iter()
-            .map(|a| timed_out(a))
-            .collect::<Vec<_>>()
-            .join("; "),
-    );
-    st.set_description(
-        hung.iter()
-            .flat_map(|a| a.tree.iter().cloned())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    );
-    Some(st)
 }
 
 /// `attempt N timed out after M ms; in flight: a, b`
 fn timed_out(a: &Attempt) -> String {
     format!(
-        "attempt {} timed out after {} ms; in flight: {}",
+        "attempt {} timed out after {} ms and was killed; in flight: {}",
         a.number,
         a.duration_ms,
         if a.tests_in_flight.is_empty() {
@@ -145,33 +412,82 @@ fn timed_out(a: &Attempt) -> String {
     )
 }
 
-/// `cargo-reap::leaks`: passed, or failed listing each leaked process.
-fn leaks_status(s: &SuiteReport) -> TestCaseStatus {
-    if s.leaks.is_empty() {
-        return TestCaseStatus::success();
+/// A failure of type `leak` for the leaks that fail the run among `leaks`
+/// (`whose`: whose they are); none when there are none (an allowed
+/// survivor is reported, not failed).
+fn leak_status(leaks: &[&Leak], whose: &str) -> Option<TestCaseStatus> {
+    let failing: Vec<&Leak> = leaks
+        .iter()
+        .copied()
+        .filter(|l| l.allowed.is_none())
+        .collect();
+    if failing.is_empty() {
+        return None;
     }
     let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-    st.set_message(format!(
-        "{} process(es) survived the suite and were reaped",
-        s.leaks.len()
-    ));
     st.set_type("leak");
-    st.set_description(
-        s.leaks
-            .iter()
-            .map(|l| {
-                format!(
-                    "pid {} ppid {} {} [{}] test={} findings={}",
-                    l.pid,
-                    l.ppid,
-                    l.state,
-                    l.cmdline.join(" "),
-                    l.test.as_deref().unwrap_or("?"),
-                    l.findings.join(",")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-    );
-    st
+    st.set_message(format!(
+        "{} process(es) {whose} survived the suite{}",
+        failing.len(),
+        if failing.iter().all(|l| l.reaped) {
+            " and were reaped"
+        } else {
+            "; not all could be killed"
+        }
+    ));
+    st.set_description(terminal_rows(&failing));
+    Some(st)
+}
+
+/// The leak table's rows of `leaks`, then how each was attributed.
+fn terminal_rows(leaks: &[&Leak]) -> String {
+    let mut out = super::terminal::leak_rows(leaks, ROWS_WIDTH);
+    let mut seen: Vec<&str> = Vec::new();
+    for why in leaks.iter().filter_map(|l| l.attribution.as_deref()) {
+        if !seen.contains(&why) {
+            seen.push(why);
+            out.push_str(&format!("attribution: {why}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_total_skipped_count_is_left_out() {
+        let xml = "<?xml?>\n<testsuites name=\"x\" tests=\"2\" skipped=\"1\" failures=\"0\">\n<testsuite skipped=\"1\">";
+        assert_eq!(
+            without_total_skipped(xml),
+            "<?xml?>\n<testsuites name=\"x\" tests=\"2\" failures=\"0\">\n<testsuite skipped=\"1\">"
+        );
+    }
+
+    #[test]
+    fn a_panic_gives_the_message_and_the_body() {
+        let out = "printed first\nthread 'b' panicked at tests/m.rs:9:5:\nassertion `left == right` failed: the sum\n  left: 2\n right: 3\nnote: run with `RUST_BACKTRACE=1`";
+        let f = Failure::of(out);
+        assert_eq!(f.kind, "panic");
+        assert_eq!(
+            f.message.as_deref(),
+            Some("assertion `left == right` failed: the sum")
+        );
+        assert!(f.body.starts_with("thread 'b' panicked"));
+        let old = Failure::of("thread 'x' panicked at 'boom', src/lib.rs:1:2\n");
+        assert_eq!(old.message.as_deref(), Some("'boom', src/lib.rs:1:2"));
+        let err = Failure::of("Error: \"no file\"\n");
+        assert_eq!(
+            (err.kind, err.message.as_deref()),
+            ("error", Some("Error: \"no file\""))
+        );
+        let tid = Failure::of("thread 'b' (4242) panicked at m.rs:1:1:\nthe sum\n");
+        assert_eq!(tid.message.as_deref(), Some("the sum"));
+        let other = Failure::of("note: test did not panic as expected");
+        assert_eq!(
+            (other.kind, other.message.as_deref()),
+            ("failure", Some("note: test did not panic as expected"))
+        );
+    }
 }

@@ -279,14 +279,7 @@ fn leak_table_in(r: &Report, width: usize) -> String {
         out,
         "\nLEAKED PROCESSES: {total} survived their suite (all killed and reaped unless marked)"
     );
-    putln!(
-        out,
-        "    {:>8} {:>7} {:>2} {:>7}  COMMAND",
-        "PID",
-        "PPID",
-        "ST",
-        "AGE"
-    );
+    table_header(&mut out);
     let row = RowLayout {
         width,
         me: std::process::id() as i32,
@@ -303,6 +296,35 @@ fn leak_table_in(r: &Report, width: usize) -> String {
         out,
         "(PPID reaper: orphaned, reparented to cargo-reap (child subreaper); (Nx): N alike, pids from PID)"
     );
+    out
+}
+
+/// The leak table's column heading.
+fn table_header(out: &mut String) {
+    putln!(
+        out,
+        "    {:>8} {:>7} {:>2} {:>7}  COMMAND",
+        "PID",
+        "PPID",
+        "ST",
+        "AGE"
+    );
+}
+
+/// The leak table's rows of `leaks` (one test's, say) under its heading,
+/// laid out for `width` columns, with their findings: the body of a JUnit
+/// leak failure.
+pub fn leak_rows(leaks: &[&Leak], width: usize) -> String {
+    let mut out = String::new();
+    table_header(&mut out);
+    let row = RowLayout {
+        width,
+        me: std::process::id() as i32,
+    };
+    for (l, n, depth) in alike_groups(leaks) {
+        process_row(&mut out, l, n, depth, &row);
+        findings_lines(&mut out, l, width);
+    }
     out
 }
 

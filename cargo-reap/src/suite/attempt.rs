@@ -20,7 +20,7 @@ use crate::interrupt::Interrupts;
 use crate::sys::{self, ExitInfo, OwnedChild, Wake};
 use reap_report::{Attempt, TestCounts};
 
-use super::capture::{Capture, Echo, LogFailure, SuiteLog, TestWindow};
+use super::capture::{Capture, Echo, LogFailure, SuiteLog, TestResult, TestWindow};
 use super::command::{suite_command, Output};
 use super::context::{Registered, RunContext};
 use super::examine::{
@@ -65,9 +65,16 @@ pub struct AttemptOutcome {
     /// When each test ran, where its output shows it (serial runs).
     pub windows: Vec<TestWindow>,
     /// Per-test results from the output.
-    pub results: Vec<(String, String)>,
+    pub results: Vec<TestResult>,
     /// libtest's `test result:` counts.
     pub counts: Option<TestCounts>,
+    /// When the binary was spawned.
+    pub spawned: Instant,
+    /// When libtest's `running N tests` line was read.
+    pub running_at: Option<Instant>,
+    /// Each test's section of libtest's `failures:` block (its captured
+    /// output, panic message, backtrace).
+    pub sections: Vec<(String, String)>,
 }
 
 /// Run the test binary once in a fresh containment; returns the attempt and
@@ -124,6 +131,9 @@ impl Tally {
                 windows: Vec::new(),
                 results: Vec::new(),
                 counts: None,
+                spawned: Instant::now(),
+                running_at: None,
+                sections: Vec::new(),
             },
             seen_pids: Vec::new(),
         }
@@ -424,6 +434,7 @@ impl<'c> Running<'c> {
     /// read the output to its end, remove the containment.
     fn close(mut self, mut tally: Tally) -> Result<AttemptOutcome, RunError> {
         sys::reap_if_our_zombies(std::mem::take(&mut tally.seen_pids))?;
+        tally.out.spawned = self.started;
         let captures = std::mem::take(&mut self.captures);
         for (k, (capture, inode)) in captures.into_iter().zip(&self.inodes).enumerate() {
             let captured = capture.finish(PIPE_CLOSE_WAIT)?;
@@ -434,6 +445,18 @@ impl<'c> Running<'c> {
                 out.windows = captured.windows;
                 out.results = captured.results;
                 out.counts = captured.counts;
+                out.running_at = captured.running_at;
+                out.sections = captured.sections;
+                let a = &mut out.attempt;
+                if a.signal.is_some() && !a.timed_out && !a.interrupted {
+                    // A crash: the test that had started (serial output) and
+                    // not finished when the binary died, else the slot model's.
+                    a.tests_in_flight = captured.unfinished;
+                    // (Only a binary that printed libtest's `running N tests`.)
+                    if a.tests_in_flight.is_empty() && out.running_at.is_some() {
+                        a.tests_in_flight = self.crash_in_flight(&out.results);
+                    }
+                }
             }
             if !captured.complete {
                 self.claim_pipe_holders(*inode, &mut tally)?;
@@ -445,6 +468,27 @@ impl<'c> Running<'c> {
         // A lifeline guard found dead (and replaced) while this suite ran.
         tally.out.problems.extend(self.ctx.lifeline.take_notices());
         Ok(tally.out)
+    }
+
+    /// The tests a parallel run had in flight when its binary died (its
+    /// output names a test only at its end): from a listing of its tests
+    /// and libtest's slot model. None for attribution re-runs (one test)
+    /// or a binary that cannot list its tests.
+    fn crash_in_flight(&self, results: &[TestResult]) -> Vec<String> {
+        if self.spec.number == 0 || !self.ctx.options.listable {
+            return Vec::new();
+        }
+        let threads = super::timing::Threads::of(&self.ctx.options.test_args, &self.suite.env);
+        match list_tests(self.ctx, self.suite, &format!("{}.list", self.spec.leaf)) {
+            Ok(listed) => super::timing::in_flight_at_death(listed, results, threads),
+            Err(e) => {
+                eprintln!(
+                    "cargo-reap: warning: {}: could not list its tests to name the ones in flight at its crash: {e}",
+                    self.suite.id
+                );
+                Vec::new()
+            }
+        }
     }
 
     /// Every member is gone, yet a process holds the suite's output pipe

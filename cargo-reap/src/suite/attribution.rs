@@ -18,7 +18,7 @@ use crate::error::RunError;
 use reap_report::Leak;
 
 use super::attempt::{run_attempt, AttemptSpec};
-use super::capture::SuiteLog;
+use super::capture::{SuiteLog, TestResult};
 use super::context::RunContext;
 use super::examine::Examined;
 use super::listing::list_tests;
@@ -194,10 +194,10 @@ fn not_libtest(leaks: &mut [Leak], why: &str, started: Instant) -> AttributionRe
 }
 
 /// Two or more distinct tests in a re-run's results: `` `a` and `b` ``.
-fn ran_others(results: &[(String, String)]) -> Option<String> {
-    let first = &results.first()?.0;
-    let other = results.iter().find(|(n, _)| n != first)?;
-    Some(format!("`{first}` and `{}`", other.0))
+fn ran_others(results: &[TestResult]) -> Option<String> {
+    let first = &results.first()?.name;
+    let other = results.iter().find(|r| &r.name != first)?;
+    Some(format!("`{first}` and `{}`", other.name))
 }
 
 /// A process a re-run of `test` left behind.
@@ -410,10 +410,15 @@ mod tests {
 
     #[test]
     fn a_rerun_that_reports_two_tests_ignored_exact() {
-        let r = |names: &[&str]| -> Vec<(String, String)> {
+        let r = |names: &[&str]| -> Vec<TestResult> {
             names
                 .iter()
-                .map(|n| (n.to_string(), "ok".to_string()))
+                .map(|n| TestResult {
+                    name: n.to_string(),
+                    result: "ok".to_string(),
+                    at: Instant::now(),
+                    started: None,
+                })
                 .collect()
         };
         assert_eq!(ran_others(&r(&[])), None);

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// At most this much of one attempt's output is written to its log.
 pub const LOG_LIMIT: u64 = 256 * 1024 * 1024;
@@ -21,6 +21,28 @@ pub const LOG_LIMIT: u64 = 256 * 1024 * 1024;
 const MAX_RESULTS: usize = 100_000;
 /// Lines kept in memory for the tail shown after a failure.
 const TAIL_LINES: usize = 200;
+/// At most this much of one test's section in libtest's `failures:` (or,
+/// with `--show-output`, `successes:`) block is kept (the whole is in the log).
+pub const SECTION_LIMIT: usize = 64 * 1024;
+/// At most this many such sections are kept.
+const MAX_SECTIONS: usize = 1_000;
+/// At most this much of all sections of one attempt is kept.
+const SECTIONS_TOTAL: usize = 8 * 1024 * 1024;
+/// Ends a section that was cut.
+const SECTION_CUT: &str = "[cargo-reap: cut here; the whole output is in the suite's log]";
+
+/// One test's result as libtest printed it, with when cargo-reap read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestResult {
+    pub name: String,
+    /// `ok`, `FAILED`, `ignored`, `bench`.
+    pub result: String,
+    /// When the result was read.
+    pub at: Instant,
+    /// When its `test NAME ... ` line was read ahead of the result (serial
+    /// runs, where libtest prints the name before running the test).
+    pub started: Option<Instant>,
+}
 
 /// The span of boot-time clock ticks in which a test ran, as its output showed
 /// (`test NAME ... ` when it started, the result when it ended).
@@ -52,9 +74,23 @@ pub struct OutputState {
     /// When each test ran, where the output shows its start (serial runs).
     pub windows: Vec<TestWindow>,
     /// Each finished test and its result word (`ok`, `FAILED`, `ignored`), in order.
-    pub results: Vec<(String, String)>,
+    pub results: Vec<TestResult>,
     /// libtest's `test result:` lines, summed (absent when none was printed).
     pub counts: Option<reap_report::TestCounts>,
+    /// When libtest's `running N tests` line was read (its tests start then).
+    pub running_at: Option<Instant>,
+    /// Each test's section of libtest's `failures:` block (`---- NAME stdout
+    /// ----`: its captured output, panic message and backtrace), in order,
+    /// bounded by [`SECTION_LIMIT`]; with `--show-output` also `successes:`.
+    pub sections: Vec<(String, String)>,
+    /// The section being read: in a `failures:` / `successes:` block.
+    section: Option<Section>,
+    /// Bytes of `sections` so far.
+    section_bytes: usize,
+    /// When the current chunk of output was read.
+    now: Option<Instant>,
+    /// Serial tests whose `test NAME ... ` line was read, and when.
+    start_seen: Vec<(String, Instant)>,
     /// A result read off the end of foreign text (`child textok`), kept
     /// until the next libtest line: a later exact result of the same test
     /// (the child's text merely ended in `ok`) replaces it.
@@ -63,14 +99,43 @@ pub struct OutputState {
     partial: Vec<u8>,
 }
 
+/// Append `line` to a section's `text` while it fits in [`SECTION_LIMIT`];
+/// the first line that does not is replaced by a note that it was cut.
+fn keep_line(text: &mut String, line: &str) {
+    if text.ends_with(SECTION_CUT) {
+        return;
+    }
+    if text.len() + line.len() + 1 + SECTION_CUT.len() <= SECTION_LIMIT {
+        text.push_str(line);
+        text.push('\n');
+    } else {
+        text.push_str(SECTION_CUT);
+    }
+}
+
+/// Where libtest's end-of-run block is being read.
+#[derive(Debug)]
+enum Section {
+    /// After `failures:` / `successes:`, before a test's header.
+    Block,
+    /// In `---- NAME stdout ----`: its name and text so far.
+    Test(String, String),
+}
+
 impl OutputState {
     fn line(&mut self, raw: &[u8]) {
         let line = String::from_utf8_lossy(raw)
             .trim_end_matches('\r')
             .to_string();
-        if let Some(c) = parse_result_line(&line) {
+        if self.section_line(&line) {
+            // Part of the failures block: a test's own output, never a result.
+        } else if let Some(c) = parse_result_line(&line) {
             self.commit_tentative();
             self.counts.get_or_insert_with(Default::default).add(&c);
+        } else if line.starts_with("running ") && line.ends_with(" tests")
+            || line == "running 1 test"
+        {
+            self.running_at.get_or_insert(self.now());
         } else if let Some((name, rest)) = split_test_line(&line) {
             // `test NAME ... RESULT`, or (serial) `test NAME ... ` followed
             // by a child's text: the result then ends this line or a later one.
@@ -80,6 +145,12 @@ impl OutputState {
             } else {
                 if !self.started.iter().any(|n| n == name) {
                     self.started.push(name.to_string());
+                }
+                if !self.start_seen.iter().any(|(n, _)| n == name)
+                    && self.start_seen.len() < MAX_RESULTS
+                {
+                    let now = self.now();
+                    self.start_seen.push((name.to_string(), now));
                 }
                 self.tentative = trailing_result(rest).map(|r| (name.to_string(), r));
             }
@@ -99,6 +170,65 @@ impl OutputState {
         self.tail.push_back(line);
     }
 
+    /// When the chunk being fed was read.
+    fn now(&self) -> Instant {
+        self.now.unwrap_or_else(Instant::now)
+    }
+
+    /// libtest's block after the tests (`failures:`, then per test
+    /// `---- NAME stdout ----` and its captured output, then `failures:` and
+    /// the names): true when `line` belongs to it (and was kept).
+    fn section_line(&mut self, line: &str) -> bool {
+        if line == "failures:" || line == "successes:" {
+            self.close_section();
+            self.section = Some(Section::Block);
+            return true;
+        }
+        let Some(section) = &mut self.section else {
+            return false;
+        };
+        if let Some(name) = line
+            .strip_prefix("---- ")
+            .and_then(|l| l.strip_suffix(" stdout ----"))
+            .filter(|n| self.finished.contains(*n))
+        {
+            self.close_section();
+            self.section = Some(Section::Test(name.to_string(), String::new()));
+            return true;
+        }
+        match section {
+            Section::Test(_, text) => {
+                keep_line(text, line);
+                true
+            }
+            // The names list after the sections, up to `test result:`; a
+            // result line means the `failures:` was some test's own output.
+            Section::Block
+                if parse_result_line(line).is_some()
+                    || parse_test_line(line).is_some_and(|(_, r)| !r.is_empty()) =>
+            {
+                self.section = None;
+                false
+            }
+            Section::Block => true,
+        }
+    }
+
+    /// The section being read is complete: kept, or past the attempt's
+    /// budget replaced by the note that it was cut.
+    fn close_section(&mut self) {
+        if let Some(Section::Test(name, text)) = self.section.take() {
+            if self.sections.len() < MAX_SECTIONS {
+                let mut text = text.trim_end_matches('\n').to_string();
+                if self.section_bytes + text.len() > SECTIONS_TOTAL {
+                    text = SECTION_CUT.to_string();
+                }
+                self.section_bytes += text.len();
+                self.sections.push((name, text));
+            }
+        }
+    }
+
     fn commit_tentative(&mut self) {
         if let Some((name, result)) = self.tentative.take() {
             self.finish(&name, result);
@@ -113,8 +243,18 @@ impl OutputState {
     fn finish(&mut self, name: &str, result: &str) {
         self.started.retain(|n| n != name);
         self.finished.insert(name.to_string());
+        let started = self
+            .start_seen
+            .iter()
+            .rposition(|(n, _)| n == name)
+            .map(|i| self.start_seen.swap_remove(i).1);
         if self.results.len() < MAX_RESULTS {
-            self.results.push((name.to_string(), result.to_string()));
+            self.results.push(TestResult {
+                name: name.to_string(),
+                result: result.to_string(),
+                at: self.now(),
+                started,
+            });
         }
         let now = reap_probe::boottime_ticks();
         if let Some(w) = self
@@ -133,7 +273,13 @@ impl OutputState {
         }
     }
 
-    fn feed(&mut self, mut bytes: &[u8]) {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.feed_at(bytes, Instant::now());
+    }
+
+    /// [`OutputState::feed`] with the time the bytes were read.
+    fn feed_at(&mut self, mut bytes: &[u8], now: Instant) {
+        self.now = Some(now);
         while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
             let mut line = std::mem::take(&mut self.partial);
             line.extend_from_slice(&bytes[..nl]);
@@ -146,6 +292,11 @@ impl OutputState {
         if self.partial.starts_with(b"test ") {
             let partial = String::from_utf8_lossy(&self.partial).into_owned();
             if let Some((name, "")) = parse_test_line(partial.trim_end()) {
+                if !self.start_seen.iter().any(|(n, _)| n == name)
+                    && self.start_seen.len() < MAX_RESULTS
+                {
+                    self.start_seen.push((name.to_string(), now));
+                }
                 if !self
                     .windows
                     .iter()
@@ -405,9 +556,15 @@ pub struct Captured {
     /// Test windows (serial runs only).
     pub windows: Vec<TestWindow>,
     /// Per-test results from libtest's output.
-    pub results: Vec<(String, String)>,
+    pub results: Vec<TestResult>,
     /// libtest's `test result:` lines, summed.
     pub counts: Option<reap_report::TestCounts>,
+    /// When libtest's `running N tests` line was read.
+    pub running_at: Option<Instant>,
+    /// Each test's section of libtest's `failures:` block (bounded).
+    pub sections: Vec<(String, String)>,
+    /// Tests started and not finished when the output ended (serial runs).
+    pub unfinished: Vec<String>,
     /// False when the pipe was still held open after the suite was reaped
     /// (only possible for a process that escaped process-group containment).
     pub complete: bool,
@@ -525,6 +682,7 @@ impl Capture {
         }
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.commit_tentative();
+        st.close_section();
         let mut tail: Vec<String> = st.tail.iter().cloned().collect();
         if !st.partial.is_empty() {
             tail.push(String::from_utf8_lossy(&st.partial).into_owned());
@@ -536,6 +694,9 @@ impl Capture {
             windows: st.windows.clone(),
             results: st.results.clone(),
             counts: st.counts,
+            running_at: st.running_at,
+            sections: std::mem::take(&mut st.sections),
+            unfinished: st.unfinished(),
             complete,
         })
     }
@@ -601,7 +762,7 @@ mod tests {
         let got: Vec<(&str, &str)> = s
             .results
             .iter()
-            .map(|(n, r)| (n.as_str(), r.as_str()))
+            .map(|r| (r.name.as_str(), r.result.as_str()))
             .collect();
         assert_eq!(
             got,
@@ -622,7 +783,7 @@ mod tests {
         let mut s = OutputState::default();
         s.feed(b"test a ... ok\ntest b ... FAILED\ntest c ... ignored\n");
         s.feed(b"test result: FAILED. 1 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out\n");
-        let mut words: Vec<&str> = s.results.iter().map(|(_, r)| r.as_str()).collect();
+        let mut words: Vec<&str> = s.results.iter().map(|r| r.result.as_str()).collect();
         assert_eq!(results_disagree(&words, s.counts.as_ref()), None);
         words.pop();
         assert!(results_disagree(&words, s.counts.as_ref())
@@ -641,6 +802,70 @@ mod tests {
         let t = s.windows[1].end_ticks.unwrap();
         let spanning = s.windows.iter().filter(|w| w.contains(t)).count();
         assert_eq!(spanning, 2, "{:?}", s.windows);
+    }
+
+    #[test]
+    fn keeps_each_failing_tests_section_and_when_results_were_read() {
+        let mut s = OutputState::default();
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(40);
+        s.feed_at(b"\nrunning 3 tests\ntest a ... ok\n", t0);
+        s.feed_at(
+            b"test b ... FAILED\ntest c ... FAILED\n\nfailures:\n\n",
+            later,
+        );
+        s.feed(b"---- b stdout ----\nprinted by b\ntest x ... ok\nthread 'b' panicked at t.rs:1:1:\nboom\n\n");
+        s.feed(b"---- c stdout ----\nError: \"no\"\n\n\nfailures:\n    b\n    c\n\n");
+        s.feed(b"test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out\n");
+        assert_eq!(s.running_at, Some(t0));
+        assert_eq!(
+            s.results.iter().map(|r| r.at).collect::<Vec<_>>(),
+            [t0, later, later]
+        );
+        assert_eq!(
+            s.sections,
+            [
+                (
+                    "b".to_string(),
+                    "printed by b\ntest x ... ok\nthread 'b' panicked at t.rs:1:1:\nboom"
+                        .to_string()
+                ),
+                ("c".to_string(), "Error: \"no\"".to_string())
+            ]
+        );
+        // A `test x ... ok` printed by a test is its output, not a result.
+        assert_eq!(s.results.len(), 3);
+        // A test that prints `failures:` while others run hides no result.
+        let mut t = OutputState::default();
+        t.feed(b"running 2 tests\nfailures:\ntest a ... ok\ntest b ... ok\n");
+        assert_eq!(t.results.len(), 2);
+        assert!(t.sections.is_empty());
+        assert_eq!(s.counts.map(|c| c.failed), Some(2));
+    }
+
+    #[test]
+    fn a_long_section_is_cut_with_a_note() {
+        let mut s = OutputState::default();
+        s.feed(b"test big ... FAILED\n\nfailures:\n\n---- big stdout ----\n");
+        let line = "x".repeat(1000) + "\n";
+        for _ in 0..100 {
+            s.feed(line.as_bytes());
+        }
+        s.feed(b"\nfailures:\n    big\n\n");
+        let (name, text) = &s.sections[0];
+        assert_eq!(name, "big");
+        assert!(text.len() <= SECTION_LIMIT, "{}", text.len());
+        assert!(text.ends_with(SECTION_CUT), "{}", &text[text.len() - 80..]);
+        assert!(text.starts_with(&line));
+    }
+
+    #[test]
+    fn a_serial_tests_start_is_when_its_name_was_read() {
+        let mut s = OutputState::default();
+        let t0 = Instant::now();
+        s.feed_at(b"running 1 test\ntest slow ... ", t0);
+        s.feed_at(b"ok\n", t0 + Duration::from_millis(500));
+        assert_eq!(s.results[0].started, Some(t0));
     }
 
     #[test]

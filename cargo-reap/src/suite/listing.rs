@@ -124,21 +124,6 @@ pub fn parse_listing(text: &str) -> Result<Vec<String>, String> {
     }
 }
 
-/// Do the test binaries run one test at a time (`--test-threads 1`,
-/// `--test-threads=1` or `RUST_TEST_THREADS=1`)?
-pub fn serial_tests(args: &[String]) -> bool {
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--test-threads" {
-            return it.next().is_some_and(|v| v == "1");
-        }
-        if a == "--test-threads=1" {
-            return true;
-        }
-    }
-    std::env::var("RUST_TEST_THREADS").is_ok_and(|v| v == "1")
-}
-
 /// Of the user's test-binary arguments, those that select tests (filters,
 /// `--exact`, `--skip NAME`, `--ignored`, ...), for `--list`: options about
 /// how to run or report (`--test-threads N`, `--format F`, ...) are dropped.
@@ -228,14 +213,6 @@ mod tests {
         assert!(parse_listing("").unwrap().is_empty());
         let e = parse_listing("custom harness v1\nall 3 checks passed\n").unwrap_err();
         assert_eq!(e, "`--list` printed `custom harness v1…`");
-    }
-
-    #[test]
-    fn recognises_serial_test_runs() {
-        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(serial_tests(&v(&["--test-threads", "1"])));
-        assert!(serial_tests(&v(&["foo", "--test-threads=1"])));
-        assert!(!serial_tests(&v(&["--test-threads", "2"])));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod context;
 pub mod examine;
 pub mod listing;
 pub mod settings;
+pub mod timing;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ use std::time::Instant;
 
 use crate::discover::Suite;
 use crate::error::RunError;
-use reap_report::{Attempt, SuiteReport, SuiteStatus, TestOutcome};
+use reap_report::{Attempt, SuiteReport, SuiteStatus};
 
 pub use command::TRIAL_VAR;
 pub use context::RunContext;
@@ -42,7 +43,6 @@ use attempt::{run_attempt, AttemptOutcome, AttemptSpec};
 use attribution::LeakAttribution;
 use capture::SuiteLog;
 use examine::mark_not_killed;
-use listing::serial_tests;
 
 /// Run one suite to completion (all attempts) and reap everything it left.
 ///
@@ -155,7 +155,8 @@ fn run_attempts(
             header: format!("attempt {number}"),
         };
         let out = run_attempt(ctx, suite, &spec, log, log_path)?;
-        if !record_attempt(out, serial_tests(&ctx.options.test_args), report) {
+        let threads = timing::Threads::of(&ctx.options.test_args, &suite.env);
+        if !record_attempt(out, threads, report) {
             break;
         }
     }
@@ -164,7 +165,8 @@ fn run_attempts(
 
 /// Add an attempt's leaks, test results and problems to `report`; returns
 /// whether the attempt calls for another (a hang, not an interrupt).
-fn record_attempt(out: AttemptOutcome, serial: bool, report: &mut SuiteReport) -> bool {
+fn record_attempt(out: AttemptOutcome, threads: timing::Threads, report: &mut SuiteReport) -> bool {
+    let serial = threads.count == 1;
     let number = out.attempt.number;
     report.problems.extend(out.problems);
     for e in &out.survivors {
@@ -179,11 +181,13 @@ fn record_attempt(out: AttemptOutcome, serial: bool, report: &mut SuiteReport) -
         }
         report.leaks.push(leak);
     }
-    report.tests = out
-        .results
-        .into_iter()
-        .map(|(name, result)| TestOutcome { name, result })
-        .collect();
+    report.tests = timing::outcomes(
+        out.results,
+        out.sections,
+        &out.attempt.tests_in_flight,
+        out.running_at.unwrap_or(out.spawned),
+        threads,
+    );
     report.counts = out.counts;
     report.problems.extend(capture::results_disagree(
         &report

@@ -21,6 +21,7 @@ pub mod error;
 pub mod fatal;
 pub mod interrupt;
 pub mod lifeline;
+pub mod merge;
 pub mod options;
 pub mod report;
 pub mod runner;
@@ -102,7 +103,7 @@ fn verbose(command: &cli::Command) -> bool {
     match command {
         cli::Command::Test(a) => a.reap.verbose,
         cli::Command::Run(a) => a.reap.verbose,
-        cli::Command::Clean(_) | cli::Command::Probe(_) => false,
+        cli::Command::Clean(_) | cli::Command::Probe(_) | cli::Command::Merge(_) => false,
     }
 }
 
@@ -139,6 +140,7 @@ fn run(command: cli::Command) -> i32 {
     match command {
         cli::Command::Probe(args) => reap_probe::cli::main(&args.args),
         cli::Command::Clean(args) => clean(args.dry_run),
+        cli::Command::Merge(args) => merge::run(&args.options()),
         cli::Command::Run(args) => match args
             .options()
             .map_err(error::EngineError::Usage)

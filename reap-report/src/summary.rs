@@ -161,7 +161,25 @@ impl LoopSummary {
     }
 }
 
+/// Which trial a report shows in `suites` (its index): the last that
+/// leaked (its table is the one to read), else the last.
+pub fn shown_trial(trials: &[Trial]) -> Option<usize> {
+    trials
+        .iter()
+        .rposition(|t| t.summary.leaked_processes > 0)
+        .or(trials.len().checked_sub(1))
+}
+
 impl Summary {
+    /// The counts of one trial: its suites, and the processes no suite could
+    /// claim (counted as leaked too).
+    pub fn of_trial(suites: &[SuiteReport], unattributed: &[Leak]) -> Summary {
+        let mut s = Summary::of(suites);
+        s.leaked_processes += unattributed.len();
+        s.unattributed_processes += unattributed.len();
+        s
+    }
+
     /// The counts of one run's (or trial's) suites.
     pub fn of(suites: &[SuiteReport]) -> Summary {
         let count = |s: SuiteStatus| suites.iter().filter(|x| x.status == s).count();

@@ -794,6 +794,8 @@ mod tests {
             unattributed: vec![],
             problems: vec![],
             failures: vec![],
+            selection: None,
+            merged_from: vec![],
         }
     }
 

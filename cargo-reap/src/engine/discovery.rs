@@ -195,7 +195,6 @@ fn fingerprint<'a>(ids: impl Iterator<Item = &'a str>, args: &[String]) -> Strin
     format!("{:016x}", crate::options::fnv1a(&bytes))
 }
 
-
 /// A suite's limits: flags over its configuration over the defaults.
 fn limits_of<'a>(config: &'a Config, run: &'a Run<'_>) -> impl Fn(&str, &str) -> Limits + 'a {
     move |id, package| config.limits_for(id, package, run.reap.limits, Limits::default())

@@ -234,3 +234,30 @@ fn selection(inputs: &[Input], shares: &[Share]) -> Option<Selection> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_in_a_runs_order() {
+        let failed = Summary {
+            suites: 1,
+            failed: 1,
+            ..Default::default()
+        };
+        let problem = ["a.json: cleanup failed".to_string()];
+        assert_eq!(exit_code(Some(15), true, &problem, &failed, false), 143);
+        assert_eq!(exit_code(None, true, &problem, &failed, false), 101);
+        assert_eq!(exit_code(None, false, &problem, &failed, false), 2);
+        assert_eq!(exit_code(None, false, &[], &failed, false), 100);
+        let tmp = Summary {
+            suites: 1,
+            passed: 1,
+            suites_with_tmp_files: 1,
+            ..Default::default()
+        };
+        assert_eq!(exit_code(None, false, &[], &tmp, false), 0);
+        assert_eq!(exit_code(None, false, &[], &tmp, true), 103);
+    }
+}

@@ -475,6 +475,30 @@ pub struct Summary {
 mod tests {
     use super::*;
 
+    /// A report written before `selection` and `merged_from` existed still
+    /// reads; without them nothing new is written.
+    #[test]
+    fn reports_before_selection_still_read() {
+        let old = r#"{"version": 1, "run_id": "r", "isolation": "cgroup",
+            "isolation_note": "", "duration_ms": 1, "exit_code": 0,
+            "build_failed": false, "interrupted": null, "suites": [],
+            "summary": {"suites": 0, "passed": 0, "failed": 0, "crashed": 0,
+                        "hung": 0, "flaky": 0, "leaked_processes": 0,
+                        "suites_with_leaks": 0}}"#;
+        let r: Report = serde_json::from_str(old).unwrap();
+        assert!(r.selection.is_none() && r.merged_from.is_empty());
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("selection") && !json.contains("merged_from"));
+        let mut r = r;
+        r.selection = Some(Selection {
+            fingerprint: "0123456789abcdef".into(),
+            suites_total: 4,
+            partition: Some("hash:1/2".into()),
+        });
+        let back: Report = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.selection, r.selection);
+    }
+
     #[test]
     fn attribution_method_reads_back_as_it_was_written() {
         for m in [

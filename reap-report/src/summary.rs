@@ -299,6 +299,25 @@ mod tests {
     }
 
     #[test]
+    fn the_shown_trial_is_the_last_that_leaked_else_the_last() {
+        let trial = |number: u32, leaked: usize| Trial {
+            number,
+            duration_ms: 0,
+            suites: vec![],
+            summary: Summary {
+                leaked_processes: leaked,
+                ..Default::default()
+            },
+            unattributed: vec![],
+            runner: None,
+        };
+        assert_eq!(shown_trial(&[]), None);
+        assert_eq!(shown_trial(&[trial(1, 0), trial(2, 0)]), Some(1));
+        let t = [trial(1, 2), trial(2, 1), trial(3, 0)];
+        assert_eq!(shown_trial(&t), Some(1));
+    }
+
+    #[test]
     fn growth_needs_a_steady_real_climb() {
         assert!(growth(&[2, 3, 5, 8], 2));
         assert!(!growth(&[2, 3], 2), "two trials are not a trend");

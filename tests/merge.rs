@@ -53,8 +53,10 @@ struct Runs {
 fn runs() -> &'static Runs {
     static RUNS: OnceLock<Runs> = OnceLock::new();
     RUNS.get_or_init(|| {
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("merge-{}", std::process::id()));
+        // One directory, replaced by each run of this test binary (cargo's
+        // place for integration tests' files): the reports stay to be read
+        // after a failure.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("merge-reports");
         if dir.exists() {
             std::fs::remove_dir_all(&dir).unwrap();
         }
@@ -342,6 +344,28 @@ fn reports_of_another_selection_are_refused_unless_allowed() {
     );
     assert_eq!(m.code, 100, "{}", m.stderr);
     assert!(report.get("selection").is_none());
+}
+
+/// One selection split two ways: the shards overlap, refused naming each.
+#[test]
+fn shards_of_different_partition_schemes_are_refused() {
+    require_root();
+    let r = runs();
+    let m = merge(
+        &[&r.hash[0].json, &r.slice[1].json],
+        &r.dir.join("merged-schemes.json"),
+        &[],
+    );
+    assert_eq!(m.code, 2, "{}", m.stderr);
+    assert!(m.report.is_none());
+    for (f, p) in [
+        (&r.hash[0].json, "hash:1/2"),
+        (&r.slice[1].json, "slice:2/2"),
+    ] {
+        let said = format!("{} {p}", f.display());
+        assert!(m.stderr.contains(&said), "{}", m.stderr);
+    }
+    assert!(m.stderr.contains("split in different ways"), "{}", m.stderr);
 }
 
 #[test]

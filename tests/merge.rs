@@ -418,6 +418,55 @@ fn reports_without_selection_merge_with_a_warning() {
     assert!(report.get("selection").is_none());
 }
 
+/// A shard whose build failed (a real one: a crate that does not compile)
+/// makes the merge exit 101, and may be the shard the merge misses.
+#[test]
+fn a_failed_build_in_a_shard_carries_over() {
+    require_root();
+    let r = runs();
+    let krate = r.dir.join("broken");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(krate.join("src/lib.rs"), "pub fn f() -> u32 { \"no\" }\n").unwrap();
+    let json = r.dir.join("broken.json");
+    let out = reap_command(
+        &[],
+        &[
+            "test",
+            "--manifest-path",
+            krate.join("Cargo.toml").to_str().unwrap(),
+        ],
+        &json,
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(101));
+    let m = merge(
+        &[&r.hash[0].json, &json],
+        &r.dir.join("merged-broken.json"),
+        &[],
+    );
+    let report = m.report.as_ref().unwrap_or_else(|| panic!("{}", m.stderr));
+    assert_eq!(
+        m.code, 101,
+        "a failed build over a failed suite: {}",
+        m.stderr
+    );
+    assert_eq!(report["build_failed"], true);
+    assert_eq!(report["summary"], r.hash[0].report["summary"]);
+    let said = format!(
+        "shard 2/2 (hash:2/2) is missing: no report names it, its suites are not in the merged report (unless it is {}, which ended before its suites were known)",
+        json.display()
+    );
+    assert!(m.stderr.contains(&said), "{}", m.stderr);
+    assert!(m.stderr.contains("exit 101)"), "{}", m.stderr);
+}
+
 /// Several runs of one shard (one with `--loop 2`) are its trials, in the
 /// order given; the same run given twice is refused.
 #[test]

@@ -70,10 +70,23 @@ pub fn check(inputs: &[Input], allow_mixed: bool) -> Result<Checked, MergeError>
         ));
     }
     let mut missing = false;
+    // A run that ended before its suites were known (the build failed or
+    // was interrupted) names no shard: it may be the one missing.
+    let unknown = inputs
+        .iter()
+        .filter(|i| i.report.selection.is_none() && !ran_suites(&i.report))
+        .map(|i| i.path.display().to_string())
+        .collect::<Vec<_>>();
     for (_, members) in &selections {
         let shards = shard_check(inputs, &keys, members, allow_mixed)?;
         missing |= !shards.is_empty();
-        warnings.extend(shards);
+        warnings.extend(shards.into_iter().map(|w| match unknown.is_empty() {
+            true => w,
+            false => format!(
+                "{w} (unless it is {}, which ended before its suites were known)",
+                unknown.join(" or ")
+            ),
+        }));
     }
     let checked_all = !inputs.iter().any(|i| i.report.selection.is_none());
     let expected_suites = match selections.as_slice() {
@@ -225,7 +238,7 @@ fn shard_check(
         .filter(|want| !partitions.contains(&Some(*want)))
         .map(|p| {
             format!(
-                "shard {}/{} ({p}) is missing: no report of it was given, its suites are not in the merged report",
+                "shard {}/{} ({p}) is missing: no report names it, its suites are not in the merged report",
                 p.m, p.n
             )
         })
@@ -282,14 +295,19 @@ pub fn describe(input: &Input) -> String {
             Some(p) => format!("shard {p} of {} suites", s.suites_total),
             None => format!("all {} suites", s.suites_total),
         },
+        None if r.build_failed => "the build failed".to_string(),
         None => "selection unknown".to_string(),
     };
     let trials = match r.trials.len() {
         0 | 1 => String::new(),
         n => format!(", {n} trials"),
     };
+    let interrupted = match r.interrupted {
+        Some(sig) => format!(", interrupted by signal {sig}"),
+        None => String::new(),
+    };
     format!(
-        "{}: run {}, {share}: {} suite(s) ran{trials}, exit {}",
+        "{}: run {}, {share}: {} suite(s) ran{trials}{interrupted}, exit {}",
         input.path.display(),
         r.run_id,
         r.suites.len(),

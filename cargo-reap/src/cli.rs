@@ -58,6 +58,46 @@ pub enum Command {
     /// `reap-probe` binary; `cargo reap probe --help` lists its flags.
     #[command(disable_help_flag = true)]
     Probe(ProbeArgs),
+    /// Merge the `--json` reports of CI shards (`--partition`) and of several
+    /// runs of one selection into one: the leak table and summary line, one
+    /// `--json`, one `--junit`, the exit code of the whole. Reads files
+    /// only; runs nothing.
+    #[command(after_help = crate::merge::HELP)]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The reports (`cargo reap test --json`), in order: several runs of one
+    /// shard become its trials in this order
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged report (schema version 1) to this path
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Write the merged JUnit XML report to this path
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Merge reports of different selections (other suites or test
+    /// arguments) or of different `--partition` schemes anyway
+    #[arg(long)]
+    pub allow_mixed: bool,
+    /// As the runs had it: also fail on files left in a suite's TMPDIR (`--fail-on tmp`)
+    #[arg(long, value_name = "WHAT", value_enum)]
+    pub fail_on: Vec<FailOn>,
+}
+
+impl MergeArgs {
+    /// `cargo reap merge`'s flags as values.
+    pub fn options(&self) -> crate::merge::MergeOptions {
+        crate::merge::MergeOptions {
+            reports: self.reports.clone(),
+            json: self.json.clone(),
+            junit: self.junit.clone(),
+            allow_mixed: self.allow_mixed,
+            fail_on_tmp: self.fail_on.contains(&FailOn::Tmp),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@ pub mod error;
 pub mod fatal;
 pub mod interrupt;
 pub mod lifeline;
+pub mod merge;
 pub mod options;
 pub mod report;
 pub mod runner;
@@ -63,7 +64,7 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
     match &job {
         Job::Test(o) => engine::systemd_scope(&o.reap, Some(&o.cargo), &args),
         Job::Run(o) => engine::systemd_scope(&o.reap, None, &args),
-        Job::Probe(_) | Job::Clean { .. } => {}
+        Job::Probe(_) | Job::Clean { .. } | Job::Merge(_) => {}
     }
     if let Some(code) = become_guardian(&job) {
         return code;
@@ -75,6 +76,7 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
 enum Job {
     Probe(Vec<OsString>),
     Clean { dry_run: bool },
+    Merge(merge::MergeOptions),
     Test(Box<options::TestOptions>),
     Run(Box<options::RunOptions>),
 }
@@ -84,6 +86,7 @@ impl Job {
         Ok(match command {
             cli::Command::Probe(a) => Job::Probe(a.args),
             cli::Command::Clean(a) => Job::Clean { dry_run: a.dry_run },
+            cli::Command::Merge(a) => Job::Merge(a.options()),
             cli::Command::Test(a) => Job::Test(Box::new(a.options()?)),
             cli::Command::Run(a) => Job::Run(Box::new(a.options()?)),
         })
@@ -134,7 +137,7 @@ fn verbose(command: &cli::Command) -> bool {
     match command {
         cli::Command::Test(a) => a.reap.verbose,
         cli::Command::Run(a) => a.reap.verbose,
-        cli::Command::Clean(_) | cli::Command::Probe(_) => false,
+        cli::Command::Clean(_) | cli::Command::Probe(_) | cli::Command::Merge(_) => false,
     }
 }
 
@@ -171,6 +174,7 @@ fn run(job: Job) -> i32 {
     let ran = match job {
         Job::Probe(args) => return reap_probe::cli::main(&args),
         Job::Clean { dry_run } => return clean(dry_run),
+        Job::Merge(o) => return merge::run(&o),
         Job::Run(o) => engine::run_command(&o),
         Job::Test(o) => engine::run_test(&o),
     };

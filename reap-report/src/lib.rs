@@ -1,7 +1,8 @@
 //! The report contract of cargo-reap: the types of its `--json` report
 //! (schema version 1, [`Report`] and what it holds), the summary math over
-//! them ([`Summary::of`], [`LoopSummary::of`], [`Failure::of`]) and the exit
-//! codes a report stands for ([`exit`]).
+//! them ([`Summary::of`], [`Summary::of_trial`], [`LoopSummary::of`],
+//! [`Failure::of`], [`shown_trial`]) and the exit codes a report stands for
+//! ([`exit`]).
 //!
 //! It does no I/O and imports nothing of the engine that runs the suites: a
 //! tool that reads cargo-reap's reports can deserialize them with these types.
@@ -13,4 +14,4 @@ mod schema;
 mod summary;
 
 pub use schema::*;
-pub use summary::{growth, rerun_hint};
+pub use summary::{growth, rerun_hint, shown_trial};

@@ -46,6 +46,34 @@ pub struct Report {
     /// re-runs exactly it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Failure>,
+    /// What was selected to run, before `--partition` took its share: what
+    /// `cargo reap merge` checks shard reports by. Absent in reports written
+    /// before the field existed (and when the build failed before the suites
+    /// were known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
+    /// `cargo reap merge`: the `run_id`s of the reports it merged, in the
+    /// order given (absent in a run's own report).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+}
+
+/// The suites a run selected (before `--partition`) and its share of them.
+/// Shard reports of one CI matrix have the same `fingerprint` and
+/// `suites_total` and one `partition` each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    /// 16 hex digits: FNV-1a (64 bit) of the sorted ids of every selected
+    /// suite before partitioning, then the arguments the test binaries got
+    /// (TESTNAME, the arguments after `--`). Stable across machines and
+    /// releases.
+    pub fingerprint: String,
+    /// Suites selected before partitioning.
+    pub suites_total: usize,
+    /// `--partition` as given (`hash:M/N`, `slice:M/N`); absent when the run
+    /// took every selected suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
 }
 
 /// The isolation mode of a run, as reported (`"cgroup"` / `"process-group"`).
@@ -463,6 +491,30 @@ pub struct Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report written before `selection` and `merged_from` existed still
+    /// reads; without them nothing new is written.
+    #[test]
+    fn reports_before_selection_still_read() {
+        let old = r#"{"version": 1, "run_id": "r", "isolation": "cgroup",
+            "isolation_note": "", "duration_ms": 1, "exit_code": 0,
+            "build_failed": false, "interrupted": null, "suites": [],
+            "summary": {"suites": 0, "passed": 0, "failed": 0, "crashed": 0,
+                        "hung": 0, "flaky": 0, "leaked_processes": 0,
+                        "suites_with_leaks": 0}}"#;
+        let r: Report = serde_json::from_str(old).unwrap();
+        assert!(r.selection.is_none() && r.merged_from.is_empty());
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("selection") && !json.contains("merged_from"));
+        let mut r = r;
+        r.selection = Some(Selection {
+            fingerprint: "0123456789abcdef".into(),
+            suites_total: 4,
+            partition: Some("hash:1/2".into()),
+        });
+        let back: Report = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.selection, r.selection);
+    }
 
     #[test]
     fn attribution_method_reads_back_as_it_was_written() {

@@ -161,7 +161,25 @@ impl LoopSummary {
     }
 }
 
+/// Which trial a report shows in `suites` (its index): the last that
+/// leaked (its table is the one to read), else the last.
+pub fn shown_trial(trials: &[Trial]) -> Option<usize> {
+    trials
+        .iter()
+        .rposition(|t| t.summary.leaked_processes > 0)
+        .or(trials.len().checked_sub(1))
+}
+
 impl Summary {
+    /// The counts of one trial: its suites, and the processes no suite could
+    /// claim (counted as leaked too).
+    pub fn of_trial(suites: &[SuiteReport], unattributed: &[Leak]) -> Summary {
+        let mut s = Summary::of(suites);
+        s.leaked_processes += unattributed.len();
+        s.unattributed_processes += unattributed.len();
+        s
+    }
+
     /// The counts of one run's (or trial's) suites.
     pub fn of(suites: &[SuiteReport]) -> Summary {
         let count = |s: SuiteStatus| suites.iter().filter(|x| x.status == s).count();
@@ -280,6 +298,25 @@ mod tests {
             rerun_hint(&s, &[], None).unwrap(),
             "cargo reap test -p foo --bin foo"
         );
+    }
+
+    #[test]
+    fn the_shown_trial_is_the_last_that_leaked_else_the_last() {
+        let trial = |number: u32, leaked: usize| Trial {
+            number,
+            duration_ms: 0,
+            suites: vec![],
+            summary: Summary {
+                leaked_processes: leaked,
+                ..Default::default()
+            },
+            unattributed: vec![],
+            runner: None,
+        };
+        assert_eq!(shown_trial(&[]), None);
+        assert_eq!(shown_trial(&[trial(1, 0), trial(2, 0)]), Some(1));
+        let t = [trial(1, 2), trial(2, 1), trial(3, 0)];
+        assert_eq!(shown_trial(&t), Some(1));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use super::{emit, Source};
 use crate::config::Config;
 use crate::discover::{self, Suite};
 use crate::error::{BuildError, EngineError};
-use crate::options::{CargoInvocation, Limits};
+use crate::options::{CargoInvocation, Limits, Partition};
+use reap_report::Selection;
 
 /// The suites to run, and what they run with.
 pub(super) struct Found {
@@ -20,6 +21,8 @@ pub(super) struct Found {
     pub log_dir: PathBuf,
     pub config: Config,
     pub ready: Ready,
+    /// What was selected before the partition (set by [`discover`]).
+    pub selection: Option<Selection>,
 }
 
 /// Suites, or a run that ends before any trial.
@@ -31,6 +34,8 @@ pub(super) enum Discovered {
     Early {
         ready: Ready,
         build_failed: bool,
+        /// Unknown when the build failed or was interrupted.
+        selection: Option<Selection>,
     },
 }
 
@@ -38,6 +43,7 @@ pub(super) fn discover(
     run: &Run<'_>,
     source: Source<'_>,
     pending: Pending,
+    test_args: &[String],
 ) -> Result<Discovered, EngineError> {
     let Pending { sweeper, chosen } = pending;
     let mut found = match source {
@@ -48,6 +54,7 @@ pub(super) fn discover(
         Source::Command(program) => from_command(run, program, chosen)?,
     };
     said_sweep(sweeper);
+    found.selection = Some(selection(&found.suites, test_args, run.reap.partition));
     if let Some(p) = run.reap.partition {
         let before = found.suites.len();
         found.suites = p.select(std::mem::take(&mut found.suites), |s| &s.id);
@@ -65,6 +72,7 @@ pub(super) fn discover(
         return Ok(Discovered::Early {
             ready: found.ready,
             build_failed: false,
+            selection: found.selection,
         });
     }
     if found.suites.is_empty() {
@@ -107,6 +115,7 @@ fn from_cargo(
             return Ok(Discovered::Early {
                 ready,
                 build_failed: false,
+                selection: None,
             })
         }
         Ok(b) => b,
@@ -117,6 +126,7 @@ fn from_cargo(
             return Ok(Discovered::Early {
                 ready,
                 build_failed: true,
+                selection: None,
             });
         }
         Err(BuildError::Refused(why)) => {
@@ -133,6 +143,7 @@ fn from_cargo(
         log_dir,
         config,
         ready,
+        selection: None,
     }))
 }
 
@@ -151,7 +162,37 @@ fn from_command(
         log_dir: run.command_scratch.clone(),
         config,
         ready,
+        selection: None,
     })
+}
+
+/// The selection of a run: the fingerprint of every selected suite (before
+/// the partition) and of the test binaries' arguments, and the share taken.
+/// Shards of one CI matrix agree on the fingerprint (`cargo reap merge`).
+fn selection(suites: &[Suite], test_args: &[String], partition: Option<Partition>) -> Selection {
+    Selection {
+        fingerprint: fingerprint(suites.iter().map(|s| s.id.as_str()), test_args),
+        suites_total: suites.len(),
+        partition: partition.map(|p| p.to_string()),
+    }
+}
+
+/// FNV-1a (64 bit, 16 hex digits) of the sorted suite ids, a NUL, then the
+/// arguments, each followed by a newline.
+fn fingerprint<'a>(ids: impl Iterator<Item = &'a str>, args: &[String]) -> String {
+    let mut ids: Vec<&str> = ids.collect();
+    ids.sort_unstable();
+    let mut bytes = Vec::new();
+    for id in ids {
+        bytes.extend_from_slice(id.as_bytes());
+        bytes.push(b'\n');
+    }
+    bytes.push(0);
+    for a in args {
+        bytes.extend_from_slice(a.as_bytes());
+        bytes.push(b'\n');
+    }
+    format!("{:016x}", crate::options::fnv1a(&bytes))
 }
 
 /// A suite's limits: flags over its configuration over the defaults.
@@ -174,5 +215,25 @@ fn said_sweep(
             "cargo-reap: warning: stale sweep of dead runs failed: {e} (retry: cargo reap clean)"
         )),
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn fingerprint_is_of_the_set_and_the_arguments() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let f = fingerprint(["p::b", "p::a"].into_iter(), &args(&["x"]));
+        assert_eq!(f.len(), 16);
+        assert_eq!(f, fingerprint(["p::a", "p::b"].into_iter(), &args(&["x"])));
+        assert_ne!(f, fingerprint(["p::a"].into_iter(), &args(&["x"])));
+        assert_ne!(f, fingerprint(["p::a", "p::b"].into_iter(), &args(&[])));
+        // Ids and arguments cannot trade places.
+        assert_ne!(
+            fingerprint(["p::a"].into_iter(), &args(&["b"])),
+            fingerprint(["p::a", "b"].into_iter(), &args(&[]))
+        );
     }
 }

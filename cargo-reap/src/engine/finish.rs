@@ -10,7 +10,7 @@ use crate::error::EngineError;
 use crate::scratch::RunDir;
 use reap_report::exit;
 use reap_report::IsolationKind;
-use reap_report::{Failure, LoopSummary, Report, Summary, Trial, SCHEMA_VERSION};
+use reap_report::{Failure, LoopSummary, Report, Selection, Summary, Trial, SCHEMA_VERSION};
 
 /// Before any trial (a failed build, an interrupt, an empty partition): no
 /// suite ran; close the guard, report.
@@ -18,6 +18,7 @@ pub(super) fn before_trials(
     run: &Run<'_>,
     ready: Ready,
     build_failed: bool,
+    selection: Option<Selection>,
 ) -> Result<Outcome, EngineError> {
     let mut problems = Vec::new();
     keep_going(
@@ -26,14 +27,13 @@ pub(super) fn before_trials(
         ready.lifeline.close(),
     );
     let kind = ready.isolation.kind();
-    Ok(report(
-        run,
-        Vec::new(),
+    let ended = Ended {
+        trials: Vec::new(),
         build_failed,
-        kind,
-        ready.note,
         problems,
-    ))
+        selection,
+    };
+    Ok(report(run, ended, kind, ready.note))
 }
 
 /// After the trials.
@@ -76,20 +76,33 @@ pub(super) fn after_trials(
             found.suites.len()
         ));
     }
-    let outcome = report(run, trials, false, isolation.kind(), note, problems);
+    let ended = Ended {
+        trials,
+        build_failed: false,
+        problems,
+        selection: found.selection,
+    };
+    let outcome = report(run, ended, isolation.kind(), note);
     drop(isolation);
     Ok(outcome)
 }
 
-/// The report of the run, handed to the reporter; its exit code.
-fn report(
-    run: &Run<'_>,
+/// What the run ended with.
+struct Ended {
     trials: Vec<Trial>,
     build_failed: bool,
-    isolation: IsolationKind,
-    note: String,
     problems: Vec<String>,
-) -> Outcome {
+    selection: Option<Selection>,
+}
+
+/// The report of the run, handed to the reporter; its exit code.
+fn report(run: &Run<'_>, ended: Ended, isolation: IsolationKind, note: String) -> Outcome {
+    let Ended {
+        trials,
+        build_failed,
+        problems,
+        selection,
+    } = ended;
     let looping = trials.len() > 1 || run.reap.looping.looping();
     let mut summary = Summary::default();
     for t in &trials {
@@ -104,11 +117,7 @@ fn report(
         && child_code.is_some_and(|c| c == exit_code)
         && summary.hung + summary.errored + summary.leaked_processes == 0;
     // The last trial that leaked keeps its full table; else the last trial.
-    let shown_trial = trials
-        .iter()
-        .rev()
-        .find(|t| t.summary.leaked_processes > 0)
-        .or(trials.last());
+    let shown_trial = reap_report::shown_trial(&trials).map(|i| &trials[i]);
     let shown = shown_trial.map(|t| t.suites.clone()).unwrap_or_default();
     let unattributed = shown_trial
         .map(|t| t.unattributed.clone())
@@ -134,6 +143,8 @@ fn report(
         trials: if looping { trials } else { Vec::new() },
         problems,
         failures,
+        selection,
+        merged_from: Vec::new(),
     };
     // Always the summary line (`-q` too), but not over a wrapped command's
     // own result when cargo-reap has nothing to add.

@@ -79,12 +79,13 @@ fn execute(
     test_args: &[String],
 ) -> Result<Outcome, EngineError> {
     let (run, run_dir, pending) = setup::Run::start(reap, source, test_args)?;
-    let found = match discovery::discover(&run, source, pending)? {
+    let found = match discovery::discover(&run, source, pending, test_args)? {
         discovery::Discovered::Suites(found) => found,
         discovery::Discovered::Early {
             ready,
             build_failed,
-        } => return finish::before_trials(&run, ready, build_failed),
+            selection,
+        } => return finish::before_trials(&run, ready, build_failed, selection),
     };
     let plan = plan::Plan::make(&run, &found, source, test_args)?;
     let ran = trials::run_all(&run, &found, &plan);
@@ -129,6 +130,8 @@ fn build_only(cargo: &CargoInvocation) -> Result<Outcome, EngineError> {
             loop_summary: None,
             problems: Vec::new(),
             failures: Vec::new(),
+            selection: None,
+            merged_from: Vec::new(),
         },
     })
 }

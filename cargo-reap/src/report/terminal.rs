@@ -816,6 +816,8 @@ mod tests {
             unattributed: vec![],
             problems: vec![],
             failures: vec![],
+            selection: None,
+            merged_from: vec![],
         }
     }
 

@@ -88,10 +88,14 @@ fn shell_word(w: &str) -> String {
 }
 
 /// Do these per-trial peaks keep growing? At least three trials, never
-/// falling, and the last at least half again the first (and a real amount).
+/// falling, rising in at least two steps (one jump is a short-lived process
+/// sampled in one trial, not a trend), and the last at least half again the
+/// first (and a real amount).
 pub fn growth(peaks: &[u64], min_increase: u64) -> bool {
+    let rises = peaks.windows(2).filter(|w| w[1] > w[0]).count();
     peaks.len() >= 3
         && peaks.windows(2).all(|w| w[1] >= w[0])
+        && rises >= 2
         && peaks[peaks.len() - 1] >= peaks[0] + (peaks[0] / 2).max(min_increase)
 }
 
@@ -326,5 +330,9 @@ mod tests {
         assert!(!growth(&[5, 9, 4, 9], 2), "falling once is not growth");
         assert!(!growth(&[10, 10, 11], 2), "too small to matter");
         assert!(!growth(&[100, 100, 100], 2));
+        assert!(
+            !growth(&[1, 1, 3], 2),
+            "one jump (a short-lived child sampled in one trial only) is not a trend"
+        );
     }
 }

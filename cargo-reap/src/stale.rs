@@ -16,7 +16,7 @@
 //! dead only when its pid does not exist at all.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -229,6 +229,111 @@ pub enum Scope {
     /// last process is gone (a normal end removes it). The start of every
     /// run uses this, so its cost does not grow with unrelated processes.
     WhenMarked,
+}
+
+/// How often `cargo reap run` sweeps: at most once per this interval per
+/// user. A target runner or nextest wrapper starts once per test binary (or
+/// test); the leftovers of a dead run (whose guardian, runner and guard were
+/// all SIGKILLed at once) need not be looked for every few milliseconds.
+/// `cargo reap test` and `cargo reap clean` sweep every time.
+pub const RUNNER_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The stamp whose modification time is the last sweep's start:
+/// `<user dir>/last-sweep`.
+fn stamp_path() -> PathBuf {
+    crate::scratch::user_dir_path().0.join("last-sweep")
+}
+
+/// Is a sweep due (no sweep by this user within `interval`)? When it is,
+/// the stamp is renewed now, so that runs starting meanwhile skip theirs.
+/// A stamp that cannot be read or written makes the sweep due: never
+/// skipped on an error.
+pub fn sweep_due(interval: Duration) -> bool {
+    let path = stamp_path();
+    let fresh = std::fs::symlink_metadata(&path)
+        .ok()
+        .filter(|m| m.is_file() && m.uid() == rustix::process::geteuid().as_raw())
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < interval);
+    if fresh {
+        return false;
+    }
+    // O_NOFOLLOW: never write through a link someone put there.
+    let renewed = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path);
+    if let Err(e) = renewed {
+        // The user directory does not exist yet (a first run) or is not
+        // ours: this run sweeps, and the next one tries again.
+        tracing::debug!("stale sweep stamp {}: {e}", path.display());
+    }
+    true
+}
+
+/// The session a `cargo reap run` belongs to — the nearest ancestor that is
+/// not cargo-reap itself (cargo running the test binaries through the
+/// target runner, nextest, a shell) — as `session-<pid>-<start time hex>`,
+/// the name of its stamp in the user directory.
+fn session_stamp_name() -> Option<String> {
+    let own_exe = std::fs::read_link("/proc/self/exe").ok()?;
+    let mut pid = rustix::process::getppid()?.as_raw_nonzero().get();
+    // Our guardian (the cargo-reap the session started) is skipped.
+    for _ in 0..2 {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        if exe.as_ref() != Some(&own_exe) {
+            let p = reap_probe::snapshot(pid, ScanOptions::default()).ok()?;
+            return Some(format!("session-{pid}-{:x}", p.start_time));
+        }
+        pid = reap_probe::snapshot(pid, ScanOptions::default()).ok()?.ppid;
+    }
+    None
+}
+
+/// Is this the first `cargo reap run` of its session to say how it is
+/// isolated? The first creates the session's stamp (`O_EXCL`) and says it;
+/// the others (cargo running 30 test binaries through the runner) stay
+/// quiet. Whenever the session or its stamp cannot be told, it is said.
+/// The stamps of ended sessions go with the next sweep.
+pub fn first_of_session() -> bool {
+    let Some(name) = session_stamp_name() else {
+        return true;
+    };
+    let path = crate::scratch::user_dir_path().0.join(name);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => {
+            tracing::debug!("session stamp {}: {e}", path.display());
+            true
+        }
+    }
+}
+
+/// `session-<pid>-<start hex>` of a session that has ended: its stamp goes.
+fn session_ended(name: &str) -> bool {
+    let Some((pid, start)) = name
+        .strip_prefix("session-")
+        .and_then(|rest| rest.split_once('-'))
+    else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<i32>(), u64::from_str_radix(start, 16)) else {
+        return false;
+    };
+    match reap_probe::snapshot(pid, ScanOptions::default()) {
+        Ok(p) => p.start_time != start || p.is_zombie(),
+        Err(reap_probe::ProbeError::Gone(_)) => true,
+        Err(_) => false,
+    }
 }
 
 /// Find (and unless `dry_run`, remove) leftovers of dead runs. What cannot
@@ -449,6 +554,12 @@ fn sweep_run_dirs(
     };
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
+        if !dry_run && session_ended(&name) {
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                tracing::debug!("removing the stamp {}: {err}", e.path().display());
+            }
+            continue;
+        }
         if parse_run_id(&name).is_none() || alive(&name) {
             continue;
         }

@@ -110,12 +110,26 @@ impl<'a> Run<'a> {
     }
 
     /// The isolation (chosen now unless it was already) and the lifeline guard.
+    ///
+    /// The guard first: its start (an exec of cargo-reap) then overlaps the
+    /// cgroup probe, whose move into a leaf waits out a kernel grace period.
     pub fn ready(&self, chosen: Option<(Isolation, String)>) -> Result<Ready, EngineError> {
+        let lifeline = Lifeline::start(&self.run_id)?;
         let (isolation, note) = match chosen {
             Some(c) => c,
-            None => choose(self.reap, &self.run_id)?,
+            None => match choose(self.reap, &self.run_id) {
+                Ok(c) => c,
+                Err(e) => {
+                    // Nothing was registered: a clean end, not an abort.
+                    if let Err(close) = lifeline.close() {
+                        emit(&format!(
+                            "cargo-reap: warning: closing the lifeline guard: {close}"
+                        ));
+                    }
+                    return Err(e);
+                }
+            },
         };
-        let lifeline = Lifeline::start(&self.run_id)?;
         Ok(Ready {
             isolation,
             note,

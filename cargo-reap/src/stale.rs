@@ -294,11 +294,20 @@ fn session_stamp_name() -> Option<String> {
 }
 
 /// Is this the first `cargo reap run` of its session to say how it is
-/// isolated? The first creates the session's stamp (`O_EXCL`) and says it;
-/// the others (cargo running 30 test binaries through the runner) stay
-/// quiet. Whenever the session or its stamp cannot be told, it is said.
-/// The stamps of ended sessions go with the next sweep.
+/// isolated? Only runs started by cargo (a target runner: cargo sets
+/// `CARGO_MANIFEST_DIR`) or nextest (a wrapper script: `NEXTEST_RUN_ID`)
+/// are counted per session; a command typed in a shell always says it. The
+/// first creates the session's stamp (`O_EXCL`) and says it; the others
+/// (cargo running 30 test binaries through the runner) stay quiet. Whenever
+/// the session or its stamp cannot be told, it is said. The stamps of ended
+/// sessions go with the next sweep.
 pub fn first_of_session() -> bool {
+    let by_a_runner = ["CARGO_MANIFEST_DIR", "NEXTEST_RUN_ID"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if !by_a_runner {
+        return true;
+    }
     let Some(name) = session_stamp_name() else {
         return true;
     };

@@ -1,9 +1,11 @@
 //! The stale sweep: leftovers of dead earlier runs — cgroup leaves
 //! (`cargo-reap.<run-id>.*`, empty or populated), run directories
 //! (`$TMPDIR/cargo-reap-<uid>/<run-id>`) and processes carrying a
-//! `CARGO_REAP_SUITE` tag — whose runner is gone. Every run sweeps at start and
-//! says what it found; `cargo reap clean [--dry-run]` does it on demand. What
-//! the sweep cannot remove is reported and skipped: it goes on.
+//! `CARGO_REAP_SUITE` tag — whose runner is gone. Every `cargo reap test`
+//! sweeps at start (a `cargo reap run` at most once per
+//! [`RUNNER_SWEEP_INTERVAL`] per user) and says what it found; `cargo reap
+//! clean [--dry-run]` does it on demand. What the sweep cannot remove is
+//! reported and skipped: it goes on.
 //!
 //! A run id is `<unix-ms hex>-<runner pid>-<pid namespace inode hex>-<runner
 //! start time hex>` (the start time in clock ticks since boot, field 22 of
@@ -226,8 +228,9 @@ pub enum Scope {
     Everything,
     /// Only when a dead run left a mark: a cgroup leaf or its run directory,
     /// which exists from before a run's first suite starts until after its
-    /// last process is gone (a normal end removes it). The start of every
-    /// run uses this, so its cost does not grow with unrelated processes.
+    /// last process is gone (a normal end removes it). The sweep at the
+    /// start of a run uses this, so its cost does not grow with unrelated
+    /// processes.
     WhenMarked,
 }
 

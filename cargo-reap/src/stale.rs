@@ -18,11 +18,12 @@
 //! dead only when its pid does not exist at all.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reap_probe::ScanOptions;
+use rustix::fs::{Mode, OFlags};
 use rustix::process::Signal;
 
 use crate::containment::cgroup::{find_cgroup2_mount, remove_when_empty, Cgroup2Mount};
@@ -241,10 +242,22 @@ pub enum Scope {
 /// `cargo reap test` and `cargo reap clean` sweep every time.
 pub const RUNNER_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The stamp whose modification time is the last sweep's start:
-/// `<user dir>/last-sweep`.
-fn stamp_path() -> PathBuf {
-    crate::scratch::user_dir_path().0.join("last-sweep")
+/// The name of the stamp, in the user directory, whose modification time is
+/// the last sweep's start.
+const SWEEP_STAMP: &str = "last-sweep";
+
+/// Open (`O_CREAT`, plus `extra`) the stamp `name` in this user's directory,
+/// through the directory's checked descriptor ([`crate::scratch::user_dir`]:
+/// ours, not a link) and never through a link of that name.
+fn open_stamp(name: &str, extra: OFlags) -> std::io::Result<std::os::fd::OwnedFd> {
+    let (dir, _, _) =
+        crate::scratch::user_dir().map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(rustix::fs::openat(
+        &dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra,
+        Mode::from_raw_mode(0o600),
+    )?)
 }
 
 /// Is a sweep due (no sweep by this user within `interval`)? When it is,
@@ -252,27 +265,22 @@ fn stamp_path() -> PathBuf {
 /// A stamp that cannot be read or written makes the sweep due: never
 /// skipped on an error.
 pub fn sweep_due(interval: Duration) -> bool {
-    let path = stamp_path();
-    let fresh = std::fs::symlink_metadata(&path)
+    let (dir, _) = crate::scratch::user_dir_path();
+    let fresh = std::fs::symlink_metadata(dir.join(SWEEP_STAMP))
         .ok()
         .filter(|m| m.is_file() && m.uid() == rustix::process::geteuid().as_raw())
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|age| age < interval);
-    if fresh {
+    // Fresh only counts in a user directory that is ours (the stamp is
+    // renewed through its checked descriptor below).
+    if fresh && crate::scratch::user_dir().is_ok() {
         return false;
     }
-    // O_NOFOLLOW: never write through a link someone put there.
-    let renewed = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path);
-    if let Err(e) = renewed {
-        // The user directory does not exist yet (a first run) or is not
-        // ours: this run sweeps, and the next one tries again.
-        tracing::debug!("stale sweep stamp {}: {e}", path.display());
+    if let Err(e) = open_stamp(SWEEP_STAMP, OFlags::TRUNC) {
+        // Not ours, or not creatable: this run sweeps (and says what is
+        // wrong with the directory when it makes its own), the next tries again.
+        tracing::debug!("stale sweep stamp in {}: {e}", dir.display());
     }
     true
 }
@@ -314,17 +322,11 @@ pub fn first_of_session() -> bool {
     let Some(name) = session_stamp_name() else {
         return true;
     };
-    let path = crate::scratch::user_dir_path().0.join(name);
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-    {
+    match open_stamp(&name, OFlags::EXCL) {
         Ok(_) => true,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
         Err(e) => {
-            tracing::debug!("session stamp {}: {e}", path.display());
+            tracing::debug!("session stamp {name}: {e}");
             true
         }
     }

@@ -667,8 +667,8 @@ fn hang_section(s: &mut String, r: &Results) {
             s,
             "| {} | {} | {} | {}, {} |",
             h.mode.arg(),
-            spread_ms(&h.term),
-            spread_ms(&h.ignore),
+            stats::spread_ms(&h.term),
+            stats::spread_ms(&h.ignore),
             h.processes.0,
             h.processes.1
         );
@@ -743,15 +743,6 @@ fn cpu_pct(cpu: f64, frac: f64, wall: f64) -> String {
     } else {
         stats::pct(frac)
     }
-}
-
-pub(super) fn spread_ms(xs: &[f64]) -> String {
-    format!(
-        "{} ({}–{})",
-        stats::ms(median(xs)),
-        stats::ms(stats::min(xs)),
-        stats::ms(stats::max(xs))
-    )
 }
 
 /// Replace the generated section of `path` (create the file if needed).

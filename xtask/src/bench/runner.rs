@@ -119,8 +119,8 @@ pub fn section(s: &mut String, r: &RunnerMode, reps: usize) {
             s,
             "| {} | {} | {} | {} |",
             mode.arg(),
-            super::report::spread_ms(&r.bare),
-            super::report::spread_ms(&r.reap[k]),
+            stats::spread_ms(&r.bare),
+            stats::spread_ms(&r.reap[k]),
             stats::ms(r.overhead(k))
         );
     }

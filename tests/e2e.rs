@@ -779,21 +779,6 @@ fn junit_report_shows_leaks_and_hangs_as_failures() {
     assert_eq!(run.code, 100);
 }
 
-/// Processes whose environment holds `REAP_FIXTURE_MARK=<marker>`.
-fn marked(marker: &str) -> Vec<String> {
-    let needle = format!("REAP_FIXTURE_MARK={marker}");
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(env) = std::fs::read(e.path().join("environ")) else {
-            continue; // gone, a kernel thread, or a zombie
-        };
-        if env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
-            found.push(e.file_name().to_string_lossy().into_owned());
-        }
-    }
-    found
-}
-
 /// `cargo reap run --` as a cargo target runner: plain `cargo test` gets the
 /// leak gate (the test binary "fails" with 103, and the table is printed).
 #[test]
@@ -806,17 +791,8 @@ fn run_works_as_a_cargo_target_runner_for_plain_cargo_test() {
     let out = Command::new(cargo)
         .args(["test", "--manifest-path"])
         .arg(fixture_manifest())
-        .args([
-            "-p",
-            "leaky",
-            "--test",
-            "clean",
-            "--test",
-            "daemon",
-            "--no-fail-fast",
-            "--config",
-            &runner,
-        ])
+        .args(CLEAN_AND_DAEMON)
+        .args(["--config", &runner])
         .env("REAP_FIXTURE_MARK", &marker)
         .output()
         .unwrap();

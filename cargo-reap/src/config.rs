@@ -220,11 +220,10 @@ impl Config {
             return Ok((Config::default(), None));
         };
         // A runner runs once per test binary (nextest: once per test): cargo
-        // metadata only when the package's or a workspace's manifest can
-        // hold a reap table at all (one it cannot read: let cargo say why).
-        let may_configure = manifests
-            .iter()
-            .any(|m| std::fs::read_to_string(m).map_or(true, |t| t.contains("reap")));
+        // metadata (tens of milliseconds) only when the package's or a
+        // workspace's manifest holds a reap table (one that cannot be read
+        // or parsed here: let cargo say why).
+        let may_configure = manifests.iter().any(|m| has_reap_table(m));
         if !may_configure {
             return Ok((Config::default(), None));
         }
@@ -275,6 +274,28 @@ impl Config {
             .iter()
             .chain(self.packages.values().flat_map(|t| t.allow.iter()))
     }
+}
+
+/// Does the manifest at `path` hold `[package.metadata.reap]` or
+/// `[workspace.metadata.reap]` (or anything cargo should judge: a file that
+/// cannot be read or parsed as TOML)?
+fn has_reap_table(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return true;
+    };
+    if !text.contains("reap") {
+        return false;
+    }
+    let Ok(table) = toml::from_str::<toml::Table>(&text) else {
+        return true;
+    };
+    ["package", "workspace"].iter().any(|k| {
+        table
+            .get(*k)
+            .and_then(|t| t.get("metadata"))
+            .and_then(|m| m.get("reap"))
+            .is_some()
+    })
 }
 
 fn bad(table: &str, file: &Path, what: impl std::fmt::Display) -> EngineError {
@@ -405,6 +426,30 @@ fn parse_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `cargo reap run` runs `cargo metadata` only for a manifest with a reap
+    /// table: not for a package merely named like one.
+    #[test]
+    fn only_a_reap_table_costs_a_cargo_metadata() {
+        let dir =
+            std::env::temp_dir().join(format!("cargo-reap-unit-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let check = |text: &str| {
+            let path = dir.join("Cargo.toml");
+            std::fs::write(&path, text).unwrap();
+            has_reap_table(&path)
+        };
+        let named = check("[package]\nname = \"reaper\"\nversion = \"0.1.0\"\n");
+        let package = check("[package]\nname = \"x\"\n[package.metadata.reap]\ntimeout = \"1s\"\n");
+        let workspace = check("[workspace]\n[workspace.metadata.reap]\njobs = 2\n");
+        let unparsable = check("[package\nreap");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!named);
+        assert!(package);
+        assert!(workspace);
+        assert!(unparsable, "cargo says what is wrong with it");
+        assert!(has_reap_table(&dir.join("missing/Cargo.toml")));
+    }
 
     fn table(v: serde_json::Value) -> Result<Table, EngineError> {
         parse_table(

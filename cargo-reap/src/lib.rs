@@ -93,17 +93,14 @@ impl Job {
     }
 }
 
-/// The hidden subcommands: the other programs of this binary, which a run
-/// starts from its own executable — the cgroup probe (exits 0 at once,
-/// inside a trial leaf) and the lifeline guard. Chosen by the first argument
+/// The hidden subcommand: the other program of this binary, which a run
+/// starts from its own executable — the lifeline guard. Chosen by the first argument
 /// only, never by the environment (a variable a suite inherits cannot turn
 /// a user's `cargo reap` into one of them); not in `--help`. `None`: the
 /// user's command line.
 fn internal_program(args: &[OsString]) -> Option<i32> {
     let name = args.get(1)?;
-    if name == containment::cgroup::PROBE_SUBCOMMAND {
-        Some(exit::SUCCESS)
-    } else if name == lifeline::GUARD_SUBCOMMAND {
+    if name == lifeline::GUARD_SUBCOMMAND {
         Some(lifeline::guard_main(&args[2..]))
     } else {
         None

@@ -1,9 +1,11 @@
 //! The stale sweep: leftovers of dead earlier runs — cgroup leaves
 //! (`cargo-reap.<run-id>.*`, empty or populated), run directories
 //! (`$TMPDIR/cargo-reap-<uid>/<run-id>`) and processes carrying a
-//! `CARGO_REAP_SUITE` tag — whose runner is gone. Every run sweeps at start and
-//! says what it found; `cargo reap clean [--dry-run]` does it on demand. What
-//! the sweep cannot remove is reported and skipped: it goes on.
+//! `CARGO_REAP_SUITE` tag — whose runner is gone. Every `cargo reap test`
+//! sweeps at start (a `cargo reap run` at most once per
+//! [`RUNNER_SWEEP_INTERVAL`] per user) and says what it found; `cargo reap
+//! clean [--dry-run]` does it on demand. What the sweep cannot remove is
+//! reported and skipped: it goes on.
 //!
 //! A run id is `<unix-ms hex>-<runner pid>-<pid namespace inode hex>-<runner
 //! start time hex>` (the start time in clock ticks since boot, field 22 of
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reap_probe::ScanOptions;
+use rustix::fs::{Mode, OFlags};
 use rustix::process::Signal;
 
 use crate::containment::cgroup::{find_cgroup2_mount, remove_when_empty, Cgroup2Mount};
@@ -226,9 +229,125 @@ pub enum Scope {
     Everything,
     /// Only when a dead run left a mark: a cgroup leaf or its run directory,
     /// which exists from before a run's first suite starts until after its
-    /// last process is gone (a normal end removes it). The start of every
-    /// run uses this, so its cost does not grow with unrelated processes.
+    /// last process is gone (a normal end removes it). The sweep at the
+    /// start of a run uses this, so its cost does not grow with unrelated
+    /// processes.
     WhenMarked,
+}
+
+/// How often `cargo reap run` sweeps: at most once per this interval per
+/// user. A target runner or nextest wrapper starts once per test binary (or
+/// test); the leftovers of a dead run (whose guardian, runner and guard were
+/// all SIGKILLed at once) need not be looked for every few milliseconds.
+/// `cargo reap test` and `cargo reap clean` sweep every time.
+pub const RUNNER_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The name of the stamp, in the user directory, whose modification time is
+/// the last sweep's start.
+const SWEEP_STAMP: &str = "last-sweep";
+
+/// Open (`O_CREAT`, plus `extra`) the stamp `name` in this user's directory,
+/// through the directory's checked descriptor ([`crate::scratch::user_dir`]:
+/// ours, not a link) and never through a link of that name.
+fn open_stamp(name: &str, extra: OFlags) -> std::io::Result<std::os::fd::OwnedFd> {
+    let (dir, _, _) =
+        crate::scratch::user_dir().map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(rustix::fs::openat(
+        &dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra,
+        Mode::from_raw_mode(0o600),
+    )?)
+}
+
+/// Is a sweep due (no sweep by this user within `interval`)? When it is,
+/// the stamp is renewed now, so that runs starting meanwhile skip theirs.
+/// A stamp that cannot be read or written makes the sweep due: never
+/// skipped on an error.
+pub fn sweep_due(interval: Duration) -> bool {
+    let (dir, _) = crate::scratch::user_dir_path();
+    let fresh = std::fs::symlink_metadata(dir.join(SWEEP_STAMP))
+        .ok()
+        .filter(|m| m.is_file() && m.uid() == rustix::process::geteuid().as_raw())
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < interval);
+    // Fresh only counts in a user directory that is ours (the stamp is
+    // renewed through its checked descriptor below).
+    if fresh && crate::scratch::user_dir().is_ok() {
+        return false;
+    }
+    if let Err(e) = open_stamp(SWEEP_STAMP, OFlags::TRUNC) {
+        // Not ours, or not creatable: this run sweeps (and says what is
+        // wrong with the directory when it makes its own), the next tries again.
+        tracing::debug!("stale sweep stamp in {}: {e}", dir.display());
+    }
+    true
+}
+
+/// The session a `cargo reap run` belongs to — the nearest ancestor that is
+/// not cargo-reap itself (cargo running the test binaries through the
+/// target runner, nextest, a shell) — as `session-<pid>-<start time hex>`,
+/// the name of its stamp in the user directory.
+fn session_stamp_name() -> Option<String> {
+    let own_exe = std::fs::read_link("/proc/self/exe").ok()?;
+    let mut pid = rustix::process::getppid()?.as_raw_nonzero().get();
+    // Our guardian (the cargo-reap the session started) is skipped.
+    for _ in 0..2 {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        if exe.as_ref() != Some(&own_exe) {
+            let p = reap_probe::snapshot(pid, ScanOptions::default()).ok()?;
+            return Some(format!("session-{pid}-{:x}", p.start_time));
+        }
+        pid = reap_probe::snapshot(pid, ScanOptions::default()).ok()?.ppid;
+    }
+    None
+}
+
+/// Is this the first `cargo reap run` of its session to say how it is
+/// isolated? Only runs started by cargo (a target runner: cargo sets
+/// `CARGO_MANIFEST_DIR`) or nextest (a wrapper script: `NEXTEST_RUN_ID`)
+/// are counted per session; a command typed in a shell always says it. The
+/// first creates the session's stamp (`O_EXCL`) and says it; the others
+/// (cargo running 30 test binaries through the runner) stay quiet. Whenever
+/// the session or its stamp cannot be told, it is said. The stamps of ended
+/// sessions go with the next sweep.
+pub fn first_of_session() -> bool {
+    let by_a_runner = ["CARGO_MANIFEST_DIR", "NEXTEST_RUN_ID"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if !by_a_runner {
+        return true;
+    }
+    let Some(name) = session_stamp_name() else {
+        return true;
+    };
+    match open_stamp(&name, OFlags::EXCL) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => {
+            tracing::debug!("session stamp {name}: {e}");
+            true
+        }
+    }
+}
+
+/// `session-<pid>-<start hex>` of a session that has ended: its stamp goes.
+fn session_ended(name: &str) -> bool {
+    let Some((pid, start)) = name
+        .strip_prefix("session-")
+        .and_then(|rest| rest.split_once('-'))
+    else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<i32>(), u64::from_str_radix(start, 16)) else {
+        return false;
+    };
+    match reap_probe::snapshot(pid, ScanOptions::default()) {
+        Ok(p) => p.start_time != start || p.is_zombie(),
+        Err(reap_probe::ProbeError::Gone(_)) => true,
+        Err(_) => false,
+    }
 }
 
 /// Find (and unless `dry_run`, remove) leftovers of dead runs. What cannot
@@ -449,6 +568,12 @@ fn sweep_run_dirs(
     };
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
+        if !dry_run && session_ended(&name) {
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                tracing::debug!("removing the stamp {}: {err}", e.path().display());
+            }
+            continue;
+        }
         if parse_run_id(&name).is_none() || alive(&name) {
             continue;
         }

@@ -74,7 +74,11 @@ impl OwnedChild {
     /// Take ownership of a just-spawned child (std's `Child` is not used for
     /// waiting: we wait on the pidfd, with timeouts, without polling).
     pub fn adopt(child: &std::process::Child) -> Result<OwnedChild, ContainError> {
-        let pid = child.id() as i32;
+        Self::adopt_pid(child.id() as i32)
+    }
+
+    /// [`OwnedChild::adopt`] for a child forked without `std` (by pid).
+    pub fn adopt_pid(pid: i32) -> Result<OwnedChild, ContainError> {
         // The child cannot be reaped by anyone but us, so its pid is stable here.
         let pidfd = pidfd_open(to_pid(pid), PidfdFlags::empty())
             .map_err(|e| ContainError::sys("pidfd_open on a new child", e))?;
@@ -385,15 +389,37 @@ pub fn reap_unclaimed_zombies() -> Result<usize, ContainError> {
     }
 }
 
-/// Reap every zombie child of ours that no waiter has claimed (full /proc scan).
+/// Reap every zombie child of ours that no waiter has claimed. Our children
+/// are read from `/proc/self/task/*/children` (each thread lists the ones it
+/// forked, or that were reparented to it), not from a scan of every process.
 pub fn sweep_zombie_children() -> Result<usize, ContainError> {
-    let me = std::process::id() as i32;
-    let zombies: Vec<i32> = reap_probe::scan(reap_probe::ScanOptions::default())?
-        .into_iter()
-        .filter(|p| p.ppid == me && p.is_zombie())
-        .map(|p| p.pid)
-        .collect();
-    reap_if_our_zombies(zombies)
+    let tasks = std::fs::read_dir("/proc/self/task").map_err(|e| ContainError::Sys {
+        what: "listing /proc/self/task",
+        source: e,
+    })?;
+    let mut children = Vec::new();
+    for task in tasks {
+        let task = task.map_err(|e| ContainError::Sys {
+            what: "listing /proc/self/task",
+            source: e,
+        })?;
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => children.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            ),
+            // The thread ended meanwhile: its children moved to another one.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ContainError::Sys {
+                    what: "reading /proc/self/task/*/children",
+                    source: e,
+                })
+            }
+        }
+    }
+    // reap_if_our_zombies skips the claimed and the live (WNOHANG).
+    reap_if_our_zombies(children)
 }
 
 /// The session id of the runner as this pid namespace sees it.

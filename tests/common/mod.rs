@@ -793,3 +793,30 @@ pub fn validate_junit(xml: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The leaky fixture's clean suite and its daemon-leaving one, every test
+/// run (cargo's selection flags).
+pub const CLEAN_AND_DAEMON: [&str; 7] = [
+    "-p",
+    "leaky",
+    "--test",
+    "clean",
+    "--test",
+    "daemon",
+    "--no-fail-fast",
+];
+
+/// Processes whose environment holds `REAP_FIXTURE_MARK=<marker>`.
+pub fn marked(marker: &str) -> Vec<String> {
+    let needle = format!("REAP_FIXTURE_MARK={marker}");
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue; // gone, a kernel thread, or a zombie
+        };
+        if env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
+            found.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}

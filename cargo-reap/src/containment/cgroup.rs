@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,15 +19,11 @@ use reap_probe::{ProcessInfo, ScanOptions};
 use rustix::event::PollFlags;
 use rustix::process::Signal;
 
-use super::layers::{self, Layer};
+use super::layers;
 use super::pgroup::{Active, Concurrency, Selector};
 use super::{Containment, IsolationKind};
 use crate::error::ContainError;
 use crate::sys::{self, ProcId};
-
-/// The hidden subcommand that makes `cargo-reap` exit 0 at once: the program
-/// the cgroup probe runs inside a trial leaf (dispatched in `main_entry`).
-pub const PROBE_SUBCOMMAND: &str = "__cgroup-probe";
 
 /// How long `cgroup.kill` may take to empty a leaf before we call it stuck.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,6 +117,45 @@ pub fn own_dir() -> Result<PathBuf, ContainError> {
     })
 }
 
+/// Fork a child that writes `0` into `procs` (a `cgroup.procs` path) and
+/// exits with 0, or with the errno of the failed open or write; wait for it.
+/// The child makes only raw system calls on memory prepared before the fork
+/// (async-signal-safe, as a forked child of a threaded process must).
+fn join_in_a_fork(procs: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: the child calls only open, write and _exit (raw system calls)
+    // on memory allocated before the fork, and never returns.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Child => {
+            let errno = match rustix::fs::open(
+                procs,
+                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .and_then(|fd| rustix::io::write(&fd, b"0"))
+            {
+                Ok(_) => 0,
+                Err(e) => e.raw_os_error(),
+            };
+            // SAFETY: _exit is async-signal-safe; nothing of the parent's runs here.
+            unsafe { libc::_exit(errno) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let exit = sys::OwnedChild::adopt_pid(child.as_raw())
+                .and_then(sys::OwnedChild::reap)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            match exit {
+                sys::ExitInfo { code: Some(0), .. } => Ok(()),
+                sys::ExitInfo {
+                    code: Some(errno), ..
+                } => Err(io::Error::from_raw_os_error(errno)),
+                other => Err(io::Error::other(format!(
+                    "the probe child ended as {other:?}"
+                ))),
+            }
+        }
+    }
+}
+
 fn read(path: &Path) -> Result<String, ContainError> {
     fs::read_to_string(path).map_err(|e| ContainError::cgroup_io("reading", path, e))
 }
@@ -166,7 +201,11 @@ impl CgroupParent {
         Ok(())
     }
 
-    /// Create a trial leaf, start a no-op process inside it, remove the leaf.
+    /// Create a trial leaf, move a no-op process inside it, remove the leaf.
+    ///
+    /// The process is a bare fork that joins the leaf exactly as a suite's
+    /// root does (an `open` + `write("0")` of the leaf's `cgroup.procs`) and
+    /// exits: no exec of a program (that cost a whole start of cargo-reap).
     fn probe(&self) -> Result<(), ContainError> {
         let leaf = self.create_leaf("", "probe")?;
         if !leaf.dir.join("cgroup.kill").exists() {
@@ -176,24 +215,9 @@ impl CgroupParent {
                 io::Error::from(io::ErrorKind::Unsupported),
             ));
         }
-        let exe = std::env::current_exe().map_err(|e| ContainError::Sys {
-            what: "locating our own executable",
-            source: e,
-        })?;
-        let mut cmd = Command::new(exe);
-        cmd.arg(PROBE_SUBCOMMAND)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        layers::apply(
-            &mut cmd,
-            &[Layer::UnblockSignals, Layer::JoinCgroup(&leaf.procs_c)],
-        );
-        let child = cmd.spawn().map_err(|e| {
+        join_in_a_fork(&leaf.procs_c).map_err(|e| {
             ContainError::cgroup_io("cannot move a process into", leaf.dir.clone(), e)
         })?;
-        let owned = sys::OwnedChild::adopt(&child)?;
-        owned.reap()?;
         Box::new(leaf).close()
     }
 

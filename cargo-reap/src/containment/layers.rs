@@ -6,7 +6,6 @@
 //! |---|---|
 //! | a suite's root, process group ([`super::pgroup`]) | [`Layer::Tag`], [`Layer::OwnProcessGroup`], [`Layer::UnblockSignals`], [`Layer::CloexecInheritedFds`] |
 //! | a suite's root, cgroup ([`super::cgroup`]) | the same, then [`Layer::JoinCgroup`] |
-//! | the cgroup probe child | [`Layer::UnblockSignals`], [`Layer::JoinCgroup`] |
 //! | the lifeline guard | [`Layer::Untagged`], [`Layer::OwnProcessGroup`], [`Layer::UnblockSignals`] |
 //! | the build (cargo) | [`Layer::UnblockSignals`] |
 //!

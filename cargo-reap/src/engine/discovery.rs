@@ -53,7 +53,10 @@ pub(super) fn discover(
         },
         Source::Command(program) => from_command(run, program, chosen)?,
     };
-    said_sweep(sweeper);
+    if let Some(sweeper) = sweeper {
+        said_sweep(sweeper);
+    }
+    super::phase(run, "stale sweep joined");
     found.selection = Some(selection(&found.suites, test_args, run.reap.partition));
     if let Some(p) = run.reap.partition {
         let before = found.suites.len();
@@ -154,8 +157,10 @@ fn from_command(
     chosen: Option<(crate::containment::Isolation, String)>,
 ) -> Result<Found, EngineError> {
     let mut ready = run.ready(chosen)?;
+    super::phase(run, "isolation and guard");
     run.announce(&mut ready);
     let config = run.runner_config()?;
+    super::phase(run, "configuration");
     let suite = discover::command_suite(program, &limits_of(&config, run))?;
     Ok(Found {
         suites: vec![suite],
@@ -202,9 +207,7 @@ fn limits_of<'a>(config: &'a Config, run: &'a Run<'_>) -> impl Fn(&str, &str) ->
 
 /// Leftovers of a dead run do not invalidate this one: a failed sweep is
 /// a loud warning, and `cargo reap clean` retries it with a full error.
-fn said_sweep(
-    sweeper: std::thread::JoinHandle<Result<crate::stale::Sweep, crate::error::ContainError>>,
-) {
+fn said_sweep(sweeper: super::setup::Sweeper) {
     match sweeper.join() {
         Ok(Ok(swept)) => {
             for line in swept.lines(false) {

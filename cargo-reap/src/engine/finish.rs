@@ -57,6 +57,7 @@ pub(super) fn after_trials(
         "closing the lifeline guard",
         lifeline.close(),
     );
+    super::phase(run, "lifeline closed");
     // What cannot be removed (a mount, an entry of another owner) is named,
     // and the run still reports.
     for w in run_dir.remove() {

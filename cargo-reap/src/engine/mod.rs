@@ -79,6 +79,7 @@ fn execute(
     test_args: &[String],
 ) -> Result<Outcome, EngineError> {
     let (run, run_dir, pending) = setup::Run::start(reap, source, test_args)?;
+    phase(&run, "setup");
     let found = match discovery::discover(&run, source, pending, test_args)? {
         discovery::Discovered::Suites(found) => found,
         discovery::Discovered::Early {
@@ -87,9 +88,21 @@ fn execute(
             selection,
         } => return finish::before_trials(&run, ready, build_failed, selection),
     };
+    phase(&run, "discovery");
     let plan = plan::Plan::make(&run, &found, source, test_args)?;
     let ran = trials::run_all(&run, &found, &plan);
-    finish::after_trials(&run, run_dir, found, ran)
+    phase(&run, "trials");
+    let outcome = finish::after_trials(&run, run_dir, found, ran);
+    phase(&run, "finish");
+    outcome
+}
+
+/// `-v`: when a phase ended, from the start of the run (where a run's time goes).
+fn phase(run: &setup::Run<'_>, name: &str) {
+    tracing::debug!(
+        "phase {name} done at {:.2} ms",
+        run.started.elapsed().as_secs_f64() * 1000.0
+    );
 }
 
 /// `cargo reap test --no-run`: build, name the test executables, run nothing.

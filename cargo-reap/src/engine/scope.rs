@@ -15,8 +15,9 @@ use crate::options::{CargoInvocation, IsolationMode, ReapOptions};
 /// Enter a delegated scope if one is wanted and needed; returns when not
 /// (or when it could not be entered, said as a warning).
 pub fn systemd_scope(reap: &ReapOptions, cargo: Option<&CargoInvocation>, args: &[OsString]) {
-    let host = Host::detect();
-    if host.entered || reap.isolation == IsolationMode::ProcessGroup {
+    // Cheapest first: this runs before every run, and `cargo reap run` as a
+    // target runner starts once per test binary.
+    if reap.isolation == IsolationMode::ProcessGroup {
         return;
     }
     let own = match cgroup::own_dir() {
@@ -26,6 +27,10 @@ pub fn systemd_scope(reap: &ReapOptions, cargo: Option<&CargoInvocation>, args: 
         Err(e) => e.to_string(),
     };
     if !reap.systemd_scope && !configured(cargo) {
+        return;
+    }
+    let host = Host::detect();
+    if host.entered {
         return;
     }
     if let Ok(scope) = host.scope_args() {

@@ -40,7 +40,9 @@ pub(super) struct Run<'a> {
 /// What setup started that discovery finishes: the stale sweep, and the
 /// isolation when it was requested explicitly.
 pub(super) struct Pending {
-    pub sweeper: std::thread::JoinHandle<Result<Sweep, crate::error::ContainError>>,
+    /// `None`: `cargo reap run` within [`crate::stale::RUNNER_SWEEP_INTERVAL`]
+    /// of this user's last sweep.
+    pub sweeper: Option<Sweeper>,
     pub chosen: Option<(Isolation, String)>,
 }
 
@@ -78,7 +80,12 @@ impl<'a> Run<'a> {
             IsolationMode::Auto => None,
             _ => Some(choose(reap, &run_id)?),
         };
-        let sweeper = start_sweep()?;
+        let sweeper =
+            if !command_mode || crate::stale::sweep_due(crate::stale::RUNNER_SWEEP_INTERVAL) {
+                Some(start_sweep()?)
+            } else {
+                None
+            };
         // The run's own directory (per user, 0700): the suites' private
         // TMPDIRs and `cargo reap run`'s scratch files. Dropped on an error
         // path, it is removed; made before the lifeline guard, so that the
@@ -103,12 +110,26 @@ impl<'a> Run<'a> {
     }
 
     /// The isolation (chosen now unless it was already) and the lifeline guard.
+    ///
+    /// The guard first: its start (an exec of cargo-reap) then overlaps the
+    /// cgroup probe, whose move into a leaf waits out a kernel grace period.
     pub fn ready(&self, chosen: Option<(Isolation, String)>) -> Result<Ready, EngineError> {
+        let lifeline = Lifeline::start(&self.run_id)?;
         let (isolation, note) = match chosen {
             Some(c) => c,
-            None => choose(self.reap, &self.run_id)?,
+            None => match choose(self.reap, &self.run_id) {
+                Ok(c) => c,
+                Err(e) => {
+                    // Nothing was registered: a clean end, not an abort.
+                    if let Err(close) = lifeline.close() {
+                        emit(&format!(
+                            "cargo-reap: warning: closing the lifeline guard: {close}"
+                        ));
+                    }
+                    return Err(e);
+                }
+            },
         };
-        let lifeline = Lifeline::start(&self.run_id)?;
         Ok(Ready {
             isolation,
             note,
@@ -120,10 +141,14 @@ impl<'a> Run<'a> {
     pub fn announce(&self, ready: &mut Ready) {
         let fell_back = ready.isolation.kind() == IsolationKind::ProcessGroup
             && self.reap.isolation == IsolationMode::Auto;
-        if !self.quiet || ready.isolation.kind() != IsolationKind::Cgroup {
+        let said = !self.quiet || ready.isolation.kind() != IsolationKind::Cgroup;
+        // `cargo reap run` as a target runner or nextest wrapper starts once
+        // per test binary: the line (and its advice) once per session.
+        let said = said && (!self.command_mode || crate::stale::first_of_session());
+        if said {
             emit(&format!("cargo-reap: {}", ready.note));
         }
-        if fell_back {
+        if fell_back && said {
             let host = crate::containment::delegation::Host::detect();
             emit(&format!("cargo-reap: {}", host.advice()));
         }
@@ -214,10 +239,12 @@ fn rerun_prefix(source: Source<'_>) -> Vec<String> {
     }
 }
 
+/// The thread of the stale sweep.
+pub(super) type Sweeper = std::thread::JoinHandle<Result<Sweep, crate::error::ContainError>>;
+
 /// Leftovers of dead earlier runs are swept while cargo builds, and named
 /// before any suite runs.
-fn start_sweep(
-) -> Result<std::thread::JoinHandle<Result<Sweep, crate::error::ContainError>>, EngineError> {
+fn start_sweep() -> Result<Sweeper, EngineError> {
     std::thread::Builder::new()
         .name("cargo-reap-sweep".into())
         .spawn(|| crate::stale::sweep(false, crate::stale::Scope::WhenMarked))

@@ -86,9 +86,11 @@ fn run_trial(
             suites.len()
         ));
     }
+    super::phase(run, "suites ran");
     apply_allow_list(&mut suites_run, &plan.allow);
     let mut summary = Summary::of(&suites_run);
     let unattributed = unclaimed(&run.run_id, since, number, problems);
+    super::phase(run, "unclaimed processes checked");
     summary.leaked_processes += unattributed.len();
     summary.unattributed_processes += unattributed.len();
     // Orphans that exited on their own after being reparented to us are

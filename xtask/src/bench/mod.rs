@@ -7,14 +7,17 @@
 //! 3. `overhead`: on (a), the test binaries run bare in sequence, cargo-reap's
 //!    fixed steps (`cargo metadata`, no-op `cargo test --no-run`) alone, and
 //!    cargo-reap on all suites and on one suite, in both isolation modes;
-//! 4. `survivors`: cargo-reap on (a) with 5,000 unrelated `sleep` processes alive;
-//! 5. `hang`: hang-kill latency from the JSON report;
-//! 6. `idle`: cargo-reap's own CPU time while suites sleep;
-//! 7. a check that nothing the benchmark started is left, then the report.
+//! 4. `runner`: one test binary of (a) called 20 times in a row, bare and as
+//!    `cargo-reap run -- BINARY` in both isolation modes (runner mode);
+//! 5. `survivors`: cargo-reap on (a) with 5,000 unrelated `sleep` processes alive;
+//! 6. `hang`: hang-kill latency from the JSON report;
+//! 7. `idle`: cargo-reap's own CPU time while suites sleep;
+//! 8. a check that nothing the benchmark started is left, then the report.
 
 mod gen;
 mod procs;
 mod report;
+mod runner;
 mod stats;
 
 use std::cell::RefCell;
@@ -809,6 +812,7 @@ pub struct Results {
     pub isolation_note: String,
     pub compare: Vec<CompareRow>,
     pub overhead: Overhead,
+    pub runner: runner::RunnerMode,
     pub survivors: Survivors,
     pub hang: Vec<HangMode>,
     pub hang_title: String,
@@ -876,6 +880,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     let compare = phase_compare(&ctx, &settings, &[a, b, c])?;
     let overhead = phase_overhead(&ctx, &settings, a)?;
+    let runner = runner::phase(&ctx, &settings, a)?;
     let survivors = phase_survivors(&ctx, &settings, a)?;
     let hang = phase_hang(&ctx, &settings, hang_ws)?;
     let idle = phase_idle(&ctx, &settings, idle_ws)?;
@@ -889,6 +894,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         isolation_note,
         compare,
         overhead,
+        runner,
         survivors,
         hang,
         hang_title: hang_ws.spec.title.to_string(),

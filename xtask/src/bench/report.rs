@@ -268,6 +268,12 @@ fn survival(r: &Results, k: usize) -> Survival {
 fn targets(r: &Results) -> Vec<Target> {
     let mut t = compare_targets(r);
     t.push(overhead_target(r));
+    let (goal, figures, ok) = super::runner::target(&r.runner);
+    t.push(Target {
+        goal,
+        figures,
+        verdict: verdict(ok),
+    });
     t.push(survivor_target(r));
     t.extend(r.hang.iter().map(hang_target));
     t.extend(r.idle.iter().map(idle_target));
@@ -417,6 +423,7 @@ pub fn render(r: &Results) -> String {
     compare_section(&mut s, r);
     overhead_section(&mut s, r);
     breakdown_section(&mut s, r);
+    super::runner::section(&mut s, &r.runner, r.settings.reps);
     survivors_section(&mut s, r);
     hang_section(&mut s, r);
     idle_section(&mut s, r);
@@ -660,8 +667,8 @@ fn hang_section(s: &mut String, r: &Results) {
             s,
             "| {} | {} | {} | {}, {} |",
             h.mode.arg(),
-            spread_ms(&h.term),
-            spread_ms(&h.ignore),
+            stats::spread_ms(&h.term),
+            stats::spread_ms(&h.ignore),
             h.processes.0,
             h.processes.1
         );
@@ -736,15 +743,6 @@ fn cpu_pct(cpu: f64, frac: f64, wall: f64) -> String {
     } else {
         stats::pct(frac)
     }
-}
-
-fn spread_ms(xs: &[f64]) -> String {
-    format!(
-        "{} ({}–{})",
-        stats::ms(median(xs)),
-        stats::ms(stats::min(xs)),
-        stats::ms(stats::max(xs))
-    )
 }
 
 /// Replace the generated section of `path` (create the file if needed).
@@ -846,6 +844,11 @@ mod tests {
                 build_noop: figures(0.1, 3),
                 breakdown: vec![breakdown(2.0), breakdown(2.1)],
             },
+            runner: super::super::runner::RunnerMode {
+                binary: text("t00"),
+                bare: figures(0.002, 3),
+                reap: [figures(0.006, 3), figures(0.004, 3)],
+            },
             survivors: Survivors {
                 sleepers: 5000,
                 started_in: 1.5,
@@ -902,6 +905,7 @@ mod tests {
                     "### Targets",
                     "### cargo test vs cargo nextest run vs cargo reap test",
                     "### Per-suite overhead, workspace (a), 40 suites",
+                    "### Runner mode: `cargo-reap run -- BINARY` per call",
                     "### Survivor collection with 5000 unrelated processes",
                     "### Hang-kill latency",
                     "### Runner CPU time with idle suites",

@@ -75,6 +75,11 @@ pub fn pct(f: f64) -> String {
     }
 }
 
+/// `median (min–max)` of seconds, in milliseconds.
+pub fn spread_ms(xs: &[f64]) -> String {
+    format!("{} ({}–{})", ms(median(xs)), ms(min(xs)), ms(max(xs)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

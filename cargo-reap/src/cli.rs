@@ -56,13 +56,15 @@ pub enum Command {
     /// Explain why process PID is still alive (read-only): reap-probe's
     /// forensics, `--tree` for its descendants too, `--json`. The same as the
     /// `reap-probe` binary; `cargo reap probe --help` lists its flags.
+    /// `--stacks` adds where each of its threads is blocked (it stops each
+    /// thread for a moment: ptrace).
     #[command(disable_help_flag = true)]
     Probe(ProbeArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
-    /// `PID [--tree] [--json] [--width N] [CONTEXT]`, as `reap-probe` takes them
+    /// `PID [--tree] [--json] [--width N] [CONTEXT]`, as `reap-probe` takes them, and `--stacks`
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,

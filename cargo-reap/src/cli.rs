@@ -293,6 +293,10 @@ pub struct ReapArgs {
     /// process groups where systemd cannot delegate
     #[arg(long)]
     pub systemd_scope: bool,
+    /// At a hang-kill, do not capture where each thread of the suite is
+    /// blocked (its stacks, taken before the SIGTERM)
+    #[arg(long)]
+    pub no_stacks: bool,
     /// Lines of captured output shown for a failed, crashed or hung suite
     #[arg(long, value_name = "N", default_value_t = 40, value_parser = bounded::<usize, 0, MAX_TAIL_LINES>)]
     pub tail_lines: usize,
@@ -389,6 +393,7 @@ impl ReapArgs {
             verbose: self.verbose,
             tail_lines: self.tail_lines,
             systemd_scope: self.systemd_scope,
+            no_stacks: self.no_stacks,
         };
         o.validate()?;
         Ok(o)

@@ -87,18 +87,7 @@ fn tree_of(pid: i32) -> Vec<i32> {
 pub fn render(stacks: &[reap_stack::ProcessStacks], root: Option<&Path>) -> Vec<String> {
     let mut out = Vec::new();
     for p in stacks {
-        out.push(format!(
-            "stacks of pid {} ({}), captured in {:.1} ms:",
-            p.pid,
-            p.command,
-            p.capture_us as f64 / 1000.0
-        ));
-        if let Some(e) = &p.error {
-            out.push(format!("  not captured: {e}"));
-        }
-        for s in &p.skipped {
-            out.push(format!("  skipped: {s}"));
-        }
+        out.push(p.title());
         for t in &p.threads {
             out.extend(
                 reap_stack::render_thread(t, root)

@@ -366,6 +366,12 @@ pub struct Attempt {
     /// when the kill fired (what each process and thread was blocked on,
     /// sockets, pipes, findings), one string per line.
     pub tree: Vec<String>,
+    /// Hung attempts: where every thread of the suite's processes was blocked when the
+    /// hang-kill fired (captured before the SIGTERM; the test binary first): per process,
+    /// per thread, its frames (function, file, line, module, address), innermost first.
+    /// Empty when capture is off (`--no-stacks`) or the attempt did not hang.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<reap_stack::ProcessStacks>,
 }
 
 /// A process of the suite alive after its test binary exited (or, in

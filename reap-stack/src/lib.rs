@@ -80,8 +80,34 @@ pub struct ProcessStacks {
     /// Why no stack of it was captured (the kernel refused, it exited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// How long the capture took, in microseconds.
+    /// How long the capture took, in microseconds (reading its objects, stopping, unwinding,
+    /// symbolizing).
     pub capture_us: u64,
+    /// How long its threads were stopped, in microseconds (from the first seize to the last
+    /// detach).
+    #[serde(default)]
+    pub stopped_us: u64,
+}
+
+impl ProcessStacks {
+    /// `pid 42 (name), stacks captured in 3.1 ms (threads stopped 0.4 ms)`, then why it was
+    /// not captured and what was skipped.
+    pub fn title(&self) -> String {
+        let mut title = format!(
+            "pid {} ({}), stacks captured in {:.1} ms (threads stopped {:.1} ms)",
+            self.pid,
+            self.command,
+            self.capture_us as f64 / 1000.0,
+            self.stopped_us as f64 / 1000.0
+        );
+        if let Some(e) = &self.error {
+            title.push_str(&format!(": {e}"));
+        }
+        for s in &self.skipped {
+            title.push_str(&format!("; skipped {s}"));
+        }
+        title
+    }
 }
 
 /// How much a capture may take.
@@ -152,6 +178,7 @@ pub fn capture(pid: i32, limits: &Limits) -> ProcessStacks {
         skipped: Vec::new(),
         error: None,
         capture_us: 0,
+        stopped_us: 0,
     };
     match thread_ids(pid) {
         Ok(mut tids) => {
@@ -178,6 +205,7 @@ fn capture_threads(pid: i32, tids: &[i32], limits: &Limits, out: &mut ProcessSta
     // Objects are read before any thread stops: the stop lasts only the unwinding.
     let mut unwinder = unwind::ProcessUnwinder::new(pid);
     let mut raw: Vec<Vec<unwind::RawFrame>> = vec![Vec::new(); tids.len()];
+    let stop_started = Instant::now();
     let mut seized = ptrace::Seized::new();
     let mut stopped = vec![false; tids.len()];
     for (k, &tid) in tids.iter().enumerate() {
@@ -220,6 +248,7 @@ fn capture_threads(pid: i32, tids: &[i32], limits: &Limits, out: &mut ProcessSta
     for failure in seized.release() {
         out.skipped.push(format!("could not detach {failure}"));
     }
+    out.stopped_us = stop_started.elapsed().as_micros() as u64;
     let mut symbolizer = symbols::Symbolizer::new(pid);
     for (t, frames) in threads.iter_mut().zip(&raw) {
         t.frames = unwinder.symbolize(&mut symbolizer, frames);
@@ -245,6 +274,7 @@ pub fn capture_all(pids: &[i32], max_processes: usize, limits: &Limits) -> Vec<P
                 skipped: Vec::new(),
                 error: Some(format!("not captured: {why}")),
                 capture_us: 0,
+                stopped_us: 0,
             });
             continue;
         }

@@ -121,9 +121,21 @@ fn hang_run(isolation: &str, extra: &[&str]) -> Run {
 
 #[test]
 fn each_blocked_test_is_named_with_its_line_in_cgroup_mode() {
-    let run = hang_run("cgroup", &[]);
+    let scratch = Scratch::new("junit");
+    let junit = scratch.0.join("report.xml");
+    let run = hang_run("cgroup", &["--junit", junit.to_str().unwrap()]);
     assert_eq!(run.code, 102, "{}", run.stderr);
     assert_each_test_named(&run, "blocked");
+    // JUnit: the hang's failure body carries the stacks.
+    let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+    let line = marked_lines("blocked")["recv_forever"];
+    let headline = format!(
+        "blocked::recv_forever  {}:{line}  ← std::sync::mpsc::Receiver&lt;T&gt;::recv",
+        repo()
+            .join("fixtures/hangs/hangs/tests/blocked.rs")
+            .display()
+    );
+    assert!(xml.contains(&headline), "no `{headline}` in {xml}");
     // The child the test waits for is captured too: a C program, named from its symbols.
     let stacks = attempt_stacks(&run, "hangs::blocked");
     let sleep = stacks

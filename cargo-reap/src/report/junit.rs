@@ -99,7 +99,7 @@ fn exit_status(s: &SuiteReport) -> Option<TestCaseStatus> {
 }
 
 /// `cargo-reap::hang`: failed when the suite hung (the message names each
-/// timed-out attempt, the description is reap-probe's tree); for a
+/// timed-out attempt, the description its stacks and reap-probe's tree); for a
 /// flaky-hang, passed with each timed-out attempt as a failed rerun.
 fn hang_status(s: &SuiteReport) -> Option<TestCaseStatus> {
     let hung: Vec<&Attempt> = s.attempts.iter().filter(|a| a.timed_out).collect();
@@ -122,9 +122,14 @@ fn hang_status(s: &SuiteReport) -> Option<TestCaseStatus> {
             .collect::<Vec<_>>()
             .join("; "),
     );
+    // Where each thread was blocked (the in-flight tests' first), then reap-probe's tree.
     st.set_description(
         hung.iter()
-            .flat_map(|a| a.tree.iter().cloned())
+            .flat_map(|a| {
+                super::stacks::hang_lines(a, None)
+                    .into_iter()
+                    .chain(a.tree.iter().cloned())
+            })
             .collect::<Vec<_>>()
             .join("\n"),
     );

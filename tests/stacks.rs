@@ -351,3 +351,37 @@ fn probe_stacks_names_the_blocked_test_of_a_live_process() {
     assert_eq!(stacks[0]["pid"], pid);
     assert_untraced_and_running(&[pid]);
 }
+
+/// A process the kernel will not let the prober trace (another user's, without
+/// CAP_SYS_PTRACE: what Yama's ptrace_scope 2 and 3 also give): the probe says why, exits 1,
+/// and leaves it as it was.
+#[test]
+fn a_refused_capture_is_reported_and_changes_nothing() {
+    require_root();
+    let child = Reaped(
+        Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    let pid = child.0.id() as i32;
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            REAP,
+        ])
+        .args(["probe", &pid.to_string(), "--stacks"])
+        .output()
+        .expect("run cargo reap probe as nobody");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the kernel refused to trace it (EPERM: "),
+        "{stdout}"
+    );
+    assert_untraced_and_running(&[pid]);
+}

@@ -33,8 +33,8 @@ pub struct Seized {
 /// Why a thread could not be seized.
 pub fn seize_error(e: Errno) -> String {
     match e {
-        Errno::EPERM => "the kernel refused to trace it (EPERM: Yama ptrace_scope 2 or 3, a \
-                         tracer already attached, or no CAP_SYS_PTRACE over it)"
+        Errno::EPERM => "the kernel refused to trace it (EPERM: another user's process without \
+                         CAP_SYS_PTRACE, Yama ptrace_scope 2 or 3, or a tracer already attached)"
             .into(),
         Errno::ESRCH => "it exited".into(),
         e => format!("PTRACE_SEIZE failed: {e}"),

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use fold::{headline, render_thread, Category};
+pub use ptrace::release_stragglers;
 pub use symbols::demangle;
 
 /// One frame of a thread's stack, innermost first.
@@ -119,15 +120,18 @@ pub struct Limits {
     pub max_frames: usize,
     /// When to stop: threads not reached by then are skipped.
     pub deadline: Instant,
+    /// How long a process's threads may take to stop, all together.
+    pub stop_wait: Duration,
 }
 
 impl Limits {
-    /// 64 threads, 128 frames, `budget` from now.
+    /// 64 threads, 128 frames, 250 ms for a process's threads to stop, `budget` from now.
     pub fn new(budget: Duration) -> Limits {
         Limits {
             max_threads: 64,
             max_frames: 128,
             deadline: Instant::now() + budget,
+            stop_wait: Duration::from_millis(250),
         }
     }
 }
@@ -209,6 +213,15 @@ fn capture_threads(pid: i32, tids: &[i32], limits: &Limits, out: &mut ProcessSta
     let mut seized = ptrace::Seized::new();
     let mut stopped = vec![false; tids.len()];
     for (k, &tid) in tids.iter().enumerate() {
+        // A thread in uninterruptible sleep would not stop before its call returns, and one
+        // that does not stop cannot be detached: it is left alone.
+        if matches!(threads[k].state.as_str(), "D" | "Z" | "X") {
+            threads[k].error = Some(format!(
+                "not stopped: in state {} (uninterruptible sleep or exiting)",
+                threads[k].state
+            ));
+            continue;
+        }
         if let Err(e) = seized.seize(tid) {
             threads[k].error = Some(e);
         }
@@ -218,11 +231,14 @@ fn capture_threads(pid: i32, tids: &[i32], limits: &Limits, out: &mut ProcessSta
         out.threads = Vec::new();
         return;
     }
+    // One thread that cannot stop (uninterruptible sleep) costs its process at most this, not
+    // the whole budget of the capture.
+    let stop_deadline = limits.deadline.min(Instant::now() + limits.stop_wait);
     for (k, &tid) in tids.iter().enumerate() {
         if threads[k].error.is_some() {
             continue;
         }
-        match seized.wait_stopped(tid, limits.deadline) {
+        match seized.wait_stopped(tid, stop_deadline) {
             Ok(true) => stopped[k] = true,
             Ok(false) => threads[k].error = Some("it exited".into()),
             Err(e) => threads[k].error = Some(e),
@@ -230,11 +246,6 @@ fn capture_threads(pid: i32, tids: &[i32], limits: &Limits, out: &mut ProcessSta
     }
     for (k, &tid) in tids.iter().enumerate() {
         if !stopped[k] {
-            continue;
-        }
-        if Instant::now() >= limits.deadline {
-            out.skipped
-                .push(format!("thread {tid}: not unwound (out of time)"));
             continue;
         }
         match unwinder.unwind(tid, limits.max_frames) {

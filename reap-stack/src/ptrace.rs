@@ -5,6 +5,7 @@
 //! kernel detaches its tracees and resumes them (`exit_ptrace`): nothing is left traced then
 //! either.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -12,6 +13,48 @@ use nix::sys::ptrace;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+
+/// Threads seized that never stopped, so could not be detached (tids): still traced by this
+/// process. Process-global because tracing is: once such a thread exits it stays a zombie until
+/// a thread of the tracer waits for it, and its process cannot be reaped before that; see
+/// [`release_stragglers`].
+static STRAGGLERS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn stragglers() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    // A poisoned list is still a valid list of tids.
+    STRAGGLERS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Let go of the threads a capture could not detach (they never stopped): wait up to `wait`
+/// for each to stop (then detach it) or exit (then reap it). Call it after the processes were
+/// killed, before waiting for them: a traced thread that exited holds its process until its
+/// tracer reaps it. Returns what is still traced, one sentence each.
+pub fn release_stragglers(wait: Duration) -> Vec<String> {
+    let tids = std::mem::take(&mut *stragglers());
+    let deadline = Instant::now() + wait;
+    let mut left = Vec::new();
+    for tid in tids {
+        let mut guard = Seized {
+            threads: vec![(tid, Stop::Pending)],
+        };
+        match guard.wait_stopped(tid, deadline) {
+            Ok(_) => {
+                if let Some(f) = guard.release().into_iter().next() {
+                    left.push(f);
+                }
+            }
+            Err(e) => {
+                guard.threads.clear();
+                stragglers().push(tid);
+                left.push(format!("thread {tid}: {e}; still traced"));
+            }
+        }
+    }
+    left
+}
+
+/// How long the threads still to stop get, all together, before they are detached.
+const LAST_STOP_WAIT: Duration = Duration::from_millis(100);
 
 /// How a seized thread is stopped, as far as we know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,8 +156,11 @@ impl Seized {
     /// detached, with why.
     pub fn release(&mut self) -> Vec<String> {
         let mut failed = Vec::new();
+        // PTRACE_DETACH needs a ptrace-stop: a thread whose stop has not come yet gets one last
+        // moment to land, shared by all of them.
+        let deadline = Instant::now() + LAST_STOP_WAIT;
         for (tid, stop) in std::mem::take(&mut self.threads) {
-            if let Err(e) = detach(tid, stop) {
+            if let Err(e) = detach(tid, stop, deadline) {
                 failed.push(format!("thread {tid}: {e}"));
             }
         }
@@ -131,14 +177,12 @@ impl Drop for Seized {
 }
 
 /// Let one thread go, passing on the signal of a signal-delivery-stop.
-fn detach(tid: i32, stop: Stop) -> Result<(), String> {
+fn detach(tid: i32, stop: Stop, deadline: Instant) -> Result<(), String> {
     let pid = Pid::from_raw(tid);
     let sig = match stop {
         Stop::Gone => return Ok(()),
         Stop::Stopped(sig) => sig,
         Stop::Pending => {
-            // PTRACE_DETACH needs a ptrace-stop: give the interrupt a last moment to land.
-            let deadline = Instant::now() + Duration::from_millis(100);
             let mut guard = Seized {
                 threads: vec![(tid, Stop::Pending)],
             };
@@ -152,9 +196,10 @@ fn detach(tid: i32, stop: Stop) -> Result<(), String> {
                     _ => None,
                 },
                 Err(e) => {
+                    stragglers().push(tid);
                     return Err(format!(
-                        "{e}; it stays traced until it stops or cargo-reap exits"
-                    ))
+                        "{e}; it stays traced until it stops, exits or the tracer exits"
+                    ));
                 }
             }
         }

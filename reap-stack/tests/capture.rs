@@ -43,10 +43,15 @@ impl Drop for Reaped {
 }
 
 fn spawn_blocker() -> Reaped {
+    spawn_test("blocked_in_recv")
+}
+
+/// This test binary running only `test` (ignored, so `--ignored`), once it printed `ready`.
+fn spawn_test(test: &str) -> Reaped {
     use std::io::BufRead;
     let mut child = Command::new(std::env::current_exe().expect("exe"))
         .args([
-            "blocked_in_recv",
+            test,
             "--exact",
             "--ignored",
             "--nocapture",
@@ -87,6 +92,14 @@ fn tracer_and_state(pid: u32) -> Vec<(String, String)> {
             (field("TracerPid:"), field("State:")[..1].to_string())
         })
         .collect()
+}
+
+/// Untraced and not stopped, in every thread (running again, or back in its system call).
+fn assert_let_go(pid: u32) {
+    for (tracer, state) in tracer_and_state(pid) {
+        assert_eq!(tracer, "0", "still traced");
+        assert!(state != "t" && state != "T", "left stopped: {state}");
+    }
 }
 
 fn wait_blocked(pid: u32) {
@@ -131,10 +144,7 @@ fn a_rust_test_blocked_in_recv_is_named_with_its_file_and_line() {
             .is_some_and(|n| n.starts_with("std::thread::") && n.ends_with("sleep"))),
         "{sleeper:#?}"
     );
-    // Let go: untraced, and asleep (not stopped) in every thread.
-    for (tracer, state) in tracer_and_state(pid) {
-        assert_eq!((tracer.as_str(), state.as_str()), ("0", "S"));
-    }
+    assert_let_go(pid);
 }
 
 #[test]
@@ -160,9 +170,7 @@ fn a_c_program_without_debuginfo_shows_its_symbols() {
             .map(|m| m.starts_with("libc")),
         Some(true)
     );
-    for (tracer, state) in tracer_and_state(pid) {
-        assert_eq!((tracer.as_str(), state.as_str()), ("0", "S"));
-    }
+    assert_let_go(pid);
 }
 
 #[test]
@@ -173,4 +181,105 @@ fn a_process_that_is_gone_is_an_error_not_a_panic() {
     let stacks = reap_stack::capture(pid, &reap_stack::Limits::new(Duration::from_secs(1)));
     assert!(stacks.error.is_some(), "{stacks:#?}");
     assert!(stacks.threads.is_empty());
+}
+
+/// Not a test on its own: its thread is stuck in `vfork` (uninterruptible: state D) until the
+/// child, which pauses, is killed.
+#[test]
+#[ignore = "spawned by the other tests"]
+fn stuck_in_vfork() {
+    if std::env::var_os("REAP_STACK_BLOCKER").is_none() {
+        return;
+    }
+    println!("ready");
+    // clone(CLONE_VFORK) without CLONE_VM: a fork whose parent waits, uninterruptibly, until
+    // the child execs or exits. SAFETY: the child (a copy, as after fork) only calls pause(2)
+    // and _exit(2), both async-signal-safe.
+    unsafe {
+        let flags = (nix::libc::CLONE_VFORK | nix::libc::SIGCHLD) as nix::libc::c_long;
+        if nix::libc::syscall(nix::libc::SYS_clone, flags, 0, 0, 0, 0) == 0 {
+            nix::libc::pause();
+            nix::libc::_exit(0);
+        }
+    }
+}
+
+/// A thread that cannot stop for the tracer (uninterruptible, in vfork) is left alone: it is
+/// reported, the other threads are captured, and nothing stays traced.
+#[test]
+fn a_thread_in_uninterruptible_sleep_is_reported_and_left_alone() {
+    let child = spawn_test("stuck_in_vfork");
+    let pid = child.0.id();
+    wait_until_state(pid, "stuck_in_vfork", "D");
+    let stacks = reap_stack::capture(
+        pid as i32,
+        &reap_stack::Limits::new(Duration::from_secs(10)),
+    );
+    let stuck = stacks
+        .threads
+        .iter()
+        .find(|t| t.name == "stuck_in_vfork")
+        .expect("thread");
+    assert!(
+        stuck
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("not stopped: in state D")),
+        "{stacks:#?}"
+    );
+    assert!(
+        !stacks.threads[0].frames.is_empty(),
+        "the main thread: {stacks:#?}"
+    );
+    assert!(stacks.skipped.is_empty(), "{stacks:#?}");
+    assert!(reap_stack::release_stragglers(Duration::ZERO).is_empty());
+    // The vfork child first, so that the parent's thread can go; Reaped ends the parent.
+    for c in children_of(pid) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the vfork child");
+    }
+    assert_let_go(pid);
+}
+
+/// The children of every thread of `pid`.
+fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task dir")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Wait until the thread named `name` of `pid` is in state `state`.
+fn wait_until_state(pid: u32, name: &str, state: &str) {
+    for _ in 0..1000 {
+        let found = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("task dir")
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+                let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+                comm.trim() == name
+                    && status
+                        .lines()
+                        .any(|l| l.starts_with("State:") && l[6..].trim().starts_with(state))
+            });
+        if found {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let states: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task dir")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("status")).ok())
+        .map(|s| s.lines().take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    panic!("thread {name} of {pid} never reached state {state}: {states:?}");
 }

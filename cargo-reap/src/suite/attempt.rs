@@ -346,6 +346,7 @@ impl<'c> Running<'c> {
             self.capture_stacks(&hung, tally)?;
         }
         self.end_hang(&hung, tally)?;
+        super::stacks::release_stragglers(&mut tally.out.problems);
         // The root is dead now (every member is); collect its status.
         root.signal(Signal::KILL)?;
         let exit = root.reap()?;

@@ -18,6 +18,19 @@ pub fn capture_hang(root: i32, pids: &[i32]) -> Vec<ProcessStacks> {
     reap_stack::capture_all(&order, MAX_PROCESSES, &Limits::new(BUDGET))
 }
 
+/// How long a thread the capture could not let go may take to stop or exit once its process
+/// was killed.
+const STRAGGLER_WAIT: Duration = Duration::from_secs(2);
+
+/// After the kill, before the reap: threads a capture seized but could not detach (they never
+/// stopped) are waited for and let go or reaped (a traced thread that exited holds its process
+/// until its tracer reaps it). What is still traced is a problem of the attempt.
+pub fn release_stragglers(problems: &mut Vec<String>) {
+    for left in reap_stack::release_stragglers(STRAGGLER_WAIT) {
+        problems.push(format!("the stack capture could not let go of {left}"));
+    }
+}
+
 /// The note of a hung suite whose stacks were not captured because its cgroup is frozen
 /// (a frozen thread cannot stop for the tracer until thawed).
 pub fn frozen_skip(root: i32) -> Vec<ProcessStacks> {

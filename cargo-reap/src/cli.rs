@@ -56,6 +56,8 @@ pub enum Command {
     /// Explain why process PID is still alive (read-only): reap-probe's
     /// forensics, `--tree` for its descendants too, `--json`. The same as the
     /// `reap-probe` binary; `cargo reap probe --help` lists its flags.
+    /// `--stacks` adds where each of its threads is blocked (it stops each
+    /// thread for a moment: ptrace).
     #[command(disable_help_flag = true)]
     Probe(ProbeArgs),
     /// Merge the `--json` reports of CI shards (`--partition`) and of several
@@ -102,7 +104,7 @@ impl MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
-    /// `PID [--tree] [--json] [--width N] [CONTEXT]`, as `reap-probe` takes them
+    /// `PID [--tree] [--json] [--width N] [CONTEXT]`, as `reap-probe` takes them, and `--stacks`
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -331,6 +333,10 @@ pub struct ReapArgs {
     /// process groups where systemd cannot delegate
     #[arg(long)]
     pub systemd_scope: bool,
+    /// At a hang-kill, do not capture where each thread of the suite is
+    /// blocked (its stacks, taken before the SIGTERM)
+    #[arg(long)]
+    pub no_stacks: bool,
     /// Lines of captured output shown for a failed, crashed or hung suite
     #[arg(long, value_name = "N", default_value_t = 40, value_parser = bounded::<usize, 0, MAX_TAIL_LINES>)]
     pub tail_lines: usize,
@@ -427,6 +433,7 @@ impl ReapArgs {
             verbose: self.verbose,
             tail_lines: self.tail_lines,
             systemd_scope: self.systemd_scope,
+            no_stacks: self.no_stacks,
         };
         o.validate()?;
         Ok(o)

@@ -54,6 +54,7 @@ struct RawTable {
     attribute_max_tests: Option<usize>,
     attribute_max_time: Option<String>,
     systemd_scope: Option<bool>,
+    stacks: Option<bool>,
     #[serde(default)]
     suite: BTreeMap<String, RawLimits>,
     #[serde(default)]
@@ -106,6 +107,8 @@ pub struct Table {
     pub attribute_max_time: Option<Duration>,
     /// `systemd-scope = true`: as `--systemd-scope` (workspace table only).
     pub systemd_scope: Option<bool>,
+    /// `stacks = false`: as `--no-stacks`.
+    pub stacks: Option<bool>,
     pub suites: BTreeMap<String, PartialLimits>,
     pub allow: Vec<AllowRule>,
 }
@@ -418,6 +421,7 @@ fn parse_table(
         attribute_max_tests: raw.attribute_max_tests,
         attribute_max_time: duration(table, file, "attribute-max-time", &raw.attribute_max_time)?,
         systemd_scope: raw.systemd_scope,
+        stacks: raw.stacks,
         suites,
         allow,
     })

@@ -29,6 +29,7 @@ pub mod stale;
 pub mod suite;
 pub mod sys;
 pub mod tmpdir;
+pub mod triage;
 
 use std::ffi::OsString;
 
@@ -169,7 +170,7 @@ fn become_guardian(job: &Job) -> Option<i32> {
 /// Run the user's command; returns the exit code.
 fn run(job: Job) -> i32 {
     let ran = match job {
-        Job::Probe(args) => return reap_probe::cli::main(&args),
+        Job::Probe(args) => return triage::probe(&args),
         Job::Clean { dry_run } => return clean(dry_run),
         Job::Merge(o) => return merge::run(&o),
         Job::Run(o) => engine::run_command(&o),

@@ -239,6 +239,8 @@ pub struct ReapOptions {
     /// `--systemd-scope`: where the run's cgroup is not writable, run again
     /// inside a delegated systemd scope.
     pub systemd_scope: bool,
+    /// `--no-stacks`: no stack capture at a hang-kill.
+    pub no_stacks: bool,
 }
 
 impl ReapOptions {

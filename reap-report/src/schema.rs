@@ -411,6 +411,12 @@ pub struct Attempt {
     /// when the kill fired (what each process and thread was blocked on,
     /// sockets, pipes, findings), one string per line.
     pub tree: Vec<String>,
+    /// Hung attempts: where every thread of the suite's processes was blocked when the
+    /// hang-kill fired (captured before the SIGTERM; the test binary first): per process,
+    /// per thread, its frames (function, file, line, module, address), innermost first.
+    /// Empty when capture is off (`--no-stacks`) or the attempt did not hang.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<ProcessStacks>,
 }
 
 /// A process of the suite alive after its test binary exited (or, in
@@ -486,6 +492,67 @@ pub struct Summary {
     /// `--no-capture`, a crash or hang, a binary that is not libtest's).
     #[serde(default)]
     pub suites_without_counts: usize,
+}
+
+// The stacks of a hung attempt (captured by the reap-stack crate).
+
+/// One frame of a thread's stack, innermost first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The instruction pointer (first frame) or return address.
+    pub address: u64,
+    /// The function, demangled (`std::sync::mpsc::Receiver<T>::recv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// The file name of the object (binary or library) the address is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// An inlined call (shares its address with the frame below it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
+}
+
+/// One thread's stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadStack {
+    pub tid: i32,
+    /// Its name (`/proc/PID/task/TID/comm`, 15 bytes: libtest names a test's thread after it).
+    pub name: String,
+    /// Its state before we stopped it (`S`, `D`, `R`, ...).
+    pub state: String,
+    /// The kernel function it sleeps in (`/proc/PID/task/TID/wchan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wchan: Option<String>,
+    pub frames: Vec<Frame>,
+    /// Why its stack is missing or cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The stacks of one process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStacks {
+    pub pid: i32,
+    /// Its command (`/proc/PID/comm`).
+    pub command: String,
+    pub threads: Vec<ThreadStack>,
+    /// Threads left out (over the thread limit, out of time), one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// Why no stack of it was captured (the kernel refused, it exited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long the capture took, in microseconds (reading its objects, stopping, unwinding,
+    /// symbolizing).
+    pub capture_us: u64,
+    /// How long its threads were stopped, in microseconds (from the first seize to the last
+    /// detach).
+    #[serde(default)]
+    pub stopped_us: u64,
 }
 
 #[cfg(test)]

@@ -34,7 +34,11 @@ mod tests {
     fn both_crates_refuse_to_build_off_linux_with_one_line() {
         let tmp = std::env::temp_dir().join(format!("xtask-gate-{}", std::process::id()));
         std::fs::create_dir_all(&tmp).expect("scratch dir");
-        for (crate_dir, name) in [("cargo-reap", "cargo-reap"), ("reap-probe", "reap-probe")] {
+        for (crate_dir, name) in [
+            ("cargo-reap", "cargo-reap"),
+            ("reap-probe", "reap-probe"),
+            ("reap-stack", "reap-stack"),
+        ] {
             let (gate, message) = gate(crate_dir);
             assert!(
                 message.starts_with(&format!("{name} supports Linux only: "))

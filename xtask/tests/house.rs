@@ -29,7 +29,13 @@ const LONG_FN_ALLOWED: &[(&str, &str, &str)] = &[];
 
 /// Every crate of the workspace (its directory). A workspace member missing here fails
 /// [`every_workspace_member_is_checked`].
-const CRATES: &[&str] = &["cargo-reap", "reap-probe", "reap-report", "xtask"];
+const CRATES: &[&str] = &[
+    "cargo-reap",
+    "reap-probe",
+    "reap-report",
+    "reap-stack",
+    "xtask",
+];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -121,6 +121,7 @@ fn suite_options(
                 .or(ws.attribute_max_time)
                 .unwrap_or(std::time::Duration::from_secs(60)),
         },
+        stacks: !reap.no_stacks && ws.stacks != Some(false),
     })
 }
 

@@ -267,8 +267,10 @@ fn unfinished_cases(s: &SuiteReport, named: &[&str]) -> Vec<TestCase> {
         .collect()
 }
 
-/// A failure of type `timeout`: the attempt's kill, the tests in flight,
-/// reap-probe's tree of the suite when it fired.
+/// A failure of type `timeout`: the attempt's kill, the tests in flight;
+/// the body: where every thread was blocked (the in-flight tests' threads
+/// first, when stacks were captured), then reap-probe's tree of the suite
+/// when it fired.
 fn hang_failure(a: &Attempt, test: Option<&str>) -> TestCaseStatus {
     let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
     st.set_type("timeout");
@@ -282,8 +284,17 @@ fn hang_failure(a: &Attempt, test: Option<&str>) -> TestCaseStatus {
             ""
         }
     ));
-    st.set_description(a.tree.join("\n"));
+    st.set_description(hang_body(a));
     st
+}
+
+/// The stacks of a hung attempt, then reap-probe's tree.
+fn hang_body(a: &Attempt) -> String {
+    super::stacks::hang_lines(a, None)
+        .into_iter()
+        .chain(a.tree.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// An error of type `crash` on a test in flight when the binary died
@@ -325,7 +336,7 @@ fn earlier_hangs(s: &SuiteReport, test: &str) -> Vec<TestRerun> {
             let mut rerun = TestRerun::new(NonSuccessKind::Failure);
             rerun.set_type("timeout");
             rerun.set_message(timed_out(a));
-            rerun.set_description(a.tree.join("\n"));
+            rerun.set_description(hang_body(a));
             rerun
         })
         .collect()

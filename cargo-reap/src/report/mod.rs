@@ -7,4 +7,5 @@
 pub mod events;
 pub mod junit;
 pub mod output;
+pub mod stacks;
 pub mod terminal;

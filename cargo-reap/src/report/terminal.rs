@@ -115,6 +115,7 @@ pub fn suite_line(s: &SuiteReport) -> String {
 pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
     let mut out = String::new();
     timed_out_lines(&mut out, s);
+    hang_stack_lines(&mut out, s);
     hang_tree_lines(&mut out, s);
     note_lines(&mut out, s);
     let show_tail = matches!(
@@ -153,6 +154,35 @@ fn timed_out_lines(out: &mut String, s: &SuiteReport) {
     }
 }
 
+/// Where the threads of the last attempt with stacks were blocked (reap-stack).
+fn hang_stack_lines(out: &mut String, s: &SuiteReport) {
+    let Some(a) = s.attempts.iter().rev().find(|a| !a.stacks.is_empty()) else {
+        return;
+    };
+    putln!(
+        out,
+        "           where attempt {} was blocked (its stacks before the kill):",
+        a.number
+    );
+    let root = std::env::current_dir().ok();
+    let lines = super::stacks::hang_lines(a, root.as_deref());
+    boxed_lines(out, &lines, super::stacks::STACK_LINES, "attempts[].stacks");
+}
+
+/// `lines` under a `: ` rule, at most `max`, then how many more are in the JSON at `field`.
+fn boxed_lines(out: &mut String, lines: &[String], max: usize, field: &str) {
+    for l in lines.iter().take(max) {
+        putln!(out, "           : {}", clip(l, width() - 13));
+    }
+    if lines.len() > max {
+        putln!(
+            out,
+            "           : … {} more lines in the JSON report ({field})",
+            lines.len() - max
+        );
+    }
+}
+
 /// reap-probe's tree of the last attempt that has one (at most [`TREE_LINES`]).
 fn hang_tree_lines(out: &mut String, s: &SuiteReport) {
     let Some(a) = s.attempts.iter().rev().find(|a| !a.tree.is_empty()) else {
@@ -163,16 +193,7 @@ fn hang_tree_lines(out: &mut String, s: &SuiteReport) {
         "           what attempt {} was doing when it was killed (reap-probe):",
         a.number
     );
-    for l in a.tree.iter().take(TREE_LINES) {
-        putln!(out, "           : {}", clip(l, width() - 13));
-    }
-    if a.tree.len() > TREE_LINES {
-        putln!(
-            out,
-            "           : … {} more lines in the JSON report (attempts[].tree)",
-            a.tree.len() - TREE_LINES
-        );
-    }
+    boxed_lines(out, &a.tree, TREE_LINES, "attempts[].tree");
 }
 
 /// The attribution line, the TMPDIR leftovers and each problem of the suite.

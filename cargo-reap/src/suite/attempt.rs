@@ -124,6 +124,7 @@ impl Tally {
                     peak_processes: 0,
                     peak_memory_bytes: 0,
                     memory_source: String::new(),
+                    stacks: Vec::new(),
                 },
                 survivors: Vec::new(),
                 not_killed: Vec::new(),
@@ -351,7 +352,11 @@ impl<'c> Running<'c> {
             .map(|c| (c.unfinished_tests(), c.finished_tests()))
             .unwrap_or_default();
         let hung = self.look_at_hang(tally)?;
+        if wake == Wake::TimedOut && self.ctx.options.stacks {
+            self.capture_stacks(&hung, tally)?;
+        }
         self.end_hang(&hung, tally)?;
+        super::stacks::release_stragglers(&mut tally.out.problems);
         // The root is dead now (every member is); collect its status.
         root.signal(Signal::KILL)?;
         let exit = root.reap()?;
@@ -394,6 +399,18 @@ impl<'c> Running<'c> {
             }
         }
         Ok(hung)
+    }
+
+    /// Where each thread of the hung suite is blocked, before the SIGTERM (not for a frozen
+    /// suite: its threads cannot stop for the tracer).
+    fn capture_stacks(&self, hung: &[Examined], tally: &mut Tally) -> Result<(), RunError> {
+        let pids: Vec<i32> = hung.iter().map(|e| e.info.pid).collect();
+        tally.out.attempt.stacks = if self.cont.frozen()?.is_empty() {
+            super::stacks::capture_hang(self.root_pid, &pids)
+        } else {
+            super::stacks::frozen_skip(self.root_pid)
+        };
+        Ok(())
     }
 
     /// SIGTERM to the whole suite, the grace, then SIGKILL for what is left.

@@ -24,6 +24,7 @@ pub mod context;
 pub mod examine;
 pub mod listing;
 pub mod settings;
+pub mod stacks;
 pub mod timing;
 
 use std::collections::HashSet;
@@ -249,6 +250,7 @@ mod tests {
             peak_processes: 0,
             peak_memory_bytes: 0,
             memory_source: String::new(),
+            stacks: Vec::new(),
         }
     }
 

@@ -22,6 +22,9 @@ pub struct SuiteOptions {
     pub listable: bool,
     pub test_args: Vec<String>,
     pub attribute: AttributeOptions,
+    /// At a hang-kill, capture the stacks of the suite's threads before the
+    /// SIGTERM (`--no-stacks` / `stacks = false` turn it off).
+    pub stacks: bool,
 }
 
 #[derive(Debug, Clone)]

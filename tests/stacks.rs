@@ -265,21 +265,6 @@ fn nothing_is_left_stopped_or_traced_after_the_capture() {
     );
 }
 
-/// Read cargo-reap's stderr until it announces its run; keep draining it after.
-fn announced_run_id(child: &mut Child) -> String {
-    use std::io::BufRead;
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let run_id = loop {
-        let line = lines.next().expect("cargo-reap announces its run").unwrap();
-        if let Some(rest) = line.strip_prefix("cargo-reap: run ") {
-            break rest.split(':').next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    run_id
-}
-
 /// Kills and reaps the child on every path.
 struct Reaped(Child);
 impl Drop for Reaped {

@@ -265,6 +265,4 @@ impl Interrupts {
 }
 
 /// Exit code for an interrupted run: 128 + signal (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
-pub fn exit_code(signal: i32) -> i32 {
-    128 + signal
-}
+pub use reap_report::exit::for_signal as exit_code;

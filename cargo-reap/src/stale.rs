@@ -295,11 +295,11 @@ fn session_stamp_name() -> Option<String> {
     // Our guardian (the cargo-reap the session started) is skipped.
     for _ in 0..2 {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let p = reap_probe::snapshot(pid, ScanOptions::default()).ok()?;
         if exe.as_ref() != Some(&own_exe) {
-            let p = reap_probe::snapshot(pid, ScanOptions::default()).ok()?;
             return Some(format!("session-{pid}-{:x}", p.start_time));
         }
-        pid = reap_probe::snapshot(pid, ScanOptions::default()).ok()?.ppid;
+        pid = p.ppid;
     }
     None
 }

@@ -86,6 +86,40 @@ pub fn for_command(s: &Summary, fail_on_tmp: bool, child: i32) -> i32 {
     }
 }
 
+/// An interrupted run: 128 + signal (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
+pub fn for_signal(signal: i32) -> i32 {
+    128 + signal
+}
+
+/// How a run ended, for its exit code.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending<'a> {
+    /// The signal that interrupted it.
+    pub interrupted: Option<i32>,
+    pub build_failed: bool,
+    /// cargo-reap's own work (cleanup, the guard) failed.
+    pub problems: bool,
+    /// `cargo reap run`: the command's own exit code.
+    pub command: Option<i32>,
+    pub summary: &'a Summary,
+    pub fail_on_tmp: bool,
+}
+
+/// The exit code of a run (or of a merge of runs), in one order: 128 +
+/// signal when interrupted, 101 when the build failed, 2 when cargo-reap's
+/// own work failed, then [`for_command`] for `cargo reap run` and
+/// [`for_summary`] otherwise.
+pub fn for_run(e: &Ending<'_>) -> i32 {
+    let s = e.summary;
+    match (e.interrupted, e.command) {
+        (Some(sig), _) => for_signal(sig),
+        _ if e.build_failed => BUILD_FAILED,
+        _ if e.problems => USAGE,
+        (None, Some(child)) => for_command(s, e.fail_on_tmp, child),
+        (None, None) => for_summary(s, e.fail_on_tmp),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -454,7 +454,6 @@ pub fn wait_until(what: &str, limit: std::time::Duration, mut cond: impl FnMut()
 /// Start cargo-reap on the always-hanging suite and return it with its run id
 /// once the suite's processes (test binary + its child) are running.
 pub fn start_hanging_run(isolation: &str, json: &Path) -> (std::process::Child, String) {
-    use std::io::BufRead;
     let mut child = Command::new(REAP)
         .args(["test", "--isolation", isolation, "--manifest-path"])
         .arg(fixture_manifest())
@@ -473,7 +472,20 @@ pub fn start_hanging_run(isolation: &str, json: &Path) -> (std::process::Child, 
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let run_id = announced_run_id(&mut child);
+    wait_until(
+        "the suite's two processes",
+        std::time::Duration::from_secs(20),
+        || tagged(&run_id).len() >= 2,
+    );
+    (child, run_id)
+}
+
+/// Read a started cargo-reap's piped stderr until it announces its run; keep
+/// draining it after, so that cargo-reap never blocks on it.
+pub fn announced_run_id(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr is piped");
     let mut lines = std::io::BufReader::new(stderr).lines();
     let run_id = loop {
         let line = lines.next().expect("cargo-reap announces its run").unwrap();
@@ -481,14 +493,8 @@ pub fn start_hanging_run(isolation: &str, json: &Path) -> (std::process::Child, 
             break rest.split(':').next().unwrap().to_string();
         }
     };
-    // Keep draining stderr so cargo-reap never blocks on it.
     std::thread::spawn(move || lines.for_each(drop));
-    wait_until(
-        "the suite's two processes",
-        std::time::Duration::from_secs(20),
-        || tagged(&run_id).len() >= 2,
-    );
-    (child, run_id)
+    run_id
 }
 
 // ---- Helpers for tests/hostile.rs (hostile suites: processes without the tag,

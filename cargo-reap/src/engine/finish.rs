@@ -177,13 +177,13 @@ fn exit_code(
     problems: &[String],
     child_code: Option<i32>,
 ) -> i32 {
-    let fail_on_tmp = run.reap.fail_on_tmp();
-    match (run.interrupts.signal(), child_code) {
-        (Some(sig), _) => crate::interrupt::exit_code(sig),
-        _ if build_failed => exit::BUILD_FAILED,
+    exit::for_run(&exit::Ending {
+        interrupted: run.interrupts.signal(),
+        build_failed,
         // cargo-reap's own cleanup failed: an internal error.
-        _ if !problems.is_empty() => exit::USAGE,
-        (None, Some(child)) if run.command_mode => exit::for_command(summary, fail_on_tmp, child),
-        _ => exit::for_summary(summary, fail_on_tmp),
-    }
+        problems: !problems.is_empty(),
+        command: child_code.filter(|_| run.command_mode),
+        summary,
+        fail_on_tmp: run.reap.fail_on_tmp(),
+    })
 }

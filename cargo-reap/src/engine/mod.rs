@@ -14,8 +14,6 @@ mod setup;
 mod trials;
 mod vitals;
 
-use std::io::Write;
-
 pub use scope::systemd_scope;
 
 use crate::error::EngineError;
@@ -168,10 +166,7 @@ fn keep_going<T, E: std::error::Error>(
     }
 }
 
-/// Write a line to stderr. A closed stderr must not stop the run (the JSON
-/// report and exit code still carry the result), so the error is traced.
+/// Write a line to stderr (a closed stderr is traced, never fatal).
 fn emit(line: &str) {
-    if let Err(e) = writeln!(std::io::stderr(), "{line}") {
-        tracing::debug!("stderr unavailable: {e}");
-    }
+    crate::report::events::line(line);
 }

@@ -10,7 +10,7 @@ use super::{emit, Source};
 use crate::config::AllowRule;
 use crate::discover::Suite;
 use crate::error::{EngineError, RunError};
-use crate::options::{streams, AttributeMode, Limits};
+use crate::options::{AttributeMode, Limits};
 use crate::schedule::ScheduleOptions;
 use crate::suite::SuiteOptions;
 use reap_report::IsolationKind;
@@ -37,9 +37,8 @@ impl Plan {
             path: log_dir.clone(),
             source,
         })?;
-        let stream = !run.command_mode && streams(run.reap.no_capture, test_args);
-        let options = suite_options(run, found, source, test_args, stream)?;
-        let jobs = jobs(run, found, stream);
+        let options = suite_options(run, found, source, test_args)?;
+        let jobs = jobs(run, found);
         let plan = Plan {
             options,
             schedule: ScheduleOptions {
@@ -88,7 +87,6 @@ fn suite_options(
     found: &Found,
     source: Source<'_>,
     test_args: &[String],
-    stream: bool,
 ) -> Result<SuiteOptions, EngineError> {
     let reap = run.reap;
     let ws = &found.config.workspace;
@@ -102,7 +100,7 @@ fn suite_options(
         // `run` passes output straight through: as a target runner, output
         // belongs where cargo test puts it.
         no_capture: run.command_mode,
-        stream,
+        stream: run.stream,
         runner: target_runner(run, source)?,
         listable: runs_libtest,
         test_args: test_args.to_vec(),
@@ -146,11 +144,11 @@ fn target_runner(run: &Run<'_>, source: Source<'_>) -> Result<Vec<String>, Engin
 }
 
 /// Suites at once.
-fn jobs(run: &Run<'_>, found: &Found, stream: bool) -> usize {
+fn jobs(run: &Run<'_>, found: &Found) -> usize {
     match run.reap.jobs.or(found.config.workspace.jobs) {
         // Streamed output of suites running at once would interleave: one at
         // a time unless --jobs says otherwise (as nextest's --no-capture).
-        _ if stream && run.reap.jobs.is_none() => 1,
+        _ if run.stream && run.reap.jobs.is_none() => 1,
         Some(n) => n,
         // Process groups can pin an untagged orphan to its suite only while
         // that suite runs alone: serial unless asked otherwise.

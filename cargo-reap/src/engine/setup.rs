@@ -25,6 +25,9 @@ pub(super) struct Run<'a> {
     pub command_mode: bool,
     /// Only suites with a problem get a line; no run line.
     pub quiet: bool,
+    /// Suite output is streamed as it comes (`--no-capture`, or libtest's
+    /// `--nocapture` after `--`), in `cargo reap test`.
+    pub stream: bool,
     /// What a rerun hint needs after `cargo reap test` to find the same workspace.
     pub rerun_prefix: Vec<String>,
     pub started: Instant,
@@ -65,7 +68,8 @@ impl<'a> Run<'a> {
         let run_id = super::new_run_id()?;
         // Before any thread exists, so that every thread inherits the blocked mask.
         let interrupts = crate::interrupt::install()?;
-        let reporter = reporter(reap, command_mode, test_args, &run_id)?;
+        let stream = !command_mode && streams(reap.no_capture, test_args);
+        let reporter = reporter(reap, command_mode, stream, &run_id)?;
         // Orphans of every suite reparent to us, not to PID 1, in both modes.
         // Kept in cgroup mode too: a suite that left its leaf, double-forked,
         // called setsid and cleared its environment is found only this way. The
@@ -98,6 +102,7 @@ impl<'a> Run<'a> {
             reap,
             command_mode,
             quiet: command_mode || reap.quiet,
+            stream,
             rerun_prefix: rerun_prefix(source),
             started,
             run_id,
@@ -192,7 +197,7 @@ fn choose(reap: &ReapOptions, run_id: &str) -> Result<(Isolation, String), Engin
 fn reporter(
     reap: &ReapOptions,
     command_mode: bool,
-    test_args: &[String],
+    stream: bool,
     run_id: &str,
 ) -> Result<Reporter, EngineError> {
     if let (Some(j), Some(x)) = (&reap.json, &reap.junit) {
@@ -215,7 +220,6 @@ fn reporter(
     let json = reap.json.as_deref().map(check).transpose()?;
     let junit = reap.junit.as_deref().map(check).transpose()?;
     let looping = reap.looping.looping();
-    let stream = !command_mode && streams(reap.no_capture, test_args);
     let terminal = TerminalOptions {
         tail_lines: reap.tail_lines,
         per_suite_lines: !looping,

@@ -180,12 +180,14 @@ fn exit_code(
     summary: &Summary,
     fail_on_tmp: bool,
 ) -> i32 {
-    match interrupted {
-        Some(sig) => crate::interrupt::exit_code(sig),
-        None if build_failed => exit::BUILD_FAILED,
-        None if !problems.is_empty() => exit::USAGE,
-        None => exit::for_summary(summary, fail_on_tmp),
-    }
+    exit::for_run(&exit::Ending {
+        interrupted,
+        build_failed,
+        problems: !problems.is_empty(),
+        command: None,
+        summary,
+        fail_on_tmp,
+    })
 }
 
 /// The weakest isolation of the inputs, and which report had which.

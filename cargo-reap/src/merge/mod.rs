@@ -214,5 +214,5 @@ fn version_of(path: &Path, text: &str) -> Result<u32, MergeError> {
 }
 
 fn say(text: &str) {
-    line(&mut std::io::stderr(), text);
+    line(text);
 }

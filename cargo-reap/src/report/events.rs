@@ -81,13 +81,12 @@ impl Reporter {
     /// files, the failures with rerun hints, and (`summary`) the summary
     /// line with the final exit code.
     pub fn run_finished(&self, report: &mut Report, summary: bool) {
-        let mut err = std::io::stderr();
         let table = terminal::leak_table(report);
         if !table.is_empty() {
-            line(&mut err, table.trim_end());
+            line(table.trim_end());
         }
         if let Some(ls) = &report.loop_summary {
-            line(&mut err, terminal::loop_table(ls).trim_end());
+            line(terminal::loop_table(ls).trim_end());
         }
         if let Some(out) = &self.junit {
             let written = super::junit::render(report)
@@ -106,13 +105,13 @@ impl Reporter {
         }
         let failing = terminal::failures_list(report);
         if !failing.is_empty() {
-            line(&mut err, failing.trim_end());
+            line(failing.trim_end());
         }
         if let Some(none) = no_tests_line(report) {
-            line(&mut err, &none);
+            line(&none);
         }
         if summary {
-            line(&mut err, &terminal::summary_line(report));
+            line(&terminal::summary_line(report));
         }
     }
 
@@ -154,10 +153,7 @@ impl EventSink for Reporter {
             }),
             Event::TrialFinished { trial } => {
                 if t.looping {
-                    line(
-                        &mut std::io::stderr(),
-                        &terminal::trial_line(trial, t.loop_count),
-                    );
+                    line(&terminal::trial_line(trial, t.loop_count));
                 }
             }
         }
@@ -168,13 +164,10 @@ impl EventSink for Reporter {
 /// (a CI gate must not pass without the report it asked for).
 fn report_written(report: &mut Report, what: &str, out: &ReportPath, written: std::io::Result<()>) {
     if let Err(e) = written {
-        line(
-            &mut std::io::stderr(),
-            &format!(
-                "cargo-reap: error: could not write the {what} report to {}: {e}",
-                out.path.display()
-            ),
-        );
+        line(&format!(
+            "cargo-reap: error: could not write the {what} report to {}: {e}",
+            out.path.display()
+        ));
         report.exit_code = exit::USAGE;
     }
 }
@@ -191,14 +184,13 @@ fn no_tests_line(report: &Report) -> Option<String> {
     })
 }
 
-/// Write a line to the terminal. A closed stderr must not stop the run (the
-/// JSON report and exit code still carry the result), so the error is traced.
-pub fn line(err: &mut impl Write, text: &str) {
-    if let Err(e) = writeln!(err, "{text}") {
-        tracing::debug!("stderr unavailable: {e}");
-    }
+/// Write a line to stderr (see [`print_block`]).
+pub fn line(text: &str) {
+    print_block(&format!("{text}\n"));
 }
 
+/// Write to stderr at once. A closed stderr must not stop the run (the JSON
+/// report and exit code still carry the result), so the error is traced.
 fn print_block(block: &str) {
     if let Err(e) = std::io::stderr().lock().write_all(block.as_bytes()) {
         tracing::debug!("stderr unavailable: {e}");

@@ -12,6 +12,8 @@
 pub mod exit;
 mod schema;
 mod summary;
+mod timeline;
 
 pub use schema::*;
 pub use summary::{growth, rerun_hint, shown_trial};
+pub use timeline::*;

@@ -56,6 +56,10 @@ pub struct Report {
     /// order given (absent in a run's own report).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// `cargo reap run --watch`: the sampled series of the command and the
+    /// trend of each (absent without `--watch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<crate::WatchReport>,
 }
 
 /// The suites a run selected (before `--partition`) and its share of them.
@@ -417,6 +421,10 @@ pub struct Attempt {
     /// Empty when capture is off (`--no-stacks`) or the attempt did not hang.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stacks: Vec<ProcessStacks>,
+    /// The suite's series while this attempt ran, sampled at the run's
+    /// interval (absent when nothing was sampled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::Timeline>,
 }
 
 /// A process of the suite alive after its test binary exited (or, in

@@ -146,6 +146,7 @@ fn report(run: &Run<'_>, ended: Ended, isolation: IsolationKind, note: String) -
         failures,
         selection,
         merged_from: Vec::new(),
+        watch: None,
     };
     // Always the summary line (`-q` too), but not over a wrapped command's
     // own result when cargo-reap has nothing to add.

@@ -143,6 +143,7 @@ fn build_only(cargo: &CargoInvocation) -> Result<Outcome, EngineError> {
             failures: Vec::new(),
             selection: None,
             merged_from: Vec::new(),
+            watch: None,
         },
     })
 }

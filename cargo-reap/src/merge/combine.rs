@@ -62,6 +62,7 @@ pub fn combine(inputs: &[Input], shares: &[Share], run_id: String, fail_on_tmp: 
         failures,
         selection: selection(inputs, shares),
         merged_from: inputs.iter().map(|i| i.report.run_id.clone()).collect(),
+        watch: None,
     }
 }
 

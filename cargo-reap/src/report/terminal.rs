@@ -839,6 +839,7 @@ mod tests {
             failures: vec![],
             selection: None,
             merged_from: vec![],
+            watch: None,
         }
     }
 

@@ -125,6 +125,7 @@ impl Tally {
                     peak_memory_bytes: 0,
                     memory_source: String::new(),
                     stacks: Vec::new(),
+                    timeline: None,
                 },
                 survivors: Vec::new(),
                 not_killed: Vec::new(),

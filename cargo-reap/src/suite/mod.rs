@@ -251,6 +251,7 @@ mod tests {
             peak_memory_bytes: 0,
             memory_source: String::new(),
             stacks: Vec::new(),
+            timeline: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Hang triage (issue 15): at a hang-kill, before the SIGTERM, cargo-reap captures where every
-//! thread of the hung suite is blocked. On `fixtures/hangs`: four tests blocked in an mpsc
+//! thread of the hung suite is blocked. On `fixtures/hangs`: five tests blocked in an mpsc
 //! receive, a mutex another thread holds, `Child::wait` on `sleep 3600`, a read of a pipe the
-//! test holds the write end of; the report must name each test function at the line marked
+//! test holds the write end of, an executor's `block_on` of a future never woken; the report must name each test function at the line marked
 //! `// BLOCKS: <test>` in its source, in the JSON (`attempts[].stacks`) and on the terminal,
 //! in both isolation modes and in release builds (line tables only). `cargo reap probe PID
 //! --stacks` does the same for a live process. From outside: nothing is left stopped or
@@ -18,18 +18,27 @@ use serde_json::Value;
 
 /// The tests of `fixtures/hangs/hangs/tests/<file>.rs` and the line each is marked to block on.
 fn marked_lines(file: &str) -> BTreeMap<String, u32> {
+    marks(file, "// BLOCKS: ")
+}
+
+/// The lines marked `<mark><test>` in `fixtures/hangs/hangs/tests/<file>.rs`, by test.
+fn marks(file: &str, mark: &str) -> BTreeMap<String, u32> {
     let path = repo().join(format!("fixtures/hangs/hangs/tests/{file}.rs"));
     let text = std::fs::read_to_string(&path).expect("read the fixture");
     let marks: BTreeMap<String, u32> = text
         .lines()
         .enumerate()
         .filter_map(|(k, l)| {
-            let test = l.split("// BLOCKS: ").nth(1)?.trim();
+            let test = l.split(mark).nth(1)?.trim();
             let ident = test.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             ident.then(|| (test.to_string(), k as u32 + 1))
         })
         .collect();
-    assert!(!marks.is_empty(), "no BLOCKS marks in {}", path.display());
+    assert!(
+        !marks.is_empty() || mark != "// BLOCKS: ",
+        "no BLOCKS marks in {}",
+        path.display()
+    );
     marks
 }
 
@@ -59,6 +68,7 @@ fn assert_each_test_named(run: &Run, file: &str) {
         binary["command"].as_str().unwrap().starts_with(file),
         "the test binary comes first: {binary:#}"
     );
+    let headlines = marks(file, "// HEADLINE: ");
     for (test, line) in marked_lines(file) {
         let comm: String = test.chars().take(15).collect();
         let thread = binary["threads"]
@@ -80,12 +90,15 @@ fn assert_each_test_named(run: &Run, file: &str) {
         });
         assert!(found, "{function} at line {line} not in {thread:#}");
         // The headline: `<function>  <path>/hangs/tests/<file>.rs:<line>  ← <callee>` (the
-        // path relative to cargo-reap's working directory when under it).
-        let at = format!("hangs/tests/{file}.rs:{line}  ← ");
+        // path relative to cargo-reap's working directory when under it); where the test
+        // blocks in code of its own file (an executor), that code's line.
+        let own = headlines.get(&test);
+        let at = format!("hangs/tests/{file}.rs:{}  ← ", own.unwrap_or(&line));
         let headline = run.stderr.lines().find(|l| {
-            l.split("  ")
-                .any(|w| w.trim_start() == function || w.trim_start() == test)
-                && l.contains(&at)
+            let names_the_test = l
+                .split("  ")
+                .any(|w| w.trim_start() == function || w.trim_start() == test);
+            l.contains(&at) && (own.is_some() || names_the_test)
         });
         assert!(
             headline.is_some(),
@@ -115,7 +128,7 @@ fn hang_run(isolation: &str, extra: &[&str]) -> Run {
     ];
     a.extend(extra);
     // Every test runs at once, whatever the machine's core count.
-    a.extend(["--", "--test-threads=4"]);
+    a.extend(["--", "--test-threads=5"]);
     reap(&[], &a)
 }
 

@@ -1,6 +1,7 @@
 //! A stack as a person reads it: the frames of the code under test, runs of std / libtest /
-//! libc frames folded ("… 14 frames in std"), and a headline: the innermost frame of the code
-//! under test and the call it is blocked in.
+//! libc frames and of dependencies (an async runtime: tokio's `block_on` and its scheduler)
+//! folded ("… 14 frames in std"), and a headline: the innermost frame of the code under test
+//! and the call it is blocked in.
 
 use std::path::Path;
 
@@ -13,7 +14,10 @@ pub enum Category {
     Std,
     /// The C library, the dynamic loader, the thread start.
     Libc,
-    /// Anything else: the code under test, its dependencies, a C program.
+    /// A crate from a registry or a git dependency (`~/.cargo/registry/src/…`,
+    /// `~/.cargo/git/checkouts/…`): an async runtime, a client library.
+    Deps,
+    /// Anything else: the code under test, a C program.
     Code,
 }
 
@@ -22,6 +26,7 @@ impl Category {
         match self {
             Category::Std => "std",
             Category::Libc => "libc",
+            Category::Deps => "dependencies",
             Category::Code => "code",
         }
     }
@@ -68,6 +73,12 @@ pub fn category(f: &Frame) -> Category {
     {
         return Category::Libc;
     }
+    let dependency = f.file.as_deref().is_some_and(|p| {
+        p.contains("/.cargo/registry/src/") || p.contains("/.cargo/git/checkouts/")
+    });
+    if dependency {
+        return Category::Deps;
+    }
     Category::Code
 }
 
@@ -98,10 +109,11 @@ fn frame_line(f: &Frame, root: Option<&Path>) -> String {
 
 /// Where the thread is blocked: its innermost frame of code under test and the call it
 /// waits in (`hangs::recv_forever  tests/hang.rs:12  ← std::sync::mpsc::Receiver<T>::recv`);
-/// the innermost frame when it has no such frame.
+/// the innermost frame of a dependency when it has none (a runtime's worker thread), else its
+/// innermost frame.
 pub fn headline(t: &ThreadStack, root: Option<&Path>) -> Option<String> {
-    let first = t.frames.iter().position(|f| category(f) == Category::Code);
-    match first {
+    let innermost = |c| t.frames.iter().position(|f| category(f) == c);
+    match innermost(Category::Code).or_else(|| innermost(Category::Deps)) {
         Some(k) => {
             let own = frame_line(&t.frames[k], root);
             Some(
@@ -234,6 +246,57 @@ mod tests {
         assert_eq!(
             headline(&t, None).as_deref(),
             Some("main  ← clock_nanosleep")
+        );
+    }
+
+    /// An async test under a runtime from crates.io: the runtime's frames fold as
+    /// dependencies and the headline names the test and the runtime call it waits in.
+    #[test]
+    fn a_runtime_from_a_registry_folds_as_dependencies() {
+        let tokio = "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.48.0/src";
+        let t = thread(vec![
+            frame("syscall", None, "libc.so.6"),
+            frame(
+                "std::thread::park",
+                Some("/rustc/x/library/std/src/thread/mod.rs"),
+                "t-1",
+            ),
+            frame(
+                "tokio::runtime::park::Inner::park",
+                Some(&format!("{tokio}/runtime/park.rs")),
+                "t-1",
+            ),
+            frame(
+                "tokio::runtime::runtime::Runtime::block_on",
+                Some(&format!("{tokio}/runtime/runtime.rs")),
+                "t-1",
+            ),
+            frame("t::waits_forever", Some("/w/tests/t.rs"), "t-1"),
+            frame("start_thread", None, "libc.so.6"),
+        ]);
+        assert_eq!(
+            headline(&t, Some(Path::new("/w"))).as_deref(),
+            Some("t::waits_forever  tests/t.rs:12  ← tokio::runtime::runtime::Runtime::block_on")
+        );
+        let lines = render_thread(&t, Some(Path::new("/w")));
+        assert_eq!(
+            lines[2..],
+            [
+                "    syscall",
+                "    std::thread::park  /rustc/x/library/std/src/thread/mod.rs:12",
+                "    … 2 frames in dependencies",
+                "    t::waits_forever  tests/t.rs:12",
+                "    start_thread",
+            ]
+        );
+        // A worker thread of the runtime, no code under test on it: its innermost frame of
+        // the runtime.
+        let worker = thread(t.frames[..4].to_vec());
+        assert_eq!(
+            headline(&worker, None).as_deref(),
+            Some(&*format!(
+                "tokio::runtime::park::Inner::park  {tokio}/runtime/park.rs:12  ← std::thread::park"
+            ))
         );
     }
 }

@@ -26,7 +26,7 @@ mod unwind;
 use std::time::{Duration, Instant};
 
 pub use fold::{headline, render_thread, Category};
-pub use ptrace::release_stragglers;
+pub use ptrace::{release_stragglers, Seized};
 pub use symbols::demangle;
 
 // The data types of a capture are the report contract's (they go into the JSON report as

@@ -84,6 +84,12 @@ pub fn seize_error(e: Errno) -> String {
     }
 }
 
+impl Default for Seized {
+    fn default() -> Seized {
+        Seized::new()
+    }
+}
+
 impl Seized {
     pub fn new() -> Seized {
         Seized {

@@ -283,3 +283,89 @@ fn wait_until_state(pid: u32, name: &str, state: &str) {
         .collect();
     panic!("thread {name} of {pid} never reached state {state}: {states:?}");
 }
+
+/// Not a test on its own: a tracer that dies mid-capture. It seizes and stops every thread of
+/// the process `REAP_STACK_TRACEE` names, as a capture does, says `stopped`, and waits for its
+/// stdin to close; the test kills it with SIGKILL before that.
+#[test]
+#[ignore = "spawned by the other tests"]
+fn tracer_killed_mid_capture() {
+    let Some(tracee) = std::env::var_os("REAP_STACK_TRACEE") else {
+        return;
+    };
+    let tracee: i32 = tracee.to_str().and_then(|t| t.parse().ok()).expect("pid");
+    let mut seized = reap_stack::Seized::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for tid in children_of_task_dir(tracee) {
+        seized.seize(tid).expect("seize");
+        assert!(seized.wait_stopped(tid, deadline).expect("stop"), "exited");
+    }
+    println!("stopped");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut rest).expect("stdin");
+}
+
+/// The thread ids of `pid`.
+fn children_of_task_dir(pid: i32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task dir")
+        .map(|e| {
+            e.expect("entry")
+                .file_name()
+                .to_str()
+                .expect("tid")
+                .parse()
+                .expect("tid")
+        })
+        .collect()
+}
+
+/// cargo-reap killed mid-capture (SIGKILL while every thread of a suite's process is seized
+/// and stopped): the kernel detaches its tracees and lets them run; nothing stays traced or
+/// stopped, and the process can be captured again.
+#[test]
+fn a_tracer_killed_mid_capture_leaves_its_tracee_running() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { nix::libc::geteuid() } != 0 {
+        eprintln!("skipped: the tracer is the blocker's sibling, which needs root to trace it");
+        return;
+    }
+    let blocker = spawn_blocker();
+    let pid = blocker.0.id();
+    wait_blocked(pid);
+    let tracer = Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "tracer_killed_mid_capture",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("REAP_STACK_TRACEE", pid.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the tracer");
+    let mut tracer = Reaped(tracer);
+    let out = tracer.0.stdout.take().expect("stdout");
+    let stopped = std::io::BufRead::lines(std::io::BufReader::new(out))
+        .map(|l| l.expect("read"))
+        .any(|l| l.ends_with("stopped"));
+    assert!(stopped, "the tracer ended before stopping the blocker");
+    // Mid-capture, seen from outside: every thread stopped and traced by a thread of the
+    // tracer (`TracerPid` names the tracing thread: libtest's thread of the test).
+    let tracer_pid = tracer.0.id();
+    for (by, state) in tracer_and_state(pid) {
+        let of_tracer = std::path::Path::new(&format!("/proc/{tracer_pid}/task/{by}")).exists();
+        assert!(of_tracer && state == "t", "traced by {by}, state {state}");
+    }
+    tracer.0.kill().expect("SIGKILL the tracer");
+    let status = tracer.0.wait().expect("wait for the tracer");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert_let_go(pid);
+    let again = reap_stack::capture(pid as i32, &reap_stack::Limits::new(Duration::from_secs(5)));
+    assert!(again.error.is_none(), "{again:#?}");
+    assert_let_go(pid);
+}

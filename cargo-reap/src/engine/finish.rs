@@ -186,5 +186,6 @@ fn exit_code(
         command: child_code.filter(|_| run.command_mode),
         summary,
         fail_on_tmp: run.reap.fail_on_tmp(),
+        watch: None,
     })
 }

@@ -392,7 +392,9 @@ pub fn span(ms: u64) -> String {
     let s = ms / 1000;
     match (s / 3600, (s % 3600) / 60, s % 60) {
         (0, 0, 0) => format!("{ms}ms"),
-        (0, 0, sec) if ms % 1000 != 0 && sec < 10 => format!("{:.1}s", ms as f64 / 1000.0),
+        (0, 0, sec) if !ms.is_multiple_of(1000) && sec < 10 => {
+            format!("{:.1}s", ms as f64 / 1000.0)
+        }
         (0, 0, sec) => format!("{sec}s"),
         (0, m, sec) => format!("{m}m{sec:02}s"),
         (h, m, _) => format!("{h}h{m:02}m"),

@@ -684,6 +684,174 @@ pub fn failures_list(r: &Report) -> String {
     out
 }
 
+/// `cargo reap run --watch`'s live status: on an interactive terminal one
+/// line redrawn in place (at most 4 times a second); elsewhere (a CI log,
+/// `CI` set, a dumb terminal) a plain line at every tenth of the watch.
+#[derive(Debug, Default)]
+pub struct LiveLine {
+    /// Decided at the first sample.
+    interactive: Option<bool>,
+    last_drawn: Option<std::time::Instant>,
+    /// A line is drawn and not yet cleared.
+    drawn: bool,
+    /// Plain lines: tenths of the watch already said.
+    tenths_said: u64,
+}
+
+impl LiveLine {
+    /// After a sample: the text to write, if any.
+    pub fn sampled(
+        &mut self,
+        t: &reap_report::Timeline,
+        elapsed: Duration,
+        watch: Duration,
+    ) -> Option<String> {
+        let interactive = *self.interactive.get_or_insert_with(|| {
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal()
+                && std::env::var_os("CI").is_none()
+                && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        });
+        if interactive {
+            let now = std::time::Instant::now();
+            if self
+                .last_drawn
+                .is_some_and(|l| now - l < Duration::from_millis(250))
+            {
+                return None;
+            }
+            self.last_drawn = Some(now);
+            self.drawn = true;
+            let line = format!(
+                "watch {}/{}: {}",
+                short(elapsed),
+                short(watch),
+                live_status(t)
+            );
+            let line = clip(&line, width().saturating_sub(1));
+            return Some(format!("\r\x1b[K{line}"));
+        }
+        let tenth = (elapsed.as_millis() * 10 / watch.as_millis().max(1)) as u64;
+        if tenth <= self.tenths_said || tenth >= 10 {
+            return None;
+        }
+        self.tenths_said = tenth;
+        Some(format!(
+            "cargo-reap: watch {}% ({} of {}): {}\n",
+            tenth * 10,
+            short(elapsed),
+            short(watch),
+            live_status(t)
+        ))
+    }
+
+    /// Clear a drawn line (before other output).
+    pub fn clear(&mut self) -> String {
+        if std::mem::take(&mut self.drawn) {
+            "\r\x1b[K".into()
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// `14 processes (12 orphans), 15 threads, 3.2 MiB memory, 21 fds; processes +1 every 5 s so far`
+fn live_status(t: &reap_report::Timeline) -> String {
+    use reap_report::trend;
+    let last = |v: &[u32]| v.last().copied().unwrap_or(0);
+    let memory = t.memory_bytes.last().copied().unwrap_or(0);
+    let mut s = format!(
+        "{} processes ({} orphans), {} threads, {} memory, {} fds",
+        last(&t.processes),
+        last(&t.orphans),
+        last(&t.threads),
+        trend::value(memory as f64, true),
+        last(&t.open_fds)
+    );
+    for d in &t.dirs {
+        put!(
+            s,
+            ", {} files in {}",
+            d.files.last().copied().unwrap_or(0),
+            d.path
+        );
+    }
+    let values: Vec<f64> = t.processes.iter().map(|&x| f64::from(x)).collect();
+    let fit = trend::judge(
+        &trend::Series {
+            name: reap_report::SeriesName::Processes,
+            values: &values,
+            start_ms: t.start_ms,
+            interval_ms: t.interval_ms,
+        },
+        Some(0.0),
+    );
+    match fit.verdict {
+        reap_report::TrendVerdict::TooShort => {}
+        reap_report::TrendVerdict::Flat => s.push_str("; processes flat so far"),
+        _ => put!(
+            s,
+            "; processes {} so far",
+            trend::rate(fit.slope_per_hour, false)
+        ),
+    }
+    s
+}
+
+/// The end of a watch: how long, then each series' trend, the failing ones marked.
+pub fn watch_lines(w: &reap_report::WatchReport) -> String {
+    use reap_report::TrendVerdict;
+    let t = &w.timeline;
+    let mut out = String::new();
+    match (w.died_at_ms, w.died_with) {
+        (Some(at), with) => putln!(
+            out,
+            "{} the command died at {} of the {} watch{} ({} samples every {})",
+            paint("DIED", 31),
+            reap_report::trend::span(at),
+            short(Duration::from_millis(w.duration_ms)),
+            with.map(|c| format!(", exit status {c}"))
+                .unwrap_or_default(),
+            t.len(),
+            short(Duration::from_millis(t.interval_ms))
+        ),
+        (None, _) => putln!(
+            out,
+            "watched for {}: {} samples every {} (memory: {})",
+            short(Duration::from_millis(w.duration_ms)),
+            t.len(),
+            short(Duration::from_millis(t.interval_ms)),
+            if t.memory_source.is_empty() {
+                "none"
+            } else {
+                &t.memory_source
+            }
+        ),
+    }
+    for trend in &w.trends {
+        let mark = match trend.verdict {
+            TrendVerdict::TooFast => paint("TOO FAST", 31),
+            TrendVerdict::Growing => paint("growing", 33),
+            TrendVerdict::TooShort => "too short".into(),
+            TrendVerdict::Flat => "ok".into(),
+            TrendVerdict::Shrinking => "ok".into(),
+        };
+        let limit = trend
+            .max_per_hour
+            .filter(|_| trend.verdict == TrendVerdict::TooFast)
+            .map(|m| {
+                let memory = trend.series == reap_report::SeriesName::Memory;
+                format!(
+                    " (at most {}/h allowed)",
+                    reap_report::trend::value(m, memory)
+                )
+            })
+            .unwrap_or_default();
+        putln!(out, "  {mark:>9}  {}{limit}", trend.sentence);
+    }
+    out
+}
+
 /// `12 suites: 8 passed, 1 failed, ...; 31 processes leaked from 6 suites`
 pub fn summary_line(r: &Report) -> String {
     let s = &r.summary;

@@ -306,8 +306,9 @@ pub fn label(name: &SeriesName) -> String {
     }
 }
 
-/// `processes: +1 every 171 s (1 → 37 over 1h42m)` or `memory: flat (12.0 MiB)`:
-/// the rate, then the whole series' first and last values and its span.
+/// `processes: +1 every 171 s (1 → 37 over 1h42m)` (the rate, then the
+/// whole series' first and last values and its span) or `memory: flat at
+/// 12.0 MiB` (the median after the warm-up).
 fn sentence(t: &Trend, s: &Series<'_>) -> String {
     let memory = s.name == SeriesName::Memory;
     let show = |v: f64| value(v, memory);
@@ -317,12 +318,13 @@ fn sentence(t: &Trend, s: &Series<'_>) -> String {
     let range = format!("{} → {} over {}", show(first), show(last), span(span_ms));
     let name = label(&s.name);
     match t.verdict {
+        // Where it stays: the median of the judged samples (the first
+        // sample, taken as the command starts, or a short-lived child at
+        // the last one would misread).
         TrendVerdict::Flat => {
-            if first == last {
-                format!("{name}: flat ({})", show(last))
-            } else {
-                format!("{name}: flat ({range})")
-            }
+            let mut judged = s.values[t.warmup_samples..].to_vec();
+            let at = median(&mut judged).unwrap_or(last);
+            format!("{name}: flat at {}", show(at))
         }
         _ => format!("{name}: {} ({range})", rate(t.slope_per_hour, memory)),
     }
@@ -460,7 +462,7 @@ mod tests {
             .collect();
         let t = judge(&series(&v, 100), Some(0.0));
         assert_eq!(t.verdict, TrendVerdict::Flat, "{}", t.slope_per_hour);
-        assert!(t.sentence.starts_with("processes: flat"), "{}", t.sentence);
+        assert_eq!(t.sentence, "processes: flat at 3");
         // Memory jittering by 2 MiB around 50 MiB: flat under the default.
         let m: Vec<f64> = (0..500)
             .map(|_| 50.0 * 1048576.0 + noise(&mut seed) * 2.0 * 1048576.0)
@@ -599,7 +601,7 @@ mod tests {
             trends[0].sentence,
             "processes: +1 every 1 s (1 → 10 over 9s), 9 orphans of 'python3 burberry.py'"
         );
-        assert_eq!(trends[3].sentence, "memory: flat (1.0 MiB)");
+        assert_eq!(trends[3].sentence, "memory: flat at 1.0 MiB");
     }
 
     #[test]

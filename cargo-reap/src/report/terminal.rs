@@ -755,13 +755,13 @@ impl LiveLine {
     }
 }
 
-/// `14 processes (12 orphans), 15 threads, 3.2 MiB memory, 21 fds; processes +1 every 5 s so far`
+/// `processes 14 (orphans 12), threads 15, memory 3.2 MiB, fds 21; processes +1 every 5 s so far`
 fn live_status(t: &reap_report::Timeline) -> String {
     use reap_report::trend;
     let last = |v: &[u32]| v.last().copied().unwrap_or(0);
     let memory = t.memory_bytes.last().copied().unwrap_or(0);
     let mut s = format!(
-        "{} processes ({} orphans), {} threads, {} memory, {} fds",
+        "processes {} (orphans {}), threads {}, memory {}, fds {}",
         last(&t.processes),
         last(&t.orphans),
         last(&t.threads),
@@ -771,9 +771,9 @@ fn live_status(t: &reap_report::Timeline) -> String {
     for d in &t.dirs {
         put!(
             s,
-            ", {} files in {}",
-            d.files.last().copied().unwrap_or(0),
-            d.path
+            ", files in {} {}",
+            d.path,
+            d.files.last().copied().unwrap_or(0)
         );
     }
     let values: Vec<f64> = t.processes.iter().map(|&x| f64::from(x)).collect();
@@ -943,6 +943,73 @@ mod tests {
     use super::*;
     use reap_report::IsolationKind;
     use reap_report::Summary;
+
+    fn leaking_timeline(n: u32) -> reap_report::Timeline {
+        reap_report::Timeline {
+            start_ms: 0,
+            interval_ms: 100,
+            processes: (1..=n).collect(),
+            orphans: (0..n).collect(),
+            threads: vec![1; n as usize],
+            memory_bytes: vec![1 << 20; n as usize],
+            open_fds: vec![3; n as usize],
+            orphan_command: "sleep 60".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn without_a_terminal_the_watch_says_each_tenth_once() {
+        let mut live = LiveLine {
+            interactive: Some(false),
+            ..LiveLine::default()
+        };
+        let watch = Duration::from_secs(10);
+        let mut said = Vec::new();
+        for i in 0..100u32 {
+            let t = leaking_timeline(i + 1);
+            if let Some(text) = live.sampled(&t, Duration::from_millis(u64::from(i) * 100), watch) {
+                said.push(text);
+            }
+        }
+        assert_eq!(said.len(), 9, "{said:#?}");
+        assert!(
+            said[0]
+                .starts_with("cargo-reap: watch 10% (1.00s of 10.00s): processes 11 (orphans 10)"),
+            "{}",
+            said[0]
+        );
+        assert!(
+            said[8].contains("processes +10 per second so far"),
+            "{}",
+            said[8]
+        );
+        assert!(said.iter().all(|l| l.ends_with('\n') && !l.contains('\r')));
+        assert_eq!(live.clear(), "");
+    }
+
+    #[test]
+    fn the_watch_ends_with_each_trend_and_a_death() {
+        let t = leaking_timeline(50);
+        let mut w = reap_report::WatchReport {
+            duration_ms: 5000,
+            trends: reap_report::trend::judge_timeline(&t, &Default::default()),
+            timeline: t,
+            died_at_ms: None,
+            died_with: None,
+        };
+        let text = watch_lines(&w);
+        assert!(
+            text.starts_with("watched for 5.00s: 50 samples every 100ms"),
+            "{text}"
+        );
+        assert!(text.contains("TOO FAST  processes: +10 per second (1 → 50 over 4.9s), 49 orphans of 'sleep 60' (at most 0/h allowed)"), "{text}");
+        assert!(text.contains("ok  memory: flat at 1.0 MiB"), "{text}");
+        w.died_at_ms = Some(2_592_000);
+        w.died_with = Some(0);
+        assert!(watch_lines(&w)
+            .starts_with("DIED the command died at 43m12s of the 5.00s watch, exit status 0"));
+    }
 
     fn leak(pid: i32, ppid: i32, cmd: &str, test: Option<&str>) -> Leak {
         Leak {

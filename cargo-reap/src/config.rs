@@ -537,6 +537,42 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_watch_keys() {
+        let t = table(serde_json::json!({
+            "watch-dirs": ["telemetry", "/var/spool/x"],
+            "sample-every": "10s",
+            "max-growth": "memory=10MiB/h,threads=0"
+        }))
+        .unwrap();
+        assert_eq!(
+            t.watch.dirs,
+            [
+                std::path::PathBuf::from("/x/telemetry"),
+                "/var/spool/x".into()
+            ]
+        );
+        assert_eq!(t.watch.sample_every, Some(Duration::from_secs(10)));
+        assert_eq!(
+            t.watch.max_growth.as_deref(),
+            Some("memory=10MiB/h,threads=0")
+        );
+        for (bad, says) in [
+            (serde_json::json!({ "max-growth": "cpu=1" }), "`max-growth`"),
+            (
+                serde_json::json!({ "sample-every": "0s" }),
+                "`sample-every`",
+            ),
+            (
+                serde_json::json!({ "watch-dirs": "telemetry" }),
+                "watch-dirs",
+            ),
+        ] {
+            let e = table(bad).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("/x/Cargo.toml"), "{e}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_key_and_the_file() {
         let e = table(serde_json::json!({ "timout": "2m" }))
             .unwrap_err()

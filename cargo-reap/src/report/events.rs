@@ -93,7 +93,8 @@ impl Reporter {
     /// line with the final exit code.
     pub fn run_finished(&self, report: &mut Report, summary: bool) {
         if let Some(w) = &report.watch {
-            line(terminal::watch_lines(w).trim_end());
+            let interrupted = report.interrupted.is_some();
+            line(terminal::watch_lines(w, interrupted).trim_end());
         }
         let table = terminal::leak_table(report);
         if !table.is_empty() {

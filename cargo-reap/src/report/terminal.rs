@@ -798,8 +798,9 @@ fn live_status(t: &reap_report::Timeline) -> String {
     s
 }
 
-/// The end of a watch: how long, then each series' trend, the failing ones marked.
-pub fn watch_lines(w: &reap_report::WatchReport) -> String {
+/// The end of a watch: how long (or that it was interrupted), then each
+/// series' trend, the failing ones marked.
+pub fn watch_lines(w: &reap_report::WatchReport, interrupted: bool) -> String {
     use reap_report::TrendVerdict;
     let t = &w.timeline;
     let mut out = String::new();
@@ -812,6 +813,14 @@ pub fn watch_lines(w: &reap_report::WatchReport) -> String {
             short(Duration::from_millis(w.duration_ms)),
             with.map(|c| format!(", exit status {c}"))
                 .unwrap_or_default(),
+            t.len(),
+            short(Duration::from_millis(t.interval_ms))
+        ),
+        (None, _) if interrupted => putln!(
+            out,
+            "watch interrupted after {} of {}: {} samples every {}",
+            reap_report::trend::span(t.at_ms(t.len().saturating_sub(1))),
+            short(Duration::from_millis(w.duration_ms)),
             t.len(),
             short(Duration::from_millis(t.interval_ms))
         ),
@@ -998,16 +1007,17 @@ mod tests {
             died_at_ms: None,
             died_with: None,
         };
-        let text = watch_lines(&w);
+        let text = watch_lines(&w, false);
         assert!(
             text.starts_with("watched for 5.00s: 50 samples every 100ms"),
             "{text}"
         );
         assert!(text.contains("TOO FAST  processes: +10 per second (1 → 50 over 4.9s), 49 orphans of 'sleep 60' (at most 0/h allowed)"), "{text}");
         assert!(text.contains("ok  memory: flat at 1.0 MiB"), "{text}");
+        assert!(watch_lines(&w, true).starts_with("watch interrupted after 4.9s of 5.00s"));
         w.died_at_ms = Some(2_592_000);
         w.died_with = Some(0);
-        assert!(watch_lines(&w)
+        assert!(watch_lines(&w, false)
             .starts_with("DIED the command died at 43m12s of the 5.00s watch, exit status 0"));
     }
 

@@ -564,7 +564,7 @@ mod tests {
             ),
             (
                 serde_json::json!({ "watch-dirs": "telemetry" }),
-                "watch-dirs",
+                "expected a sequence",
             ),
         ] {
             let e = table(bad).unwrap_err().to_string();

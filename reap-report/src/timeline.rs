@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 /// The series sampled from one containment at a steady interval.
 ///
 /// Sample `i` was taken at `start_ms + i * interval_ms` after the observed
-/// command started (a sample that came late is recorded at its slot; a
-/// missed one repeats nothing, the arrays just hold what was read).
+/// command started: a sample later than a whole interval (a loaded
+/// machine) is recorded at the slot of when it was taken, and the slots it
+/// missed hold the previous reading, so that index `i` is always that time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     /// Milliseconds from the command's start to the first sample.

@@ -59,8 +59,13 @@ pub fn record_while<T>(
         let recorder = s.spawn(move || {
             let mut rec = Recording::new(sampler, root, started, settings);
             let first = Instant::now();
-            for k in 1u32.. {
-                if let Err(e) = rec.sample() {
+            let every = settings.every.max(Duration::from_millis(1));
+            loop {
+                // The slot of now: a sample later than a whole interval
+                // (a loaded machine) lands in its true slot, the missed
+                // ones repeating the previous reading.
+                let slot = (first.elapsed().as_nanos() / every.as_nanos()) as usize;
+                if let Err(e) = rec.sample(slot) {
                     eprintln!("cargo-reap: warning: resource sampling stopped: {e}");
                     break;
                 }
@@ -72,7 +77,8 @@ pub fn record_while<T>(
                     });
                 }
                 // The next slot, from the first sample: no drift.
-                let due = first + settings.every * k;
+                let next = rec.timeline.len() as u32;
+                let due = first + every * next;
                 match stopped.recv_timeout(due.saturating_duration_since(Instant::now())) {
                     Err(RecvTimeoutError::Timeout) => continue,
                     _ => break,
@@ -126,7 +132,10 @@ impl<'a> Recording<'a> {
         }
     }
 
-    fn sample(&mut self) -> Result<(), ContainError> {
+    /// Take a sample for slot `slot` (slots before it not yet filled repeat
+    /// the last reading).
+    fn sample(&mut self, slot: usize) -> Result<(), ContainError> {
+        self.repeat_last_until(slot);
         let mut procs = self.sampler.members()?;
         procs.retain(|p| !p.is_zombie());
         let mut p = point(&procs, self.root);
@@ -157,6 +166,28 @@ impl<'a> Recording<'a> {
             series.files.push(count_files(dir));
         }
         Ok(())
+    }
+}
+
+impl Recording<'_> {
+    /// Fill the slots before `slot` with the last reading (none before the first).
+    fn repeat_last_until(&mut self, slot: usize) {
+        let t = &mut self.timeline;
+        while t.len() < slot && !t.is_empty() {
+            fn again<T: Copy>(v: &mut Vec<T>) {
+                if let Some(&last) = v.last() {
+                    v.push(last);
+                }
+            }
+            again(&mut t.processes);
+            again(&mut t.orphans);
+            again(&mut t.threads);
+            again(&mut t.memory_bytes);
+            again(&mut t.open_fds);
+            for d in &mut t.dirs {
+                again(&mut d.files);
+            }
+        }
     }
 }
 
@@ -294,6 +325,29 @@ mod tests {
         assert_eq!(p.threads, 10);
         assert_eq!(p.memory_bytes, 5000);
         assert_eq!(p.orphan_command, "sleep 60");
+    }
+
+    #[test]
+    fn a_late_sample_lands_in_its_slot() {
+        let dir = std::env::temp_dir().join(format!("reap-slots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let settings = SampleSettings {
+            dirs: vec![dir.clone()],
+            ..SampleSettings::default()
+        };
+        // A leaf that does not exist: an empty containment.
+        let gone = Sampler::Cgroup("/nonexistent/reap-test-leaf".into());
+        let mut rec = Recording::new(gone, 1, Instant::now(), &settings);
+        rec.sample(0).unwrap();
+        std::fs::write(dir.join("a"), b"").unwrap();
+        // Slots 1 and 2 were missed (the machine was busy): they repeat slot 0.
+        rec.sample(3).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let t = &rec.timeline;
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.dirs[0].files, [0, 0, 0, 1]);
+        assert_eq!(t.processes, [0, 0, 0, 0]);
+        assert_eq!(t.memory_bytes.len(), 4);
     }
 
     #[test]

@@ -12,8 +12,8 @@ use reap_report::exit::HELP as EXIT_CODES;
 use crate::duration::{parse_duration, parse_timeout};
 use crate::options::{
     check_range, AttributeMode, CargoInvocation, Color, FailOn, IsolationMode, LoopOptions,
-    PartialLimits, Partition, ReapOptions, RunOptions, TestOptions, MAX_ATTRIBUTE_TESTS,
-    MAX_HANG_RETRIES, MAX_JOBS, MAX_LOOP, MAX_PIDS, MAX_TAIL_LINES,
+    PartialLimits, Partition, ReapOptions, RunOptions, TestOptions, WatchOptions,
+    MAX_ATTRIBUTE_TESTS, MAX_HANG_RETRIES, MAX_JOBS, MAX_LOOP, MAX_PIDS, MAX_TAIL_LINES,
 };
 
 /// A whole number within `LO..=HI` (a clap value parser).
@@ -118,9 +118,73 @@ pub struct RunArgs {
     #[command(flatten)]
     pub reap: ReapArgs,
 
+    #[command(flatten)]
+    pub watch: WatchArgs,
+
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `cargo reap run --watch`: a sustained observation of a long-running command.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Watch options (cargo reap run)")]
+pub struct WatchArgs {
+    /// Run the command this long, sampling its containment (processes,
+    /// orphans, threads, memory, open fds, watched directories), then stop
+    /// it (SIGTERM, the grace, SIGKILL) and judge each series' trend; takes
+    /// the place of --timeout
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub watch: Option<Duration>,
+    /// With --watch: time between two samples [default: a hundredth of the watch, 100ms to 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub sample_every: Option<Duration>,
+    /// With --watch: the most growth per hour allowed, e.g.
+    /// `processes=0,memory=10MiB/h,fds=1/min,threads=none` [default:
+    /// processes=0,orphans=0,memory=64MiB/h,fds=100/h]
+    #[arg(long, value_name = "SERIES=RATE,...", value_parser = check_max_growth)]
+    pub max_growth: Option<String>,
+    /// With --watch: also count the files in DIR at every sample (repeatable;
+    /// never following symlinks nor crossing mounts)
+    #[arg(long, value_name = "DIR")]
+    pub watch_dir: Vec<PathBuf>,
+}
+
+fn check_max_growth(s: &str) -> Result<String, String> {
+    reap_report::trend::MaxGrowth::default().with(s)?;
+    Ok(s.to_string())
+}
+
+impl WatchArgs {
+    /// The watch, if asked for; its flags without it are a usage error.
+    fn options(&self, reap: &ReapOptions) -> Result<Option<WatchOptions>, String> {
+        let Some(duration) = self.watch else {
+            if self.sample_every.is_some()
+                || self.max_growth.is_some()
+                || !self.watch_dir.is_empty()
+            {
+                return Err(
+                    "--sample-every, --max-growth and --watch-dir go with --watch DURATION".into(),
+                );
+            }
+            return Ok(None);
+        };
+        if reap.limits.timeout.is_some() {
+            return Err("--watch DURATION takes the place of --timeout: give one of them".into());
+        }
+        if reap.looping.looping() {
+            return Err("--watch does not go with --loop or --loop-duration".into());
+        }
+        if self.sample_every.is_some_and(|e| e > duration) {
+            return Err("--sample-every must not be longer than --watch".into());
+        }
+        Ok(Some(WatchOptions {
+            duration,
+            sample_every: self.sample_every,
+            max_growth: self.max_growth.clone(),
+            dirs: self.watch_dir.clone(),
+        }))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -434,6 +498,7 @@ impl ReapArgs {
             tail_lines: self.tail_lines,
             systemd_scope: self.systemd_scope,
             no_stacks: self.no_stacks,
+            watch: None,
         };
         o.validate()?;
         Ok(o)
@@ -504,8 +569,10 @@ impl RunArgs {
         let Some((program, rest)) = self.command.split_first() else {
             return Err("cargo reap run needs a command: cargo reap run -- CMD [ARGS]".into());
         };
+        let mut reap = self.reap.options()?;
+        reap.watch = self.watch.options(&reap)?;
         Ok(RunOptions {
-            reap: self.reap.options()?,
+            reap,
             program: program.clone(),
             args: rest.to_vec(),
         })

@@ -55,6 +55,9 @@ struct RawTable {
     attribute_max_time: Option<String>,
     systemd_scope: Option<bool>,
     stacks: Option<bool>,
+    watch_dirs: Option<Vec<String>>,
+    sample_every: Option<String>,
+    max_growth: Option<String>,
     #[serde(default)]
     suite: BTreeMap<String, RawLimits>,
     #[serde(default)]
@@ -109,8 +112,20 @@ pub struct Table {
     pub systemd_scope: Option<bool>,
     /// `stacks = false`: as `--no-stacks`.
     pub stacks: Option<bool>,
+    /// `cargo reap run --watch`: `watch-dirs`, `sample-every`, `max-growth`.
+    pub watch: WatchConfig,
     pub suites: BTreeMap<String, PartialLimits>,
     pub allow: Vec<AllowRule>,
+}
+
+/// The `--watch` keys of a table.
+#[derive(Debug, Default, Clone)]
+pub struct WatchConfig {
+    /// `watch-dirs`, relative ones joined to the manifest's directory.
+    pub dirs: Vec<std::path::PathBuf>,
+    pub sample_every: Option<Duration>,
+    /// `max-growth`, checked (`KEY=RATE,…` as `--max-growth`).
+    pub max_growth: Option<String>,
 }
 
 /// All configuration of a workspace.
@@ -270,6 +285,20 @@ impl Config {
         cli.over(l)
     }
 
+    /// The `--watch` keys: the workspace table's, each overridden by a
+    /// package table that sets it.
+    pub fn watch(&self) -> WatchConfig {
+        let mut w = self.workspace.watch.clone();
+        for t in self.packages.values() {
+            if !t.watch.dirs.is_empty() {
+                w.dirs = t.watch.dirs.clone();
+            }
+            w.sample_every = t.watch.sample_every.or(w.sample_every);
+            w.max_growth = t.watch.max_growth.clone().or(w.max_growth);
+        }
+        w
+    }
+
     /// Every allow rule.
     pub fn allow_rules(&self) -> impl Iterator<Item = &AllowRule> {
         self.workspace
@@ -364,6 +393,7 @@ fn parse_table(
     package: Option<String>,
 ) -> Result<Table, EngineError> {
     let raw: RawTable = serde_json::from_value(v.clone()).map_err(|e| bad(table, file, e))?;
+    let watch = watch_keys(table, file, &raw)?;
     let top = RawLimits {
         timeout: raw.timeout,
         grace: raw.grace,
@@ -422,8 +452,33 @@ fn parse_table(
         attribute_max_time: duration(table, file, "attribute-max-time", &raw.attribute_max_time)?,
         systemd_scope: raw.systemd_scope,
         stacks: raw.stacks,
+        watch,
         suites,
         allow,
+    })
+}
+
+/// `watch-dirs`, `sample-every`, `max-growth`, checked.
+fn watch_keys(table: &str, file: &Path, raw: &RawTable) -> Result<WatchConfig, EngineError> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let sample_every = duration(table, file, "sample-every", &raw.sample_every)?;
+    if sample_every == Some(Duration::ZERO) {
+        return Err(bad(table, file, "`sample-every`: must be above 0"));
+    }
+    if let Some(spec) = &raw.max_growth {
+        reap_report::trend::MaxGrowth::default()
+            .with(spec)
+            .map_err(|e| bad(table, file, format!("`max-growth`: {e}")))?;
+    }
+    Ok(WatchConfig {
+        dirs: raw
+            .watch_dirs
+            .iter()
+            .flatten()
+            .map(|d| base.join(d))
+            .collect(),
+        sample_every,
+        max_growth: raw.max_growth.clone(),
     })
 }
 
@@ -479,6 +534,42 @@ mod tests {
         assert_eq!(t.suites["p::slow"].timeout, Some(Duration::from_secs(600)));
         assert!(t.allow[0].matches("p::x", "p", &["nscd".into(), "-F".into()]));
         assert!(!t.allow[0].matches("p::x", "p", &["sleep".into()]));
+    }
+
+    #[test]
+    fn reads_the_watch_keys() {
+        let t = table(serde_json::json!({
+            "watch-dirs": ["telemetry", "/var/spool/x"],
+            "sample-every": "10s",
+            "max-growth": "memory=10MiB/h,threads=0"
+        }))
+        .unwrap();
+        assert_eq!(
+            t.watch.dirs,
+            [
+                std::path::PathBuf::from("/x/telemetry"),
+                "/var/spool/x".into()
+            ]
+        );
+        assert_eq!(t.watch.sample_every, Some(Duration::from_secs(10)));
+        assert_eq!(
+            t.watch.max_growth.as_deref(),
+            Some("memory=10MiB/h,threads=0")
+        );
+        for (bad, says) in [
+            (serde_json::json!({ "max-growth": "cpu=1" }), "`max-growth`"),
+            (
+                serde_json::json!({ "sample-every": "0s" }),
+                "`sample-every`",
+            ),
+            (
+                serde_json::json!({ "watch-dirs": "telemetry" }),
+                "expected a sequence",
+            ),
+        ] {
+            let e = table(bad).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("/x/Cargo.toml"), "{e}");
+        }
     }
 
     #[test]

@@ -241,6 +241,25 @@ pub struct ReapOptions {
     pub systemd_scope: bool,
     /// `--no-stacks`: no stack capture at a hang-kill.
     pub no_stacks: bool,
+    /// `cargo reap run --watch DURATION` and its flags (`None` otherwise).
+    pub watch: Option<WatchOptions>,
+}
+
+/// `cargo reap run --watch DURATION [--sample-every D] [--max-growth SPEC]
+/// [--watch-dir DIR]…`, as given (the configuration fills the rest).
+#[derive(Debug, Clone, Default)]
+pub struct WatchOptions {
+    pub duration: Duration,
+    pub sample_every: Option<Duration>,
+    /// `KEY=RATE,…`, checked (see `reap_report::trend::MaxGrowth::with`).
+    pub max_growth: Option<String>,
+    pub dirs: Vec<PathBuf>,
+}
+
+/// The default `--sample-every`: a hundredth of the watch (100 samples),
+/// within 100 ms and 10 s.
+pub fn default_sample_every(watch: Duration) -> Duration {
+    (watch / 100).clamp(Duration::from_millis(100), Duration::from_secs(10))
 }
 
 impl ReapOptions {

@@ -1,6 +1,6 @@
 //! Exit codes, documented in the README and `--help`.
 
-use crate::Summary;
+use crate::{Summary, TrendVerdict, WatchReport};
 
 /// Every suite passed and nothing leaked.
 pub const SUCCESS: i32 = 0;
@@ -14,6 +14,12 @@ pub const BUILD_FAILED: i32 = 101;
 pub const HUNG: i32 = 102;
 /// Processes leaked, and that was the only problem.
 pub const LEAKED: i32 = 103;
+/// `cargo reap run --watch`: a watched series (processes, orphans, memory,
+/// ...) grew faster than `--max-growth` allows.
+pub const GREW: i32 = 104;
+/// `cargo reap run --watch`: the watched command exited before the watch
+/// ended, whatever its own exit status (a service that stops is a failure).
+pub const DIED: i32 = 105;
 /// A filter matched no test at all: every suite ran, none ran a test
 /// (libtest counted them all as filtered out). As nextest's "no tests to run".
 pub const NO_TESTS: i32 = 4;
@@ -30,13 +36,16 @@ EXIT CODES:
     101  the build failed
     102  a suite hung (every attempt timed out)
     103  processes leaked, and that was the only problem
+    104  `run --watch`: a watched series grew faster than --max-growth allows
+    105  `run --watch`: the watched command exited before the watch ended
     4    no tests to run: a filter matched no test of any suite
     2    usage or configuration error; also internal errors (a panic, a report
          that could not be written, cargo-reap's own cleanup failing)
     130  interrupted by SIGINT (143 SIGTERM, 129 SIGHUP); the report is partial
   When several apply, the first in the order 101, 100, 102, 103, 4 wins.
   `cargo reap run`: the command's own exit code, unless it hung (102),
-  leaked (103) or could not be judged (100).
+  leaked (103) or could not be judged (100); with --watch, 0 unless it
+  died (105), grew (104) or leaked (103), in that order after 100 and 102.
   The summary line ends with the exit code returned.";
 
 /// The exit code of a completed run: the first that applies in the order
@@ -74,11 +83,19 @@ pub fn no_test_matched(s: &Summary) -> bool {
 /// `cargo reap run`: the command's own exit code (`child`, 128 + signal when
 /// a signal ended it) passes through unless cargo-reap has something to add:
 /// 102 (it hung), 103 (it leaked), 100 (cargo-reap could not judge it).
-pub fn for_command(s: &Summary, fail_on_tmp: bool, child: i32) -> i32 {
+/// Watched (`--watch`): 100, 102, then 105 (it died before the watch
+/// ended), 104 (a series grew too fast), 103; else `child` (0 for a command
+/// cargo-reap stopped at the watch's end).
+pub fn for_command(s: &Summary, fail_on_tmp: bool, child: i32, watch: Option<&WatchReport>) -> i32 {
+    let too_fast = |w: &WatchReport| w.trends.iter().any(|t| t.verdict == TrendVerdict::TooFast);
     if s.errored > 0 {
         TEST_FAILED
     } else if s.hung > 0 {
         HUNG
+    } else if watch.is_some_and(|w| w.died_at_ms.is_some()) {
+        DIED
+    } else if watch.is_some_and(too_fast) {
+        GREW
     } else if leaked(s, fail_on_tmp) {
         LEAKED
     } else {
@@ -103,6 +120,8 @@ pub struct Ending<'a> {
     pub command: Option<i32>,
     pub summary: &'a Summary,
     pub fail_on_tmp: bool,
+    /// `cargo reap run --watch`: what the watch saw.
+    pub watch: Option<&'a WatchReport>,
 }
 
 /// The exit code of a run (or of a merge of runs), in one order: 128 +
@@ -115,7 +134,7 @@ pub fn for_run(e: &Ending<'_>) -> i32 {
         (Some(sig), _) => for_signal(sig),
         _ if e.build_failed => BUILD_FAILED,
         _ if e.problems => USAGE,
-        (None, Some(child)) => for_command(s, e.fail_on_tmp, child),
+        (None, Some(child)) => for_command(s, e.fail_on_tmp, child, e.watch),
         (None, None) => for_summary(s, e.fail_on_tmp),
     }
 }
@@ -159,11 +178,45 @@ mod tests {
     #[test]
     fn command_code_passes_through_unless_we_add_one() {
         let mut s = Summary::default();
-        assert_eq!(for_command(&s, false, 5), 5);
+        assert_eq!(for_command(&s, false, 5, None), 5);
         s.leaked_processes = 1;
-        assert_eq!(for_command(&s, false, 5), LEAKED);
+        assert_eq!(for_command(&s, false, 5, None), LEAKED);
         s.hung = 1;
-        assert_eq!(for_command(&s, false, 0), HUNG);
+        assert_eq!(for_command(&s, false, 0, None), HUNG);
+    }
+
+    #[test]
+    fn a_watch_fails_on_death_then_growth_then_leaks() {
+        let trend = |verdict| crate::Trend {
+            series: crate::SeriesName::Orphans,
+            slope_per_hour: 0.0,
+            intercept: 0.0,
+            first: 0.0,
+            last: 0.0,
+            samples: 10,
+            warmup_samples: 2,
+            max_per_hour: Some(0.0),
+            verdict,
+            sentence: String::new(),
+        };
+        let mut w = WatchReport {
+            duration_ms: 1000,
+            timeline: crate::Timeline::default(),
+            trends: vec![trend(TrendVerdict::Flat)],
+            died_at_ms: None,
+            died_with: None,
+        };
+        let mut s = Summary::default();
+        assert_eq!(for_command(&s, false, 0, Some(&w)), SUCCESS);
+        s.leaked_processes = 2;
+        assert_eq!(for_command(&s, false, 0, Some(&w)), LEAKED);
+        w.trends.push(trend(TrendVerdict::TooFast));
+        assert_eq!(for_command(&s, false, 0, Some(&w)), GREW);
+        w.died_at_ms = Some(500);
+        w.died_with = Some(0);
+        assert_eq!(for_command(&s, false, 0, Some(&w)), DIED);
+        s.hung = 1;
+        assert_eq!(for_command(&s, false, 0, Some(&w)), HUNG);
     }
 
     #[test]
@@ -184,6 +237,8 @@ mod tests {
             BUILD_FAILED,
             HUNG,
             LEAKED,
+            GREW,
+            DIED,
             NO_TESTS,
             USAGE,
         ] {

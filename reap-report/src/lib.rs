@@ -13,6 +13,7 @@ pub mod exit;
 mod schema;
 mod summary;
 mod timeline;
+pub mod trend;
 
 pub use schema::*;
 pub use summary::{growth, rerun_hint, shown_trial};

@@ -425,6 +425,11 @@ pub struct Attempt {
     /// interval (absent when nothing was sampled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<crate::Timeline>,
+    /// `cargo reap run --watch`: the watch's DURATION ended while the
+    /// command ran, and cargo-reap stopped it (SIGTERM, the grace, SIGKILL):
+    /// its exit status is cargo-reap's doing, not a crash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub watch_ended: bool,
 }
 
 /// A process of the suite alive after its test binary exited (or, in

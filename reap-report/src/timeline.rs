@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 /// The series sampled from one containment at a steady interval.
 ///
 /// Sample `i` was taken at `start_ms + i * interval_ms` after the observed
-/// command started (a sample that came late is recorded at its slot; a
-/// missed one repeats nothing, the arrays just hold what was read).
+/// command started: a sample later than a whole interval (a loaded
+/// machine) is recorded at the slot of when it was taken, and the slots it
+/// missed hold the previous reading, so that index `i` is always that time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     /// Milliseconds from the command's start to the first sample.
@@ -38,6 +39,10 @@ pub struct Timeline {
     /// following symlinks or crossing mounts), one series each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dirs: Vec<DirSeries>,
+    /// The command line most orphans had at the last sample with orphans
+    /// (what the trend sentence names), empty when there were none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub orphan_command: String,
 }
 
 impl Timeline {
@@ -84,7 +89,8 @@ pub struct Trend {
     /// Units per hour (processes, bytes, fds, files).
     pub slope_per_hour: f64,
     /// The fitted line's value at `start_ms` of the timeline: with the
-    /// slope it draws the line (`value(t) = intercept + slope * t`).
+    /// slope it draws the line (`value(t) = intercept + slope_per_hour *
+    /// (t - start_ms) / 3_600_000`, `t` in ms from the command's start).
     pub intercept: f64,
     /// First and last value judged (after the warm-up).
     pub first: f64,

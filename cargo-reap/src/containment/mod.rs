@@ -75,34 +75,22 @@ pub trait Containment: Send {
     fn close(self: Box<Self>) -> Result<(), ContainError>;
 }
 
-/// One measurement of a suite while it runs.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Sample {
-    pub processes: usize,
-    pub memory_bytes: u64,
-}
-
-/// Measures a running suite: its process count and memory — the cgroup's
-/// `memory.current` where the memory controller is on, else summed RSS.
+/// Measures a running suite from another thread (`suite::sample`): its
+/// live processes, and the cgroup's `memory.current` where the memory
+/// controller is on.
 pub enum Sampler {
     Cgroup(std::path::PathBuf),
     ProcessGroup(pgroup::Selector),
 }
 
 impl Sampler {
-    pub fn sample(&self) -> Result<Sample, ContainError> {
-        let procs: Vec<ProcessInfo> = match self {
+    /// The suite's processes now (none once its leaf is gone).
+    pub fn members(&self) -> Result<Vec<ProcessInfo>, ContainError> {
+        match self {
             Sampler::Cgroup(dir) => {
                 let Some(pids) = cgroup::procs_in_tree(dir)? else {
-                    // The leaf is gone: the suite is over.
-                    return Ok(Sample::default());
+                    return Ok(Vec::new());
                 };
-                if let Some(mem) = self.memory_current() {
-                    return Ok(Sample {
-                        processes: pids.len(),
-                        memory_bytes: mem,
-                    });
-                }
                 let mut v = Vec::with_capacity(pids.len());
                 for pid in pids {
                     match reap_probe::snapshot(pid, reap_probe::ScanOptions::default()) {
@@ -111,33 +99,20 @@ impl Sampler {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                v
+                Ok(v)
             }
-            Sampler::ProcessGroup(sel) => sel.members()?,
-        };
-        Ok(Sample {
-            processes: procs.len(),
-            memory_bytes: procs.iter().map(|p| p.rss_bytes).sum(),
-        })
+            Sampler::ProcessGroup(sel) => sel.members(),
+        }
     }
 
     /// `memory.current` of the leaf, when the memory controller is enabled
     /// (absent or unreadable: not enabled here — RSS is used instead).
-    fn memory_current(&self) -> Option<u64> {
+    pub fn memory_current(&self) -> Option<u64> {
         match self {
             Sampler::Cgroup(dir) => std::fs::read_to_string(dir.join("memory.current"))
                 .ok()
                 .and_then(|t| t.trim().parse().ok()),
             Sampler::ProcessGroup(_) => None,
-        }
-    }
-
-    /// Where memory figures come from: `memory.current` or `rss`.
-    pub fn memory_source(&self) -> &'static str {
-        if self.memory_current().is_some() {
-            "memory.current"
-        } else {
-            "rss"
         }
     }
 }

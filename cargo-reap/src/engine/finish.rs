@@ -6,11 +6,16 @@ use super::discovery::Found;
 use super::setup::{Ready, Run};
 use super::trials::Ran;
 use super::{emit, keep_going, Outcome};
+use crate::config::Config;
 use crate::error::EngineError;
+use crate::options::WatchOptions;
 use crate::scratch::RunDir;
 use reap_report::exit;
+use reap_report::trend::MaxGrowth;
 use reap_report::IsolationKind;
-use reap_report::{Failure, LoopSummary, Report, Selection, Summary, Trial, SCHEMA_VERSION};
+use reap_report::{
+    Attempt, Failure, LoopSummary, Report, Selection, Summary, Trial, WatchReport, SCHEMA_VERSION,
+};
 
 /// Before any trial (a failed build, an interrupt, an empty partition): no
 /// suite ran; close the guard, report.
@@ -33,7 +38,7 @@ pub(super) fn before_trials(
         problems,
         selection,
     };
-    Ok(report(run, ended, kind, ready.note))
+    Ok(report(run, ended, kind, ready.note, None))
 }
 
 /// After the trials.
@@ -77,15 +82,56 @@ pub(super) fn after_trials(
             found.suites.len()
         ));
     }
+    let watch = run
+        .reap
+        .watch
+        .as_ref()
+        .and_then(|w| watch_report(w, &found.config, &trials, &mut problems));
     let ended = Ended {
         trials,
         build_failed: false,
         problems,
         selection: found.selection,
     };
-    let outcome = report(run, ended, isolation.kind(), note);
+    let outcome = report(run, ended, isolation.kind(), note, watch);
     drop(isolation);
     Ok(outcome)
+}
+
+/// `--watch`: the command's series and the trend of each, and whether it
+/// died before the watch ended. None when it never ran (its suite errored).
+fn watch_report(
+    w: &WatchOptions,
+    config: &Config,
+    trials: &[Trial],
+    problems: &mut Vec<String>,
+) -> Option<WatchReport> {
+    let attempt = trials.last()?.suites.first()?.attempts.last()?;
+    let max = [config.watch().max_growth, w.max_growth.clone()]
+        .into_iter()
+        .flatten()
+        .try_fold(MaxGrowth::default(), |m, spec| m.with(&spec));
+    // Both were checked before the run; a failure here is cargo-reap's own.
+    let max = keep_going(problems, "--max-growth", max.map_err(std::io::Error::other))
+        .unwrap_or_default();
+    let timeline = attempt.timeline.clone().unwrap_or_default();
+    let died = !attempt.watch_ended && !attempt.interrupted;
+    Some(WatchReport {
+        duration_ms: w.duration.as_millis() as u64,
+        trends: reap_report::trend::judge_timeline(&timeline, &max),
+        timeline,
+        died_at_ms: died.then_some(attempt.duration_ms),
+        died_with: died.then(|| exit_status(attempt)),
+    })
+}
+
+/// The command's exit status: its code, or 128 + the signal that ended it.
+fn exit_status(a: &Attempt) -> i32 {
+    match (a.exit_code, a.signal) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => exit::TEST_FAILED,
+    }
 }
 
 /// What the run ended with.
@@ -97,7 +143,13 @@ struct Ended {
 }
 
 /// The report of the run, handed to the reporter; its exit code.
-fn report(run: &Run<'_>, ended: Ended, isolation: IsolationKind, note: String) -> Outcome {
+fn report(
+    run: &Run<'_>,
+    ended: Ended,
+    isolation: IsolationKind,
+    note: String,
+    watch: Option<WatchReport>,
+) -> Outcome {
     let Ended {
         trials,
         build_failed,
@@ -111,9 +163,17 @@ fn report(run: &Run<'_>, ended: Ended, isolation: IsolationKind, note: String) -
     }
     let interrupted = run.interrupts.signal();
     let child_code = command_exit_code(&trials);
-    let exit_code = exit_code(run, &summary, build_failed, &problems, child_code);
+    let exit_code = exit_code(
+        run,
+        &summary,
+        build_failed,
+        &problems,
+        child_code,
+        watch.as_ref(),
+    );
     // The child's code passed through: nothing of cargo-reap's to say.
     let passed_through = run.command_mode
+        && watch.is_none()
         && interrupted.is_none()
         && child_code.is_some_and(|c| c == exit_code)
         && summary.hung + summary.errored + summary.leaked_processes == 0;
@@ -146,7 +206,7 @@ fn report(run: &Run<'_>, ended: Ended, isolation: IsolationKind, note: String) -
         failures,
         selection,
         merged_from: Vec::new(),
-        watch: None,
+        watch,
     };
     // Always the summary line (`-q` too), but not over a wrapped command's
     // own result when cargo-reap has nothing to add.
@@ -158,16 +218,19 @@ fn report(run: &Run<'_>, ended: Ended, isolation: IsolationKind, note: String) -
     }
 }
 
-/// `cargo reap run`: the command's own exit code, as it ended its last attempt.
+/// `cargo reap run`: the command's own exit code, as it ended its last
+/// attempt (0 when cargo-reap stopped it at the end of its watch).
 fn command_exit_code(trials: &[Trial]) -> Option<i32> {
     trials
         .last()
         .and_then(|t| t.suites.first())
         .and_then(|s| s.attempts.last())
-        .map(|a| match (a.exit_code, a.signal) {
-            (Some(c), _) => c,
-            (None, Some(sig)) => 128 + sig,
-            (None, None) => exit::TEST_FAILED,
+        .map(|a| {
+            if a.watch_ended {
+                exit::SUCCESS
+            } else {
+                exit_status(a)
+            }
         })
 }
 
@@ -177,6 +240,7 @@ fn exit_code(
     build_failed: bool,
     problems: &[String],
     child_code: Option<i32>,
+    watch: Option<&WatchReport>,
 ) -> i32 {
     exit::for_run(&exit::Ending {
         interrupted: run.interrupts.signal(),
@@ -186,5 +250,6 @@ fn exit_code(
         command: child_code.filter(|_| run.command_mode),
         summary,
         fail_on_tmp: run.reap.fail_on_tmp(),
+        watch,
     })
 }

@@ -10,8 +10,9 @@ use super::{emit, Source};
 use crate::config::AllowRule;
 use crate::discover::Suite;
 use crate::error::{EngineError, RunError};
-use crate::options::{AttributeMode, Limits};
+use crate::options::{default_sample_every, AttributeMode, Limits, WatchOptions};
 use crate::schedule::ScheduleOptions;
+use crate::suite::settings::SampleSettings;
 use crate::suite::SuiteOptions;
 use reap_report::IsolationKind;
 
@@ -120,7 +121,31 @@ fn suite_options(
                 .unwrap_or(std::time::Duration::from_secs(60)),
         },
         stacks: !reap.no_stacks && ws.stacks != Some(false),
+        sampling: sampling(reap.watch.as_ref(), found),
+        watch: reap.watch.as_ref().map(|w| w.duration),
     })
+}
+
+/// What is sampled, how often: every 100 ms for test suites; with
+/// `--watch`, flags over the configuration over a hundredth of the watch.
+fn sampling(watch: Option<&WatchOptions>, found: &Found) -> SampleSettings {
+    let Some(w) = watch else {
+        return SampleSettings::default();
+    };
+    let config = found.config.watch();
+    SampleSettings {
+        every: w
+            .sample_every
+            .or(config.sample_every)
+            .unwrap_or_else(|| default_sample_every(w.duration))
+            .min(w.duration),
+        watch: w.duration,
+        dirs: if w.dirs.is_empty() {
+            config.dirs
+        } else {
+            w.dirs.clone()
+        },
+    }
 }
 
 /// The target runner of cargo's configuration for the suites' target.

@@ -224,7 +224,8 @@ fn reporter(
         tail_lines: reap.tail_lines,
         per_suite_lines: !looping,
         only_problems: command_mode || reap.quiet,
-        progress_bar: !stream,
+        // A watch draws its own live line.
+        progress_bar: !stream && reap.watch.is_none(),
         loop_count: reap.looping.count,
         looping,
     };

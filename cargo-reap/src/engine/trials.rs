@@ -70,6 +70,10 @@ fn run_trial(
         lifeline: &found.ready.lifeline,
         trial: number,
         interrupts: run.interrupts,
+        live: plan
+            .options
+            .watch
+            .map(|_| &run.reporter as &dyn crate::report::events::EventSink),
     };
     let trial_started = Instant::now();
     let since = reap_probe::boottime_ticks().saturating_sub(1);

@@ -188,6 +188,7 @@ fn exit_code(
         command: None,
         summary,
         fail_on_tmp,
+        watch: None,
     })
 }
 

@@ -27,6 +27,14 @@ pub enum Event<'a> {
     SuitesDone,
     /// A trial ended (its unattributed leaks are collected).
     TrialFinished { trial: &'a Trial },
+    /// `--watch`: a sample of the watched command was taken (`elapsed`
+    /// since its start).
+    Sampled {
+        timeline: &'a reap_report::Timeline,
+        elapsed: std::time::Duration,
+        /// The watch's DURATION.
+        watch: std::time::Duration,
+    },
 }
 
 /// Where the run sends its events (the schedule's workers share it).
@@ -57,6 +65,8 @@ pub struct Reporter {
     progress: Mutex<Option<Progress>>,
     junit: Option<ReportPath>,
     json: Option<ReportPath>,
+    /// `--watch`: the live status line.
+    live: Mutex<terminal::LiveLine>,
 }
 
 impl Reporter {
@@ -70,6 +80,7 @@ impl Reporter {
             progress: Mutex::new(None),
             junit,
             json,
+            live: Mutex::new(terminal::LiveLine::default()),
         }
     }
 
@@ -81,6 +92,10 @@ impl Reporter {
     /// files, the failures with rerun hints, and (`summary`) the summary
     /// line with the final exit code.
     pub fn run_finished(&self, report: &mut Report, summary: bool) {
+        if let Some(w) = &report.watch {
+            let interrupted = report.interrupted.is_some();
+            line(terminal::watch_lines(w, interrupted).trim_end());
+        }
         let table = terminal::leak_table(report);
         if !table.is_empty() {
             line(table.trim_end());
@@ -117,6 +132,8 @@ impl Reporter {
 
     fn suite_finished(&self, r: &SuiteReport) {
         let t = &self.terminal;
+        let cleared = self.live.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        print_block(&cleared);
         let clean = r.status == SuiteStatus::Pass && r.leaks.is_empty() && r.problems.is_empty();
         self.with_progress(|p| {
             if let Some(p) = p {
@@ -151,6 +168,16 @@ impl EventSink for Reporter {
                     p.done();
                 }
             }),
+            Event::Sampled {
+                timeline,
+                elapsed,
+                watch,
+            } => {
+                let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(text) = live.sampled(timeline, elapsed, watch) {
+                    print_block(&text);
+                }
+            }
             Event::TrialFinished { trial } => {
                 if t.looping {
                     line(&terminal::trial_line(trial, t.loop_count));

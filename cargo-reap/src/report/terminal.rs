@@ -684,6 +684,183 @@ pub fn failures_list(r: &Report) -> String {
     out
 }
 
+/// `cargo reap run --watch`'s live status: on an interactive terminal one
+/// line redrawn in place (at most 4 times a second); elsewhere (a CI log,
+/// `CI` set, a dumb terminal) a plain line at every tenth of the watch.
+#[derive(Debug, Default)]
+pub struct LiveLine {
+    /// Decided at the first sample.
+    interactive: Option<bool>,
+    last_drawn: Option<std::time::Instant>,
+    /// A line is drawn and not yet cleared.
+    drawn: bool,
+    /// Plain lines: tenths of the watch already said.
+    tenths_said: u64,
+}
+
+impl LiveLine {
+    /// After a sample: the text to write, if any.
+    pub fn sampled(
+        &mut self,
+        t: &reap_report::Timeline,
+        elapsed: Duration,
+        watch: Duration,
+    ) -> Option<String> {
+        let interactive = *self.interactive.get_or_insert_with(|| {
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal()
+                && std::env::var_os("CI").is_none()
+                && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        });
+        if interactive {
+            let now = std::time::Instant::now();
+            if self
+                .last_drawn
+                .is_some_and(|l| now - l < Duration::from_millis(250))
+            {
+                return None;
+            }
+            self.last_drawn = Some(now);
+            self.drawn = true;
+            let line = format!(
+                "watch {}/{}: {}",
+                short(elapsed),
+                short(watch),
+                live_status(t)
+            );
+            let line = clip(&line, width().saturating_sub(1));
+            return Some(format!("\r\x1b[K{line}"));
+        }
+        let tenth = (elapsed.as_millis() * 10 / watch.as_millis().max(1)) as u64;
+        if tenth <= self.tenths_said || tenth >= 10 {
+            return None;
+        }
+        self.tenths_said = tenth;
+        Some(format!(
+            "cargo-reap: watch {}% ({} of {}): {}\n",
+            tenth * 10,
+            short(elapsed),
+            short(watch),
+            live_status(t)
+        ))
+    }
+
+    /// Clear a drawn line (before other output).
+    pub fn clear(&mut self) -> String {
+        if std::mem::take(&mut self.drawn) {
+            "\r\x1b[K".into()
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// `processes 14 (orphans 12), threads 15, memory 3.2 MiB, fds 21; processes +1 every 5 s so far`
+fn live_status(t: &reap_report::Timeline) -> String {
+    use reap_report::trend;
+    let last = |v: &[u32]| v.last().copied().unwrap_or(0);
+    let memory = t.memory_bytes.last().copied().unwrap_or(0);
+    let mut s = format!(
+        "processes {} (orphans {}), threads {}, memory {}, fds {}",
+        last(&t.processes),
+        last(&t.orphans),
+        last(&t.threads),
+        trend::value(memory as f64, true),
+        last(&t.open_fds)
+    );
+    for d in &t.dirs {
+        put!(
+            s,
+            ", files in {} {}",
+            d.path,
+            d.files.last().copied().unwrap_or(0)
+        );
+    }
+    let values: Vec<f64> = t.processes.iter().map(|&x| f64::from(x)).collect();
+    let fit = trend::judge(
+        &trend::Series {
+            name: reap_report::SeriesName::Processes,
+            values: &values,
+            start_ms: t.start_ms,
+            interval_ms: t.interval_ms,
+        },
+        Some(0.0),
+    );
+    match fit.verdict {
+        reap_report::TrendVerdict::TooShort => {}
+        reap_report::TrendVerdict::Flat => s.push_str("; processes flat so far"),
+        _ => put!(
+            s,
+            "; processes {} so far",
+            trend::rate(fit.slope_per_hour, false)
+        ),
+    }
+    s
+}
+
+/// The end of a watch: how long (or that it was interrupted), then each
+/// series' trend, the failing ones marked.
+pub fn watch_lines(w: &reap_report::WatchReport, interrupted: bool) -> String {
+    use reap_report::TrendVerdict;
+    let t = &w.timeline;
+    let mut out = String::new();
+    match (w.died_at_ms, w.died_with) {
+        (Some(at), with) => putln!(
+            out,
+            "{} the command died at {} of the {} watch{} ({} samples every {})",
+            paint("DIED", 31),
+            reap_report::trend::span(at),
+            short(Duration::from_millis(w.duration_ms)),
+            with.map(|c| format!(", exit status {c}"))
+                .unwrap_or_default(),
+            t.len(),
+            short(Duration::from_millis(t.interval_ms))
+        ),
+        (None, _) if interrupted => putln!(
+            out,
+            "watch interrupted after {} of {}: {} samples every {}",
+            reap_report::trend::span(t.at_ms(t.len().saturating_sub(1))),
+            short(Duration::from_millis(w.duration_ms)),
+            t.len(),
+            short(Duration::from_millis(t.interval_ms))
+        ),
+        (None, _) => putln!(
+            out,
+            "watched for {}: {} samples every {} (memory: {})",
+            short(Duration::from_millis(w.duration_ms)),
+            t.len(),
+            short(Duration::from_millis(t.interval_ms)),
+            if t.memory_source.is_empty() {
+                "none"
+            } else {
+                &t.memory_source
+            }
+        ),
+    }
+    for trend in &w.trends {
+        let mark = match trend.verdict {
+            TrendVerdict::TooFast => paint("TOO FAST", 31),
+            TrendVerdict::Growing => paint("growing", 33),
+            TrendVerdict::TooShort => "too short".into(),
+            TrendVerdict::Flat => "ok".into(),
+            TrendVerdict::Shrinking => "ok".into(),
+        };
+        let limit = trend
+            .max_per_hour
+            .filter(|_| trend.verdict == TrendVerdict::TooFast)
+            .map(|m| {
+                let memory = trend.series == reap_report::SeriesName::Memory;
+                format!(
+                    " (at most {}/h allowed)",
+                    reap_report::trend::value(m, memory)
+                )
+            })
+            .unwrap_or_default();
+        putln!(out, "  {mark:>9}  {}{limit}", trend.sentence);
+    }
+    out
+}
+
 /// `12 suites: 8 passed, 1 failed, ...; 31 processes leaked from 6 suites`
 pub fn summary_line(r: &Report) -> String {
     let s = &r.summary;
@@ -775,6 +952,74 @@ mod tests {
     use super::*;
     use reap_report::IsolationKind;
     use reap_report::Summary;
+
+    fn leaking_timeline(n: u32) -> reap_report::Timeline {
+        reap_report::Timeline {
+            start_ms: 0,
+            interval_ms: 100,
+            processes: (1..=n).collect(),
+            orphans: (0..n).collect(),
+            threads: vec![1; n as usize],
+            memory_bytes: vec![1 << 20; n as usize],
+            open_fds: vec![3; n as usize],
+            orphan_command: "sleep 60".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn without_a_terminal_the_watch_says_each_tenth_once() {
+        let mut live = LiveLine {
+            interactive: Some(false),
+            ..LiveLine::default()
+        };
+        let watch = Duration::from_secs(10);
+        let mut said = Vec::new();
+        for i in 0..100u32 {
+            let t = leaking_timeline(i + 1);
+            if let Some(text) = live.sampled(&t, Duration::from_millis(u64::from(i) * 100), watch) {
+                said.push(text);
+            }
+        }
+        assert_eq!(said.len(), 9, "{said:#?}");
+        assert!(
+            said[0]
+                .starts_with("cargo-reap: watch 10% (1.00s of 10.00s): processes 11 (orphans 10)"),
+            "{}",
+            said[0]
+        );
+        assert!(
+            said[8].contains("processes +10 per second so far"),
+            "{}",
+            said[8]
+        );
+        assert!(said.iter().all(|l| l.ends_with('\n') && !l.contains('\r')));
+        assert_eq!(live.clear(), "");
+    }
+
+    #[test]
+    fn the_watch_ends_with_each_trend_and_a_death() {
+        let t = leaking_timeline(50);
+        let mut w = reap_report::WatchReport {
+            duration_ms: 5000,
+            trends: reap_report::trend::judge_timeline(&t, &Default::default()),
+            timeline: t,
+            died_at_ms: None,
+            died_with: None,
+        };
+        let text = watch_lines(&w, false);
+        assert!(
+            text.starts_with("watched for 5.00s: 50 samples every 100ms"),
+            "{text}"
+        );
+        assert!(text.contains("TOO FAST  processes: +10 per second (1 → 50 over 4.9s), 49 orphans of 'sleep 60' (at most 0/h allowed)"), "{text}");
+        assert!(text.contains("ok  memory: flat at 1.0 MiB"), "{text}");
+        assert!(watch_lines(&w, true).starts_with("watch interrupted after 4.9s of 5.00s"));
+        w.died_at_ms = Some(2_592_000);
+        w.died_with = Some(0);
+        assert!(watch_lines(&w, false)
+            .starts_with("DIED the command died at 43m12s of the 5.00s watch, exit status 0"));
+    }
 
     fn leak(pid: i32, ppid: i32, cmd: &str, test: Option<&str>) -> Leak {
         Leak {

@@ -25,7 +25,7 @@ use super::command::{suite_command, Output};
 use super::context::{Registered, RunContext};
 use super::examine::{
     examine, leak_of, mark_not_killed, not_killed_problems, pipe_holders, test_thread_names,
-    thread_tests, unseen_by, Examined, ResourceSampler,
+    thread_tests, unseen_by, Examined,
 };
 use super::listing::list_tests;
 
@@ -88,7 +88,13 @@ pub fn run_attempt(
 ) -> Result<AttemptOutcome, RunError> {
     let (running, root) = Running::spawn(ctx, suite, spec, log, log_path)?;
     let mut tally = Tally::new(spec.number);
-    let wake = running.wait(&root, &mut tally.out.attempt)?;
+    let mut wake = running.wait(&root, &mut tally.out.attempt)?;
+    if wake == Wake::TimedOut && ctx.options.watch.is_some() {
+        // The watch's end, not a hang: the command is stopped, then judged as
+        // one that exited (its children get the settle, the rest are leaks).
+        tally.out.attempt.watch_ended = true;
+        wake = super::sample::stop_watched(&root, suite.limits.grace, ctx.interrupts)?;
+    }
     if wake == Wake::Exited {
         running.on_exit(root, &mut tally)?;
     } else {
@@ -126,6 +132,7 @@ impl Tally {
                     memory_source: String::new(),
                     stacks: Vec::new(),
                     timeline: None,
+                    watch_ended: false,
                 },
                 survivors: Vec::new(),
                 not_killed: Vec::new(),
@@ -310,13 +317,18 @@ impl<'c> Running<'c> {
     /// Wait for the test binary to exit, for the timeout or for an
     /// interrupt, measuring the suite's resource use meanwhile.
     fn wait(&self, root: &OwnedChild, attempt: &mut Attempt) -> Result<Wake, RunError> {
-        let sampling = ResourceSampler::start(self.cont.sampler());
-        let wake = root.wait_exit_or(self.suite.limits.timeout, self.interrupts.map(|i| i.fd()))?;
-        let peaks = sampling.stop();
-        attempt.peak_processes = peaks.processes;
-        attempt.peak_memory_bytes = peaks.memory_bytes;
-        attempt.memory_source = peaks.source.to_string();
-        Ok(wake)
+        let opts = self.ctx.options;
+        let timeout = opts.watch.unwrap_or(self.suite.limits.timeout);
+        let (wake, timeline) = super::sample::record_while(
+            self.cont.sampler(),
+            self.root_pid,
+            self.started,
+            &opts.sampling,
+            self.ctx.live,
+            || root.wait_exit_or(timeout, self.interrupts.map(|i| i.fd())),
+        );
+        super::sample::fill_peaks(attempt, timeline);
+        Ok(wake?)
     }
 
     /// The binary exited: its children get `settle` to exit on their own;

@@ -25,6 +25,8 @@ pub struct RunContext<'a> {
     pub trial: u32,
     /// The run's Ctrl-C / SIGTERM handling: an attempt ends early on it.
     pub interrupts: &'a crate::interrupt::Interrupts,
+    /// `--watch`: where each sample goes as it is taken (the live view).
+    pub live: Option<&'a dyn crate::report::events::EventSink>,
 }
 
 impl RunContext<'_> {

@@ -1,11 +1,10 @@
 //! Looking at a suite's processes: reap-probe's forensics of each before it
-//! is killed, the report entry of each, the suite's peak resource use while
-//! it runs, the processes that hold its output pipe, and the tests its live
-//! threads name.
+//! is killed, the report entry of each, the processes that hold its output
+//! pipe, and the tests its live threads name. (Its series while it runs:
+//! `sample`.)
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use reap_probe::ProcessInfo;
 
@@ -127,65 +126,6 @@ pub fn not_killed_problems(not_killed: &[(ProcessInfo, String)]) -> Vec<String> 
             )
         })
         .collect()
-}
-
-/// How often a running suite's processes and memory are measured.
-const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-
-/// Peaks of a suite attempt's resource use.
-pub struct Peaks {
-    pub processes: usize,
-    pub memory_bytes: u64,
-    pub source: &'static str,
-}
-
-/// A thread that measures a running suite every [`SAMPLE_EVERY`] until
-/// stopped (stopping is an event: the channel, not a flag polled).
-pub struct ResourceSampler {
-    stop: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<Peaks>,
-}
-
-impl ResourceSampler {
-    pub fn start(sampler: crate::containment::Sampler) -> ResourceSampler {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let mut peaks = Peaks {
-                processes: 0,
-                memory_bytes: 0,
-                source: sampler.memory_source(),
-            };
-            loop {
-                match sampler.sample() {
-                    Ok(s) => {
-                        peaks.processes = peaks.processes.max(s.processes);
-                        peaks.memory_bytes = peaks.memory_bytes.max(s.memory_bytes);
-                    }
-                    Err(e) => {
-                        eprintln!("cargo-reap: warning: resource sampling stopped: {e}");
-                        return peaks;
-                    }
-                }
-                match stopped.recv_timeout(SAMPLE_EVERY) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                    _ => return peaks,
-                }
-            }
-        });
-        ResourceSampler { stop, thread }
-    }
-
-    pub fn stop(self) -> Peaks {
-        // The thread may have ended on its own (an error it reported).
-        if self.stop.send(()).is_err() {
-            tracing::debug!("resource sampler already stopped");
-        }
-        self.thread.join().unwrap_or(Peaks {
-            processes: 0,
-            memory_bytes: 0,
-            source: "none (sampler panicked)",
-        })
-    }
 }
 
 /// Live processes other than the runner that hold the pipe with inode

@@ -11,7 +11,8 @@
 //!   with the lifeline guard;
 //! - `command`: the one command line of a suite's binary;
 //! - `capture`: its output, into its log, with libtest's lines tracked;
-//! - `examine`: its processes as reap-probe sees them, its resource peaks;
+//! - `examine`: its processes as reap-probe sees them;
+//! - `sample`: its series while it runs (peaks, `--watch`);
 //! - `listing`: its tests as libtest lists them;
 //! - `attempt`: one run of its binary: spawn → wait → on exit | on hang → close;
 //! - `attribution`: which test started each leak (re-runs are attempts).
@@ -23,6 +24,7 @@ pub mod command;
 pub mod context;
 pub mod examine;
 pub mod listing;
+pub mod sample;
 pub mod settings;
 pub mod stacks;
 pub mod timing;
@@ -213,6 +215,10 @@ pub fn classify(attempts: &[Attempt]) -> SuiteStatus {
     if last.interrupted {
         return SuiteStatus::Fail;
     }
+    // Stopped by cargo-reap at the end of its watch: it lived through it.
+    if last.watch_ended {
+        return SuiteStatus::Pass;
+    }
     let single = if last.timed_out {
         SuiteStatus::Hang
     } else if last.signal.is_some() {
@@ -252,6 +258,7 @@ mod tests {
             memory_source: String::new(),
             stacks: Vec::new(),
             timeline: None,
+            watch_ended: false,
         }
     }
 

@@ -25,6 +25,34 @@ pub struct SuiteOptions {
     /// At a hang-kill, capture the stacks of the suite's threads before the
     /// SIGTERM (`--no-stacks` / `stacks = false` turn it off).
     pub stacks: bool,
+    /// What is sampled while a suite runs, how often.
+    pub sampling: SampleSettings,
+    /// `cargo reap run --watch DURATION`: the command is watched this long,
+    /// then stopped (in place of the timeout; it is not a hang).
+    pub watch: Option<Duration>,
+}
+
+/// What to sample while a suite runs, how often.
+#[derive(Debug, Clone)]
+pub struct SampleSettings {
+    pub every: Duration,
+    /// `--watch`: its duration (what a live view counts toward); zero without.
+    pub watch: Duration,
+    /// `watch-dirs`: directories whose files are counted at each sample.
+    pub dirs: Vec<std::path::PathBuf>,
+}
+
+/// How often a suite attempt is sampled without `--watch`.
+pub const SUITE_SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+impl Default for SampleSettings {
+    fn default() -> Self {
+        SampleSettings {
+            every: SUITE_SAMPLE_EVERY,
+            watch: Duration::ZERO,
+            dirs: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

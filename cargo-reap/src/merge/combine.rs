@@ -62,7 +62,18 @@ pub fn combine(inputs: &[Input], shares: &[Share], run_id: String, fail_on_tmp: 
         failures,
         selection: selection(inputs, shares),
         merged_from: inputs.iter().map(|i| i.report.run_id.clone()).collect(),
-        watch: None,
+        watch: single_watch(inputs),
+    }
+}
+
+/// A watch belongs to one command's run: kept when there is exactly one
+/// input (`cargo reap merge RUN.json --html PAGE` re-renders a saved
+/// report), dropped when several runs are combined (their series are of
+/// different commands or times).
+fn single_watch(inputs: &[Input]) -> Option<reap_report::WatchReport> {
+    match inputs {
+        [one] => one.report.watch.clone(),
+        _ => None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Writing `--json` / `--junit` atomically: the report is written to a temp
+//! Writing `--json` / `--junit` / `--html` atomically: the report is written to a temp
 //! file in the same directory, synced, then renamed over the path, so a
 //! reader sees the old file or the complete new one, never a truncated one.
 //! The path is checked before the build (a temp file is created there and
@@ -75,6 +75,25 @@ impl ReportPath {
         };
         File::open(dir)?.sync_all()
     }
+}
+
+/// Refuse two report flags that name one file (`("--json", path)`, ...):
+/// the second write would replace the first report.
+pub fn distinct(flags: &[(&str, Option<&Path>)]) -> Result<(), String> {
+    let given: Vec<(&str, &Path)> = flags
+        .iter()
+        .filter_map(|(f, p)| Some((*f, (*p)?)))
+        .collect();
+    for (i, (fa, a)) in given.iter().enumerate() {
+        if let Some((fb, b)) = given[i + 1..].iter().find(|(_, b)| same_file(a, b)) {
+            return Err(format!(
+                "{fa} {} and {fb} {} name the same file: give each report its own path",
+                a.display(),
+                b.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Do `a` and `b` name the same file (`x`, `./x`, `d/../x`, a symlink to it)?

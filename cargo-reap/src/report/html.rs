@@ -114,11 +114,7 @@ fn summary(out: &mut String, r: &Report) {
         ("error", s.errored, "error"),
         ("leaked processes", s.leaked_processes, "leak"),
     ];
-    let all_trials = if r.loop_summary.is_some() {
-        " (all trials)"
-    } else {
-        ""
-    };
+    let trials = r.loop_summary.as_ref().map(|ls| ls.trials);
     for (what, n, class) in cards {
         let class = if n == 0 && !class.is_empty() {
             "zero"
@@ -128,10 +124,17 @@ fn summary(out: &mut String, r: &Report) {
         let id = what.replace(' ', "-");
         put!(
             out,
-            "<div class=\"card {class}\"><b id=\"count-{id}\">{n}</b><span>{what}{all_trials}</span></div>"
+            "<div class=\"card {class}\"><b id=\"count-{id}\">{n}</b><span>{what}</span></div>"
         );
     }
-    out.push_str("</div><dl>");
+    out.push_str("</div>");
+    if let Some(n) = trials {
+        put!(
+            out,
+            "<p class=\"note\">Counted over all {n} trials (suite runs); the tables below show the last trial that leaked, else the last.</p>"
+        );
+    }
+    out.push_str("<dl>");
     let mut facts = vec![
         ("summary", terminal::summary_line(r)),
         (
@@ -410,7 +413,7 @@ fn hangs_section(out: &mut String, r: &Report) {
     for s in hung {
         put!(
             out,
-            "<article class=\"hang\"><h3>{} <span class=\"id\">{}</span></h3>",
+            "<article class=\"hang-box\"><h3>{} <span class=\"id\">{}</span></h3>",
             badge(s.status),
             esc(&s.id)
         );

@@ -93,7 +93,7 @@ pub fn render(c: &Chart) -> String {
     let (width, height) = if c.small {
         (340.0, 160.0)
     } else {
-        (720.0, 250.0)
+        (520.0, 240.0)
     };
     let (xs, series) = downsample(&c.xs, &c.series);
     let (x_lo, x_hi) = x_range(&xs, c.x_axis);

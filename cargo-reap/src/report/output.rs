@@ -136,6 +136,17 @@ mod tests {
     }
 
     #[test]
+    fn refuses_two_report_flags_naming_one_file() {
+        let (a, b) = (Path::new("r.json"), Path::new("./r.json"));
+        assert!(
+            distinct(&[("--json", Some(a)), ("--junit", None), ("--html", Some(b))])
+                .unwrap_err()
+                .starts_with("--json r.json and --html ./r.json name the same file")
+        );
+        assert!(distinct(&[("--json", Some(a)), ("--html", Some(Path::new("r.html")))]).is_ok());
+    }
+
+    #[test]
     fn replaces_a_report_atomically() {
         let dir = std::env::temp_dir().join(format!("cargo-reap-atomic-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -457,3 +457,37 @@ fn a_saved_report_with_a_watch_re_renders_through_merge() {
         1150,
     );
 }
+
+#[test]
+fn a_command_run_writes_its_page() {
+    let scratch = Scratch::new("html-command");
+    let (json, page) = (scratch.0.join("run.json"), scratch.0.join("run.html"));
+    let args = [
+        "reap",
+        "run",
+        "--html",
+        page.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "sleep 300 & exit 0",
+    ];
+    let out = reap_command(&[], &args, &json).output().unwrap();
+    let run = finished_run(
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into(),
+        &json,
+    );
+    let r = run.report();
+    let html = std::fs::read_to_string(&page).expect("the --html page of cargo reap run");
+    check_self_contained(&html);
+    assert_eq!(run.code, 103, "{}", run.stderr);
+    assert!(html.contains("id=\"exit-code\">103<"));
+    assert!(html.contains("id=\"leak-total\">1<"));
+    let id = r["suites"][0]["id"].as_str().unwrap();
+    assert!(html.contains(&format!("data-suite=\"{id}\" data-status=\"pass\"")));
+    assert!(
+        html.contains("<code>sleep 300</code>"),
+        "the leaked command"
+    );
+}

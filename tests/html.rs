@@ -491,3 +491,34 @@ fn a_command_run_writes_its_page() {
         "the leaked command"
     );
 }
+
+/// `cargo reap merge` of one report keeps its exit code: a command's own
+/// (here 3) is not recomputed from the suite's status (which says 100).
+#[test]
+fn one_report_merged_keeps_its_exit_code() {
+    let scratch = Scratch::new("html-exit");
+    let (json, page) = (scratch.0.join("run.json"), scratch.0.join("merged.html"));
+    let args = ["reap", "run", "--", "sh", "-c", "exit 3"];
+    let out = reap_command(&[], &args, &json).output().unwrap();
+    let run = finished_run(
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into(),
+        &json,
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let merged = Command::new(REAP)
+        .args(["reap", "merge"])
+        .arg(&json)
+        .arg("--html")
+        .arg(&page)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&merged.stderr);
+    assert_eq!(merged.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("exit 3)"),
+        "the summary line says it: {stderr}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("id=\"exit-code\">3<"));
+}

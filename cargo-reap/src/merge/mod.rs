@@ -33,8 +33,10 @@ EXIT CODE:
     The merged report's, in the order of a run's: 128 + signal when a run was
     interrupted, 101 when a build failed, 2 when cargo-reap's own cleanup
     failed in a run, else from the merged verdicts: 100 (failed, crashed,
-    error), 102 (hung), 103 (leaked), 4 (no tests matched), 0. Also 2 when the
-    reports cannot be merged or a report cannot be written.";
+    error), 102 (hung), 103 (leaked), 4 (no tests matched), 0. A single report
+    keeps its own exit code (a command's, cargo reap run) unless --fail-on tmp
+    is given. Also 2 when the reports cannot be merged or a report cannot be
+    written.";
 
 /// `cargo reap merge`, resolved.
 #[derive(Debug, Clone, Default)]

@@ -137,10 +137,7 @@ fn summary(out: &mut String, r: &Report) {
     out.push_str("<dl>");
     let mut facts = vec![
         ("summary", terminal::summary_line(r)),
-        (
-            "isolation",
-            format!("{} ({})", r.isolation, r.isolation_note),
-        ),
+        ("isolation", isolation(r)),
         ("duration", short(Duration::from_millis(r.duration_ms))),
         ("run id", r.run_id.clone()),
     ];
@@ -161,6 +158,15 @@ fn summary(out: &mut String, r: &Report) {
         put!(out, "<p class=\"problem\">problem: {}</p>", esc(p));
     }
     out.push_str("</section>\n");
+}
+
+/// `cgroup v2 (leaves under …)`: the note printed at start, else the mode.
+fn isolation(r: &Report) -> String {
+    match r.isolation_note.strip_prefix("isolation: ") {
+        Some(note) => note.to_string(),
+        None if r.isolation_note.is_empty() => r.isolation.to_string(),
+        None => format!("{}: {}", r.isolation, r.isolation_note),
+    }
 }
 
 /// Every suite: status, time, attempts, tests, leaks, peaks.

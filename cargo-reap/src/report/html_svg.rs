@@ -56,7 +56,7 @@ pub struct Chart {
 /// (a spike stays visible).
 const MAX_POINTS: usize = 400;
 
-const MARGIN_LEFT: f64 = 62.0;
+const MARGIN_LEFT: f64 = 72.0;
 const MARGIN_RIGHT: f64 = 14.0;
 const MARGIN_TOP: f64 = 12.0;
 const MARGIN_BOTTOM: f64 = 38.0;
@@ -198,9 +198,13 @@ pub fn y_ticks(values: &[f64], unit: Unit, from_zero: bool) -> Vec<f64> {
     if hi <= lo {
         hi = lo + 1.0;
     }
-    let base = if unit == Unit::Bytes { 1024.0 } else { 1.0 };
-    let raw = (hi - lo) / 4.0;
-    let step = nice_step(raw, base).max(if unit == Unit::Count { 1.0 } else { 0.0 });
+    // Memory steps are round in the unit the top of the axis is labelled in.
+    let scale = match unit {
+        Unit::Bytes => byte_unit(hi).0,
+        Unit::Count => 1.0,
+    };
+    let raw = (hi - lo) / 4.0 / scale;
+    let step = (nice_step(raw) * scale).max(if unit == Unit::Count { 1.0 } else { 0.0 });
     let first = (lo / step).floor() * step;
     let mut ticks = vec![first];
     while *ticks.last().unwrap_or(&hi) < hi - step * 1e-9 {
@@ -212,22 +216,15 @@ pub fn y_ticks(values: &[f64], unit: Unit, from_zero: bool) -> Vec<f64> {
     ticks
 }
 
-/// 1, 2 or 5 times a power of ten (for bytes: of ten times a power of 1024).
-fn nice_step(raw: f64, base: f64) -> f64 {
-    let mut scale = 1.0;
-    if base > 1.0 {
-        while raw / scale >= base / 2.0 {
-            scale *= base;
-        }
-    }
-    let r = (raw / scale).max(f64::MIN_POSITIVE);
+/// 1, 2 or 5 times a power of ten, at least `raw`.
+fn nice_step(raw: f64) -> f64 {
+    let r = raw.max(f64::MIN_POSITIVE);
     let mag = 10f64.powf(r.log10().floor());
-    let nice = [1.0, 2.0, 5.0, 10.0]
+    [1.0, 2.0, 5.0, 10.0]
         .into_iter()
         .map(|m| m * mag)
         .find(|s| *s >= r)
-        .unwrap_or(10.0 * mag);
-    nice * scale
+        .unwrap_or(10.0 * mag)
 }
 
 /// Axes, grid, tick labels and the axis titles (one path each for the grid
@@ -237,6 +234,7 @@ fn axes(out: &mut String, f: &Frame, c: &Chart) {
     let mut grid = String::new();
     let mut marks = format!("M{left} {}V{bottom}H{right}", n(MARGIN_TOP));
     let mut labels = String::new();
+    let top = *f.y_ticks.last().unwrap_or(&0.0);
     for &t in &f.y_ticks {
         let y = n(f.py(t));
         grid.push_str(&format!("M{left} {y}H{right}"));
@@ -244,7 +242,7 @@ fn axes(out: &mut String, f: &Frame, c: &Chart) {
             "<text class=\"yl\" x=\"{}\" y=\"{}\">{}</text>",
             n(left - 5.0),
             n(f.py(t) + 4.0),
-            esc(&value_label(t, c.unit))
+            esc(&axis_label(t, top, c.unit))
         ));
     }
     let (x_ticks, x_title) = x_ticks(f, c.x_axis);
@@ -261,7 +259,7 @@ fn axes(out: &mut String, f: &Frame, c: &Chart) {
         "<path class=\"grid\" d=\"{grid}\"/><path class=\"axis\" d=\"{marks}\"/>{labels}"
     ));
     out.push_str(&format!(
-        "<text class=\"axis-title xl\" x=\"{}\" y=\"{}\">{}</text><text class=\"axis-title xl\" transform=\"translate(13 {}) rotate(-90)\">{}</text>",
+        "<text class=\"axis-title xl\" x=\"{}\" y=\"{}\">{}</text><text class=\"axis-title xl\" transform=\"translate(12 {}) rotate(-90)\">{}</text>",
         n((left + right) / 2.0),
         n(f.height - 6.0),
         esc(x_title),
@@ -298,7 +296,7 @@ fn x_ticks(f: &Frame, axis: XAxis) -> (Vec<(f64, String)>, &'static str) {
     } else {
         (1000.0, "time since start (s)")
     };
-    let step = nice_step((f.x_hi - f.x_lo) / div / 6.0, 1.0) * div;
+    let step = nice_step((f.x_hi - f.x_lo) / div / 6.0) * div;
     let mut ticks = Vec::new();
     let mut x = (f.x_lo / step).ceil() * step;
     while x <= f.x_hi + step * 1e-9 {
@@ -308,7 +306,18 @@ fn x_ticks(f: &Frame, axis: XAxis) -> (Vec<(f64, String)>, &'static str) {
     (ticks, title)
 }
 
-/// A y tick label: counts as numbers, memory in KiB / MiB / GiB.
+/// A y tick label: memory in the unit of the axis' top (`0 MiB`, `0.5 MiB`).
+fn axis_label(v: f64, top: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Count => trim_number(v),
+        Unit::Bytes => {
+            let (scale, name) = byte_unit(top);
+            format!("{} {name}", trim_number(v / scale))
+        }
+    }
+}
+
+/// A value: counts as numbers, memory in KiB / MiB / GiB.
 pub fn value_label(v: f64, unit: Unit) -> String {
     match unit {
         Unit::Count => trim_number(v),
@@ -318,14 +327,20 @@ pub fn value_label(v: f64, unit: Unit) -> String {
 
 /// `1.5 MiB`, `640 KiB`, `12 B`.
 pub fn bytes(v: f64) -> String {
+    let (scale, name) = byte_unit(v);
+    format!("{} {name}", trim_number(v / scale))
+}
+
+/// The unit `v` bytes read best in: its size and name.
+fn byte_unit(v: f64) -> (f64, &'static str) {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut x = v;
+    let mut scale = 1.0;
     let mut i = 0;
-    while x.abs() >= 1024.0 && i < units.len() - 1 {
-        x /= 1024.0;
+    while (v / scale).abs() >= 1024.0 && i < units.len() - 1 {
+        scale *= 1024.0;
         i += 1;
     }
-    format!("{} {}", trim_number(x), units[i])
+    (scale, units[i])
 }
 
 /// At most two decimals, none when whole.
@@ -398,6 +413,12 @@ mod tests {
             .map(bytes)
             .collect();
         assert_eq!(labels, ["0 B", "1 MiB", "2 MiB", "3 MiB"]);
+        let t = y_ticks(&[2.0 * mib, 2.09 * mib], Unit::Bytes, false);
+        let labels: Vec<String> = t
+            .iter()
+            .map(|&v| axis_label(v, t[t.len() - 1], Unit::Bytes))
+            .collect();
+        assert_eq!(labels, ["2 MiB", "2.05 MiB", "2.1 MiB"]);
         let t = y_ticks(&[0.0, 10.0 * mib], Unit::Bytes, false);
         assert_eq!(t.first(), Some(&0.0));
         assert!(*t.last().unwrap() >= 10.0 * mib);

@@ -206,15 +206,20 @@ pub fn y_ticks(values: &[f64], unit: Unit, from_zero: bool) -> Vec<f64> {
     let raw = (hi - lo) / 4.0 / scale;
     let step = (nice_step(raw) * scale).max(if unit == Unit::Count { 1.0 } else { 0.0 });
     let first = (lo / step).floor() * step;
-    let mut ticks = vec![first];
-    while *ticks.last().unwrap_or(&hi) < hi - step * 1e-9 {
-        ticks.push(first + step * ticks.len() as f64);
+    // Counted, not stepped until `hi`: far from 0 a step can vanish in rounding.
+    let count = ((hi - first) / step - 1e-9).ceil().clamp(1.0, MAX_TICKS);
+    let ticks: Vec<f64> = (0..=count as usize)
+        .map(|k| first + step * k as f64)
+        .collect();
+    if ticks[ticks.len() - 1] > ticks[0] {
+        ticks
+    } else {
+        vec![lo, lo + 1.0_f64.max(lo.abs() * 1e-6)]
     }
-    if ticks.len() < 2 {
-        ticks.push(first + step);
-    }
-    ticks
 }
+
+/// Most ticks on an axis (a guard against rounding, never reached by round steps).
+const MAX_TICKS: f64 = 20.0;
 
 /// 1, 2 or 5 times a power of ten, at least `raw`.
 fn nice_step(raw: f64) -> f64 {
@@ -268,8 +273,12 @@ fn axes(out: &mut String, f: &Frame, c: &Chart) {
     ));
 }
 
-/// A coordinate with at most one decimal.
+/// A coordinate with at most one decimal (0 for what is not a number: absurd
+/// input, e.g. times near u64::MAX, draws nonsense but valid markup).
 fn n(v: f64) -> String {
+    if !v.is_finite() {
+        return "0".into();
+    }
     let s = format!("{v:.1}");
     match s.strip_suffix(".0") {
         Some(whole) => whole.to_string(),
@@ -297,12 +306,15 @@ fn x_ticks(f: &Frame, axis: XAxis) -> (Vec<(f64, String)>, &'static str) {
         (1000.0, "time since start (s)")
     };
     let step = nice_step((f.x_hi - f.x_lo) / div / 6.0) * div;
-    let mut ticks = Vec::new();
-    let mut x = (f.x_lo / step).ceil() * step;
-    while x <= f.x_hi + step * 1e-9 {
-        ticks.push((x, trim_number(x / div)));
-        x += step;
-    }
+    let first = (f.x_lo / step).ceil() * step;
+    let count = ((f.x_hi - first) / step + 1e-9)
+        .floor()
+        .clamp(0.0, MAX_TICKS);
+    let ticks = (0..=count as usize)
+        .map(|k| first + step * k as f64)
+        .filter(|x| x.is_finite())
+        .map(|x| (x, trim_number(x / div)))
+        .collect();
     (ticks, title)
 }
 

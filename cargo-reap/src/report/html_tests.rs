@@ -134,3 +134,53 @@ fn a_watched_series_shows_its_fitted_line_slope_and_sentence() {
     );
     assert!(watch.contains("memory") && watch.contains("open fds"));
 }
+
+#[test]
+fn odd_series_never_panic() {
+    let mut r = hostile();
+    let odd = [
+        Timeline::default(),
+        Timeline {
+            interval_ms: 0,
+            processes: vec![7],
+            orphans: vec![],
+            memory_bytes: vec![u64::MAX],
+            ..Default::default()
+        },
+        Timeline {
+            start_ms: u64::MAX / 2,
+            interval_ms: 1,
+            processes: vec![0; 5000],
+            orphans: vec![0; 3],
+            memory_bytes: vec![0; 5000],
+            ..Default::default()
+        },
+    ];
+    for t in odd {
+        r.suites[0].attempts[0].timeline = Some(t.clone());
+        r.watch = Some(reap_report::WatchReport {
+            duration_ms: 0,
+            timeline: t,
+            trends: vec![Trend {
+                series: SeriesName::Memory,
+                slope_per_hour: -1e300,
+                intercept: 1e300,
+                first: 0.0,
+                last: 0.0,
+                samples: 0,
+                warmup_samples: 0,
+                max_per_hour: None,
+                verdict: TrendVerdict::TooShort,
+                sentence: String::new(),
+            }],
+            died_at_ms: None,
+            died_with: None,
+        });
+        let html = render(&r);
+        assert!(html.ends_with("</html>\n"));
+        for bad in ["NaN", "inf"] {
+            let at = html.find(bad).map(|i| &html[i.saturating_sub(200)..i + 20]);
+            assert!(at.is_none(), "{bad} in {at:?}");
+        }
+    }
+}

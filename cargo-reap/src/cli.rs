@@ -80,6 +80,10 @@ pub struct MergeArgs {
     /// Write the merged JUnit XML report to this path
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Write the merged report as one self-contained HTML page (of a single
+    /// report: re-renders it)
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
     /// Merge reports of different selections (other suites or test
     /// arguments) or of different `--partition` schemes anyway
     #[arg(long)]
@@ -96,6 +100,7 @@ impl MergeArgs {
             reports: self.reports.clone(),
             json: self.json.clone(),
             junit: self.junit.clone(),
+            html: self.html.clone(),
             allow_mixed: self.allow_mixed,
             fail_on_tmp: self.fail_on.contains(&FailOn::Tmp),
         }
@@ -372,6 +377,10 @@ pub struct ReapArgs {
     /// Write the machine-readable report (schema version 1) to this path
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page (summary, leaks,
+    /// failures, hangs, charts) to this path
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
     /// Stream suite output to stdout as it comes (still logged and tracked per
     /// test); passes `--nocapture` to libtest, as `cargo test -- --nocapture`.
     /// Suites then run one at a time unless `--jobs N` is given
@@ -491,6 +500,7 @@ impl ReapArgs {
             max_pids: self.max_pids,
             junit: self.junit.clone(),
             json: self.json.clone(),
+            html: self.html.clone(),
             no_capture: self.no_capture,
             fail_fast: self.fail_fast && !self.no_fail_fast,
             quiet: self.quiet,
@@ -549,6 +559,7 @@ impl TestArgs {
             (!self.test_args.is_empty(), "-- ARGS"),
             (r.json.is_some(), "--json"),
             (r.junit.is_some(), "--junit"),
+            (r.html.is_some(), "--html"),
             (
                 r.loop_count.is_some() || r.loop_duration.is_some(),
                 "--loop",

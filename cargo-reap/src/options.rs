@@ -229,6 +229,7 @@ pub struct ReapOptions {
     pub max_pids: Option<u64>,
     pub junit: Option<PathBuf>,
     pub json: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     /// `--no-capture`: stream suite output (libtest's `--nocapture`).
     pub no_capture: bool,
     /// `--fail-fast` (and not `--no-fail-fast` after it).

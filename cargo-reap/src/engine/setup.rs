@@ -200,15 +200,12 @@ fn reporter(
     stream: bool,
     run_id: &str,
 ) -> Result<Reporter, EngineError> {
-    if let (Some(j), Some(x)) = (&reap.json, &reap.junit) {
-        if crate::report::output::same_file(j, x) {
-            return Err(EngineError::Usage(format!(
-                "--json {} and --junit {} name the same file: give each report its own path",
-                j.display(),
-                x.display()
-            )));
-        }
-    }
+    crate::report::output::distinct(&[
+        ("--json", reap.json.as_deref()),
+        ("--junit", reap.junit.as_deref()),
+        ("--html", reap.html.as_deref()),
+    ])
+    .map_err(EngineError::Usage)?;
     let check = |path: &std::path::Path| {
         ReportPath::check(path, run_id).map_err(|e| {
             EngineError::Usage(format!(
@@ -219,6 +216,7 @@ fn reporter(
     };
     let json = reap.json.as_deref().map(check).transpose()?;
     let junit = reap.junit.as_deref().map(check).transpose()?;
+    let html = reap.html.as_deref().map(check).transpose()?;
     let looping = reap.looping.looping();
     let terminal = TerminalOptions {
         tail_lines: reap.tail_lines,
@@ -229,7 +227,7 @@ fn reporter(
         loop_count: reap.looping.count,
         looping,
     };
-    Ok(Reporter::new(terminal, junit, json))
+    Ok(Reporter::new(terminal, junit, json).with_html(html))
 }
 
 /// `--manifest-path PATH` for the rerun hints of `cargo reap test`.

@@ -50,7 +50,12 @@ pub fn combine(inputs: &[Input], shares: &[Share], run_id: String, fail_on_tmp: 
         isolation,
         isolation_note,
         duration_ms: inputs.iter().map(|i| i.report.duration_ms).sum(),
-        exit_code: exit_code(interrupted, build_failed, &problems, &summary, fail_on_tmp),
+        exit_code: match inputs {
+            // One report re-rendered: its own code (a command's, `cargo reap run`; a watch's
+            // verdict), unless `--fail-on tmp` asks the merge for more than the run did.
+            [one] if !fail_on_tmp => one.report.exit_code,
+            _ => exit_code(interrupted, build_failed, &problems, &summary, fail_on_tmp),
+        },
         build_failed,
         interrupted,
         suites,
@@ -62,7 +67,18 @@ pub fn combine(inputs: &[Input], shares: &[Share], run_id: String, fail_on_tmp: 
         failures,
         selection: selection(inputs, shares),
         merged_from: inputs.iter().map(|i| i.report.run_id.clone()).collect(),
-        watch: None,
+        watch: single_watch(inputs),
+    }
+}
+
+/// A watch belongs to one command's run: kept when there is exactly one
+/// input (`cargo reap merge RUN.json --html PAGE` re-renders a saved
+/// report), dropped when several runs are combined (their series are of
+/// different commands or times).
+fn single_watch(inputs: &[Input]) -> Option<reap_report::WatchReport> {
+    match inputs {
+        [one] => one.report.watch.clone(),
+        _ => None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! `cargo reap merge REPORT.json…`: the reports of the shards of one CI
 //! matrix (`--partition`), and of several runs of one selection, as one
 //! report — the terminal's leak table and summary line, one `--json`, one
-//! `--junit` — with the exit code of the whole.
+//! `--junit`, one `--html` — with the exit code of the whole.
 //!
 //! It only reads files and writes its reports: no suite runs, no process is
 //! started. The inputs are checked first ([`check`]: schema version, same
@@ -33,8 +33,10 @@ EXIT CODE:
     The merged report's, in the order of a run's: 128 + signal when a run was
     interrupted, 101 when a build failed, 2 when cargo-reap's own cleanup
     failed in a run, else from the merged verdicts: 100 (failed, crashed,
-    error), 102 (hung), 103 (leaked), 4 (no tests matched), 0. Also 2 when the
-    reports cannot be merged or a report cannot be written.";
+    error), 102 (hung), 103 (leaked), 4 (no tests matched), 0. A single report
+    keeps its own exit code (a command's, cargo reap run) unless --fail-on tmp
+    is given. Also 2 when the reports cannot be merged or a report cannot be
+    written.";
 
 /// `cargo reap merge`, resolved.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +46,8 @@ pub struct MergeOptions {
     pub reports: Vec<PathBuf>,
     pub json: Option<PathBuf>,
     pub junit: Option<PathBuf>,
+    /// `--html PATH`: the merged report as one self-contained page.
+    pub html: Option<PathBuf>,
     /// Merge reports of different selections (or shard schemes) anyway.
     pub allow_mixed: bool,
     /// `--fail-on tmp`, as the runs had it: TMPDIR leftovers fail the merge.
@@ -126,15 +130,12 @@ fn merge(opts: &MergeOptions) -> Result<i32, MergeError> {
 /// The reporter of the merge: no per-suite events, only the end of a run
 /// (leak table, loop table, reports, failures, summary line).
 fn reporter(opts: &MergeOptions, run_id: &str) -> Result<Reporter, MergeError> {
-    if let (Some(j), Some(x)) = (&opts.json, &opts.junit) {
-        if same_file(j, x) {
-            return Err(MergeError::Usage(format!(
-                "--json {} and --junit {} name the same file: give each report its own path",
-                j.display(),
-                x.display()
-            )));
-        }
-    }
+    crate::report::output::distinct(&[
+        ("--json", opts.json.as_deref()),
+        ("--junit", opts.junit.as_deref()),
+        ("--html", opts.html.as_deref()),
+    ])
+    .map_err(MergeError::Usage)?;
     let check = |out: &Path| -> Result<ReportPath, MergeError> {
         if let Some(input) = opts.reports.iter().find(|r| same_file(r, out)) {
             return Err(MergeError::Usage(format!(
@@ -148,8 +149,9 @@ fn reporter(opts: &MergeOptions, run_id: &str) -> Result<Reporter, MergeError> {
     };
     let json = opts.json.as_deref().map(check).transpose()?;
     let junit = opts.junit.as_deref().map(check).transpose()?;
+    let html = opts.html.as_deref().map(check).transpose()?;
     let terminal = TerminalOptions::default();
-    Ok(Reporter::new(terminal, junit, json))
+    Ok(Reporter::new(terminal, junit, json).with_html(html))
 }
 
 /// Every report read and parsed; all versions other than this one's named

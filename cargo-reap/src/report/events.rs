@@ -3,7 +3,7 @@
 //! The run (engine, schedule) never calls a renderer: it sends [`Event`]s as
 //! things happen and hands the finished [`Report`] over once. The
 //! [`Reporter`] turns them into the terminal's lines and progress bar and
-//! the `--junit` / `--json` files, in that order (a report that cannot be
+//! the `--junit` / `--json` / `--html` files, in that order (a report that cannot be
 //! written makes the exit code 2, and the summary line says the final code).
 
 use std::io::Write;
@@ -67,6 +67,7 @@ pub struct Reporter {
     json: Option<ReportPath>,
     /// `--watch`: the live status line.
     live: Mutex<terminal::LiveLine>,
+    html: Option<ReportPath>,
 }
 
 impl Reporter {
@@ -81,7 +82,14 @@ impl Reporter {
             junit,
             json,
             live: Mutex::new(terminal::LiveLine::default()),
+            html: None,
         }
+    }
+
+    /// Also write the `--html` page.
+    pub fn with_html(mut self, html: Option<ReportPath>) -> Reporter {
+        self.html = html;
+        self
     }
 
     fn with_progress(&self, f: impl FnOnce(&mut Option<Progress>)) {
@@ -117,6 +125,10 @@ impl Reporter {
                     out.write(&json)
                 });
             report_written(report, "JSON", out, written);
+        }
+        if let Some(out) = &self.html {
+            let written = out.write(super::html::render(report).as_bytes());
+            report_written(report, "HTML", out, written);
         }
         let failing = terminal::failures_list(report);
         if !failing.is_empty() {

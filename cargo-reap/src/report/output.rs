@@ -1,4 +1,4 @@
-//! Writing `--json` / `--junit` atomically: the report is written to a temp
+//! Writing `--json` / `--junit` / `--html` atomically: the report is written to a temp
 //! file in the same directory, synced, then renamed over the path, so a
 //! reader sees the old file or the complete new one, never a truncated one.
 //! The path is checked before the build (a temp file is created there and
@@ -77,6 +77,25 @@ impl ReportPath {
     }
 }
 
+/// Refuse two report flags that name one file (`("--json", path)`, ...):
+/// the second write would replace the first report.
+pub fn distinct(flags: &[(&str, Option<&Path>)]) -> Result<(), String> {
+    let given: Vec<(&str, &Path)> = flags
+        .iter()
+        .filter_map(|(f, p)| Some((*f, (*p)?)))
+        .collect();
+    for (i, (fa, a)) in given.iter().enumerate() {
+        if let Some((fb, b)) = given[i + 1..].iter().find(|(_, b)| same_file(a, b)) {
+            return Err(format!(
+                "{fa} {} and {fb} {} name the same file: give each report its own path",
+                a.display(),
+                b.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Do `a` and `b` name the same file (`x`, `./x`, `d/../x`, a symlink to it)?
 /// An existing file is compared by device and inode; else by the resolved
 /// directory and the file name.
@@ -114,6 +133,17 @@ mod tests {
         assert!(same_file(&a, &dir.join("link")));
         assert!(same_file(&dir.join("sub/../r.json"), &dir.join("./r.json")));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_two_report_flags_naming_one_file() {
+        let (a, b) = (Path::new("r.json"), Path::new("./r.json"));
+        assert!(
+            distinct(&[("--json", Some(a)), ("--junit", None), ("--html", Some(b))])
+                .unwrap_err()
+                .starts_with("--json r.json and --html ./r.json name the same file")
+        );
+        assert!(distinct(&[("--json", Some(a)), ("--html", Some(Path::new("r.html")))]).is_ok());
     }
 
     #[test]

@@ -240,7 +240,7 @@ fn tail_lines(out: &mut String, s: &SuiteReport, tail: &[String]) {
 
 /// The attribution line under a suite, when it adds to what the leak table
 /// says (a one-test suite: the table already names the test of every leak).
-fn attribution_line(a: &AttributionReport) -> Option<String> {
+pub fn attribution_line(a: &AttributionReport) -> Option<String> {
     Some(match &a.method {
         AttributionMethod::SingleTest => return None,
         AttributionMethod::Window => format!(
@@ -386,7 +386,7 @@ fn suite_leak_rows(out: &mut String, s: &SuiteReport, row: &RowLayout) {
         clip(&s.id, width - 14),
         s.leaks.len()
     );
-    for t in leak_tests(s) {
+    for t in leak_tests(&s.leaks) {
         let leaks: Vec<&Leak> = s.leaks.iter().filter(|l| l.test.as_deref() == t).collect();
         let why = leaks.first().and_then(|l| l.attribution.as_deref());
         match (t, why) {
@@ -402,9 +402,9 @@ fn suite_leak_rows(out: &mut String, s: &SuiteReport, row: &RowLayout) {
 }
 
 /// The tests of a suite's leaks in first-seen order; leaks without a test last.
-fn leak_tests(s: &SuiteReport) -> Vec<Option<&str>> {
+pub fn leak_tests(leaks: &[Leak]) -> Vec<Option<&str>> {
     let mut tests: Vec<Option<&str>> = Vec::new();
-    for l in &s.leaks {
+    for l in leaks {
         let t = l.test.as_deref();
         if !tests.contains(&t) {
             tests.push(t);
@@ -416,7 +416,7 @@ fn leak_tests(s: &SuiteReport) -> Vec<Option<&str>> {
 
 /// Parent before child, children one level deeper; identical siblings (same
 /// command, state, parent) share a row: (first leak, how many, depth).
-fn alike_groups<'a>(leaks: &[&'a Leak]) -> Vec<(&'a Leak, usize, usize)> {
+pub fn alike_groups<'a>(leaks: &[&'a Leak]) -> Vec<(&'a Leak, usize, usize)> {
     let mut groups: Vec<(&Leak, usize, usize)> = Vec::new();
     for (l, depth) in as_tree(leaks) {
         match groups.last_mut() {

@@ -458,6 +458,67 @@ fn a_saved_report_with_a_watch_re_renders_through_merge() {
     );
 }
 
+/// A real watch (`cargo reap run --watch` of `fixtures/watch`'s leaker, one orphan per
+/// 100 ms): its page shows each trend as the JSON has it, the failing verdict, the fitted
+/// lines; from outside, nothing of the leaker survived.
+#[test]
+fn a_real_watch_renders_its_trends_in_a_browser() {
+    require_root();
+    let leaker = watch_fixture_bin("leaker");
+    let scratch = Scratch::new("html-real-watch");
+    let (json, page) = (scratch.0.join("watch.json"), scratch.0.join("watch.html"));
+    let since = reap_probe::boottime_ticks().saturating_sub(1);
+    let args = [
+        "reap",
+        "run",
+        "--watch",
+        "3s",
+        "--sample-every",
+        "50ms",
+        "--html",
+        page.to_str().unwrap(),
+        "--",
+        &leaker,
+        "100",
+    ];
+    let out = reap_command(&[], &args, &json).output().unwrap();
+    let run = finished_run(
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into(),
+        &json,
+    );
+    assert_no_strays("leaker", since, |s, _| {
+        s.cmdline.first().is_some_and(|a| a == "watch-orphan") || s.comm == "leaker"
+    });
+    assert_eq!(run.code, 104, "a series grew too fast: {}", run.stderr);
+    let trends = run.report()["watch"]["trends"].as_array().expect("trends");
+    let html = std::fs::read_to_string(&page).expect("the --html page of the watch");
+    check_self_contained(&html);
+    let Some(chromium) = chromium() else { return };
+    let dom = dom_of(&chromium, &page);
+    let watch = dom.split("id=\"watch\"").nth(1).expect("a watch section");
+    let watch = watch.split("</section>").next().unwrap();
+    for t in trends {
+        let sentence = t["sentence"].as_str().unwrap();
+        assert!(
+            watch.contains(&escaped(sentence)),
+            "{sentence} not on the page"
+        );
+    }
+    assert!(watch.contains("grows too fast"), "the failing verdict");
+    assert!(
+        dom.contains("a watched series grew faster than --max-growth allows"),
+        "exit 104 explained"
+    );
+    assert!(watch.matches("class=\"fit\"").count() >= 2, "fitted lines");
+    screenshot(
+        &chromium,
+        &page,
+        &repo().join("target/html-report-watch.png"),
+        1100,
+    );
+}
+
 #[test]
 fn a_command_run_writes_its_page() {
     let scratch = Scratch::new("html-command");

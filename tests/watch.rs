@@ -8,29 +8,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 use common::*;
 use serde_json::Value;
-
-/// The fixture programs, built once (`fixtures/watch/target/debug/NAME`).
-fn fixture_bin(name: &str) -> String {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let manifest = fixture_manifest_of("watch");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--bins", "--manifest-path"])
-            .arg(&manifest)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building fixtures/watch failed");
-        manifest.parent().unwrap().join("target/debug")
-    });
-    dir.join(name).display().to_string()
-}
 
 /// One watch at a time: each test checks from outside that nothing of its
 /// fixture survived, which another running watch would confuse (and the
@@ -44,7 +26,7 @@ fn serial() -> MutexGuard<'static, ()> {
 /// then, from outside, no fixture process started since is alive.
 fn watch(watch: &str, every: &str, extra: &[&str], fixture: &str, args: &[&str]) -> Run {
     require_root();
-    let bin = fixture_bin(fixture);
+    let bin = watch_fixture_bin(fixture);
     let since = reap_probe::boottime_ticks().saturating_sub(1);
     let mut all = vec![
         "run",

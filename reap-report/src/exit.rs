@@ -48,6 +48,29 @@ EXIT CODES:
   died (105), grew (104) or leaked (103), in that order after 100 and 102.
   The summary line ends with the exit code returned.";
 
+/// What an exit code of a run means, in one line (the codes of [`HELP`]); `None` for a code
+/// that is not one of cargo-reap's verdicts (`cargo reap run` passes the command's own on).
+pub fn meaning(code: i32) -> Option<&'static str> {
+    Some(match code {
+        SUCCESS => "every suite passed and nothing leaked",
+        TEST_FAILED => "a suite failed or crashed, or could not be judged",
+        BUILD_FAILED => "the build failed",
+        HUNG => "a suite hung (every attempt timed out)",
+        LEAKED => "processes leaked, and that was the only problem",
+        GREW => "a watched series grew faster than --max-growth allows",
+        DIED => "the watched command exited before the watch ended",
+        NO_TESTS => "no tests to run: a filter matched no test",
+        USAGE => {
+            "usage or configuration error, or an internal error (a report that could not be \
+             written, cargo-reap's own cleanup failing)"
+        }
+        130 => "interrupted by SIGINT; the report is partial",
+        143 => "interrupted by SIGTERM; the report is partial",
+        129 => "interrupted by SIGHUP; the report is partial",
+        _ => return None,
+    })
+}
+
 /// The exit code of a completed run: the first that applies in the order
 /// 100 (failed/crashed/error), 102 (hung), 103 (leaked), 4 (a filter matched
 /// no test). (101 is decided before any suite runs.)
@@ -258,5 +281,26 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(for_summary(&s, false), SUCCESS);
+    }
+
+    /// Every code `--help` lists has a meaning (a new code without one shows as "the
+    /// command's own" in the HTML report).
+    #[test]
+    fn every_listed_code_has_a_meaning() {
+        let listed: Vec<i32> = HELP
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("    ")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        assert!(listed.len() >= 10, "{listed:?}");
+        for code in listed.into_iter().chain([129, 143]) {
+            assert!(meaning(code).is_some(), "exit code {code} has no meaning");
+        }
+        assert_eq!(meaning(3), None);
     }
 }

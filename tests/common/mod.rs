@@ -826,3 +826,21 @@ pub fn marked(marker: &str) -> Vec<String> {
     }
     found
 }
+
+/// The programs of `fixtures/watch` (`fixtures/watch/target/debug/NAME`), built once per test
+/// binary.
+pub fn watch_fixture_bin(name: &str) -> String {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let manifest = fixture_manifest_of("watch");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--bins", "--manifest-path"])
+            .arg(&manifest)
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building fixtures/watch failed");
+        manifest.parent().unwrap().join("target/debug")
+    });
+    dir.join(name).display().to_string()
+}

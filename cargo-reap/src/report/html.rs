@@ -78,19 +78,10 @@ fn badge(s: SuiteStatus) -> String {
 
 /// What an exit code means (README, `--help`).
 pub fn exit_meaning(code: i32) -> &'static str {
-    match code {
-        exit::SUCCESS => "every suite passed and nothing leaked",
-        exit::TEST_FAILED => "a suite failed or crashed, or could not be judged",
-        exit::BUILD_FAILED => "the build failed",
-        exit::HUNG => "a suite hung (every attempt timed out)",
-        exit::LEAKED => "processes leaked, and that was the only problem",
-        exit::NO_TESTS => "no tests to run: a filter matched no test",
-        exit::USAGE => "usage or configuration error, or an internal error (a report that could not be written, cargo-reap's own cleanup failing)",
-        130 => "interrupted by SIGINT; the report is partial",
-        143 => "interrupted by SIGTERM; the report is partial",
-        129 => "interrupted by SIGHUP; the report is partial",
-        _ => "not one of cargo-reap's own verdicts: the command's own exit code (cargo reap run); see cargo reap --help",
-    }
+    exit::meaning(code).unwrap_or(
+        "not one of cargo-reap's own verdicts: the command's own exit code (cargo reap run); \
+         see cargo reap --help",
+    )
 }
 
 /// Headline, counters, exit code and isolation.

@@ -1023,6 +1023,29 @@ reason = "a helper the suite shares on purpose"
     }
 }
 
+/// A program that makes a unix socket below its TMPDIR as Chromium does at start
+/// (`$TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket`, 45 bytes below it): the
+/// suite's private TMPDIR must leave room for it in `sun_path`'s 108 bytes. (With the
+/// TMPDIR named after the suite, `…/<run-id>/1.run__python3`, the bind failed with
+/// "AF_UNIX path too long", and Chromium died of SIGTRAP under `cargo reap run`.)
+#[test]
+fn a_unix_socket_below_the_private_tmpdir_fits() {
+    require_root();
+    let bind = "import os, socket\n\
+        d = os.path.join(os.environ['TMPDIR'], 'org.chromium.Chromium.AbCdEf')\n\
+        os.mkdir(d)\n\
+        s = socket.socket(socket.AF_UNIX)\n\
+        s.bind(os.path.join(d, 'SingletonSocket'))\n\
+        s.close()\n";
+    let run = reap(&[], &["run", "--", "python3", "-c", bind]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("TMPDIRs"),
+        "no warning about the TMPDIR's length under /tmp: {}",
+        run.stderr
+    );
+}
+
 const LEAVES_A_TEMP_FILE: &str = r#"
 #[test]
 fn writes_telemetry() {

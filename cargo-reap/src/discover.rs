@@ -41,6 +41,10 @@ pub struct Suite {
     /// The id made safe for file and cgroup names (see [`slug_of`]); unique
     /// in a run ([`unique_slugs`]).
     pub slug: String,
+    /// 1-based, unique in a run: its place among the run's suites. It names the suite's
+    /// TMPDIR, which must stay short (a unix socket under it, e.g. Chromium's
+    /// `org.chromium.Chromium.XXXXXX/SingletonSocket`, must fit `sun_path`'s 108 bytes).
+    pub ordinal: usize,
 }
 
 /// What a suite runs: a test target's binary, a package's doctests, or
@@ -99,6 +103,7 @@ pub fn test_suite(id: &str, package: &str, target: &str, kind: SuiteKind) -> Sui
     Suite {
         id: id.into(),
         slug: slug_of(id),
+        ordinal: 1,
         package: package.into(),
         target: target.into(),
         kind,
@@ -139,10 +144,13 @@ pub fn slug_of(id: &str) -> String {
         .collect()
 }
 
-/// Make every slug of the run unique: suites whose readable slugs collide
+/// Number the run's suites (`ordinal`) and make every slug unique: suites whose readable slugs collide
 /// (`a::b_c` and `a::b/c`, or ids differing only in characters mapped to
 /// `_`) each get `-<hash of the id>` appended, stable across runs.
 pub fn unique_slugs(suites: &mut [Suite]) {
+    for (k, s) in suites.iter_mut().enumerate() {
+        s.ordinal = k + 1;
+    }
     let mut count: HashMap<String, usize> = HashMap::new();
     for s in suites.iter() {
         *count.entry(s.slug.to_ascii_lowercase()).or_default() += 1;
@@ -193,6 +201,7 @@ pub fn command_suite(
     let limits = limits_for(&id, &package);
     Ok(Suite {
         slug: slug_of(&id),
+        ordinal: 1,
         id,
         package,
         target,
@@ -338,6 +347,7 @@ fn doctest_suites(built: &[Built], meta: &Metadata, a: &CargoInvocation) -> Vec<
         let id = suite_id(&package, SuiteKind::Doctest, &lib.name);
         out.push(Suite {
             slug: slug_of(&id),
+            ordinal: 1,
             id,
             package,
             target: lib.name.clone(),
@@ -697,6 +707,7 @@ fn suite_from(
     let id = suite_id(&package, kind, &target);
     Suite {
         slug: slug_of(&id),
+        ordinal: 1,
         id,
         package,
         target,

@@ -131,17 +131,18 @@ pub struct RunDir {
 
 impl RunDir {
     /// Create the directory of run `run_id`; also returns the note of [`temp_dir`].
-    pub fn create(run_id: &str) -> Result<(RunDir, Option<String>), RunError> {
+    pub fn create(run_id: &str) -> Result<(RunDir, Vec<String>), RunError> {
         let (base, base_path, note) = user_dir()?;
         let path = base_path.join(run_id);
         rustix::fs::mkdirat(&base, run_id, Mode::from_raw_mode(0o700))
             .map_err(|e| io_err("creating the run's directory", &path, e.into()))?;
+        let notes = note.into_iter().chain(socket_room(&path)).collect();
         Ok((
             RunDir {
                 path,
                 removed: false,
             },
-            note,
+            notes,
         ))
     }
 
@@ -181,6 +182,31 @@ impl Drop for RunDir {
             }
         }
     }
+}
+
+/// Bytes a suite's TMPDIR leaves for a unix socket path below it: `sun_path` holds 107 bytes
+/// and a NUL, and programs put sockets a few levels down (Chromium's
+/// `org.chromium.Chromium.XXXXXX/SingletonSocket` takes 45 with its slashes; ssh-agent,
+/// tmux and Python's multiprocessing less). A TMPDIR longer than 107 − this makes them fail
+/// (Chromium dies of SIGTRAP at start).
+pub const SOCKET_ROOM: usize = 45;
+
+/// A suite TMPDIR's name below the run's directory counted on: `/<ordinal>` up to 999
+/// suites (`.<trial>` is added after the first trial of `--loop`).
+const SUITE_NAME_ROOM: usize = 4;
+
+/// A warning when the suites' TMPDIRs under `run_dir` are too long for a unix socket below
+/// them, with what to do.
+fn socket_room(run_dir: &Path) -> Option<String> {
+    let tmpdir = run_dir.as_os_str().len() + SUITE_NAME_ROOM;
+    (tmpdir + SOCKET_ROOM > 107).then(|| {
+        format!(
+            "the suites' TMPDIRs ({}/N, about {tmpdir} bytes) leave less than {SOCKET_ROOM} bytes for a unix \
+             socket path below them (108 at most): programs that make one there (Chromium, \
+             ssh-agent, tmux) may fail; set TMPDIR to a shorter directory (e.g. /tmp) for cargo-reap",
+            run_dir.display()
+        )
+    })
 }
 
 /// Create a suite's private TMPDIR `dir` (0700) in its run's directory. The
@@ -229,5 +255,18 @@ mod tests {
         let path = run.path().to_path_buf();
         assert!(run.remove().is_empty());
         assert!(!path.exists());
+    }
+
+    /// The suites' TMPDIRs under the usual /tmp leave room for a socket; under a deep
+    /// TMPDIR the run says so, with what to do.
+    #[test]
+    fn a_run_directory_too_deep_for_a_socket_is_announced() {
+        let usual = Path::new("/tmp/cargo-reap-1000/1a2429f9a9f-4194303-effffffc-21507f");
+        assert_eq!(socket_room(usual), None);
+        let deep = Path::new(
+            "/home/runner/work/_temp/cargo-reap-1001/1a2429f9a9f-4194303-effffffc-21507f",
+        );
+        let note = socket_room(deep).expect("a warning");
+        assert!(note.contains("set TMPDIR to a shorter directory"), "{note}");
     }
 }

@@ -94,8 +94,8 @@ impl<'a> Run<'a> {
         // TMPDIRs and `cargo reap run`'s scratch files. Dropped on an error
         // path, it is removed; made before the lifeline guard, so that the
         // guard has killed everything before it goes.
-        let (run_dir, tmp_note) = RunDir::create(&run_id)?;
-        if let Some(note) = tmp_note {
+        let (run_dir, tmp_notes) = RunDir::create(&run_id)?;
+        for note in tmp_notes {
             emit(&format!("cargo-reap: warning: {note}"));
         }
         let run = Run {

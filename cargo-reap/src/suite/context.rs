@@ -96,10 +96,14 @@ impl RunContext<'_> {
     }
 
     /// The suite's private TMPDIR in this trial: what it leaves there is
-    /// reported and removed.
+    /// reported and removed. Named by the suite's ordinal (`<ordinal>.<trial>`
+    /// after the first trial), not after the suite: a unix socket path under it
+    /// must fit in 108 bytes ([`crate::scratch::SOCKET_ROOM`]).
     pub(super) fn tmp_dir(&self, suite: &Suite) -> PathBuf {
-        self.tmp_root
-            .join(format!("{}.{}", self.trial, suite.slug()))
+        self.tmp_root.join(match self.trial {
+            1 => suite.ordinal.to_string(),
+            t => format!("{}.{t}", suite.ordinal),
+        })
     }
 }
 

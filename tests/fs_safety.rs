@@ -154,22 +154,24 @@ fn a_bind_mount_left_in_tmpdir_is_reported_and_never_entered() {
     let suites = run.suites();
     let suite = suites["sabotage-fs::bind_mount"];
     let p = problems(suite);
-    assert!(
-        p.iter().any(|p| p.starts_with("mount left in TMPDIR: ")
-            && p.contains("1.sabotage-fs__bind_mount/mnt")),
-        "{p:?}"
-    );
+    // The suite's TMPDIR is `<run dir>/<n>` (numbered: see the README's temp-file leaks).
+    let run_dir = tmp
+        .join("cargo-reap-0")
+        .join(run.report()["run_id"].as_str().unwrap());
+    let prefix = format!("mount left in TMPDIR: {}/", run_dir.display());
+    let suite_tmp = p
+        .iter()
+        .find_map(|p| p.strip_prefix(&prefix)?.split_once("/mnt ").map(|(n, _)| n))
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert!(suite_tmp.parse::<usize>().is_ok(), "{suite_tmp}");
     // Only the suite's own file was left and removed: nothing behind the mount.
     assert_eq!(suite["tmp"]["files"], 1, "{suite:#}");
     assert_eq!(suite["tmp"]["examples"][0], "own.txt");
     assert!(run.stderr.contains("problem: mount left in TMPDIR"));
     // The run's directory, removed at its end, keeps the mount too, and says so.
-    let run_dir = tmp
-        .join("cargo-reap-0")
-        .join(run.report()["run_id"].as_str().unwrap());
     assert!(
         run.stderr.contains(&format!(
-            "cargo-reap: warning: mount left in {}: {}/1.sabotage-fs__bind_mount/mnt",
+            "cargo-reap: warning: mount left in {}: {}/{suite_tmp}/mnt",
             run_dir.display(),
             run_dir.display()
         )),

@@ -255,7 +255,9 @@ fn runner_tree(runner: i32, since: u64) -> Result<ProcessTable, ContainError> {
     for _ in 0..TREE_WALKS {
         let tree = reap_probe::subtree(runner, opts)?;
         if tree.complete {
-            return Ok(ProcessTable::new(tree.processes));
+            // As the scan below: nothing older than the suite is a member.
+            let young = tree.processes.into_iter().filter(|p| p.start_time >= since);
+            return Ok(ProcessTable::new(young.collect()));
         }
     }
     tracing::debug!("the runner's tree kept changing while walked: scanning the machine");

@@ -733,6 +733,12 @@ mod tests {
         let said = |a: LeakAttribution| a.to_string();
         assert_eq!(said(LeakAttribution::ByWindow), BY_WINDOW);
         assert_eq!(said(LeakAttribution::NotReproduced), NOT_REPRODUCED);
+        // Still says what the e2e expectations of a leak without a test look for.
+        assert_eq!(
+            said(LeakAttribution::Together(vec!["a".into(), "b".into()])),
+            "not reproduced when run alone; reproduced when these tests ran together \
+             (an interaction): `a`, `b`"
+        );
         assert_eq!(
             said(LeakAttribution::Stopped {
                 rerun: 3,

@@ -271,13 +271,19 @@ pub struct AttributionReport {
     #[serde(default)]
     pub tests_skipped_ignored: usize,
     /// Re-runs made (each runs one test or a group of tests together, in a
-    /// containment of its own); `tests_rerun` counts the distinct tests they ran.
-    #[serde(default)]
+    /// containment of its own); `tests_rerun` counts the distinct tests they
+    /// ran. Absent when none was made (and in reports written before it).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub reruns: usize,
     /// Leaks that only several tests run together reproduced (an
     /// interaction), each with the smallest set of tests found; absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interactions: Vec<Interaction>,
+}
+
+/// For `skip_serializing_if`: a count that is absent when zero.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A leak that no test left alone, but a set of tests run together did

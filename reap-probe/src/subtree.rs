@@ -25,7 +25,8 @@ pub struct Subtree {
 /// Cost: one directory listing and one read per thread of the subtree, one snapshot per process;
 /// nothing else on the machine is read. A process counts as `root`'s child only while its `stat`
 /// names the listing thread's process as parent, so a pid reused meanwhile is never taken in;
-/// every such race marks the result incomplete ([`Subtree::complete`]), never silently short.
+/// every such race, and a process whose `stat` or threads we may not read (hidepid), marks the
+/// result incomplete ([`Subtree::complete`]), never silently short.
 ///
 /// Errors: `root` itself is gone or unreadable, or a genuine I/O or parse failure.
 pub fn subtree(root: i32, opts: ScanOptions) -> Result<Subtree, ProbeError> {
@@ -41,7 +42,9 @@ pub fn subtree(root: i32, opts: ScanOptions) -> Result<Subtree, ProbeError> {
                 out.complete &= whole;
                 kids
             }
-            Err(ProbeError::Gone(_)) if parent != root => {
+            // Gone meanwhile, or hidden from us (hidepid): its children are
+            // not known, so neither is the whole tree.
+            Err(ProbeError::Gone(_) | ProbeError::PermissionDenied { .. }) if parent != root => {
                 out.complete = false;
                 continue;
             }
@@ -57,8 +60,11 @@ pub fn subtree(root: i32, opts: ScanOptions) -> Result<Subtree, ProbeError> {
                     out.processes.push(info);
                 }
                 // Reparented (or its pid reused) since the listing, or gone: its
-                // children may have moved anywhere above it.
-                Ok(_) | Err(ProbeError::Gone(_)) => out.complete = false,
+                // children may have moved anywhere above it. Hidden from us
+                // (hidepid): its children are not known.
+                Ok(_) | Err(ProbeError::Gone(_) | ProbeError::PermissionDenied { .. }) => {
+                    out.complete = false
+                }
                 Err(e) => return Err(e),
             }
         }

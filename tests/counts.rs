@@ -330,7 +330,7 @@ fn runner_mode_honours_the_allow_list() {
     });
 }
 
-/// As a target runner, attribution re-runs each test alone, and none of their
+/// As a target runner, attribution re-runs the tests, and none of their
 /// output reaches the user's test output: libtest's report appears once.
 #[test]
 fn runner_mode_attribution_reruns_print_nothing_into_the_test_output() {
@@ -340,7 +340,10 @@ fn runner_mode_attribution_reruns_print_nothing_into_the_test_output() {
     let (code, stdout, stderr) = cargo_test_through_runner("leaky_two", &scratch.0);
     assert_ne!(code, 0, "cargo test fails on the runner's 103:\n{stderr}");
     assert!(stderr.contains("(exit status: 103)"), "{stderr}");
-    assert!(stderr.contains("re-ran 2 of 2 test(s) alone"), "{stderr}");
+    assert!(
+        stderr.contains("re-ran 2 of 2 test(s) in 2 re-run(s)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("  test starts_sleep"), "{stderr}");
     assert_eq!(stdout.matches("running 2 tests").count(), 1, "{stdout}");
     assert_eq!(stdout.matches("test result:").count(), 1, "{stdout}");

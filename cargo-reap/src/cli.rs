@@ -335,10 +335,10 @@ pub struct ReapArgs {
     /// After a suite's binary exits, how long its children may take to exit on their own [default: 100ms]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub settle: Option<Duration>,
-    /// Test-level attribution of leaks: re-run each test of a leaking suite alone [default: auto]
+    /// Test-level attribution of leaks: re-run a leaking suite's tests in halving groups [default: auto]
     #[arg(long, value_enum)]
     pub attribute: Option<AttributeMode>,
-    /// With `--attribute auto`: at most this many tests re-run per leaking suite [default: 20]
+    /// With `--attribute auto`: at most this many re-runs (of one test or a group) per leaking suite [default: 40]
     #[arg(long, value_name = "N", value_parser = bounded::<usize, 0, MAX_ATTRIBUTE_TESTS>)]
     pub attribute_max_tests: Option<usize>,
     /// With `--attribute auto`: stop starting re-runs of a suite after this long [default: 60s]

@@ -15,7 +15,7 @@
 //! settle = "200ms"
 //! jobs = 4
 //! attribute = "auto"            # auto | rerun | off
-//! attribute-max-tests = 20
+//! attribute-max-tests = 40
 //! attribute-max-time = "60s"
 //! systemd-scope = true        # as --systemd-scope
 //!

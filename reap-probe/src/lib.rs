@@ -35,6 +35,7 @@ mod net;
 mod process;
 mod report;
 mod scan;
+mod subtree;
 mod syscall;
 mod tree;
 mod usage;
@@ -49,6 +50,7 @@ pub use forensics::{forensics, forensics_tree};
 pub use process::{read_tag, snapshot, start_time};
 pub use report::render_forensics_tree;
 pub use scan::{scan, scan_since};
+pub use subtree::{subtree, Subtree};
 pub use tree::{format_age, ProcessTable};
 pub use usage::{children, cpu_ticks, exe};
 

@@ -26,19 +26,7 @@ pub fn cpu_ticks(pid: i32) -> Result<u64, ProbeError> {
 /// A thread that ends while they are read is left out; the list needs a kernel with
 /// `CONFIG_PROC_CHILDREN` (every common distribution's).
 pub fn children(pid: i32) -> Result<Vec<i32>, ProbeError> {
-    let proc = open(pid)?;
-    let tasks = proc
-        .tasks()
-        .map_err(|e| ProbeError::from_procfs(pid, proc_path(pid, "task"), e))?;
-    let mut out = Vec::new();
-    for task in tasks {
-        let children = match task.and_then(|t| t.children()) {
-            Ok(children) => children,
-            Err(procfs::ProcError::NotFound(_)) => continue, // that thread ended
-            Err(e) => return Err(ProbeError::from_procfs(pid, proc_path(pid, "task"), e)),
-        };
-        out.extend(children.into_iter().filter_map(|c| i32::try_from(c).ok()));
-    }
+    let (mut out, _whole) = crate::subtree::thread_children(pid)?;
     out.sort_unstable();
     out.dedup();
     Ok(out)

@@ -270,6 +270,30 @@ pub struct AttributionReport {
     /// `ignored` (they did not run, so they started nothing).
     #[serde(default)]
     pub tests_skipped_ignored: usize,
+    /// Re-runs made (each runs one test or a group of tests together, in a
+    /// containment of its own); `tests_rerun` counts the distinct tests they
+    /// ran. Absent when none was made (and in reports written before it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reruns: usize,
+    /// Leaks that only several tests run together reproduced (an
+    /// interaction), each with the smallest set of tests found; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interactions: Vec<Interaction>,
+}
+
+/// For `skip_serializing_if`: a count that is absent when zero.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// A leak that no test left alone, but a set of tests run together did
+/// (JSON `attribution.interactions[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// The smallest set of tests found that leaves the leak when run together, in list order.
+    pub tests: Vec<String>,
+    /// Pids of the suite's leaks it explains (as in `leaks[].pid`).
+    pub pids: Vec<i32>,
 }
 
 /// How attribution went (JSON `attribution.method`): `window`, `single-test`,

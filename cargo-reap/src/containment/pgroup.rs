@@ -6,7 +6,12 @@
 //! processes are the union of: the root and its descendants, members of its
 //! process group or of a session it created, processes carrying its tag,
 //! orphans reparented to the runner while this suite was the only one running,
-//! and every descendant of those.
+//! and every descendant of those. All of them are below the runner (the child
+//! subreaper), so they are looked for in the runner's own tree, walked from
+//! `/proc/PID/task/TID/children`: the cost grows with the suites' processes,
+//! not with the machine's. What the tree cannot show (a tagged process
+//! something outside it started) is found by the end-of-trial sweep
+//! ([`unattributed`]), the one scan of the machine per trial.
 
 use std::collections::{HashSet, VecDeque};
 use std::process::Command;
@@ -189,13 +194,11 @@ impl Selector {
         Ok(false)
     }
 
-    /// Every live process of the suite, from a fresh scan.
+    /// Every live process of the suite, from the runner's own tree (see
+    /// [`runner_tree`]): O(the processes of the running suites), whatever else
+    /// runs on the machine.
     pub fn members(&self) -> Result<Vec<ProcessInfo>, ContainError> {
-        let opts = ScanOptions {
-            environ_tag: true,
-            cgroup: false,
-        };
-        let table = ProcessTable::new(reap_probe::scan_since(opts, self.since)?);
+        let table = runner_tree(self.runner, self.since)?;
         Ok(self.select(&table, self.run.sole()))
     }
 
@@ -227,6 +230,38 @@ impl Selector {
         found.retain(|p| !sys::is_known_unkillable(p.pid, p.start_time));
         found
     }
+}
+
+/// Tree walks before [`runner_tree`] gives up on them and scans the machine.
+const TREE_WALKS: u32 = 3;
+
+/// The runner's descendants (never the runner itself), as a table.
+///
+/// The runner is the child subreaper: every process a suite starts stays
+/// below it for its whole life (an orphan is reparented to the nearest
+/// subreaper above it, which is the runner or a process below it), so the
+/// suite's members are all in this tree — except a process something outside
+/// the tree started for it (a service manager, another user's daemon) with
+/// its tag: the end-of-trial sweep ([`unattributed`]) scans the machine for
+/// those, once per trial. A walk that raced with an exit or a reparenting
+/// (its [`reap_probe::Subtree::complete`] is false) is repeated; after
+/// [`TREE_WALKS`] such walks the machine is scanned (processes started since
+/// `since`, tags read), so nothing is ever missed for a race.
+fn runner_tree(runner: i32, since: u64) -> Result<ProcessTable, ContainError> {
+    let opts = ScanOptions {
+        environ_tag: true,
+        cgroup: false,
+    };
+    for _ in 0..TREE_WALKS {
+        let tree = reap_probe::subtree(runner, opts)?;
+        if tree.complete {
+            // As the scan below: nothing older than the suite is a member.
+            let young = tree.processes.into_iter().filter(|p| p.start_time >= since);
+            return Ok(ProcessTable::new(young.collect()));
+        }
+    }
+    tracing::debug!("the runner's tree kept changing while walked: scanning the machine");
+    Ok(ProcessTable::new(reap_probe::scan_since(opts, since)?))
 }
 
 /// SIGKILL the processes `members` lists, in rounds (each waits for the

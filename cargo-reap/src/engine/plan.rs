@@ -114,7 +114,7 @@ fn suite_options(
             max_tests: reap
                 .attribute_max_tests
                 .or(ws.attribute_max_tests)
-                .unwrap_or(20),
+                .unwrap_or(crate::suite::attribution::DEFAULT_MAX_RERUNS),
             max_time: reap
                 .attribute_max_time
                 .or(ws.attribute_max_time)

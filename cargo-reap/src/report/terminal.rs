@@ -248,9 +248,10 @@ pub fn attribution_line(a: &AttributionReport) -> Option<String> {
             a.leaks_total
         ),
         AttributionMethod::Rerun => format!(
-            "attribution: re-ran {} of {} test(s) alone{} in {:.2}s: {} of {} leak(s) reproduced{}",
+            "attribution: re-ran {} of {} test(s) in {} re-run(s){} in {:.2}s: {} of {} leak(s) reproduced{}{}",
             a.tests_rerun,
             a.tests_listed,
+            a.reruns,
             match a.tests_skipped_ignored {
                 0 => String::new(),
                 n => format!(" ({n} ignored, not re-run)"),
@@ -258,6 +259,10 @@ pub fn attribution_line(a: &AttributionReport) -> Option<String> {
             a.duration_ms as f64 / 1000.0,
             a.leaks_attributed,
             a.leaks_total,
+            match a.interactions.iter().map(|i| i.pids.len()).sum::<usize>() {
+                0 => String::new(),
+                n => format!(", {n} only by tests run together"),
+            },
             if a.budget_exhausted { " (budget exhausted; see --attribute)" } else { "" }
         ),
         AttributionMethod::NotLibtest => format!(

@@ -19,6 +19,7 @@
 
 pub mod attempt;
 pub mod attribution;
+pub mod bisect;
 pub mod capture;
 pub mod command;
 pub mod context;

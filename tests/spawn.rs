@@ -102,12 +102,13 @@ fn check_isolation_line(kernel: Kernel, stderr: &str, quiet: bool) {
         Kernel::AsIs => assert!(!line.contains(moved) && !quiet, "{line}"),
         Kernel::ForcedMove => assert!(
             line.contains(&format!("{moved} (CARGO_REAP_SPAWN=move)"))
-                && line.contains("RCU grace period"),
+                && line.contains("RCU grace period")
+                && line.contains("without CARGO_REAP_SPAWN, suites are spawned straight"),
             "{line}"
         ),
         Kernel::NoClone3 => assert!(
             line.contains(&format!(
-                "{moved} (clone3(CLONE_INTO_CGROUP) refused: ENOSYS, "
+                "{moved} (clone3(CLONE_INTO_CGROUP) refused: ENOSYS: "
             )) && line.contains("Linux 5.7 or newer"),
             "{line}"
         ),

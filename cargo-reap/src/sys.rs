@@ -90,11 +90,6 @@ impl OwnedChild {
         self.pid
     }
 
-    /// The pidfd (to wait on together with other descriptors).
-    pub fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
-    }
-
     /// Wait until the child exits or `timeout` passes. True when it exited.
     pub fn wait_exit(&self, timeout: Option<Duration>) -> Result<bool, ContainError> {
         wait_readable(&[self.pidfd.as_fd()], timeout).map(|ready| ready.len() == 1)

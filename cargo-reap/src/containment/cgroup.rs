@@ -65,7 +65,12 @@ impl SpawnPath {
         match self {
             SpawnPath::Born => String::new(),
             SpawnPath::Move(why) => format!(
-                "; each suite moves itself into its leaf before exec ({why}): ~1 ms per suite, and an RCU grace period (10-20 ms) for the first move after an idle spell; Linux 5.7 or newer without a seccomp filter on clone3 spawns straight into the leaf"
+                "; each suite moves itself into its leaf before exec ({why}): a move after an idle spell (the first of a run, one after a suite that ran long, each `cargo reap run` call) waits out an RCU grace period, 10-20 ms; {}",
+                if why.starts_with(SPAWN_VAR) {
+                    format!("without {SPAWN_VAR}, suites are spawned straight into their leaves")
+                } else {
+                    "Linux 5.7 or newer without a seccomp filter on clone3 spawns straight into the leaf".into()
+                }
             ),
         }
     }
@@ -187,21 +192,19 @@ fn probe_child(cgroup: Option<&OwnedFd>, procs: &std::ffi::CStr) -> io::Result<(
     }
 }
 
-/// The name of an errno (`ENOSYS`), for the fallback line.
-fn errno_name(e: &io::Error) -> String {
-    let name = match e.raw_os_error() {
-        Some(libc::ENOSYS) => "ENOSYS",
-        Some(libc::E2BIG) => "E2BIG",
-        Some(libc::EINVAL) => "EINVAL",
-        Some(libc::EPERM) => "EPERM",
-        Some(libc::EACCES) => "EACCES",
-        Some(libc::EBUSY) => "EBUSY",
-        _ => return e.to_string(),
-    };
-    format!(
-        "{name}, {}",
-        io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0)).kind()
-    )
+/// Why `clone3(CLONE_INTO_CGROUP)` was refused, for the fallback line.
+fn refusal(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOSYS) => {
+            "ENOSYS: no clone3 (Linux < 5.3), or a seccomp filter refuses it".into()
+        }
+        Some(libc::E2BIG) => "E2BIG: no CLONE_INTO_CGROUP (Linux < 5.7)".into(),
+        Some(libc::EINVAL) => "EINVAL: no CLONE_INTO_CGROUP (Linux < 5.7)".into(),
+        Some(libc::EPERM) => {
+            "EPERM: a seccomp filter, or the cgroup's permissions, refuse it".into()
+        }
+        _ => e.to_string(),
+    }
 }
 
 fn read(path: &Path) -> Result<String, ContainError> {
@@ -277,7 +280,7 @@ impl CgroupParent {
             Err(format!("{SPAWN_VAR}=move"))
         } else {
             probe_child(Some(&leaf.dir_fd), &leaf.procs_c)
-                .map_err(|e| format!("clone3(CLONE_INTO_CGROUP) refused: {}", errno_name(&e)))
+                .map_err(|e| format!("clone3(CLONE_INTO_CGROUP) refused: {}", refusal(&e)))
         };
         let path = match born {
             Ok(()) => SpawnPath::Born,

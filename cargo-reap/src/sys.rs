@@ -139,6 +139,19 @@ impl OwnedChild {
     }
 }
 
+/// Start a child with `clone`, which returns its pid and pidfd in the
+/// parent, and own it: it is claimed before any other thread can look for
+/// unclaimed zombies (the claim set stays locked across the clone), so a
+/// child that exits at once is never reaped by a sweep in its place.
+pub fn spawn_claimed(
+    clone: impl FnOnce() -> std::io::Result<(i32, OwnedFd)>,
+) -> std::io::Result<OwnedChild> {
+    let mut set = claimed();
+    let (pid, pidfd) = clone()?;
+    set.insert(pid);
+    Ok(OwnedChild { pid, pidfd })
+}
+
 /// Kill and reap the child on every path: a guard for spawned helpers.
 impl Drop for OwnedChild {
     fn drop(&mut self) {
@@ -357,7 +370,9 @@ pub fn wait_any(
 /// reparented to us as subreaper). Pids that are not our children are skipped.
 pub fn reap_if_our_zombies(pids: impl IntoIterator<Item = i32>) -> Result<usize, ContainError> {
     let mut n = 0;
-    let claimed_now: BTreeSet<i32> = claimed().clone();
+    // Held throughout: a child spawned meanwhile is claimed before it can be
+    // looked at here ([`spawn_claimed`]).
+    let claimed_now = claimed();
     for pid in pids {
         if pid <= 0 || claimed_now.contains(&pid) {
             continue;

@@ -1,17 +1,19 @@
 //! cgroup v2 containment: one fresh leaf per suite attempt, under the runner's
-//! own cgroup. The child joins its leaf from a `pre_exec` hook (an
-//! async-signal-safe `open` + `write("0")` of a path prepared beforehand), so it
-//! is inside before it executes its first instruction. Killing is `cgroup.kill`;
-//! emptiness is watched through `cgroup.events` (poll, no sleeping).
+//! own cgroup. The child is born in its leaf (`clone3(CLONE_INTO_CGROUP)`,
+//! [`super::spawn`]); where the kernel cannot, it moves itself there before
+//! it executes (an async-signal-safe `open` + `write("0")` of a path prepared
+//! beforehand, [`SpawnPath::Move`]). Either way it is inside before its first
+//! instruction. Killing is `cgroup.kill`; emptiness is watched through
+//! `cgroup.events` (poll, no sleeping).
 
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ use rustix::process::Signal;
 
 use super::layers;
 use super::pgroup::{Active, Concurrency, Selector};
+use super::spawn::{self, Cloned, Spawn};
 use super::{Containment, IsolationKind};
 use crate::error::ContainError;
 use crate::sys::{self, ProcId};
@@ -37,6 +40,40 @@ pub struct CgroupParent {
     max_pids: Option<u64>,
     /// The suites of the run running now (the orphan rule).
     run: Arc<Concurrency>,
+    /// How a suite gets into its leaf, as the probe found.
+    spawn_path: SpawnPath,
+}
+
+/// How a suite's root gets into its leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpawnPath {
+    /// Born there: `clone3(CLONE_INTO_CGROUP)` (Linux 5.7): no write to
+    /// `cgroup.procs`, no wait for an RCU grace period.
+    Born,
+    /// Moved there by itself before it executes (`write("0")` into the
+    /// leaf's `cgroup.procs`): why `clone3` was not used.
+    Move(String),
+}
+
+/// The environment switch that forces [`SpawnPath::Move`] (`move`), to test
+/// and measure the fallback on a kernel that has `clone3`.
+pub const SPAWN_VAR: &str = "CARGO_REAP_SPAWN";
+
+impl SpawnPath {
+    /// What the isolation line says about it (empty when born in the leaf).
+    pub fn note(&self) -> String {
+        match self {
+            SpawnPath::Born => String::new(),
+            SpawnPath::Move(why) => format!(
+                "; each suite moves itself into its leaf before exec ({why}): a move after an idle spell (the first of a run, one after a suite that ran long, each `cargo reap run` call) waits out an RCU grace period, 10-20 ms; {}",
+                if why.starts_with(SPAWN_VAR) {
+                    format!("without {SPAWN_VAR}, suites are spawned straight into their leaves")
+                } else {
+                    "Linux 5.7 or newer without a seccomp filter on clone3 spawns straight into the leaf".into()
+                }
+            ),
+        }
+    }
 }
 
 /// A cgroup2 mount: where it is mounted and which cgroup is its root.
@@ -117,42 +154,56 @@ pub fn own_dir() -> Result<PathBuf, ContainError> {
     })
 }
 
-/// Fork a child that writes `0` into `procs` (a `cgroup.procs` path) and
-/// exits with 0, or with the errno of the failed open or write; wait for it.
-/// The child makes only raw system calls on memory prepared before the fork
-/// (async-signal-safe, as a forked child of a threaded process must).
-fn join_in_a_fork(procs: &std::ffi::CStr) -> io::Result<()> {
-    // SAFETY: the child calls only open, write and _exit (raw system calls)
-    // on memory allocated before the fork, and never returns.
-    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
-        nix::unistd::ForkResult::Child => {
-            let errno = match rustix::fs::open(
-                procs,
-                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .and_then(|fd| rustix::io::write(&fd, b"0"))
-            {
-                Ok(_) => 0,
-                Err(e) => e.raw_os_error(),
-            };
-            // SAFETY: _exit is async-signal-safe; nothing of the parent's runs here.
-            unsafe { libc::_exit(errno) }
-        }
-        nix::unistd::ForkResult::Parent { child } => {
-            let exit = sys::OwnedChild::adopt_pid(child.as_raw())
-                .and_then(sys::OwnedChild::reap)
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            match exit {
-                sys::ExitInfo { code: Some(0), .. } => Ok(()),
-                sys::ExitInfo {
-                    code: Some(errno), ..
-                } => Err(io::Error::from_raw_os_error(errno)),
-                other => Err(io::Error::other(format!(
-                    "the probe child ended as {other:?}"
-                ))),
+/// Start a child the way a suite's root will get into `leaf` — born there
+/// (`cgroup` given: `clone3(CLONE_INTO_CGROUP)`) or by the move (`procs`,
+/// its `cgroup.procs`) — that exits with 0, or with the errno of the failed
+/// move; wait for it. The child makes only raw system calls on memory
+/// prepared before the clone (async-signal-safe, as a forked child of a
+/// threaded process must). No exec of a program.
+fn probe_child(cgroup: Option<&OwnedFd>, procs: &std::ffi::CStr) -> io::Result<()> {
+    let step = layers::ChildStep::JoinCgroup(procs.to_owned());
+    let child = sys::spawn_claimed(|| {
+        // SAFETY: the child makes the move's raw system calls (or none) and
+        // `_exit`s; it never returns.
+        match unsafe { spawn::clone_pidfd(cgroup.map(AsRawFd::as_raw_fd)) }? {
+            Cloned::Child => {
+                let errno = match cgroup {
+                    Some(_) => 0,
+                    None => step
+                        .run_in_child()
+                        .err()
+                        .and_then(|e| e.raw_os_error())
+                        .unwrap_or(0),
+                };
+                // SAFETY: _exit is async-signal-safe; nothing of the parent's runs here.
+                unsafe { libc::_exit(errno) }
             }
+            Cloned::Parent { pid, pidfd } => Ok((pid, pidfd)),
         }
+    })?;
+    match child.reap().map_err(|e| io::Error::other(e.to_string()))? {
+        sys::ExitInfo { code: Some(0), .. } => Ok(()),
+        sys::ExitInfo {
+            code: Some(errno), ..
+        } => Err(io::Error::from_raw_os_error(errno)),
+        other => Err(io::Error::other(format!(
+            "the probe child ended as {other:?}"
+        ))),
+    }
+}
+
+/// Why `clone3(CLONE_INTO_CGROUP)` was refused, for the fallback line.
+fn refusal(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOSYS) => {
+            "ENOSYS: no clone3 (Linux < 5.3), or a seccomp filter refuses it".into()
+        }
+        Some(libc::E2BIG) => "E2BIG: no CLONE_INTO_CGROUP (Linux < 5.7)".into(),
+        Some(libc::EINVAL) => "EINVAL: no CLONE_INTO_CGROUP (Linux < 5.7)".into(),
+        Some(libc::EPERM) => {
+            "EPERM: a seccomp filter, or the cgroup's permissions, refuse it".into()
+        }
+        _ => e.to_string(),
     }
 }
 
@@ -163,16 +214,25 @@ fn read(path: &Path) -> Result<String, ContainError> {
 impl CgroupParent {
     /// Locate the runner's cgroup and prove that a leaf can be created and
     /// joined there (by doing it), rather than trusting permission bits.
-    pub fn detect(run_id: &str) -> Result<CgroupParent, ContainError> {
+    ///
+    /// `force_move`: the suites move into their leaves even where `clone3`
+    /// could place them ([`SPAWN_VAR`]`=move`).
+    pub fn detect(run_id: &str, force_move: bool) -> Result<CgroupParent, ContainError> {
         let dir = own_dir()?;
-        let parent = CgroupParent {
+        let mut parent = CgroupParent {
             dir,
             run_id: run_id.to_string(),
             max_pids: None,
             run: Arc::default(),
+            spawn_path: SpawnPath::Born,
         };
-        parent.probe()?;
+        parent.spawn_path = parent.probe(force_move)?;
         Ok(parent)
+    }
+
+    /// How the run's suites get into their leaves.
+    pub fn spawn_path(&self) -> &SpawnPath {
+        &self.spawn_path
     }
 
     pub fn dir(&self) -> &Path {
@@ -201,12 +261,13 @@ impl CgroupParent {
         Ok(())
     }
 
-    /// Create a trial leaf, move a no-op process inside it, remove the leaf.
+    /// Create a trial leaf, start a no-op process inside it as the suites
+    /// will be (born there; where the kernel refuses, moved), remove the
+    /// leaf. Returns how the suites will get into their leaves.
     ///
-    /// The process is a bare fork that joins the leaf exactly as a suite's
-    /// root does (an `open` + `write("0")` of the leaf's `cgroup.procs`) and
-    /// exits: no exec of a program (that cost a whole start of cargo-reap).
-    fn probe(&self) -> Result<(), ContainError> {
+    /// The process is a bare clone that `_exit`s: no exec of a program
+    /// (that cost a whole start of cargo-reap).
+    fn probe(&self, force_move: bool) -> Result<SpawnPath, ContainError> {
         let leaf = self.create_leaf("", "probe")?;
         if !leaf.dir.join("cgroup.kill").exists() {
             return Err(ContainError::cgroup_io(
@@ -215,10 +276,23 @@ impl CgroupParent {
                 io::Error::from(io::ErrorKind::Unsupported),
             ));
         }
-        join_in_a_fork(&leaf.procs_c).map_err(|e| {
-            ContainError::cgroup_io("cannot move a process into", leaf.dir.clone(), e)
-        })?;
-        Box::new(leaf).close()
+        let born = if force_move {
+            Err(format!("{SPAWN_VAR}=move"))
+        } else {
+            probe_child(Some(&leaf.dir_fd), &leaf.procs_c)
+                .map_err(|e| format!("clone3(CLONE_INTO_CGROUP) refused: {}", refusal(&e)))
+        };
+        let path = match born {
+            Ok(()) => SpawnPath::Born,
+            Err(why) => {
+                probe_child(None, &leaf.procs_c).map_err(|e| {
+                    ContainError::cgroup_io("cannot move a process into", leaf.dir.clone(), e)
+                })?;
+                SpawnPath::Move(why)
+            }
+        };
+        Box::new(leaf).close()?;
+        Ok(path)
     }
 
     /// Create a fresh leaf for one suite attempt.
@@ -231,6 +305,21 @@ impl CgroupParent {
             .map_err(|e| ContainError::cgroup_io("cannot create cgroup", &dir, e))?;
         let procs_c = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
             .expect("cgroup paths have no NUL bytes");
+        let dir_fd = match rustix::fs::open(
+            &dir,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => Arc::new(fd),
+            Err(e) => {
+                if let Err(rm) = fs::remove_dir(&dir) {
+                    eprintln!("cargo-reap: warning: removing {}: {rm}", dir.display());
+                }
+                return Err(ContainError::cgroup_io("opening", &dir, e.into()));
+            }
+        };
         if let Some(n) = self.max_pids {
             let path = dir.join("pids.max");
             if let Err(e) = fs::write(&path, n.to_string()) {
@@ -243,6 +332,8 @@ impl CgroupParent {
         }
         Ok(CgroupContainment {
             dir,
+            dir_fd,
+            born: self.spawn_path == SpawnPath::Born,
             procs_c,
             tag: tag.to_string(),
             sel: Selector::new(tag, &self.run),
@@ -262,6 +353,10 @@ impl CgroupParent {
 /// tree (the runner is the child subreaper), so it is still found.
 pub struct CgroupContainment {
     dir: PathBuf,
+    /// The leaf, open: what a suite's root is born in (`CLONE_INTO_CGROUP`).
+    dir_fd: Arc<OwnedFd>,
+    /// Born in the leaf ([`SpawnPath::Born`]), else moved into it.
+    born: bool,
     procs_c: CString,
     tag: String,
     sel: Selector,
@@ -510,11 +605,16 @@ impl Containment for CgroupContainment {
         IsolationKind::Cgroup
     }
 
-    fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError> {
+    fn prepare(&self, cmd: &mut Spawn) -> Result<(), ContainError> {
         // Counted before the fork, as in process-group mode: the orphan rule
         // holds only while one suite runs.
         self.counted.mark();
-        layers::apply(cmd, &layers::suite(&self.tag, Some(&self.procs_c)));
+        if self.born {
+            layers::apply(cmd, &layers::suite(&self.tag, None));
+            cmd.born_in(Arc::clone(&self.dir_fd));
+        } else {
+            layers::apply(cmd, &layers::suite(&self.tag, Some(&self.procs_c)));
+        }
         Ok(())
     }
 
@@ -648,6 +748,7 @@ impl Drop for CgroupContainment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn finds_hybrid_and_pure_v2_mounts() {
@@ -702,6 +803,37 @@ mod tests {
             Some("/a/b")
         );
         assert_eq!(own_cgroup_v2("4:memory:/x\n"), None);
+    }
+
+    /// A suite's root is born in its leaf (no move step) where the probe
+    /// found `clone3(CLONE_INTO_CGROUP)` working, and moves itself there as
+    /// the last step before exec where it did not. Needs root (CI runs as root).
+    #[test]
+    fn a_root_is_born_in_its_leaf_or_moved_there_last() {
+        for path in [SpawnPath::Born, SpawnPath::Move("test".into())] {
+            let parent = CgroupParent {
+                dir: own_dir().unwrap(),
+                run_id: format!("unit-{}", std::process::id()),
+                max_pids: None,
+                run: Arc::default(),
+                spawn_path: path.clone(),
+            };
+            let leaf = parent.create_leaf("unit/plan", "plan").unwrap();
+            let mut cmd = Spawn::new("true");
+            leaf.prepare(&mut cmd).unwrap();
+            let join = layers::ChildStep::JoinCgroup(leaf.procs_c.clone());
+            match path {
+                SpawnPath::Born => {
+                    assert!(cmd.is_born_in_cgroup());
+                    assert!(!cmd.steps().contains(&join), "{:?}", cmd.steps());
+                }
+                SpawnPath::Move(_) => {
+                    assert!(!cmd.is_born_in_cgroup());
+                    assert_eq!(cmd.steps().last(), Some(&join));
+                }
+            }
+            Box::new(leaf).close().unwrap();
+        }
     }
 
     /// cgroup.kill is asynchronous: removal waits on cgroup.events (read

@@ -3,21 +3,24 @@
 //!
 //! One small interface, [`Containment`], with two implementations:
 //! - [`cgroup::CgroupContainment`]: a fresh cgroup v2 leaf per suite attempt; the
-//!   child joins it from a `pre_exec` hook, before its first instruction.
+//!   child is born in it ([`spawn`]: `clone3(CLONE_INTO_CGROUP)`), or where the
+//!   kernel cannot, moves itself there before it executes.
 //! - [`pgroup::ProcessGroupContainment`]: own process group + the runner as child
 //!   subreaper + an environment tag; survivors are found by scanning `/proc`.
 //!
 //! [`Isolation`] picks one per run (`--isolation auto|cgroup|process-group`).
 //! [`layers`] names, once each, the steps every spawned child goes through
-//! before it runs (tag, process group, signal mask, descriptors, cgroup join).
+//! before it runs (tag, process group, signal mask, descriptors, cgroup join);
+//! [`spawn`] starts a suite's process with them ([`spawn::Spawn`], our own
+//! command: std's cannot be born in a cgroup).
 
 pub mod cgroup;
 pub mod delegation;
 pub mod layers;
 pub mod pgroup;
+pub mod spawn;
 
 use std::os::fd::BorrowedFd;
-use std::process::Command;
 use std::time::Duration;
 
 use reap_probe::ProcessInfo;
@@ -33,8 +36,9 @@ pub trait Containment: Send {
 
     /// Configure `cmd` so that the spawned process is contained from its first
     /// instruction ([`layers::suite`]: tag, own process group, empty signal
-    /// mask, no inherited descriptors, and the cgroup join in `pre_exec`).
-    fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError>;
+    /// mask, no inherited descriptors; in cgroup mode born in the leaf, or
+    /// the move into it last).
+    fn prepare(&self, cmd: &mut spawn::Spawn) -> Result<(), ContainError>;
 
     /// Tell the containment the pid of the spawned test binary.
     fn set_root(&mut self, pid: i32);
@@ -160,13 +164,19 @@ impl Isolation {
         notice: &mut dyn FnMut(String),
     ) -> Result<Isolation, ContainError> {
         use crate::options::IsolationMode as IsolationArg;
+        // Only `move` means anything; announced in the isolation line.
+        let force_move = std::env::var_os(cgroup::SPAWN_VAR).is_some_and(|v| v == "move");
+        let cgroup_line = |parent: &cgroup::CgroupParent| {
+            format!(
+                "isolation: cgroup v2 (leaves under {}{})",
+                parent.dir().display(),
+                parent.spawn_path().note()
+            )
+        };
         match requested {
             IsolationArg::Cgroup => {
-                let parent = cgroup::CgroupParent::detect(run_id)?;
-                notice(format!(
-                    "isolation: cgroup v2 (leaves under {})",
-                    parent.dir().display()
-                ));
+                let parent = cgroup::CgroupParent::detect(run_id, force_move)?;
+                notice(cgroup_line(&parent));
                 Ok(Isolation::Cgroup(parent))
             }
             IsolationArg::ProcessGroup => {
@@ -177,12 +187,9 @@ impl Isolation {
                 );
                 Ok(Isolation::ProcessGroup(f))
             }
-            IsolationArg::Auto => match cgroup::CgroupParent::detect(run_id) {
+            IsolationArg::Auto => match cgroup::CgroupParent::detect(run_id, force_move) {
                 Ok(parent) => {
-                    notice(format!(
-                        "isolation: cgroup v2 (leaves under {})",
-                        parent.dir().display()
-                    ));
+                    notice(cgroup_line(&parent));
                     Ok(Isolation::Cgroup(parent))
                 }
                 Err(why) => {
@@ -194,6 +201,13 @@ impl Isolation {
                 }
             },
         }
+    }
+
+    /// Do the suites move into their cgroup leaves (the fallback where
+    /// they cannot be born there)? Announced even where the cgroup line is
+    /// not (`cargo reap run`).
+    pub fn spawn_fallback(&self) -> bool {
+        matches!(self, Isolation::Cgroup(p) if *p.spawn_path() != cgroup::SpawnPath::Born)
     }
 
     /// `--max-pids N`: Err says why it cannot be applied (announced, never silent).

@@ -14,7 +14,6 @@
 //! ([`unattributed`]), the one scan of the machine per trial.
 
 use std::collections::{HashSet, VecDeque};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -328,7 +327,7 @@ impl Containment for ProcessGroupContainment {
         IsolationKind::ProcessGroup
     }
 
-    fn prepare(&self, cmd: &mut Command) -> Result<(), ContainError> {
+    fn prepare(&self, cmd: &mut super::spawn::Spawn) -> Result<(), ContainError> {
         // Counted before the fork: between fork and exec the child is an
         // untagged child of the runner, which another suite's orphan rule
         // would otherwise take for its own (and kill) while it looked sole.
@@ -503,29 +502,25 @@ impl Drop for ProcessGroupContainment {
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
 
     /// An error path that drops the containment without `close()` still
     /// kills the whole suite, including a process that left its group and
     /// session.
     #[test]
-    // The child is reaped through its pidfd (`OwnedChild::reap`), which
-    // clippy cannot see.
-    #[allow(clippy::zombie_processes)]
     fn dropped_without_close_kills_every_member() {
         let _serial = sys::child_spawning_test();
         let factory = ProcessGroupFactory::new("unit").unwrap();
         let tag = format!("unit-{}/pgroup-drop", std::process::id());
         let mut c = factory.create(&tag);
-        let mut cmd = Command::new("sh");
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let mut cmd = super::super::spawn::Spawn::new("sh");
         cmd.args(["-c", "setsid sleep 3796 & echo ready; exec sleep 3797"])
-            .stdout(Stdio::piped());
+            .stdout(super::super::spawn::Stdio::Fd(w));
         c.prepare(&mut cmd).unwrap();
-        let mut child = cmd.spawn().unwrap();
-        let root = sys::OwnedChild::adopt(&child).unwrap();
+        let root = cmd.spawn().unwrap();
         c.set_root(root.pid());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
+        BufReader::new(std::fs::File::from(r))
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line, "ready\n");

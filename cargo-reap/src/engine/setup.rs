@@ -146,7 +146,9 @@ impl<'a> Run<'a> {
     pub fn announce(&self, ready: &mut Ready) {
         let fell_back = ready.isolation.kind() == IsolationKind::ProcessGroup
             && self.reap.isolation == IsolationMode::Auto;
-        let said = !self.quiet || ready.isolation.kind() != IsolationKind::Cgroup;
+        let said = !self.quiet
+            || ready.isolation.kind() != IsolationKind::Cgroup
+            || ready.isolation.spawn_fallback();
         // `cargo reap run` as a target runner or nextest wrapper starts once
         // per test binary: the line (and its advice) once per session.
         let said = said && (!self.command_mode || crate::stale::first_of_session());

@@ -5,8 +5,8 @@
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::process::{Command, Stdio};
 
+use crate::containment::spawn::{Spawn, Stdio};
 use crate::discover::Suite;
 
 use super::context::RunContext;
@@ -31,13 +31,14 @@ pub fn is_doctest(suite: &Suite) -> bool {
 
 /// The suite's binary (behind the target runner, when one is configured)
 /// with cargo's test environment, its private TMPDIR, no stdin, then
-/// `args` (libtest's: the user's, a listing's or a re-run's).
+/// `args` (libtest's: the user's, a listing's or a re-run's). Started by
+/// the containment's spawner ([`RunContext::spawn_in`]).
 pub fn suite_command(
     ctx: &RunContext<'_>,
     suite: &Suite,
     args: &[String],
     output: Output,
-) -> Command {
+) -> Spawn {
     // A doctest suite is cargo itself, which passes the target runner to
     // rustdoc on its own.
     let runner = if is_doctest(suite) {
@@ -47,27 +48,31 @@ pub fn suite_command(
     };
     let mut cmd = match runner {
         Some((runner, runner_args)) => {
-            let mut c = Command::new(runner);
+            let mut c = Spawn::new(runner);
             c.args(runner_args).arg(&suite.binary);
             c
         }
-        None => Command::new(&suite.binary),
+        None => Spawn::new(&suite.binary),
     };
     cmd.args(&suite.args);
     let tmp = ctx.tmp_dir(suite);
+    for (k, v) in &suite.env {
+        cmd.env(k, v);
+    }
+    for k in ["TMPDIR", "TMP", "TEMP"] {
+        cmd.env(k, &tmp);
+    }
     cmd.current_dir(&suite.cwd)
-        .envs(suite.env.iter().map(|(k, v)| (k, v)))
         .env(TRIAL_VAR, ctx.trial.to_string())
-        .envs(["TMPDIR", "TMP", "TEMP"].map(|k| (k, &tmp)))
-        .stdin(Stdio::null())
+        .stdin(Stdio::Null)
         .args(args);
     match output {
         Output::Inherit => {}
         Output::Capture { stdout, stderr } => {
-            cmd.stdout(Stdio::from(stdout)).stderr(Stdio::from(stderr));
+            cmd.stdout(Stdio::Fd(stdout)).stderr(Stdio::Fd(stderr));
         }
         Output::Listing(file) => {
-            cmd.stdout(Stdio::from(file)).stderr(Stdio::null());
+            cmd.stdout(Stdio::Fd(file.into())).stderr(Stdio::Null);
         }
     }
     cmd

@@ -3,8 +3,8 @@
 //! ([`Registered`]).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::containment::spawn::Spawn;
 use crate::containment::{Containment, GuardKey, Isolation};
 use crate::discover::Suite;
 use crate::error::RunError;
@@ -48,19 +48,19 @@ impl RunContext<'_> {
     /// at any point after the spawn still has the suite killed; one known only
     /// by its root (a process group) right after. The containment learns the
     /// root's pid before anything else can fail (dropped on an error path, a
-    /// process-group containment kills its group).
+    /// process-group containment kills its group). The root is ours from the
+    /// clone on (pidfd, claimed): killed and reaped on every path.
     pub(super) fn spawn_in(
         &self,
         mut cont: Box<dyn Containment>,
-        mut cmd: Command,
+        mut cmd: Spawn,
         suite: &Suite,
     ) -> Result<(Registered<'_>, OwnedChild), RunError> {
         cont.prepare(&mut cmd)?;
         let early_key = cont.guard_key();
         self.guard(early_key.clone(), true)?;
-        let spawned = cmd.spawn();
-        drop(cmd);
-        let child = match spawned {
+        // Consumes cmd: our copies of the pipes' write ends go with it.
+        let root = match cmd.spawn() {
             Ok(c) => c,
             Err(source) => {
                 cont.close()?;
@@ -71,12 +71,11 @@ impl RunContext<'_> {
                 });
             }
         };
-        cont.set_root(child.id() as i32);
+        cont.set_root(root.pid());
         let cont = Registered {
             cont: Some(cont),
             ctx: self,
         };
-        let root = OwnedChild::adopt(&child)?;
         if early_key.is_none() {
             self.guard(cont.guard_key(), true)?;
         }

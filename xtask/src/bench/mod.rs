@@ -13,7 +13,11 @@
 //! 6. `hang`: hang-kill latency from the JSON report;
 //! 7. `idle`: cargo-reap's own CPU time while suites sleep;
 //! 8. a check that nothing the benchmark started is left, then the report.
+//!
+//! With `--baseline PATH`, only [`baseline`]: another cargo-reap binary against
+//! this one, side by side in one run (serial, parallel and runner mode).
 
+mod baseline;
 mod gen;
 mod procs;
 mod report;
@@ -56,6 +60,12 @@ pub struct BenchArgs {
     /// Benchmark this cargo-reap binary instead of building target/release/cargo-reap
     #[arg(long, value_name = "PATH")]
     pub cargo_reap: Option<PathBuf>,
+    /// Only compare another cargo-reap binary (e.g. one built from an earlier
+    /// commit) with this one, side by side in one run: `cargo test` against
+    /// both with `--jobs 1` and in parallel on (a), and runner mode per call;
+    /// prints the figures, writes nothing
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// How many runs each phase makes.
@@ -157,7 +167,12 @@ impl Ctx {
     }
 
     fn reap(&self, ws: &Workspace, args: &[&str]) -> Command {
-        let mut c = procs::command(&self.reap);
+        self.reap_of(&self.reap, ws, args)
+    }
+
+    /// `cargo-reap test` on `ws` with the binary `reap`.
+    fn reap_of(&self, reap: &Path, ws: &Workspace, args: &[&str]) -> Command {
+        let mut c = procs::command(reap);
         c.args(["test", "--offline", "--manifest-path"])
             .arg(&ws.manifest)
             .args(args)
@@ -876,6 +891,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let [a, b, c, hang_ws, idle_ws] = &wss[..] else {
         unreachable!("five workspaces")
     };
+    if let Some(before) = &args.baseline {
+        let before = before
+            .canonicalize()
+            .with_context(|| format!("{}", before.display()))?;
+        println!("{}", baseline::phase(&ctx, &settings, a, &before)?);
+        let leftovers = check_leftovers(&ctx)?;
+        if !leftovers.processes.is_empty() || !leftovers.cgroup_leaves.is_empty() {
+            bail!(
+                "left behind after the run (killed now): processes {:?}, cgroup leaves {:?}",
+                leftovers.processes,
+                leftovers.cgroup_leaves
+            );
+        }
+        return Ok(());
+    }
     let isolation_note = isolation_note(&ctx, a)?;
 
     let compare = phase_compare(&ctx, &settings, &[a, b, c])?;

@@ -848,6 +848,8 @@ mod tests {
                 binary: text("t00"),
                 bare: figures(0.002, 3),
                 reap: [figures(0.006, 3), figures(0.004, 3)],
+                spaced_bare: figures(0.002, 3),
+                spaced: [figures(0.004, 3), figures(0.005, 3)],
             },
             survivors: Survivors {
                 sleepers: 5000,

@@ -399,7 +399,8 @@ pub struct TestOutcome {
     pub output: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// (`Default`: an attempt before anything happened, number 0.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Attempt {
     /// 1-based.
     pub number: u32,

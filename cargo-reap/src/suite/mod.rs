@@ -246,20 +246,7 @@ mod tests {
             exit_code: code,
             signal,
             timed_out,
-            duration_ms: 0,
-            tests_in_flight: vec![],
-            in_flight_guesses: vec![],
-            hang_processes: vec![],
-            kill_rounds: 0,
-            output_bytes: 0,
-            interrupted: false,
-            tree: vec![],
-            peak_processes: 0,
-            peak_memory_bytes: 0,
-            memory_source: String::new(),
-            stacks: Vec::new(),
-            timeline: None,
-            watch_ended: false,
+            ..Attempt::default()
         }
     }
 

@@ -408,31 +408,7 @@ pub fn reap_unclaimed_zombies() -> Result<usize, ContainError> {
 /// are read from `/proc/self/task/*/children` (each thread lists the ones it
 /// forked, or that were reparented to it), not from a scan of every process.
 pub fn sweep_zombie_children() -> Result<usize, ContainError> {
-    let tasks = std::fs::read_dir("/proc/self/task").map_err(|e| ContainError::Sys {
-        what: "listing /proc/self/task",
-        source: e,
-    })?;
-    let mut children = Vec::new();
-    for task in tasks {
-        let task = task.map_err(|e| ContainError::Sys {
-            what: "listing /proc/self/task",
-            source: e,
-        })?;
-        match std::fs::read_to_string(task.path().join("children")) {
-            Ok(text) => children.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            ),
-            // The thread ended meanwhile: its children moved to another one.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(ContainError::Sys {
-                    what: "reading /proc/self/task/*/children",
-                    source: e,
-                })
-            }
-        }
-    }
+    let children = reap_probe::own_children()?;
     // reap_if_our_zombies skips the claimed and the live (WNOHANG).
     reap_if_our_zombies(children)
 }

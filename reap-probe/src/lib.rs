@@ -50,7 +50,7 @@ pub use forensics::{forensics, forensics_tree};
 pub use process::{read_tag, snapshot, start_time};
 pub use report::render_forensics_tree;
 pub use scan::{scan, scan_since};
-pub use subtree::{subtree, Subtree};
+pub use subtree::{own_children, subtree, Subtree};
 pub use tree::{format_age, ProcessTable};
 pub use usage::{children, cpu_ticks, exe};
 

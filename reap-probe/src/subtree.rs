@@ -3,6 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use procfs::process::Process;
 use procfs::ProcError;
 
 use crate::process::{open, proc_path};
@@ -76,7 +77,19 @@ pub fn subtree(root: i32, opts: ScanOptions) -> Result<Subtree, ProbeError> {
 /// is whole: false when a thread ended while they were read (its children moved to another thread
 /// or a subreaper, so the list may miss them; that thread is left out).
 pub(crate) fn thread_children(pid: i32) -> Result<(Vec<i32>, bool), ProbeError> {
-    let proc = open(pid)?;
+    children_of(&open(pid)?, pid)
+}
+
+/// This process's own children (of every one of its threads: each lists those it forked or that
+/// were reparented to it), through `/proc/self`, which is right even where `/proc` belongs to
+/// another pid namespace than ours. A thread that ended while they were read is left out (its
+/// children moved to another thread or a subreaper).
+pub fn own_children() -> Result<Vec<i32>, ProbeError> {
+    let me = Process::myself().map_err(|e| ProbeError::from_procfs(0, "/proc/self".into(), e))?;
+    Ok(children_of(&me, me.pid)?.0)
+}
+
+fn children_of(proc: &Process, pid: i32) -> Result<(Vec<i32>, bool), ProbeError> {
     let tasks = proc
         .tasks()
         .map_err(|e| ProbeError::from_procfs(pid, proc_path(pid, "task"), e))?;

@@ -167,27 +167,14 @@ impl Selector {
         {
             return Ok(true);
         }
-        let task_dir = std::path::Path::new("/proc/self/task");
-        let tasks = std::fs::read_dir(task_dir)
-            .map_err(|e| ContainError::cgroup_io("listing", task_dir, e))?;
-        for t in tasks {
-            let t = t.map_err(|e| ContainError::cgroup_io("listing", task_dir, e))?;
-            // A thread that ended meanwhile has no children file.
-            let Ok(kids) = std::fs::read_to_string(t.path().join("children")) else {
+        for pid in reap_probe::own_children()? {
+            if sys::is_claimed(pid) {
                 continue;
-            };
-            for pid in kids
-                .split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok())
-            {
-                if sys::is_claimed(pid) {
-                    continue;
-                }
-                match reap_probe::start_time(pid) {
-                    Ok(start) if start >= self.since => return Ok(true),
-                    Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
+            }
+            match reap_probe::start_time(pid) {
+                Ok(start) if start >= self.since => return Ok(true),
+                Ok(_) | Err(reap_probe::ProbeError::Gone(_)) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(false)

@@ -27,6 +27,7 @@ extern crate self as reap_probe;
 #[doc(hidden)]
 pub mod cli;
 mod clock;
+mod epoch;
 mod error;
 mod fds;
 mod findings;
@@ -41,6 +42,7 @@ mod tree;
 mod usage;
 
 pub use clock::{boottime_ms, boottime_ticks, ticks_to_ms};
+pub use epoch::{Born, Epoch};
 pub use error::ProbeError;
 pub use fds::{FdInfo, FdKind, FdSummary};
 pub use findings::{
@@ -49,10 +51,10 @@ pub use findings::{
 pub use forensics::{forensics, forensics_tree};
 pub use process::{read_tag, snapshot, start_time};
 pub use report::render_forensics_tree;
-pub use scan::{scan, scan_since};
+pub use scan::{scan, scan_born_since, scan_since};
 pub use subtree::{own_children, subtree, Subtree};
 pub use tree::{format_age, ProcessTable};
-pub use usage::{children, cpu_ticks, exe};
+pub use usage::{children, cpu_ticks, cpus, exe};
 
 /// Environment variable that tags a process with the test suite that (transitively) spawned it.
 ///

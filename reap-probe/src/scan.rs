@@ -4,7 +4,7 @@ use std::io;
 use std::path::Path;
 
 use crate::process::{open, snapshot_filtered};
-use crate::{ProbeError, ProcessInfo, ScanOptions};
+use crate::{Born, Epoch, ProbeError, ProcessInfo, ScanOptions};
 
 /// Snapshot every process on the machine (every thread-group leader listed in /proc), in
 /// ascending pid order.
@@ -29,8 +29,30 @@ pub fn scan(opts: ScanOptions) -> Result<Vec<ProcessInfo>, ProbeError> {
 /// did, so a caller can record [`boottime_ticks`](crate::boottime_ticks) before spawning the
 /// suite and pass it here.
 pub fn scan_since(opts: ScanOptions, min_start_time: u64) -> Result<Vec<ProcessInfo>, ProbeError> {
-    let pids = list_pids()?;
+    snapshot_listed(list_pids()?, opts, min_start_time)
+}
 
+/// Like [`scan_since`]`(opts, epoch.ticks)`, but only the pids a process
+/// born since the epoch can have are read at all — `born`, from
+/// [`Epoch::born_since`] (the pid allocator's window where its counters prove
+/// it complete, every pid otherwise). With a quiet allocator this is O(the
+/// processes started since), not O(the machine).
+pub fn scan_born_since(
+    opts: ScanOptions,
+    epoch: &Epoch,
+    born: &Born,
+) -> Result<Vec<ProcessInfo>, ProbeError> {
+    let mut pids = list_pids()?;
+    pids.retain(|&pid| born.may_have(pid));
+    snapshot_listed(pids, opts, epoch.ticks)
+}
+
+/// Snapshot `pids` (ascending), over several threads where they are many.
+fn snapshot_listed(
+    pids: Vec<i32>,
+    opts: ScanOptions,
+    min_start_time: u64,
+) -> Result<Vec<ProcessInfo>, ProbeError> {
     // The work is almost all kernel time spent per process, so it splits cleanly over threads;
     // contiguous chunks keep the pid order when concatenated.
     let threads = worker_count(pids.len());
@@ -80,7 +102,7 @@ const PIDS_PER_WORKER: usize = 256;
 const MAX_WORKERS: usize = 4;
 
 fn worker_count(pids: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::cpus();
     cores.min(MAX_WORKERS).min(pids / PIDS_PER_WORKER).max(1)
 }
 

@@ -45,3 +45,12 @@ pub fn exe(pid: i32) -> Result<Option<String>, ProbeError> {
         Err(e) => Err(e),
     }
 }
+
+/// The CPUs this process may use (`std::thread::available_parallelism`, at
+/// least 1), read once per process: each read parses the cgroup quota files
+/// and costs more than some of the scans it sizes.
+pub fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+}

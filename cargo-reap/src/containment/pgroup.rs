@@ -375,17 +375,27 @@ impl Containment for ProcessGroupContainment {
 /// orphans reparented to the runner while several suites ran (untagged,
 /// outside every suite's group and session) and anything still tagged with the
 /// run — with all their descendants. The caller kills and reports them.
-pub fn unattributed(run_id: &str, since: u64) -> Result<Vec<ProcessInfo>, ContainError> {
+///
+/// Only processes born since the trial began (`since`) can be such: their
+/// pids are read, not the machine's ([`reap_probe::scan_born_since`]).
+pub fn unattributed(
+    run_id: &str,
+    since: &reap_probe::Epoch,
+) -> Result<Vec<ProcessInfo>, ContainError> {
     let runner = std::process::id() as i32;
     let prefix = format!("{run_id}/");
     let opts = ScanOptions {
         environ_tag: true,
         cgroup: false,
     };
-    let table = ProcessTable::new(reap_probe::scan_since(opts, since)?);
+    let born = since.born_since();
+    if let reap_probe::Born::Anywhere(why) = &born {
+        tracing::debug!("the end-of-trial sweep reads every process: {why}");
+    }
+    let table = ProcessTable::new(reap_probe::scan_born_since(opts, since, &born)?);
     let seeds: VecDeque<i32> = table
         .processes()
-        .filter(|p| p.pid != runner && p.start_time >= since)
+        .filter(|p| p.pid != runner && p.start_time >= since.ticks)
         .filter(|p| {
             (p.ppid == runner && !crate::sys::is_claimed(p.pid))
                 || p.tag.as_deref().is_some_and(|t| t.starts_with(&prefix))

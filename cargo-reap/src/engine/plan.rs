@@ -178,16 +178,11 @@ fn jobs(run: &Run<'_>, found: &Found) -> usize {
         // Process groups can pin an untagged orphan to its suite only while
         // that suite runs alone: serial unless asked otherwise.
         None if found.ready.isolation.kind() == IsolationKind::ProcessGroup => {
-            if !run.quiet && cpus() > 1 {
-                emit(&format!("cargo-reap: process-group isolation runs one suite at a time, not {} (an orphan that clears its tag can be pinned to its suite only then); --jobs N runs N at once", cpus()));
+            if !run.quiet && reap_probe::cpus() > 1 {
+                emit(&format!("cargo-reap: process-group isolation runs one suite at a time, not {} (an orphan that clears its tag can be pinned to its suite only then); --jobs N runs N at once", reap_probe::cpus()));
             }
             1
         }
-        None => cpus(),
+        None => reap_probe::cpus(),
     }
-}
-
-/// The CPUs this process may use.
-fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

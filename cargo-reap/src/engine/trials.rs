@@ -76,7 +76,8 @@ fn run_trial(
             .map(|_| &run.reporter as &dyn crate::report::events::EventSink),
     };
     let trial_started = Instant::now();
-    let since = reap_probe::boottime_ticks().saturating_sub(1);
+    // Before the first spawn: what the trial starts is born after it.
+    let since = reap_probe::Epoch::now();
     let suites = &found.suites;
     let mut suites_run =
         crate::schedule::run_suites(&ctx, suites, &plan.schedule, run.interrupts, &run.reporter);
@@ -93,7 +94,7 @@ fn run_trial(
     super::phase(run, "suites ran");
     apply_allow_list(&mut suites_run, &plan.allow);
     let mut summary = Summary::of(&suites_run);
-    let unattributed = unclaimed(&run.run_id, since, number, problems);
+    let unattributed = unclaimed(&run.run_id, &since, number, problems);
     super::phase(run, "unclaimed processes checked");
     summary.leaked_processes += unattributed.len();
     summary.unattributed_processes += unattributed.len();
@@ -132,7 +133,12 @@ fn runner_vitals() -> Option<RunnerVitals> {
 /// No suite can claim an orphan that left every containment while several
 /// suites ran (a cgroup leaf too: a root suite can leave it): whatever of
 /// the run is still alive is killed and reported.
-fn unclaimed(run_id: &str, since: u64, trial: u32, problems: &mut Vec<String>) -> Vec<Leak> {
+fn unclaimed(
+    run_id: &str,
+    since: &reap_probe::Epoch,
+    trial: u32,
+    problems: &mut Vec<String>,
+) -> Vec<Leak> {
     let left = keep_going(
         problems,
         "listing the run's processes no suite claimed",

@@ -66,9 +66,7 @@ impl Threads {
                 ordered = false;
             }
         }
-        let count = count.filter(|&n| n > 0).unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
+        let count = count.filter(|&n| n > 0).unwrap_or_else(reap_probe::cpus);
         Threads { count, ordered }
     }
 }

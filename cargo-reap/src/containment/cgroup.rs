@@ -155,26 +155,27 @@ pub fn own_dir() -> Result<PathBuf, ContainError> {
 }
 
 /// Start a child the way a suite's root will get into `leaf` — born there
-/// (`cgroup` given: `clone3(CLONE_INTO_CGROUP)`) or by the move (`procs`,
-/// its `cgroup.procs`) — that exits with 0, or with the errno of the failed
-/// move; wait for it. The child makes only raw system calls on memory
+/// (`cgroup` given: `clone3(CLONE_INTO_CGROUP)`, vfork-style where the
+/// kernel allows: [`spawn::exit_at_once_in`]) or by the move (`procs`, its
+/// `cgroup.procs`) — that exits with 0, or with the errno of the failed
+/// move; wait for it. The moving child makes only raw system calls on memory
 /// prepared before the clone (async-signal-safe, as a forked child of a
 /// threaded process must). No exec of a program.
 fn probe_child(cgroup: Option<&OwnedFd>, procs: &std::ffi::CStr) -> io::Result<()> {
     let step = layers::ChildStep::JoinCgroup(procs.to_owned());
     let child = sys::spawn_claimed(|| {
-        // SAFETY: the child makes the move's raw system calls (or none) and
-        // `_exit`s; it never returns.
-        match unsafe { spawn::clone_pidfd(cgroup.map(AsRawFd::as_raw_fd)) }? {
+        if let Some(fd) = cgroup {
+            return spawn::exit_at_once_in(fd.as_raw_fd());
+        }
+        // SAFETY: the child makes the move's raw system calls and `_exit`s;
+        // it never returns.
+        match unsafe { spawn::clone_pidfd(None) }? {
             Cloned::Child => {
-                let errno = match cgroup {
-                    Some(_) => 0,
-                    None => step
-                        .run_in_child()
-                        .err()
-                        .and_then(|e| e.raw_os_error())
-                        .unwrap_or(0),
-                };
+                let errno = step
+                    .run_in_child()
+                    .err()
+                    .and_then(|e| e.raw_os_error())
+                    .unwrap_or(0);
                 // SAFETY: _exit is async-signal-safe; nothing of the parent's runs here.
                 unsafe { libc::_exit(errno) }
             }

@@ -289,6 +289,22 @@ pub(crate) unsafe fn clone_pidfd(cgroup: Option<RawFd>) -> io::Result<Cloned> {
     }
 }
 
+/// A child born in `cgroup` that exits with 0 at once (the probe of how
+/// suites will get into their leaves): vfork-style where the kernel allows
+/// it, so that no copy of the runner's page tables is made for a child that
+/// runs nothing; else [`clone_pidfd`]. Its pid and pidfd.
+pub(crate) fn exit_at_once_in(cgroup: RawFd) -> io::Result<(i32, OwnedFd)> {
+    if let Some(cloned) = vfork::exit_at_once(Some(cgroup)) {
+        return cloned;
+    }
+    // SAFETY: the child only `_exit`s.
+    match unsafe { clone_pidfd(Some(cgroup)) }? {
+        // SAFETY: _exit is async-signal-safe.
+        Cloned::Child => unsafe { libc::_exit(0) },
+        Cloned::Parent { pid, pidfd } => Ok((pid, pidfd)),
+    }
+}
+
 /// The spawn as `posix_spawn` does it: `clone3(CLONE_VM | CLONE_VFORK)`,
 /// the child on a stack of its own, sharing the runner's memory until its
 /// `execve` — no copy of the runner's page tables, no copy-on-write faults
@@ -297,6 +313,7 @@ pub(crate) unsafe fn clone_pidfd(cgroup: Option<RawFd>) -> io::Result<Cloned> {
 /// assembly); elsewhere, and where the kernel refuses it, [`clone_pidfd`].
 #[cfg(target_arch = "x86_64")]
 mod vfork {
+    use std::ffi::c_void;
     use std::io;
     use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
@@ -307,7 +324,7 @@ mod vfork {
     /// The child's stack: `child_main` and the system calls it makes.
     const STACK: usize = 64 * 1024;
 
-    /// What the child's entry gets.
+    /// What the spawned program's child gets.
     struct Args<'a> {
         plan: &'a Plan,
         report: RawFd,
@@ -316,16 +333,21 @@ mod vfork {
         mask: libc::sigset_t,
     }
 
-    extern "C" fn child(args: *const Args<'_>) -> ! {
-        // SAFETY: `args` points into the parent's frame, which waits
-        // (CLONE_VFORK) until this child execs or exits.
-        let args = unsafe { &*args };
+    extern "C" fn child(args: *const c_void) -> ! {
+        // SAFETY: `args` is the `Args` that `spawn` passes, in the parent's
+        // frame, which waits (CLONE_VFORK) until this child execs or exits.
+        let args = unsafe { &*args.cast::<Args<'_>>() };
         // SAFETY: async-signal-safe; the handlers are the defaults already
         // (CLONE_CLEAR_SIGHAND), so unblocking runs none of the runner's.
         unsafe {
             libc::pthread_sigmask(libc::SIG_SETMASK, &args.mask, std::ptr::null_mut());
             args.plan.child_main(args.report)
         }
+    }
+
+    extern "C" fn exit_zero(_: *const c_void) -> ! {
+        // SAFETY: a raw exit of this child alone (its own thread group).
+        unsafe { libc::_exit(0) }
     }
 
     /// `Some` with the child (or the error of a step before it could run),
@@ -338,21 +360,50 @@ mod vfork {
         report: RawFd,
         cgroup: Option<RawFd>,
     ) -> Option<io::Result<(i32, OwnedFd)>> {
-        let mut stack = vec![0u8; STACK];
-        // 16-byte aligned top: `call` then leaves the entry ABI-aligned.
-        let top = (stack.as_mut_ptr() as usize + STACK) & !15;
-        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
         let mut args = Args {
             plan,
             report,
             mask: unsafe { std::mem::zeroed() },
         };
+        let mask = std::ptr::addr_of_mut!(args.mask);
+        // SAFETY: `child` reads `args` (alive until the clone returns here)
+        // and runs `child_main` (the caller's contract).
+        unsafe { clone_vm(cgroup, child, std::ptr::addr_of!(args).cast(), mask) }
+    }
+
+    /// A child (born in `cgroup` when given) that exits with 0 at once, its
+    /// pid and pidfd; `None` where the kernel refuses the flags.
+    pub(super) fn exit_at_once(cgroup: Option<RawFd>) -> Option<io::Result<(i32, OwnedFd)>> {
+        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `exit_zero` touches no memory.
+        unsafe { clone_vm(cgroup, exit_zero, std::ptr::null(), &mut mask) }
+    }
+
+    /// `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_CLEAR_SIGHAND
+    /// [| CLONE_INTO_CGROUP])`, the child running `entry(arg)` on a stack of
+    /// its own, every signal blocked across the clone (the runner's mask
+    /// stored in `*mask` for the child, restored here after).
+    ///
+    /// # Safety
+    /// `entry` must never return, and may only make raw system calls on
+    /// memory prepared before the clone (it shares ours) until it execs or
+    /// `_exit`s.
+    unsafe fn clone_vm(
+        cgroup: Option<RawFd>,
+        entry: extern "C" fn(*const c_void) -> !,
+        arg: *const c_void,
+        mask: *mut libc::sigset_t,
+    ) -> Option<io::Result<(i32, OwnedFd)>> {
+        let mut stack = vec![0u8; STACK];
+        // 16-byte aligned top: `call` then leaves the entry ABI-aligned.
+        let top = (stack.as_mut_ptr() as usize + STACK) & !15;
+        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
         // No signal handler may run in the child while it shares our
         // memory: everything blocked across the clone, restored after.
         // SAFETY: plain sigset operations on our own values.
         unsafe {
             libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut args.mask);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, mask);
         }
         let mut pidfd: libc::c_int = -1;
         // SAFETY: all-zero is a valid clone_args.
@@ -371,7 +422,7 @@ mod vfork {
         }
         let ret: i64;
         // SAFETY: clone3 with a valid clone_args. In the child (rax = 0) the
-        // kernel has switched to the new stack: it calls `child`, which
+        // kernel has switched to the new stack: it calls `entry`, which
         // never returns; the parent resumes at 2: once the child has
         // exec'd or exited. rcx and r11 are clobbered by `syscall`.
         unsafe {
@@ -387,12 +438,12 @@ mod vfork {
                 inlateout("rax") libc::SYS_clone3 => ret,
                 in("rdi") std::ptr::addr_of_mut!(ca),
                 in("rsi") std::mem::size_of::<libc::clone_args>(),
-                in("r12") std::ptr::addr_of!(args),
-                in("r13") child as *const () as usize,
+                in("r12") arg,
+                in("r13") entry as usize,
                 lateout("rcx") _,
                 lateout("r11") _,
             );
-            libc::pthread_sigmask(libc::SIG_SETMASK, &args.mask, std::ptr::null_mut());
+            libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
         }
         drop(stack);
         match ret {
@@ -421,6 +472,9 @@ mod vfork {
         _report: RawFd,
         _cgroup: Option<RawFd>,
     ) -> Option<io::Result<(i32, OwnedFd)>> {
+        None
+    }
+    pub(super) fn exit_at_once(_cgroup: Option<RawFd>) -> Option<io::Result<(i32, OwnedFd)>> {
         None
     }
 }

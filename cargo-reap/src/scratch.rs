@@ -20,9 +20,6 @@ use rustix::io::Errno;
 
 use crate::error::RunError;
 
-/// Name of the run's scratch directory for `cargo reap run` inside its run directory.
-const COMMAND_SCRATCH: &str = "run";
-
 /// The temporary directory: `$TMPDIR` when it names an existing directory by
 /// an absolute path, else `/tmp`, with a note saying why (never created).
 pub fn temp_dir() -> (PathBuf, Option<String>) {
@@ -151,9 +148,12 @@ impl RunDir {
         &self.path
     }
 
-    /// `cargo reap run`'s scratch directory (its `--list` output files).
+    /// `cargo reap run`'s scratch directory (its `--list` output files):
+    /// the run's directory itself, made already (a directory of its own
+    /// cost a create and a removal per call of a target runner). Its names
+    /// (`*.list`, `*.log`) never meet the suites' numbered TMPDIRs.
     pub fn command_scratch(&self) -> PathBuf {
-        self.path.join(COMMAND_SCRATCH)
+        self.path.clone()
     }
 
     /// Remove the run's directory; returns a warning per thing left in place.

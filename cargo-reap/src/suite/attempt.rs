@@ -303,13 +303,25 @@ impl<'c> Running<'c> {
     fn wait(&self, root: &OwnedChild, attempt: &mut Attempt) -> Result<Wake, RunError> {
         let opts = self.ctx.options;
         let timeout = opts.watch.unwrap_or(self.suite.limits.timeout);
+        let deadline = Instant::now() + timeout;
+        let interrupt = self.interrupts.map(|i| i.fd());
         let (wake, timeline) = super::sample::record_while(
             self.cont.sampler(),
             self.root_pid,
             self.started,
             &opts.sampling,
             self.ctx.live,
-            || root.wait_exit_or(timeout, self.interrupts.map(|i| i.fd())),
+            // Until the next sample is due, or the timeout if it comes first.
+            |sample_due| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match sample_due.filter(|due| *due < left) {
+                    Some(due) => match root.wait_exit_or(due, interrupt) {
+                        Ok(Wake::TimedOut) => None,
+                        ended => Some(ended),
+                    },
+                    None => Some(root.wait_exit_or(left, interrupt)),
+                }
+            },
         );
         super::sample::fill_peaks(attempt, timeline);
         Ok(wake?)

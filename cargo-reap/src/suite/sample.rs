@@ -1,10 +1,10 @@
 //! The series of a running containment (issue 16): one sampler for the
 //! resource peaks of every suite attempt and for `cargo reap run --watch`.
 //!
-//! A thread measures the containment at a steady interval — deadlines at
-//! `start + k * every`, so the time a sample takes never accumulates into
-//! drift — until the command's wait ends (the stop is a channel, an event,
-//! not a flag polled): processes, orphans (a process whose parent is not in
+//! The thread that waits for the command measures its containment at a
+//! steady interval — deadlines at `start + k * every`, so the time a sample
+//! takes never accumulates into drift — between waits on the command's
+//! exit (a pidfd, an event, never polled): processes, orphans (a process whose parent is not in
 //! the containment — the runner as child subreaper, or outside — other than
 //! the command itself), threads, memory (`memory.current` where the cgroup's
 //! memory controller is on, else summed RSS), open fds, and the file count of
@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use reap_probe::ProcessInfo;
@@ -41,62 +40,60 @@ struct Point {
     orphan_command: String,
 }
 
-/// Run `wait` (the command's wait) while sampling `sampler` every
-/// `settings.every`; returns what `wait` returned and the timeline. `root`
-/// is the command's pid (never an orphan), `started` when it was spawned;
-/// `live` gets an [`Event::Sampled`] after every sample (with `watch`, the
-/// watch's duration).
+/// Wait for the command while sampling `sampler` every `settings.every`,
+/// both on this thread; returns what the wait returned and the timeline.
+/// `wait` is called with how long it may block before the next sample is
+/// due (`None`: no sample is due any more, wait as long as needed) and
+/// returns `Some` once the wait has ended, `None` when that time passed.
+/// `root` is the command's pid (never an orphan), `started` when it was
+/// spawned; `live` gets an [`Event::Sampled`] after every sample (with
+/// `watch`, the watch's duration).
+///
+/// No thread of its own: a suite of a few milliseconds cost a thread's
+/// start and join, and a sampler competing with it for the CPU.
 pub fn record_while<T>(
     sampler: Sampler,
     root: i32,
     started: Instant,
     settings: &SampleSettings,
     live: Option<&dyn EventSink>,
-    wait: impl FnOnce() -> T,
+    mut wait: impl FnMut(Option<Duration>) -> Option<T>,
 ) -> (T, Timeline) {
-    let (stop, stopped) = channel::<()>();
-    std::thread::scope(|s| {
-        let recorder = s.spawn(move || {
-            let mut rec = Recording::new(sampler, root, started, settings);
-            let first = Instant::now();
-            let every = settings.every.max(Duration::from_millis(1));
-            loop {
-                // The slot of now: a sample later than a whole interval
-                // (a loaded machine) lands in its true slot, the missed
-                // ones repeating the previous reading.
-                let slot = (first.elapsed().as_nanos() / every.as_nanos()) as usize;
-                if let Err(e) = rec.sample(slot) {
+    let mut rec = Recording::new(sampler, root, started, settings);
+    let first = Instant::now();
+    let every = settings.every.max(Duration::from_millis(1));
+    let mut sampling = true;
+    loop {
+        if sampling {
+            // The slot of now: a sample later than a whole interval (a
+            // loaded machine) lands in its true slot, the missed ones
+            // repeating the previous reading.
+            let slot = (first.elapsed().as_nanos() / every.as_nanos()) as usize;
+            match rec.sample(slot) {
+                Ok(()) => {
+                    if let Some(live) = live {
+                        live.event(Event::Sampled {
+                            timeline: &rec.timeline,
+                            elapsed: started.elapsed(),
+                            watch: settings.watch,
+                        });
+                    }
+                }
+                Err(e) => {
                     eprintln!("cargo-reap: warning: resource sampling stopped: {e}");
-                    break;
-                }
-                if let Some(live) = live {
-                    live.event(Event::Sampled {
-                        timeline: &rec.timeline,
-                        elapsed: started.elapsed(),
-                        watch: settings.watch,
-                    });
-                }
-                // The next slot, from the first sample: no drift.
-                let next = rec.timeline.len() as u32;
-                let due = first + every * next;
-                match stopped.recv_timeout(due.saturating_duration_since(Instant::now())) {
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    _ => break,
+                    sampling = false;
                 }
             }
-            rec.timeline
-        });
-        let out = wait();
-        // The thread may have ended on its own (an error it reported).
-        if stop.send(()).is_err() {
-            tracing::debug!("resource sampler already stopped");
         }
-        let timeline = recorder.join().unwrap_or_else(|_| {
-            eprintln!("cargo-reap: warning: resource sampling panicked: no series for this run");
-            Timeline::default()
+        // The next slot, from the first sample: no drift.
+        let budget = sampling.then(|| {
+            let due = first + every * rec.timeline.len() as u32;
+            due.saturating_duration_since(Instant::now())
         });
-        (out, timeline)
-    })
+        if let Some(out) = wait(budget) {
+            return (out, rec.timeline);
+        }
+    }
 }
 
 /// A timeline being filled.

@@ -140,7 +140,21 @@ pub fn cgroup_dir(mount: &Cgroup2Mount, cgroup: &str) -> Option<PathBuf> {
 
 /// The directory of this process's own cgroup v2, under the cgroup2 mount
 /// this mount namespace sees.
+///
+/// Found once per process (and inherited by the runner, forked after the
+/// guardian asked): the scope check before the run and the run's setup
+/// both need it, and each reading parses the whole mount table. Nothing of
+/// ours moves the process; the probe proves the directory usable.
 pub fn own_dir() -> Result<PathBuf, ContainError> {
+    static OWN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(dir) = OWN.get() {
+        return Ok(dir.clone());
+    }
+    let dir = find_own_dir()?;
+    Ok(OWN.get_or_init(|| dir).clone())
+}
+
+fn find_own_dir() -> Result<PathBuf, ContainError> {
     let mountinfo = read(Path::new("/proc/self/mountinfo"))?;
     let mount = find_cgroup2_mount(&mountinfo).ok_or(ContainError::NoCgroup2Mount)?;
     let own = own_cgroup_v2(&read(Path::new("/proc/self/cgroup"))?)

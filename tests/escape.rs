@@ -485,22 +485,8 @@ fn sigkill_of_the_runner_during_the_build_stops_the_build() {
         before.len() >= 2,
         "cargo and the build script: {before:?} {seen:?}"
     );
-    // The runner: the process whose child is cargo.
-    let runner = {
-        let me = child.id() as i32;
-        // The launched cargo-reap, or its runner child when it has one.
-        let kids = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap();
-        kids.split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-            .find(|p| {
-                std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == Path::new(REAP))
-                    && !std::fs::read(format!("/proc/{p}/environ"))
-                        .unwrap_or_default()
-                        .windows(25)
-                        .any(|w| w == b"CARGO_REAP_INTERNAL_GUARD")
-            })
-            .unwrap_or(me)
-    };
+    // The runner: the guardian's child that is not the lifeline guard.
+    let runner = runner_of(child.id() as i32);
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(runner).unwrap(),
         rustix::process::Signal::KILL,

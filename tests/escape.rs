@@ -123,9 +123,11 @@ fn a_process_that_left_the_leaf_beside_another_suite_still_fails_the_run() {
     assert!(run.stderr.contains("sleep 3851"), "{}", run.stderr);
 }
 
-/// A suite kills the lifeline guard: the runner notices (EPIPE on its
-/// pipe), starts a new guard, records a problem on the suite, and the run
-/// finishes with the full report.
+/// A suite kills the lifeline guard (the one its guardian forked): the
+/// runner notices (EPIPE on its pipe), says how it ended (its zombie's
+/// status: it is the guardian's to reap), starts a new guard from its
+/// executable, records a problem on the suite, and the run finishes with
+/// the full report.
 #[test]
 fn a_suite_that_kills_the_lifeline_guard_gets_a_problem_not_an_abort() {
     require_root();
@@ -136,9 +138,12 @@ fn a_suite_that_kills_the_lifeline_guard_gets_a_problem_not_an_abort() {
         assert_eq!(suite["status"], "pass", "{isolation}: {suite:#}");
         let problems = suite["problems"].as_array().expect("problems");
         assert!(
-            problems
-                .iter()
-                .any(|p| p.as_str().unwrap().contains("lifeline guard")),
+            problems.iter().any(|p| {
+                let p = p.as_str().unwrap();
+                p.contains("lifeline guard")
+                    && p.contains("was killed by signal 9")
+                    && p.contains("a new guard")
+            }),
             "{isolation}: {problems:#?}"
         );
         assert!(

@@ -1191,6 +1191,13 @@ fn spawned_guards() -> Vec<(i32, OwnedFd)> {
 mod tests {
     use super::*;
 
+    /// The name the guard gets is the one documented (and tests look for).
+    #[test]
+    fn the_guard_name_is_one_name() {
+        assert_eq!(GUARD_NAME_C.to_str(), Ok(GUARD_NAME));
+        assert!(GUARD_NAME.len() <= 15, "PR_SET_NAME keeps 15 bytes");
+    }
+
     /// Every instruction reads back as itself, whatever its path holds (a
     /// space); the registry the runner replays to a new guard is what the
     /// old one was told, net of what was forgotten.

@@ -52,7 +52,8 @@ impl Blocked {
         let marker = format!("lifeline-{}-{}", std::process::id(), scratch.0.display());
         let mut guardian = Command::new(REAP)
             .args(["run", "--isolation", isolation, "--", "sh", "-c"])
-            .arg("sleep 3879 & echo $$ > \"$1\"; read line < \"$2\"; kill $!; wait")
+            // Its output elsewhere: the end of our stderr pipe is cargo-reap's.
+            .arg("exec >/dev/null 2>&1; sleep 3879 & echo $$ > \"$1\"; read line < \"$2\"; kill $!; wait")
             .arg("sh")
             .arg(&ready)
             .arg(&go)
@@ -382,6 +383,52 @@ fn a_normal_run_leaves_no_guard_and_no_cargo_reap_process() {
         assert!(
             !stderr.contains("guard"),
             "{isolation}: nothing said of the guard: {stderr}"
+        );
+    }
+}
+
+/// The guardian dies first (SIGKILL), then the runner, before it could
+/// react (it is stopped first, SIGSTOP): the guard, reparented away from
+/// its dead guardian, still sees the runner's end without `end` and kills
+/// the command and its child — the containment it was told, and the tag.
+/// Both modes.
+#[test]
+fn the_guard_does_its_job_when_the_guardian_died_first() {
+    use rustix::process::{kill_process, Pid, PidfdFlags, Signal};
+    require_root();
+    for isolation in ["cgroup", "process-group"] {
+        let mut run = Blocked::start(isolation);
+        let guardian = run.guardian_pid();
+        let (runner, guard) = runner_and_guard(guardian);
+        let guard_fd =
+            rustix::process::pidfd_open(Pid::from_raw(guard).unwrap(), PidfdFlags::empty())
+                .unwrap();
+        let runner_pid = Pid::from_raw(runner).unwrap();
+        kill_process(runner_pid, Signal::STOP).unwrap();
+        kill_process(Pid::from_raw(guardian).unwrap(), Signal::KILL).unwrap();
+        kill_process(runner_pid, Signal::KILL).unwrap();
+        let (code, stderr) = run.finish();
+        assert_eq!(code, None, "{isolation}: the guardian was killed");
+        // The guard holds the guardian's stderr, which we read to its end:
+        // it is exiting (it closes its files before its exit is complete).
+        let mut fds = [rustix::event::PollFd::new(
+            &guard_fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let limit = rustix::event::Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        let ended = rustix::event::poll(&mut fds, Some(&limit)).unwrap();
+        assert_eq!(ended, 1, "{isolation}: the guard has exited");
+        assert!(
+            stderr.contains("the runner ended without a clean end"),
+            "{isolation}: the guard acted: {stderr}"
+        );
+        assert_eq!(
+            marked(&run.marker),
+            Vec::<String>::new(),
+            "{isolation}: no process of the run is left: {stderr}"
         );
     }
 }

@@ -1144,7 +1144,8 @@ fn end_guards(forked: OwnedChild) {
         }
         let killed = forked
             .signal(rustix::process::Signal::KILL)
-            .and_then(|()| crate::sys::signal_pidfds(&spawned, rustix::process::Signal::KILL));
+            .and_then(|()| crate::sys::signal_pidfds(&spawned, rustix::process::Signal::KILL))
+            .and_then(|_| crate::sys::wait_pidfds(&spawned, ABORT_PATIENCE));
         if let Err(e) = killed {
             eprintln!("cargo-reap: guardian: killing the lifeline guard: {e}");
         }
@@ -1156,7 +1157,11 @@ fn end_guards(forked: OwnedChild) {
         eprintln!("cargo-reap: guardian: reaping the lifeline guard: {e}");
     }
     drop(spawned);
-    if let Err(e) = crate::sys::reap_unclaimed_zombies() {
+    // Each zombie child by its pid: a guard the runner started leads its
+    // own process group, and `sys::reap_unclaimed_zombies` (with nothing
+    // claimed) calls rustix's `waitpid(None)`, which is wait4(0): children
+    // of our own process group only.
+    if let Err(e) = crate::sys::sweep_zombie_children() {
         eprintln!("cargo-reap: guardian: reaping: {e}");
     }
 }

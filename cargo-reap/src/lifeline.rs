@@ -246,12 +246,17 @@ impl Guard {
 }
 
 /// How the zombie `pid` ended: `exit_code` of /proc/PID/stat (field 52,
-/// the status as waitpid(2) reports it).
+/// the status as waitpid(2) reports it). `None` unless `pid` is a zombie
+/// (reaped already: a guardian killed before it, and the pid maybe reused).
 fn zombie_exit(pid: i32) -> Option<ExitInfo> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, fields) = stat.rsplit_once(')')?;
     // Fields from 3 (state) on: field 52 is the 50th.
-    let status: i32 = fields.split_whitespace().nth(49)?.parse().ok()?;
+    let fields: Vec<&str> = fields.split_whitespace().collect();
+    if fields.first() != Some(&"Z") {
+        return None;
+    }
+    let status: i32 = fields.get(49)?.parse().ok()?;
     Some(match status & 0x7f {
         0 => ExitInfo {
             code: Some((status >> 8) & 0xff),

@@ -123,9 +123,11 @@ fn a_process_that_left_the_leaf_beside_another_suite_still_fails_the_run() {
     assert!(run.stderr.contains("sleep 3851"), "{}", run.stderr);
 }
 
-/// A suite kills the lifeline guard: the runner notices (EPIPE on its
-/// pipe), starts a new guard, records a problem on the suite, and the run
-/// finishes with the full report.
+/// A suite kills the lifeline guard (the one its guardian forked): the
+/// runner notices (EPIPE on its pipe), says how it ended (its zombie's
+/// status: it is the guardian's to reap), starts a new guard from its
+/// executable, records a problem on the suite, and the run finishes with
+/// the full report.
 #[test]
 fn a_suite_that_kills_the_lifeline_guard_gets_a_problem_not_an_abort() {
     require_root();
@@ -136,9 +138,12 @@ fn a_suite_that_kills_the_lifeline_guard_gets_a_problem_not_an_abort() {
         assert_eq!(suite["status"], "pass", "{isolation}: {suite:#}");
         let problems = suite["problems"].as_array().expect("problems");
         assert!(
-            problems
-                .iter()
-                .any(|p| p.as_str().unwrap().contains("lifeline guard")),
+            problems.iter().any(|p| {
+                let p = p.as_str().unwrap();
+                p.contains("lifeline guard")
+                    && p.contains("was killed by signal 9")
+                    && p.contains("a new guard")
+            }),
             "{isolation}: {problems:#?}"
         );
         assert!(
@@ -485,22 +490,8 @@ fn sigkill_of_the_runner_during_the_build_stops_the_build() {
         before.len() >= 2,
         "cargo and the build script: {before:?} {seen:?}"
     );
-    // The runner: the process whose child is cargo.
-    let runner = {
-        let me = child.id() as i32;
-        // The launched cargo-reap, or its runner child when it has one.
-        let kids = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap();
-        kids.split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-            .find(|p| {
-                std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == Path::new(REAP))
-                    && !std::fs::read(format!("/proc/{p}/environ"))
-                        .unwrap_or_default()
-                        .windows(25)
-                        .any(|w| w == b"CARGO_REAP_INTERNAL_GUARD")
-            })
-            .unwrap_or(me)
-    };
+    // The runner: the guardian's child that is not the lifeline guard.
+    let runner = runner_of(child.id() as i32);
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(runner).unwrap(),
         rustix::process::Signal::KILL,

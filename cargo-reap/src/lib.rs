@@ -67,10 +67,10 @@ pub fn main_entry(mut args: Vec<OsString>) -> i32 {
         Job::Run(o) => engine::systemd_scope(&o.reap, None, &args),
         Job::Probe(_) | Job::Clean { .. } | Job::Merge(_) => {}
     }
-    if let Some(code) = become_guardian(&job) {
-        return code;
+    match become_guardian(&job) {
+        Ok(guard) => run(job, guard),
+        Err(code) => code,
     }
-    run(job)
 }
 
 /// What the user asked for, its flags resolved into options.
@@ -95,7 +95,8 @@ impl Job {
 }
 
 /// The hidden subcommand: the other program of this binary, which a run
-/// starts from its own executable — the lifeline guard. Chosen by the first argument
+/// starts from its own executable — a lifeline guard where none can be
+/// forked (see [`lifeline`]). Chosen by the first argument
 /// only, never by the environment (a variable a suite inherits cannot turn
 /// a user's `cargo reap` into one of them); not in `--help`. `None`: the
 /// user's command line.
@@ -140,41 +141,46 @@ fn verbose(command: &cli::Command) -> bool {
 }
 
 /// `test` and `run`: this process becomes the guardian above the runner
-/// (see [`lifeline::split_off_runner`]); the runner goes on below (`None`),
-/// its interrupts handled from here on, the end of the guardian one of them.
-/// `Some(exit code)` in the guardian, once the runner has ended (or in the
-/// runner when its interrupts cannot be handled).
-fn become_guardian(job: &Job) -> Option<i32> {
+/// (see [`lifeline::split_off_runner`]); the runner goes on below (`Ok`,
+/// with the lifeline guard the guardian forked for it), its interrupts
+/// handled from here on, the end of the guardian one of them. `Err(exit
+/// code)` in the guardian, once the runner has ended (or in the runner when
+/// its interrupts cannot be handled). `Ok(None)`: no guardian (the run
+/// starts its guard itself), or a command that needs none.
+fn become_guardian(job: &Job) -> Result<Option<lifeline::ForkedGuard>, i32> {
     if !matches!(job, Job::Test(_) | Job::Run(_)) {
-        return None;
+        return Ok(None);
     }
     match lifeline::split_off_runner() {
-        Ok(lifeline::Role::Guardian(code)) => Some(code),
-        Ok(lifeline::Role::Runner(guardian)) => match interrupt::install_watching(Some(guardian)) {
-            Ok(_) => None,
-            Err(e) => {
-                eprintln!("cargo-reap: error: {}", error::chain(&e));
-                Some(exit::USAGE)
+        Ok(lifeline::Role::Guardian(code)) => Err(code),
+        Ok(lifeline::Role::Runner { guardian, guard }) => {
+            match interrupt::install_watching(Some(guardian)) {
+                Ok(_) => Ok(Some(guard)),
+                Err(e) => {
+                    eprintln!("cargo-reap: error: {}", error::chain(&e));
+                    Err(exit::USAGE)
+                }
             }
-        },
+        }
         Err(e) => {
             eprintln!(
                 "cargo-reap: warning: no guardian above the runner ({}): if cargo-reap is killed, an untagged daemon of a suite may survive",
                 error::chain(&e)
             );
-            None
+            Ok(None)
         }
     }
 }
 
-/// Run the user's command; returns the exit code.
-fn run(job: Job) -> i32 {
+/// Run the user's command (`test` and `run` with the lifeline guard forked
+/// for them, if any); returns the exit code.
+fn run(job: Job, guard: Option<lifeline::ForkedGuard>) -> i32 {
     let ran = match job {
         Job::Probe(args) => return triage::probe(&args),
         Job::Clean { dry_run } => return clean(dry_run),
         Job::Merge(o) => return merge::run(&o),
-        Job::Run(o) => engine::run_command(&o),
-        Job::Test(o) => engine::run_test(&o),
+        Job::Run(o) => engine::run_command(&o, guard),
+        Job::Test(o) => engine::run_test(&o, guard),
     };
     match ran {
         Ok(outcome) => outcome.exit_code,

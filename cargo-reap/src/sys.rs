@@ -82,8 +82,13 @@ impl OwnedChild {
         // The child cannot be reaped by anyone but us, so its pid is stable here.
         let pidfd = pidfd_open(to_pid(pid), PidfdFlags::empty())
             .map_err(|e| ContainError::sys("pidfd_open on a new child", e))?;
+        Ok(Self::adopt_pidfd(pid, pidfd))
+    }
+
+    /// [`OwnedChild::adopt_pid`] with a pidfd already open on the child.
+    pub fn adopt_pidfd(pid: i32, pidfd: OwnedFd) -> OwnedChild {
         claimed().insert(pid);
-        Ok(OwnedChild { pid, pidfd })
+        OwnedChild { pid, pidfd }
     }
 
     pub fn pid(&self) -> i32 {

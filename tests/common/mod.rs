@@ -654,8 +654,8 @@ pub fn reap_sampled(env: &[(&str, &str)], args: &[&str]) -> (Run, u64) {
         std::io::Read::read_to_end(&mut stderr_pipe, &mut buf).unwrap();
         buf
     });
-    // The runner is the child of the process started (its guardian).
-    let guardian = child.id();
+    // The runner is a child of the process started (its guardian).
+    let guardian = child.id() as i32;
     let mut status_path = None;
     let mut peak_kib = 0;
     let status = loop {
@@ -663,11 +663,7 @@ pub fn reap_sampled(env: &[(&str, &str)], args: &[&str]) -> (Run, u64) {
             break st;
         }
         if status_path.is_none() {
-            status_path =
-                std::fs::read_to_string(format!("/proc/{guardian}/task/{guardian}/children"))
-                    .ok()
-                    .and_then(|k| k.split_whitespace().next().map(str::to_string))
-                    .map(|runner| format!("/proc/{runner}/status"));
+            status_path = find_runner(guardian).map(|runner| format!("/proc/{runner}/status"));
         }
         if let Ok(text) = std::fs::read_to_string(status_path.as_deref().unwrap_or("/nonexistent"))
         {
@@ -733,6 +729,45 @@ pub const BLOCKING_BUILD_RS: &str = r#"fn main() {
 /// (`<ms hex>-<pid>-<ns hex>`).
 pub fn runner_pid(run_id: &str) -> i32 {
     run_id.split('-').nth(1).unwrap().parse().unwrap()
+}
+
+/// The name (`comm`) of the lifeline guard the guardian forks
+/// (`cargo_reap::lifeline::GUARD_NAME`).
+pub const GUARD_NAME: &str = "reap-guard";
+
+/// The children of process `pid` (its only thread's, as a guardian has one).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The name (`comm`) of process `pid`, if it is alive.
+pub fn comm_of(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim_end().to_string())
+}
+
+/// The runner below `guardian` (the cargo-reap a test started): its child
+/// running cargo-reap that is not the forked lifeline guard.
+pub fn find_runner(guardian: i32) -> Option<i32> {
+    children_of(guardian).into_iter().find(|&p| {
+        std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == Path::new(REAP))
+            && comm_of(p).is_some_and(|c| c != GUARD_NAME)
+    })
+}
+
+/// [`find_runner`], which must find it.
+pub fn runner_of(guardian: i32) -> i32 {
+    find_runner(guardian).unwrap_or_else(|| {
+        panic!(
+            "no runner among the children {:?} of {guardian}",
+            children_of(guardian)
+        )
+    })
 }
 
 /// SIGKILL the runner of `run_id` (not its guardian).

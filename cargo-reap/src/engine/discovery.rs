@@ -11,6 +11,7 @@ use super::{emit, Source};
 use crate::config::Config;
 use crate::discover::{self, Suite};
 use crate::error::{BuildError, EngineError};
+use crate::lifeline::ForkedGuard;
 use crate::options::{CargoInvocation, Limits, Partition};
 use reap_report::Selection;
 
@@ -45,13 +46,17 @@ pub(super) fn discover(
     pending: Pending,
     test_args: &[String],
 ) -> Result<Discovered, EngineError> {
-    let Pending { sweeper, chosen } = pending;
+    let Pending {
+        sweeper,
+        chosen,
+        guard,
+    } = pending;
     let mut found = match source {
-        Source::Cargo(cargo) => match from_cargo(run, cargo, chosen)? {
+        Source::Cargo(cargo) => match from_cargo(run, cargo, chosen, guard)? {
             Discovered::Suites(f) => f,
             early => return Ok(early),
         },
-        Source::Command(program) => from_command(run, program, chosen)?,
+        Source::Command(program) => from_command(run, program, chosen, guard)?,
     };
     if let Some(sweeper) = sweeper {
         said_sweep(sweeper);
@@ -91,11 +96,12 @@ fn from_cargo(
     run: &Run<'_>,
     cargo: &CargoInvocation,
     chosen: Option<(crate::containment::Isolation, String)>,
+    guard: Option<ForkedGuard>,
 ) -> Result<Discovered, EngineError> {
     // `cargo metadata` runs while cargo builds: neither waits for the other.
     let (meta, built, ready) = std::thread::scope(|s| {
         let meta = s.spawn(|| discover::metadata(cargo));
-        let ready = s.spawn(|| run.ready(chosen));
+        let ready = s.spawn(|| run.ready(chosen, guard));
         let built = discover::build(cargo, run.interrupts);
         (meta.join(), built, ready.join())
     });
@@ -155,8 +161,9 @@ fn from_command(
     run: &Run<'_>,
     program: &str,
     chosen: Option<(crate::containment::Isolation, String)>,
+    guard: Option<ForkedGuard>,
 ) -> Result<Found, EngineError> {
-    let mut ready = run.ready(chosen)?;
+    let mut ready = run.ready(chosen, guard)?;
     super::phase(run, "isolation and guard");
     run.announce(&mut ready);
     let config = run.runner_config()?;

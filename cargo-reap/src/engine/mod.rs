@@ -18,6 +18,7 @@ pub use scope::systemd_scope;
 
 use crate::error::EngineError;
 use crate::interrupt;
+use crate::lifeline::ForkedGuard;
 use crate::options::{CargoInvocation, Color, ReapOptions, RunOptions, TestOptions};
 use crate::report::terminal;
 use reap_report::exit;
@@ -35,7 +36,10 @@ pub fn new_run_id() -> Result<String, EngineError> {
 }
 
 /// Run `cargo reap test`. Progress and the report go to stderr, as cargo's do.
-pub fn run_test(opts: &TestOptions) -> Result<Outcome, EngineError> {
+///
+/// `guard`: the lifeline guard the guardian forked for this runner (`None`:
+/// the run starts one itself).
+pub fn run_test(opts: &TestOptions, guard: Option<ForkedGuard>) -> Result<Outcome, EngineError> {
     match opts.cargo.color {
         Some(Color::Always) => terminal::set_colors(true),
         Some(Color::Never) => terminal::set_colors(false),
@@ -50,15 +54,26 @@ pub fn run_test(opts: &TestOptions) -> Result<Outcome, EngineError> {
         }
         return build_only(&opts.cargo);
     }
-    execute(&opts.reap, Source::Cargo(&opts.cargo), &opts.test_args)
+    execute(
+        &opts.reap,
+        Source::Cargo(&opts.cargo),
+        &opts.test_args,
+        guard,
+    )
 }
 
-/// Run `cargo reap run -- CMD [ARGS]`: one suite, the command.
-pub fn run_command(opts: &RunOptions) -> Result<Outcome, EngineError> {
+/// Run `cargo reap run -- CMD [ARGS]`: one suite, the command (`guard` as
+/// for [`run_test`]).
+pub fn run_command(opts: &RunOptions, guard: Option<ForkedGuard>) -> Result<Outcome, EngineError> {
     if opts.reap.fail_fast {
         emit("cargo-reap: --fail-fast does not apply to cargo reap run (one command, one suite)");
     }
-    execute(&opts.reap, Source::Command(&opts.program), &opts.args)
+    execute(
+        &opts.reap,
+        Source::Command(&opts.program),
+        &opts.args,
+        guard,
+    )
 }
 
 /// Where the suites come from.
@@ -75,8 +90,9 @@ fn execute(
     reap: &ReapOptions,
     source: Source<'_>,
     test_args: &[String],
+    guard: Option<ForkedGuard>,
 ) -> Result<Outcome, EngineError> {
-    let (run, run_dir, pending) = setup::Run::start(reap, source, test_args)?;
+    let (run, run_dir, pending) = setup::Run::start(reap, source, test_args, guard)?;
     phase(&run, "setup");
     let found = match discovery::discover(&run, source, pending, test_args)? {
         discovery::Discovered::Suites(found) => found,

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::containment::{Isolation, IsolationKind};
 use crate::error::EngineError;
 use crate::interrupt::Interrupts;
-use crate::lifeline::Lifeline;
+use crate::lifeline::{ForkedGuard, Lifeline};
 use crate::options::{streams, IsolationMode, ReapOptions};
 use crate::report::events::{Reporter, TerminalOptions};
 use crate::report::output::ReportPath;
@@ -40,13 +40,16 @@ pub(super) struct Run<'a> {
     pub command_scratch: std::path::PathBuf,
 }
 
-/// What setup started that discovery finishes: the stale sweep, and the
-/// isolation when it was requested explicitly.
+/// What setup started that discovery finishes: the stale sweep, the
+/// isolation when it was requested explicitly, and the lifeline guard the
+/// guardian forked.
 pub(super) struct Pending {
     /// `None`: `cargo reap run` within [`crate::stale::RUNNER_SWEEP_INTERVAL`]
     /// of this user's last sweep.
     pub sweeper: Option<Sweeper>,
     pub chosen: Option<(Isolation, String)>,
+    /// `None`: no guardian; [`Run::ready`] starts a guard.
+    pub guard: Option<ForkedGuard>,
 }
 
 /// What a run needs before its first suite: the isolation (and the line that
@@ -62,6 +65,7 @@ impl<'a> Run<'a> {
         reap: &'a ReapOptions,
         source: Source<'_>,
         test_args: &[String],
+        guard: Option<ForkedGuard>,
     ) -> Result<(Run<'a>, RunDir, Pending), EngineError> {
         let started = Instant::now();
         let command_mode = matches!(source, Source::Command(_));
@@ -111,15 +115,27 @@ impl<'a> Run<'a> {
             tmp_root: run_dir.path().to_path_buf(),
             command_scratch: run_dir.command_scratch(),
         };
-        Ok((run, run_dir, Pending { sweeper, chosen }))
+        let pending = Pending {
+            sweeper,
+            chosen,
+            guard,
+        };
+        Ok((run, run_dir, pending))
     }
 
-    /// The isolation (chosen now unless it was already) and the lifeline guard.
+    /// The isolation (chosen now unless it was already) and the lifeline
+    /// guard (`guard`, forked by the guardian, told the run; without one, a
+    /// guard started from our executable).
     ///
-    /// The guard first: its start (an exec of cargo-reap) then overlaps the
-    /// cgroup probe, whose move into a leaf waits out a kernel grace period.
-    pub fn ready(&self, chosen: Option<(Isolation, String)>) -> Result<Ready, EngineError> {
-        let lifeline = Lifeline::start(&self.run_id)?;
+    /// The guard first: an exec of cargo-reap, where one is needed, then
+    /// overlaps the cgroup probe, whose move into a leaf waits out a kernel
+    /// grace period.
+    pub fn ready(
+        &self,
+        chosen: Option<(Isolation, String)>,
+        guard: Option<ForkedGuard>,
+    ) -> Result<Ready, EngineError> {
+        let lifeline = Lifeline::start(&self.run_id, guard)?;
         let (isolation, note) = match chosen {
             Some(c) => c,
             None => match choose(self.reap, &self.run_id) {

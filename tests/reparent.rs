@@ -87,3 +87,52 @@ fn an_orphan_is_reparented_to_the_runner_not_to_pid_1() {
         assert_nothing_survived(run.report()["run_id"].as_str().unwrap());
     }
 }
+
+/// An orphan that exits on its own within the settle (a `setsid` child in a
+/// process group and session of its own, reparented to the runner) becomes
+/// the runner's zombie; the runner reaps it before the next trial. Each
+/// trial's command first looks at the runner's children in /proc (its
+/// parent is the runner) and fails if one is a zombie. Failed before the
+/// end-of-trial reap waited for any child: it waited only for children in
+/// the runner's own process group.
+#[test]
+fn an_orphan_that_exits_in_the_settle_is_reaped_before_the_next_trial() {
+    require_root();
+    let script = r#"
+for f in /proc/[0-9]*/stat; do
+  read -r line < "$f" 2>/dev/null || continue
+  set -- ${line##*) }
+  if [ "$1" = Z ] && [ "$2" = "$PPID" ]; then echo "ZOMBIE child of the runner: $line" >&2; exit 1; fi
+done
+setsid sh -c 'sleep 0.1' &
+exit 0
+"#;
+    for isolation in ["cgroup", "process-group"] {
+        let run = reap(
+            &[],
+            &[
+                "run",
+                "--isolation",
+                isolation,
+                "--loop",
+                "3",
+                "--settle",
+                "5s",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert!(
+            !run.stderr.contains("ZOMBIE"),
+            "{isolation}: a zombie was left between trials:\n{}",
+            run.stderr
+        );
+        assert_eq!(run.code, 0, "{isolation}: {}", run.stderr);
+        let report = run.report();
+        assert_eq!(report["summary"]["leaked_processes"], 0, "{isolation}");
+        assert_eq!(report["trials"].as_array().map(Vec::len), Some(3));
+        assert_nothing_survived(report["run_id"].as_str().unwrap());
+    }
+}

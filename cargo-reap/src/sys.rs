@@ -400,7 +400,9 @@ pub fn reap_unclaimed_zombies() -> Result<usize, ContainError> {
     }
     let mut n = 0;
     loop {
-        match waitpid(None, WaitOptions::NOHANG) {
+        // Any child (wait4(-1)): rustix's `waitpid(None)` is wait4(0), only
+        // the children in our own process group — never a suite's orphan.
+        match rustix::process::wait(WaitOptions::NOHANG) {
             Ok(Some(_)) => n += 1,
             Ok(None) | Err(Errno::CHILD) => return Ok(n),
             Err(Errno::INTR) => continue,

@@ -53,7 +53,9 @@ impl Blocked {
         let mut guardian = Command::new(REAP)
             .args(["run", "--isolation", isolation, "--", "sh", "-c"])
             // Its output elsewhere: the end of our stderr pipe is cargo-reap's.
-            .arg("exec >/dev/null 2>&1; sleep 3879 & echo $$ > \"$1\"; read line < \"$2\"; kill $!; wait")
+            // Ready once `sleep` has exec'd: while it execs, its environ
+            // (the run's mark) reads empty.
+            .arg("exec >/dev/null 2>&1; sleep 3879 & until read -r c < /proc/$!/comm && [ \"$c\" = sleep ]; do :; done; echo $$ > \"$1\"; read line < \"$2\"; kill $!; wait")
             .arg("sh")
             .arg(&ready)
             .arg(&go)
@@ -199,14 +201,15 @@ fn sigset(pid: i32, field: &str) -> u64 {
     u64::from_str_radix(hex.trim(), 16).unwrap()
 }
 
-/// The descriptors of `pid`: (number, what it refers to).
+/// The descriptors of `pid`: (number, what it refers to). One closed while
+/// listed (the runner opens /proc files as it samples) is left out.
 fn fds(pid: i32) -> Vec<(i32, PathBuf)> {
     let mut out: Vec<(i32, PathBuf)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .flatten()
-        .map(|e| {
+        .filter_map(|e| {
             let n = e.file_name().to_string_lossy().parse().unwrap();
-            (n, std::fs::read_link(e.path()).unwrap())
+            std::fs::read_link(e.path()).ok().map(|l| (n, l))
         })
         .collect();
     out.sort();

@@ -132,57 +132,73 @@ pub fn install_watching(
         hard: AtomicBool::new(false),
         forward: Mutex::new(None),
     });
+    // One thread for both: interrupts arrive rarely, and every run (a
+    // target runner's call per test binary) pays for each thread started.
     std::thread::Builder::new()
         .name("cargo-reap-signals".into())
-        .spawn(move || signal_thread(sfd))
+        .spawn(move || watch_thread(&sfd, guardian))
         .map_err(|e| ContainError::Sys {
             what: "starting the signal thread",
             source: e,
         })?;
-    if let Some(GuardianPipe { fd, pid }) = guardian {
-        std::thread::Builder::new()
-            .name("cargo-reap-parent".into())
-            .spawn(move || parent_thread(fd, pid))
-            .map_err(|e| ContainError::Sys {
-                what: "starting the thread that watches the guardian",
-                source: e,
-            })?;
-    }
     Ok(interrupts)
 }
 
-fn parent_thread(fd: OwnedFd, pid: i32) {
-    let mut buf = [0u8; 16];
+/// Until interrupts can no longer be handled: each signal read from `sfd`,
+/// and the end of the guardian (EOF on its pipe), delivered.
+fn watch_thread(sfd: &SignalFd, mut guardian: Option<GuardianPipe>) {
+    use rustix::event::PollFlags;
     loop {
-        match rustix::io::read(&fd, &mut buf) {
-            Ok(0) => break,
-            Ok(_) => continue,
-            Err(rustix::io::Errno::INTR) => continue,
+        let mut fds = vec![(sfd.as_fd(), PollFlags::IN)];
+        fds.extend(guardian.as_ref().map(|g| (g.fd.as_fd(), PollFlags::IN)));
+        let ready = match crate::sys::wait_any(&fds, None) {
+            Ok(r) => r,
             Err(e) => {
-                eprintln!("cargo-reap: warning: watching the guardian (pid {pid}): {e}");
-                break;
-            }
-        }
-    }
-    eprintln!(
-        "\ncargo-reap: the cargo-reap process that started this run (pid {pid}) is gone (killed?): stopping now — suites killed, survivors reaped, partial report"
-    );
-    deliver(Signal::SIGKILL as i32, true);
-}
-
-fn signal_thread(sfd: SignalFd) {
-    loop {
-        let info = match sfd.read_signal() {
-            Ok(Some(info)) => info,
-            Ok(None) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                eprintln!("cargo-reap: error: reading signals failed ({e}); interrupts will not be handled");
+                eprintln!("cargo-reap: error: waiting for signals failed ({e}); interrupts will not be handled");
                 return;
             }
         };
-        if !deliver(info.ssi_signo as i32, false) {
+        if ready.contains(&1) && guardian.as_ref().is_some_and(guardian_gone) {
+            guardian = None;
+        }
+        if ready.contains(&0) && !read_signal(sfd) {
             return;
+        }
+    }
+}
+
+/// Read what the guardian's pipe holds; true once it is gone (EOF) or can
+/// no longer be watched: then the run stops at once.
+fn guardian_gone(g: &GuardianPipe) -> bool {
+    let mut buf = [0u8; 16];
+    match rustix::io::read(&g.fd, &mut buf) {
+        Ok(0) => {}
+        Ok(_) | Err(rustix::io::Errno::INTR) => return false,
+        // Cannot be watched any more: as if it were gone.
+        Err(e) => eprintln!(
+            "cargo-reap: warning: watching the guardian (pid {}): {e}",
+            g.pid
+        ),
+    }
+    eprintln!(
+        "\ncargo-reap: the cargo-reap process that started this run (pid {}) is gone (killed?): stopping now — suites killed, survivors reaped, partial report",
+        g.pid
+    );
+    deliver(Signal::SIGKILL as i32, true);
+    true
+}
+
+/// Deliver the signal `sfd` holds; false when interrupts cannot be handled
+/// (any more).
+fn read_signal(sfd: &SignalFd) -> bool {
+    match sfd.read_signal() {
+        Ok(Some(info)) => deliver(info.ssi_signo as i32, false),
+        Ok(None) | Err(nix::errno::Errno::EINTR) => true,
+        Err(e) => {
+            eprintln!(
+                "cargo-reap: error: reading signals failed ({e}); interrupts will not be handled"
+            );
+            false
         }
     }
 }

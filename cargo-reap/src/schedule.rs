@@ -36,27 +36,31 @@ pub fn run_suites(
     events.event(Event::TrialStarted {
         suites: suites.len(),
     });
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                while let Some(i) = next(&queue, opts, interrupts, &failed) {
-                    events.event(Event::SuiteStarted { id: &suites[i].id });
-                    let r = suite::run_suite(ctx, &suites[i], i);
-                    if matches!(
-                        r.status,
-                        SuiteStatus::Fail
-                            | SuiteStatus::Crash
-                            | SuiteStatus::Hang
-                            | SuiteStatus::Error
-                    ) {
-                        failed.store(true, Ordering::SeqCst);
-                    }
-                    events.event(Event::SuiteFinished { report: &r });
-                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
-                }
-            });
+    let work = || {
+        while let Some(i) = next(&queue, opts, interrupts, &failed) {
+            events.event(Event::SuiteStarted { id: &suites[i].id });
+            let r = suite::run_suite(ctx, &suites[i], i);
+            if matches!(
+                r.status,
+                SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
+            ) {
+                failed.store(true, Ordering::SeqCst);
+            }
+            events.event(Event::SuiteFinished { report: &r });
+            results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
         }
-    });
+    };
+    if workers == 1 {
+        // Serial (`--jobs 1`, process groups, `cargo reap run`): on this
+        // thread, no worker to start and join per trial.
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(work);
+            }
+        });
+    }
     events.event(Event::SuitesDone);
     results
         .into_inner()

@@ -98,16 +98,20 @@ fn from_cargo(
     chosen: Option<(crate::containment::Isolation, String)>,
     guard: Option<ForkedGuard>,
 ) -> Result<Discovered, EngineError> {
-    // `cargo metadata` runs while cargo builds: neither waits for the other.
-    let (meta, built, ready) = std::thread::scope(|s| {
+    // `cargo metadata`, rustc's library directory and the containment are
+    // found while cargo builds: none waits for another.
+    let (meta, built, ready, lib_dirs) = std::thread::scope(|s| {
         let meta = s.spawn(|| discover::metadata(cargo));
         let ready = s.spawn(|| run.ready(chosen, guard));
+        let lib_dirs = s.spawn(|| discover::host_lib_dirs(cargo.target.as_deref()));
         let built = discover::build(cargo, run.interrupts);
-        (meta.join(), built, ready.join())
+        (meta.join(), built, ready.join(), lib_dirs.join())
     });
-    let (meta, mut ready) = match (meta, ready) {
-        (Ok(m), Ok(r)) => (m, r?),
-        (Err(panic), _) | (_, Err(panic)) => std::panic::resume_unwind(panic),
+    let (meta, mut ready, lib_dirs) = match (meta, ready, lib_dirs) {
+        (Ok(m), Ok(r), Ok(l)) => (m, r?, l),
+        (Err(panic), _, _) | (_, Err(panic), _) | (_, _, Err(panic)) => {
+            std::panic::resume_unwind(panic)
+        }
     };
     run.announce(&mut ready);
     // A bad manifest path or flag: metadata says it most clearly.
@@ -145,7 +149,7 @@ fn from_cargo(
         }
         Err(e) => return Err(e.into()),
     };
-    let suites = discover::suites(built, &meta, cargo, &limits_of(&config, run));
+    let suites = discover::suites(built, &meta, cargo, &lib_dirs, &limits_of(&config, run));
     let log_dir = discover::reap_dir(cargo, &meta).join(&run.run_id);
     Ok(Discovered::Suites(Found {
         suites,

@@ -126,7 +126,9 @@ fn build_only(cargo: &CargoInvocation) -> Result<Outcome, EngineError> {
     let interrupts = interrupt::install()?;
     let meta = crate::discover::metadata(cargo)?;
     let built = crate::discover::build(cargo, interrupts)?;
-    let suites = crate::discover::suites(built, &meta, cargo, &|_, _| Default::default());
+    let lib_dirs = crate::discover::host_lib_dirs(cargo.target.as_deref());
+    let suites =
+        crate::discover::suites(built, &meta, cargo, &lib_dirs, &|_, _| Default::default());
     // Doctests are compiled when they run: no executable to name (as `cargo
     // test --no-run` names none).
     for s in suites

@@ -434,6 +434,25 @@ fn signals_stop_the_run_with_a_partial_report() {
             1,
             "no retry"
         );
+        // Where the interrupted suite was: its threads' stacks, the test
+        // binary first, as after a hang-kill.
+        let stacks = attempt["stacks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{sig:?}: no stacks of the interrupted suite: {attempt:#}"));
+        assert!(
+            stacks[0]["command"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("always_hangs")),
+            "{sig:?}: the test binary first: {:#}",
+            stacks[0]
+        );
+        assert!(
+            stacks[0]["threads"].as_array().is_some_and(|t| t
+                .iter()
+                .any(|t| t["frames"].as_array().is_some_and(|f| !f.is_empty()))),
+            "{sig:?}: a thread with frames: {:#}",
+            stacks[0]
+        );
         assert_nothing_survived(&run_id);
     }
 }

@@ -241,7 +241,7 @@ fn deliver(signo: i32, hard: bool) -> bool {
             // Announced by the caller.
         } else if first {
             eprintln!(
-                "\ncargo-reap: {name}: stopping — no new suites; the running one gets SIGTERM, then SIGKILL after the grace; survivors are still reaped (Ctrl-C again to skip the grace)"
+                "\ncargo-reap: {name}: stopping — no new suites; the running one: its stacks, then SIGTERM, then SIGKILL after the grace; survivors are still reaped (Ctrl-C again to skip the stacks and the grace)"
             );
         } else if second {
             eprintln!("\ncargo-reap: second interrupt: killing everything now");

@@ -361,7 +361,11 @@ impl<'c> Running<'c> {
             .map(|c| (c.unfinished_tests(), c.finished_tests()))
             .unwrap_or_default();
         let hung = self.look_at_hang(tally)?;
-        if wake == Wake::TimedOut && self.ctx.options.stacks {
+        // A hang, or a Ctrl-C (often of a run that seems stuck): where each
+        // thread is, before the SIGTERM. Not after a second Ctrl-C (or the
+        // guardian's end): then every moment counts.
+        let hard = self.interrupts.is_some_and(|i| i.hard());
+        if self.ctx.options.stacks && (wake == Wake::TimedOut || !hard) {
             self.capture_stacks(&hung, tally)?;
         }
         self.end_hang(&hung, tally)?;

@@ -738,3 +738,85 @@ fn clean_never_enters_a_mount_in_a_dead_runs_directory() {
     );
     assert!(!suite_dir.join("left.txt").exists(), "the rest is removed");
 }
+
+/// `cargo reap test` keeps the logs of the 10 most recent runs (and of the
+/// last hour) in `target/reap/` and removes older ones — only directories
+/// named by the run id of a dead runner: never a symlink (nor what it points
+/// to), a user's file or directory, or a run of another pid namespace.
+/// Failed before: every run's logs stayed forever (40 MB in the benchmark's
+/// workspace after a few hundred runs).
+#[test]
+fn old_run_logs_are_pruned_and_nothing_else_is_touched() {
+    let _serial = serial();
+    let scratch = Scratch::new("prune");
+    let target = scratch.0.join("target");
+    let reap_dir = target.join("reap");
+    std::fs::create_dir_all(&reap_dir).unwrap();
+    let ns = std::fs::metadata("/proc/self/ns/pid").unwrap();
+    let ns = std::os::unix::fs::MetadataExt::ino(&ns);
+    // Twelve dead runs of 1970 (ms 1..=12; pids that cannot exist), each
+    // with a log.
+    let dead = |i: u32| format!("{i:x}-{}-{ns:x}-1", 99_999_900 + i);
+    for i in 1..=12 {
+        let dir = reap_dir.join(dead(i));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("suite.log"), "old\n").unwrap();
+    }
+    // The oldest of all, of another pid namespace: its pid means nothing here.
+    let foreign = format!("0-99999800-{:x}-1", ns + 1);
+    std::fs::create_dir(reap_dir.join(&foreign)).unwrap();
+    // A symlink named like a dead run, to a directory outside.
+    let outside = precious(&scratch, "outside");
+    let link = format!("2-99999700-{ns:x}-1");
+    std::os::unix::fs::symlink(&outside, reap_dir.join(&link)).unwrap();
+    // What a user keeps there.
+    std::fs::create_dir(reap_dir.join("my-notes")).unwrap();
+    std::fs::write(reap_dir.join("my-notes/note.txt"), "mine\n").unwrap();
+    std::fs::write(reap_dir.join("report.json"), "{}\n").unwrap();
+
+    let json = scratch.0.join("r.json");
+    let manifest = fixture_manifest_of("counts").display().to_string();
+    let run = reap_with(
+        &[],
+        &[("CARGO_TARGET_DIR", target.to_str().unwrap())],
+        &["test", "--manifest-path", &manifest],
+        &json,
+    );
+    let run_id = run.report()["run_id"].as_str().unwrap().to_string();
+    assert!(
+        reap_dir.join(&run_id).is_dir(),
+        "the run's own logs: {}",
+        run.stderr
+    );
+    // Kept: this run and the 9 newest dead ones (12..=4); gone: 3, 2, 1.
+    for i in 4..=12 {
+        assert!(
+            reap_dir.join(dead(i)).is_dir(),
+            "run {i} kept: {}",
+            run.stderr
+        );
+    }
+    for i in 1..=3 {
+        assert!(
+            !reap_dir.join(dead(i)).exists(),
+            "run {i} pruned: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        reap_dir.join(&foreign).is_dir(),
+        "another namespace's run kept"
+    );
+    assert!(
+        reap_dir.join(&link).is_symlink(),
+        "the symlink is not removed"
+    );
+    assert_intact(&outside);
+    assert!(reap_dir.join("my-notes/note.txt").is_file());
+    assert!(reap_dir.join("report.json").is_file());
+    assert!(
+        !run.stderr.contains("warning"),
+        "nothing to warn about: {}",
+        run.stderr
+    );
+}

@@ -193,6 +193,75 @@ fn runner_alive(run_id: &str, me: Judge) -> bool {
     }
 }
 
+/// How many runs' logs `cargo reap test` keeps in `target/reap/` (its own
+/// included), besides those of the last [`KEEP_FRESH`]: every run leaves a
+/// directory of suite logs there, and a developer's days of runs must not
+/// fill the disk.
+pub const KEEP_RUNS: usize = 10;
+
+/// A run younger than this keeps its logs whatever their count (a test that
+/// reads a run's log while other runs end stays safe).
+pub const KEEP_FRESH: Duration = Duration::from_secs(3600);
+
+/// Remove the log directories in `reap_dir` of all but the [`KEEP_RUNS`]
+/// most recent runs and those of the last [`KEEP_FRESH`]: only directories
+/// named by a run id (never a symlink
+/// nor anything else a user put there), never one of a run that may still
+/// be alive (ours, another live run, a run of another pid namespace), each
+/// removed without following a symlink or crossing a mount. Returns what
+/// could not be removed, one sentence each.
+pub fn prune_logs(reap_dir: &Path) -> Vec<String> {
+    let me = match own_pid_namespace() {
+        Ok(pid_ns) => Judge {
+            pid: std::process::id() as i32,
+            pid_ns,
+        },
+        Err(e) => {
+            return vec![format!(
+                "old run logs not pruned: reading /proc/self/ns/pid: {e}"
+            )]
+        }
+    };
+    let entries = match std::fs::read_dir(reap_dir) {
+        Ok(e) => e,
+        Err(e) => {
+            return vec![format!(
+                "old run logs not pruned: listing {}: {e}",
+                reap_dir.display()
+            )]
+        }
+    };
+    let mut runs: Vec<(u64, String)> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            Some((parse_run_id(&name)?.ms, name))
+        })
+        .collect();
+    runs.sort_unstable_by(|a, b| b.cmp(a));
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(u64::MAX, |d| d.as_millis() as u64);
+    let fresh = |ms: u64| now_ms.saturating_sub(ms) < KEEP_FRESH.as_millis() as u64;
+    let mut problems = Vec::new();
+    for (ms, name) in runs.into_iter().skip(KEEP_RUNS) {
+        if fresh(ms) || runner_alive(&name, me) {
+            continue;
+        }
+        let place = reap_dir.display().to_string();
+        let removal = crate::tmpdir::remove_tree(&reap_dir.join(&name));
+        problems.extend(
+            removal
+                .findings
+                .iter()
+                .filter(|f| !matches!(f, crate::tmpdir::Finding::MadeWritable(_)))
+                .map(|f| f.sentence(&place)),
+        );
+    }
+    problems
+}
+
 /// The run id in a leaf name `cargo-reap.<run-id>.<rest>`.
 fn run_id_of_leaf(name: &str) -> Option<&str> {
     name.strip_prefix("cargo-reap.")?.split('.').next()

@@ -104,7 +104,25 @@ fn execute(
     };
     phase(&run, "discovery");
     let plan = plan::Plan::make(&run, &found, source, test_args)?;
-    let ran = trials::run_all(&run, &found, &plan);
+    let ran = std::thread::scope(|s| {
+        // `cargo reap test`: the logs of old runs go while the suites run.
+        let pruner = match (source, found.log_dir.parent()) {
+            (Source::Cargo(_), Some(reap_dir)) => {
+                Some(s.spawn(move || crate::stale::prune_logs(reap_dir)))
+            }
+            _ => None,
+        };
+        let ran = trials::run_all(&run, &found, &plan);
+        if let Some(pruner) = pruner {
+            match pruner.join() {
+                Ok(problems) => problems
+                    .iter()
+                    .for_each(|p| emit(&format!("cargo-reap: warning: {p}"))),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        ran
+    });
     phase(&run, "trials");
     let outcome = finish::after_trials(&run, run_dir, found, ran);
     phase(&run, "finish");

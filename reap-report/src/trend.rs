@@ -330,7 +330,7 @@ fn sentence(t: &Trend, s: &Series<'_>) -> String {
     }
 }
 
-/// `+1 every 171 s`, `+2.4 MiB every 10 s`, `-1 every 3 s`.
+/// `+1 every 171 s`, `+2.4 MiB per second`, `+36 MiB per hour`, `-1 every 3 s`.
 pub fn rate(per_hour: f64, memory: bool) -> String {
     let sign = if per_hour < 0.0 { "-" } else { "+" };
     let per_hour = per_hour.abs();
@@ -338,12 +338,13 @@ pub fn rate(per_hour: f64, memory: bool) -> String {
         return "flat".into();
     }
     if memory {
-        // The step shown per 10 s, per minute or per hour, whichever reads best.
-        let (amount, per) = [(per_hour / 360.0, "10 s"), (per_hour / 60.0, "min")]
+        // Per second, minute or hour: the largest unit whose step is at
+        // least 1 MiB (`--max-growth` counts per hour).
+        let (amount, per) = [(per_hour / 3600.0, "second"), (per_hour / 60.0, "minute")]
             .into_iter()
             .find(|(a, _)| *a >= 1024.0 * 1024.0)
-            .unwrap_or((per_hour, "h"));
-        return format!("{sign}{} every {per}", value(amount, true));
+            .unwrap_or((per_hour, "hour"));
+        return format!("{sign}{} per {per}", value(amount, true));
     }
     let secs = 3600.0 / per_hour;
     if secs >= 1.0 {
@@ -557,8 +558,17 @@ mod tests {
         assert_eq!(t.verdict, TrendVerdict::TooFast);
         assert_eq!(
             t.sentence,
-            "memory: +100.0 MiB every 10 s (10.0 MiB → 109.0 MiB over 9.9s)"
+            "memory: +10.0 MiB per second (10.0 MiB → 109.0 MiB over 9.9s)"
         );
+    }
+
+    #[test]
+    fn memory_rates_read_per_second_minute_or_hour() {
+        let mib = 1024.0 * 1024.0;
+        assert_eq!(rate(36.0 * mib * 3600.0, true), "+36.0 MiB per second");
+        assert_eq!(rate(120.0 * mib, true), "+2.0 MiB per minute");
+        assert_eq!(rate(-30.0 * mib, true), "-30.0 MiB per hour");
+        assert_eq!(rate(0.0, true), "flat");
     }
 
     #[test]

@@ -47,47 +47,9 @@ pub struct Suite {
     pub ordinal: usize,
 }
 
-/// What a suite runs: a test target's binary, a package's doctests, or
-/// `cargo reap run`'s command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SuiteKind {
-    Lib,
-    ProcMacro,
-    Bin,
-    Test,
-    Example,
-    Bench,
-    Doctest,
-    Command,
-}
-
-impl SuiteKind {
-    /// The name in ids and reports: `lib`, `proc-macro`, `bin`, `test`,
-    /// `example`, `bench`, `doctest`, `command`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SuiteKind::Lib => "lib",
-            SuiteKind::ProcMacro => "proc-macro",
-            SuiteKind::Bin => "bin",
-            SuiteKind::Test => "test",
-            SuiteKind::Example => "example",
-            SuiteKind::Bench => "bench",
-            SuiteKind::Doctest => "doctest",
-            SuiteKind::Command => "command",
-        }
-    }
-
-    /// A libtest harness (or rustdoc's): understands `--list` and `--exact`.
-    pub fn is_libtest(self) -> bool {
-        self != SuiteKind::Command
-    }
-}
-
-impl std::fmt::Display for SuiteKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What a suite runs: the report contract's kind (a test target's binary,
+/// a package's doctests, or `cargo reap run`'s command).
+pub use reap_report::SuiteKind;
 
 impl Suite {
     /// A name safe for files and cgroup directories, unique in the run: logs

@@ -223,8 +223,7 @@ pub struct SuiteReport {
     pub id: String,
     pub package: String,
     pub target: String,
-    /// `lib`, `bin`, `test`, `example`, `bench`
-    pub kind: String,
+    pub kind: SuiteKind,
     pub binary: String,
     pub status: SuiteStatus,
     /// Wall time of all attempts.
@@ -382,7 +381,7 @@ pub struct TestCounts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestOutcome {
     pub name: String,
-    pub result: String,
+    pub result: TestResult,
     /// How long the test ran, derived from when cargo-reap read libtest's
     /// lines (the model and its limits: `docs/json-schema.md`); 0 for an
     /// ignored test; absent when the order tests started in is unknown
@@ -435,7 +434,7 @@ pub struct Attempt {
     pub peak_memory_bytes: u64,
     /// `memory.current` or `rss`.
     #[serde(default)]
-    pub memory_source: String,
+    pub memory_source: crate::MemorySource,
     /// Timed-out attempts: reap-probe's report of the suite's process tree
     /// when the kill fired (what each process and thread was blocked on,
     /// sockets, pipes, findings), one string per line.
@@ -597,6 +596,47 @@ pub struct ProcessStacks {
 mod tests {
     use super::*;
 
+    /// The kinds, results and memory sources are enums in the code and the
+    /// same words as before in the JSON (reports of earlier runs still read).
+    #[test]
+    fn enum_fields_keep_their_json_words() {
+        use crate::MemorySource;
+        let words = |v: serde_json::Value| v.as_str().unwrap().to_string();
+        for k in [
+            SuiteKind::Lib,
+            SuiteKind::ProcMacro,
+            SuiteKind::Bin,
+            SuiteKind::Test,
+            SuiteKind::Example,
+            SuiteKind::Bench,
+            SuiteKind::Doctest,
+            SuiteKind::Command,
+        ] {
+            assert_eq!(words(serde_json::to_value(k).unwrap()), k.as_str());
+            let back: SuiteKind = serde_json::from_value(k.as_str().into()).unwrap();
+            assert_eq!(back, k);
+        }
+        for r in [
+            TestResult::Ok,
+            TestResult::Failed,
+            TestResult::Ignored,
+            TestResult::Bench,
+        ] {
+            assert_eq!(words(serde_json::to_value(r).unwrap()), r.as_str());
+        }
+        assert_eq!(TestResult::Failed.as_str(), "FAILED");
+        assert_eq!(SuiteKind::ProcMacro.as_str(), "proc-macro");
+        for m in [
+            MemorySource::Unknown,
+            MemorySource::MemoryCurrent,
+            MemorySource::Rss,
+        ] {
+            assert_eq!(words(serde_json::to_value(m).unwrap()), m.as_str());
+            let back: MemorySource = serde_json::from_value(m.as_str().into()).unwrap();
+            assert_eq!(back, m);
+        }
+    }
+
     /// A report written before `selection` and `merged_from` existed still
     /// reads; without them nothing new is written.
     #[test]
@@ -645,5 +685,79 @@ mod tests {
             serde_json::to_string(&AttributionMethod::SingleTest).unwrap(),
             "\"single-test\""
         );
+    }
+}
+
+/// What a suite runs: a test target's binary (by the target's kind), a
+/// package's doctests, or `cargo reap run`'s command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SuiteKind {
+    Lib,
+    ProcMacro,
+    Bin,
+    Test,
+    Example,
+    Bench,
+    Doctest,
+    Command,
+}
+
+impl SuiteKind {
+    /// The name in ids and reports: `lib`, `proc-macro`, `bin`, `test`,
+    /// `example`, `bench`, `doctest`, `command`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuiteKind::Lib => "lib",
+            SuiteKind::ProcMacro => "proc-macro",
+            SuiteKind::Bin => "bin",
+            SuiteKind::Test => "test",
+            SuiteKind::Example => "example",
+            SuiteKind::Bench => "bench",
+            SuiteKind::Doctest => "doctest",
+            SuiteKind::Command => "command",
+        }
+    }
+
+    /// A libtest harness (or rustdoc's): understands `--list` and `--exact`.
+    pub fn is_libtest(self) -> bool {
+        self != SuiteKind::Command
+    }
+}
+
+impl std::fmt::Display for SuiteKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A test's result, as libtest prints it on its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TestResult {
+    #[serde(rename = "ok")]
+    Ok,
+    #[serde(rename = "FAILED")]
+    Failed,
+    #[serde(rename = "ignored")]
+    Ignored,
+    #[serde(rename = "bench")]
+    Bench,
+}
+
+impl TestResult {
+    /// libtest's word: `ok`, `FAILED`, `ignored`, `bench`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestResult::Ok => "ok",
+            TestResult::Failed => "FAILED",
+            TestResult::Ignored => "ignored",
+            TestResult::Bench => "bench",
+        }
+    }
+}
+
+impl std::fmt::Display for TestResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

@@ -15,7 +15,7 @@ impl Failure {
             let mut tests: Vec<&str> = s
                 .tests
                 .iter()
-                .filter(|t| t.result == "FAILED")
+                .filter(|t| t.result == TestResult::Failed)
                 .map(|t| t.name.as_str())
                 .collect();
             if tests.is_empty() && matches!(s.status, SuiteStatus::Hang | SuiteStatus::Crash) {
@@ -40,14 +40,14 @@ impl Failure {
 
 /// `cargo reap test -p foo --test bar -- name --exact` (shell-quoted where needed).
 pub fn rerun_hint(s: &SuiteReport, prefix: &[String], test: Option<&str>) -> Option<String> {
-    let target: Vec<&str> = match s.kind.as_str() {
-        "lib" | "proc-macro" => vec!["--lib"],
-        "bin" => vec!["--bin", &s.target],
-        "test" => vec!["--test", &s.target],
-        "example" => vec!["--example", &s.target],
-        "bench" => vec!["--bench", &s.target],
-        "doctest" => vec!["--doc"],
-        _ => return None,
+    let target: Vec<&str> = match s.kind {
+        SuiteKind::Lib | SuiteKind::ProcMacro => vec!["--lib"],
+        SuiteKind::Bin => vec!["--bin", &s.target],
+        SuiteKind::Test => vec!["--test", &s.target],
+        SuiteKind::Example => vec!["--example", &s.target],
+        SuiteKind::Bench => vec!["--bench", &s.target],
+        SuiteKind::Doctest => vec!["--doc"],
+        SuiteKind::Command => return None,
     };
     let mut words: Vec<&str> = vec!["cargo", "reap", "test"];
     words.extend(prefix.iter().map(String::as_str));
@@ -57,7 +57,7 @@ pub fn rerun_hint(s: &SuiteReport, prefix: &[String], test: Option<&str>) -> Opt
         // A doctest's name has spaces and cargo hands rustdoc the test
         // arguments split on whitespace: `--exact` cannot name it; the first
         // word of its name that no other test of the suite has filters it.
-        Some(t) if s.kind == "doctest" && t.contains(char::is_whitespace) => {
+        Some(t) if s.kind == SuiteKind::Doctest && t.contains(char::is_whitespace) => {
             let unique = t.split_whitespace().find(|word| {
                 s.tests
                     .iter()
@@ -263,7 +263,7 @@ mod tests {
     fn rerun_hints_name_the_target_and_the_test() {
         let test = |name: &str| TestOutcome {
             name: name.into(),
-            result: "FAILED".into(),
+            result: TestResult::Failed,
             duration_ms: None,
             output: None,
         };
@@ -271,7 +271,7 @@ mod tests {
             id: "foo::doctest/foo".into(),
             package: "foo".into(),
             target: "foo".into(),
-            kind: "doctest".into(),
+            kind: SuiteKind::Doctest,
             binary: "cargo".into(),
             status: SuiteStatus::Fail,
             duration_ms: 0,
@@ -292,12 +292,12 @@ mod tests {
             rerun_hint(&s, &[], Some("src/lib.rs - add (line 3)")).unwrap(),
             "cargo reap test -p foo --doc -- add"
         );
-        s.kind = "proc-macro".into();
+        s.kind = SuiteKind::ProcMacro;
         assert_eq!(
             rerun_hint(&s, &[], Some("it works")).unwrap(),
             "cargo reap test -p foo --lib -- 'it works' --exact"
         );
-        s.kind = "bin".into();
+        s.kind = SuiteKind::Bin;
         assert_eq!(
             rerun_hint(&s, &[], None).unwrap(),
             "cargo reap test -p foo --bin foo"

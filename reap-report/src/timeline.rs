@@ -31,8 +31,8 @@ pub struct Timeline {
     /// Memory: cgroup `memory.current` where available, else summed RSS.
     pub memory_bytes: Vec<u64>,
     /// Where `memory_bytes` comes from (`memory.current` or `rss`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub memory_source: String,
+    #[serde(default, skip_serializing_if = "MemorySource::is_unknown")]
+    pub memory_source: MemorySource,
     /// Open file descriptors of those processes, summed.
     pub open_fds: Vec<u32>,
     /// The configured `watch-dirs`: files in each (recursively, not
@@ -134,4 +134,33 @@ pub struct WatchReport {
     pub died_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub died_with: Option<i32>,
+}
+
+/// Where a memory figure comes from: the cgroup's `memory.current` (its
+/// memory controller is on), else the summed RSS of its processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemorySource {
+    /// Not measured (no sample was taken): `""` in the JSON.
+    #[default]
+    #[serde(rename = "")]
+    Unknown,
+    #[serde(rename = "memory.current")]
+    MemoryCurrent,
+    #[serde(rename = "rss")]
+    Rss,
+}
+
+impl MemorySource {
+    /// `memory.current`, `rss`, or empty.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemorySource::Unknown => "",
+            MemorySource::MemoryCurrent => "memory.current",
+            MemorySource::Rss => "rss",
+        }
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        *self == MemorySource::Unknown
+    }
 }

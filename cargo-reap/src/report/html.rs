@@ -16,8 +16,8 @@ use super::html_svg::{self as svg, Chart, Fit, Series, Unit, XAxis};
 use super::terminal;
 use crate::duration::short;
 use reap_report::{
-    exit, Attempt, AttributionReport, Leak, Report, SeriesName, SuiteReport, SuiteStatus, Timeline,
-    Trend, TrendVerdict,
+    exit, Attempt, AttributionReport, Leak, MemorySource, Report, SeriesName, SuiteReport,
+    SuiteStatus, Timeline, Trend, TrendVerdict,
 };
 
 /// Append formatted text to a String.
@@ -513,9 +513,9 @@ fn series_of(t: &Timeline) -> Vec<(SeriesName, String, Unit, Vec<f64>)> {
         ),
         (
             SeriesName::Memory,
-            match t.memory_source.as_str() {
-                "" => "memory".to_string(),
-                src => format!("memory ({src})"),
+            match t.memory_source {
+                MemorySource::Unknown => "memory".to_string(),
+                src => format!("memory ({})", src.as_str()),
             },
             Unit::Bytes,
             t.memory_bytes.iter().map(|&x| x as f64).collect(),

@@ -29,7 +29,7 @@ use quick_junit::{
     NonSuccessKind, Property, Report as JReport, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
 
-use reap_report::{Attempt, Leak, Report, SuiteReport, SuiteStatus, TestOutcome};
+use reap_report::{Attempt, Leak, Report, SuiteReport, SuiteStatus, TestOutcome, TestResult};
 
 /// Columns of the leak rows in a leak failure's body.
 const ROWS_WIDTH: usize = 200;
@@ -126,12 +126,12 @@ fn test_case(s: &SuiteReport, t: &TestOutcome) -> TestCase {
         .iter()
         .filter(|l| l.test.as_deref() == Some(t.name.as_str()))
         .collect();
-    let mut status = match t.result.as_str() {
-        "ok" | "bench" => {
+    let mut status = match t.result {
+        TestResult::Ok | TestResult::Bench => {
             leak_status(&leaks, "started by this test").unwrap_or_else(TestCaseStatus::success)
         }
-        "ignored" => TestCaseStatus::skipped(),
-        _ => failed_status(t, &leaks),
+        TestResult::Ignored => TestCaseStatus::skipped(),
+        TestResult::Failed => failed_status(t, &leaks),
     };
     // A hang on an earlier attempt: flaky if it passed now, a rerun if not.
     status.add_reruns(earlier_hangs(s, &t.name));
@@ -367,7 +367,7 @@ fn exit_status(s: &SuiteReport) -> Option<TestCaseStatus> {
     let a_test_failed = s
         .tests
         .iter()
-        .any(|t| t.result != "ok" && t.result != "ignored");
+        .any(|t| !matches!(t.result, TestResult::Ok | TestResult::Ignored));
     let crash_named =
         s.status == SuiteStatus::Crash && s.attempts.last().is_some_and(crash_names_a_test(s));
     if !failed || a_test_failed || crash_named {

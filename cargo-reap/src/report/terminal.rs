@@ -360,7 +360,7 @@ fn orphans_group(r: &Report) -> Option<SuiteReport> {
         id: "(no suite could claim them)".into(),
         package: String::new(),
         target: String::new(),
-        kind: String::new(),
+        kind: reap_report::SuiteKind::Command,
         binary: String::new(),
         status: SuiteStatus::Pass,
         duration_ms: 0,
@@ -835,10 +835,10 @@ pub fn watch_lines(w: &reap_report::WatchReport, interrupted: bool) -> String {
             short(Duration::from_millis(w.duration_ms)),
             t.len(),
             short(Duration::from_millis(t.interval_ms)),
-            if t.memory_source.is_empty() {
+            if t.memory_source.is_unknown() {
                 "none"
             } else {
-                &t.memory_source
+                t.memory_source.as_str()
             }
         ),
     }
@@ -1058,7 +1058,7 @@ mod tests {
             id: "pkg::suite".into(),
             package: "pkg".into(),
             target: "suite".into(),
-            kind: "test".into(),
+            kind: reap_report::SuiteKind::Test,
             binary: "/bin/x".into(),
             status: SuiteStatus::Pass,
             duration_ms: 10,

@@ -20,7 +20,7 @@ use crate::interrupt::Interrupts;
 use crate::sys::{self, ExitInfo, OwnedChild, Wake};
 use reap_report::{Attempt, TestCounts};
 
-use super::capture::{Capture, Echo, LogFailure, SuiteLog, TestResult, TestWindow};
+use super::capture::{Capture, Echo, LogFailure, ResultLine, SuiteLog, TestWindow};
 use super::command::{suite_command, Output};
 use super::context::{Registered, RunContext};
 use super::examine::{
@@ -65,7 +65,7 @@ pub struct AttemptOutcome {
     /// When each test ran, where its output shows it (serial runs).
     pub windows: Vec<TestWindow>,
     /// Per-test results from the output.
-    pub results: Vec<TestResult>,
+    pub results: Vec<ResultLine>,
     /// libtest's `test result:` counts.
     pub counts: Option<TestCounts>,
     /// When the binary was spawned.
@@ -504,7 +504,7 @@ impl<'c> Running<'c> {
     /// output names a test only at its end): from a listing of its tests
     /// and libtest's slot model. None for attribution re-runs (one test)
     /// or a binary that cannot list its tests.
-    fn crash_in_flight(&self, results: &[TestResult]) -> Vec<String> {
+    fn crash_in_flight(&self, results: &[ResultLine]) -> Vec<String> {
         if self.spec.number == 0 || !self.ctx.options.listable {
             return Vec::new();
         }

@@ -25,7 +25,7 @@ use reap_report::Leak;
 
 use super::attempt::{run_attempt, AttemptOutcome, AttemptSpec};
 use super::bisect::{self, Verdict};
-use super::capture::{SuiteLog, TestResult};
+use super::capture::{ResultLine, SuiteLog};
 use super::command::is_doctest;
 use super::context::RunContext;
 use super::examine::Examined;
@@ -219,7 +219,7 @@ fn not_libtest(leaks: &mut [Leak], why: &str, started: Instant) -> AttributionRe
 }
 
 /// Two or more distinct tests in a re-run's results: `` `a` and `b` ``.
-fn ran_others(results: &[TestResult]) -> Option<String> {
+fn ran_others(results: &[ResultLine]) -> Option<String> {
     let first = &results.first()?.name;
     let other = results.iter().find(|r| &r.name != first)?;
     Some(format!("`{first}` and `{}`", other.name))
@@ -709,12 +709,12 @@ mod tests {
 
     #[test]
     fn a_rerun_that_reports_two_tests_ignored_exact() {
-        let r = |names: &[&str]| -> Vec<TestResult> {
+        let r = |names: &[&str]| -> Vec<ResultLine> {
             names
                 .iter()
-                .map(|n| TestResult {
+                .map(|n| ResultLine {
                     name: n.to_string(),
-                    result: "ok".to_string(),
+                    result: reap_report::TestResult::Ok,
                     at: Instant::now(),
                     started: None,
                 })

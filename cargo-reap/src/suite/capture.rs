@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+use reap_report::TestResult;
 use std::time::{Duration, Instant};
 
 /// At most this much of one attempt's output is written to its log.
@@ -33,10 +35,9 @@ const SECTION_CUT: &str = "[cargo-reap: cut here; the whole output is in the sui
 
 /// One test's result as libtest printed it, with when cargo-reap read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestResult {
+pub struct ResultLine {
     pub name: String,
-    /// `ok`, `FAILED`, `ignored`, `bench`.
-    pub result: String,
+    pub result: TestResult,
     /// When the result was read.
     pub at: Instant,
     /// When its `test NAME ... ` line was read ahead of the result (serial
@@ -74,7 +75,7 @@ pub struct OutputState {
     /// When each test ran, where the output shows its start (serial runs).
     pub windows: Vec<TestWindow>,
     /// Each finished test and its result word (`ok`, `FAILED`, `ignored`), in order.
-    pub results: Vec<TestResult>,
+    pub results: Vec<ResultLine>,
     /// libtest's `test result:` lines, summed (absent when none was printed).
     pub counts: Option<reap_report::TestCounts>,
     /// When libtest's `running N tests` line was read (its tests start then).
@@ -94,7 +95,7 @@ pub struct OutputState {
     /// A result read off the end of foreign text (`child textok`), kept
     /// until the next libtest line: a later exact result of the same test
     /// (the child's text merely ended in `ok`) replaces it.
-    tentative: Option<(String, &'static str)>,
+    tentative: Option<(String, TestResult)>,
     /// The current unterminated line.
     partial: Vec<u8>,
 }
@@ -205,7 +206,7 @@ impl OutputState {
             // result line means the `failures:` was some test's own output.
             Section::Block
                 if parse_result_line(line).is_some()
-                    || parse_test_line(line).is_some_and(|(_, r)| !r.is_empty()) =>
+                    || parse_test_line(line).is_some_and(|(_, r)| r.is_some()) =>
             {
                 self.section = None;
                 false
@@ -240,7 +241,7 @@ impl OutputState {
     /// test's end: a test that started and ended within one clock tick
     /// shares that tick with its neighbours, so a leak started then is not
     /// judged by its window alone).
-    fn finish(&mut self, name: &str, result: &str) {
+    fn finish(&mut self, name: &str, result: TestResult) {
         self.started.retain(|n| n != name);
         self.finished.insert(name.to_string());
         let started = self
@@ -249,9 +250,9 @@ impl OutputState {
             .rposition(|(n, _)| n == name)
             .map(|i| self.start_seen.swap_remove(i).1);
         if self.results.len() < MAX_RESULTS {
-            self.results.push(TestResult {
+            self.results.push(ResultLine {
                 name: name.to_string(),
-                result: result.to_string(),
+                result,
                 at: self.now(),
                 started,
             });
@@ -291,7 +292,7 @@ impl OutputState {
         // the test: seeing it unterminated opens the test's window now.
         if self.partial.starts_with(b"test ") {
             let partial = String::from_utf8_lossy(&self.partial).into_owned();
-            if let Some((name, "")) = parse_test_line(partial.trim_end()) {
+            if let Some((name, None)) = parse_test_line(partial.trim_end()) {
                 if !self.start_seen.iter().any(|(n, _)| n == name)
                     && self.start_seen.len() < MAX_RESULTS
                 {
@@ -321,7 +322,7 @@ impl OutputState {
     pub fn unfinished(&self) -> Vec<String> {
         let mut v = self.started.clone();
         let partial = String::from_utf8_lossy(&self.partial);
-        if let Some((name, "")) = parse_test_line(partial.trim_end()) {
+        if let Some((name, None)) = parse_test_line(partial.trim_end()) {
             if !v.iter().any(|n| n == name) {
                 v.push(name.to_string());
             }
@@ -343,36 +344,36 @@ pub fn split_test_line(line: &str) -> Option<(&str, &str)> {
     Some((name, result.strip_prefix(' ').unwrap_or(result)))
 }
 
-/// `test foo ... ok` → (`foo`, `ok`), with the result word as
-/// [`result_word`] reads it (`` when the line holds no result).
-pub fn parse_test_line(line: &str) -> Option<(&str, &str)> {
+/// `test foo ... ok` → (`foo`, `Some(Ok)`), with the result as
+/// [`result_word`] reads it (`None` when the line holds no result).
+pub fn parse_test_line(line: &str) -> Option<(&str, Option<TestResult>)> {
     let (name, rest) = split_test_line(line)?;
-    Some((name, result_word(rest).unwrap_or("")))
+    Some((name, result_word(rest)))
 }
 
 /// libtest's result of one test, exactly: `ok`, `FAILED`, `ignored`,
 /// `ignored, REASON`, `bench: ...` (and `--report-time`'s ` <0.001s>`,
 /// `--ensure-time`'s `FAILED (time limit exceeded)`) → `ok`, `FAILED`,
 /// `ignored`, `bench`. Anything else is not a result.
-pub fn result_word(text: &str) -> Option<&'static str> {
+pub fn result_word(text: &str) -> Option<TestResult> {
     let t = text.trim();
     let t = match t.rsplit_once(" <") {
         Some((head, time)) if time.ends_with("s>") => head,
         _ => t,
     };
     match t {
-        "ok" => Some("ok"),
-        "FAILED" | "FAILED (time limit exceeded)" => Some("FAILED"),
-        "ignored" => Some("ignored"),
-        _ if t.starts_with("ignored, ") => Some("ignored"),
-        _ if t.starts_with("bench: ") => Some("bench"),
+        "ok" => Some(TestResult::Ok),
+        "FAILED" | "FAILED (time limit exceeded)" => Some(TestResult::Failed),
+        "ignored" => Some(TestResult::Ignored),
+        _ if t.starts_with("ignored, ") => Some(TestResult::Ignored),
+        _ if t.starts_with("bench: ") => Some(TestResult::Bench),
         _ => None,
     }
 }
 
 /// A result at the end of foreign text (serial libtest's `ok` after a
 /// child's output with no newline: `child textok`).
-fn trailing_result(text: &str) -> Option<&'static str> {
+fn trailing_result(text: &str) -> Option<TestResult> {
     let t = text.trim_end();
     ["ok", "FAILED"]
         .into_iter()
@@ -413,15 +414,20 @@ pub fn parse_result_line(line: &str) -> Option<reap_report::TestCounts> {
 /// own `test result:` counts (a result line cargo-reap could not read).
 /// Nothing to compare without counts or results, or past [`MAX_RESULTS`].
 pub fn results_disagree(
-    results: &[&str],
+    results: &[TestResult],
     counts: Option<&reap_report::TestCounts>,
 ) -> Option<String> {
     let c = counts?;
     if results.is_empty() || results.len() >= MAX_RESULTS {
         return None;
     }
-    let n = |w: &str| results.iter().filter(|r| **r == w).count();
-    let read = (n("ok"), n("FAILED"), n("ignored"), n("bench"));
+    let n = |w: TestResult| results.iter().filter(|r| **r == w).count();
+    let read = (
+        n(TestResult::Ok),
+        n(TestResult::Failed),
+        n(TestResult::Ignored),
+        n(TestResult::Bench),
+    );
     let said = (c.passed, c.failed, c.ignored, c.measured);
     (read != said).then(|| {
         format!(
@@ -556,7 +562,7 @@ pub struct Captured {
     /// Test windows (serial runs only).
     pub windows: Vec<TestWindow>,
     /// Per-test results from libtest's output.
-    pub results: Vec<TestResult>,
+    pub results: Vec<ResultLine>,
     /// libtest's `test result:` lines, summed.
     pub counts: Option<reap_report::TestCounts>,
     /// When libtest's `running N tests` line was read.
@@ -708,15 +714,24 @@ mod tests {
 
     #[test]
     fn parses_libtest_lines() {
-        assert_eq!(parse_test_line("test a::b ... ok"), Some(("a::b", "ok")));
-        assert_eq!(parse_test_line("test a ... FAILED"), Some(("a", "FAILED")));
-        assert_eq!(parse_test_line("test a ... "), Some(("a", "")));
+        assert_eq!(
+            parse_test_line("test a::b ... ok"),
+            Some(("a::b", Some(TestResult::Ok)))
+        );
+        assert_eq!(
+            parse_test_line("test a ... FAILED"),
+            Some(("a", Some(TestResult::Failed)))
+        );
+        assert_eq!(parse_test_line("test a ... "), Some(("a", None)));
         assert_eq!(
             parse_test_line("test a ... ignored, slow"),
-            Some(("a", "ignored"))
+            Some(("a", Some(TestResult::Ignored)))
         );
-        assert_eq!(parse_test_line("test a ... ok <0.003s>"), Some(("a", "ok")));
-        assert_eq!(parse_test_line("test a ... test output"), Some(("a", "")));
+        assert_eq!(
+            parse_test_line("test a ... ok <0.003s>"),
+            Some(("a", Some(TestResult::Ok)))
+        );
+        assert_eq!(parse_test_line("test a ... test output"), Some(("a", None)));
         assert_eq!(parse_test_line("test result: ok. 1 passed"), None);
         assert_eq!(parse_test_line("running 3 tests"), None);
     }
@@ -783,7 +798,7 @@ mod tests {
         let mut s = OutputState::default();
         s.feed(b"test a ... ok\ntest b ... FAILED\ntest c ... ignored\n");
         s.feed(b"test result: FAILED. 1 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out\n");
-        let mut words: Vec<&str> = s.results.iter().map(|r| r.result.as_str()).collect();
+        let mut words: Vec<TestResult> = s.results.iter().map(|r| r.result).collect();
         assert_eq!(results_disagree(&words, s.counts.as_ref()), None);
         words.pop();
         assert!(results_disagree(&words, s.counts.as_ref())

@@ -60,7 +60,7 @@ pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> SuiteRepo
         id: suite.id.clone(),
         package: suite.package.clone(),
         target: suite.target.clone(),
-        kind: suite.kind.to_string(),
+        kind: suite.kind,
         binary: suite.binary.display().to_string(),
         status: SuiteStatus::Error,
         duration_ms: 0,
@@ -105,7 +105,7 @@ fn judge_suite(
     let ignored: HashSet<&str> = report
         .tests
         .iter()
-        .filter(|t| t.result == "ignored")
+        .filter(|t| t.result == reap_report::TestResult::Ignored)
         .map(|t| t.name.as_str())
         .collect();
     let attribution = attribution::attribute(
@@ -194,11 +194,7 @@ fn record_attempt(out: AttemptOutcome, threads: timing::Threads, report: &mut Su
     );
     report.counts = out.counts;
     report.problems.extend(capture::results_disagree(
-        &report
-            .tests
-            .iter()
-            .map(|t| t.result.as_str())
-            .collect::<Vec<_>>(),
+        &report.tests.iter().map(|t| t.result).collect::<Vec<_>>(),
         report.counts.as_ref(),
     ));
     let attempt = out.attempt;

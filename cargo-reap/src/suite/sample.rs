@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reap_probe::ProcessInfo;
-use reap_report::{DirSeries, Timeline};
+use reap_report::{DirSeries, MemorySource, Timeline};
 
 use rustix::process::Signal;
 
@@ -146,11 +146,10 @@ impl<'a> Recording<'a> {
         }
         let t = &mut self.timeline;
         t.memory_source = if current.is_some() {
-            "memory.current"
+            MemorySource::MemoryCurrent
         } else {
-            "rss"
-        }
-        .into();
+            MemorySource::Rss
+        };
         t.processes.push(p.processes);
         t.orphans.push(p.orphans);
         t.threads.push(p.threads);
@@ -261,7 +260,7 @@ pub fn count_files(dir: &Path) -> u64 {
 pub fn fill_peaks(attempt: &mut reap_report::Attempt, t: Timeline) {
     attempt.peak_processes = t.processes.iter().copied().max().unwrap_or(0) as usize;
     attempt.peak_memory_bytes = t.memory_bytes.iter().copied().max().unwrap_or(0);
-    attempt.memory_source = t.memory_source.clone();
+    attempt.memory_source = t.memory_source;
     attempt.timeline = (!t.is_empty()).then_some(t);
 }
 

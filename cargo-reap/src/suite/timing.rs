@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use reap_report::TestOutcome;
 
-use super::capture::TestResult;
+use super::capture::ResultLine;
 
 /// How libtest runs a suite's tests: how many at once, and whether in
 /// their listed order.
@@ -76,7 +76,7 @@ impl Threads {
 /// `in_flight`: tests started and not finished (a hang), which held slots;
 /// `t0`: when the tests began.
 pub fn outcomes(
-    results: Vec<TestResult>,
+    results: Vec<ResultLine>,
     mut sections: Vec<(String, String)>,
     in_flight: &[String],
     t0: Instant,
@@ -92,8 +92,8 @@ pub fn outcomes(
                 .position(|(n, _)| *n == r.name)
                 .map(|i| sections.swap_remove(i).1);
             TestOutcome {
-                duration_ms: match r.result.as_str() {
-                    "ignored" => Some(0),
+                duration_ms: match r.result {
+                    reap_report::TestResult::Ignored => Some(0),
                     _ => time.map(|d| d.as_millis() as u64),
                 },
                 output,
@@ -110,7 +110,7 @@ pub fn outcomes(
 /// flight. None when the order is unknown (`--shuffle`).
 pub fn in_flight_at_death(
     mut listed: Vec<String>,
-    results: &[TestResult],
+    results: &[ResultLine],
     threads: Threads,
 ) -> Vec<String> {
     if !threads.ordered {
@@ -125,7 +125,7 @@ pub fn in_flight_at_death(
 
 /// Each result's time, in order; `None` where the model cannot tell.
 fn durations(
-    results: &[TestResult],
+    results: &[ResultLine],
     in_flight: &[String],
     t0: Instant,
     threads: Threads,
@@ -158,7 +158,7 @@ fn durations(
 /// Each result's start under libtest's slot model, or `None` when a result
 /// came before its test could have started (the order is not libtest's).
 fn parallel_starts(
-    results: &[TestResult],
+    results: &[ResultLine],
     in_flight: &[String],
     t0: Instant,
     slots: usize,
@@ -187,10 +187,10 @@ fn parallel_starts(
 mod tests {
     use super::*;
 
-    fn result(name: &str, word: &str, t0: Instant, ms: u64) -> TestResult {
-        TestResult {
+    fn result(name: &str, word: &str, t0: Instant, ms: u64) -> ResultLine {
+        ResultLine {
             name: name.into(),
-            result: word.into(),
+            result: super::super::capture::result_word(word).expect("a libtest result word"),
             at: t0 + Duration::from_millis(ms),
             started: None,
         }

@@ -245,18 +245,18 @@ impl Guard {
     }
 }
 
-/// How the zombie `pid` ended: `exit_code` of /proc/PID/stat (field 52,
-/// the status as waitpid(2) reports it). `None` unless `pid` is a zombie
-/// (reaped already: a guardian killed before it, and the pid maybe reused).
+/// How the zombie `pid` ended ([`reap_probe::zombie_status`]). `None` when
+/// it cannot be told — it is no zombie (reaped already: a guardian killed
+/// before it, and the pid maybe reused) or unreadable: the notice then says
+/// only that it ended.
 fn zombie_exit(pid: i32) -> Option<ExitInfo> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, fields) = stat.rsplit_once(')')?;
-    // Fields from 3 (state) on: field 52 is the 50th.
-    let fields: Vec<&str> = fields.split_whitespace().collect();
-    if fields.first() != Some(&"Z") {
-        return None;
-    }
-    let status: i32 = fields.get(49)?.parse().ok()?;
+    let status = match reap_probe::zombie_status(pid) {
+        Ok(s) => s?,
+        Err(e) => {
+            tracing::debug!("how the lifeline guard (pid {pid}) ended: {e}");
+            return None;
+        }
+    };
     Some(match status & 0x7f {
         0 => ExitInfo {
             code: Some((status >> 8) & 0xff),
@@ -1162,11 +1162,8 @@ fn end_guards(forked: OwnedChild) {
         eprintln!("cargo-reap: guardian: reaping the lifeline guard: {e}");
     }
     drop(spawned);
-    // Each zombie child by its pid: a guard the runner started leads its
-    // own process group, and `sys::reap_unclaimed_zombies` (with nothing
-    // claimed) calls rustix's `waitpid(None)`, which is wait4(0): children
-    // of our own process group only.
-    if let Err(e) = crate::sys::sweep_zombie_children() {
+    // The guards the runner started, and anything else that ended here.
+    if let Err(e) = crate::sys::reap_unclaimed_zombies() {
         eprintln!("cargo-reap: guardian: reaping: {e}");
     }
 }
@@ -1174,8 +1171,7 @@ fn end_guards(forked: OwnedChild) {
 /// Pidfds on the guards among our children that the runner started from
 /// its executable (reparented here when it ended before them).
 fn spawned_guards() -> Vec<(i32, OwnedFd)> {
-    let me = std::process::id() as i32;
-    let kids = match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
+    let kids = match reap_probe::own_children() {
         Ok(k) => k,
         Err(e) => {
             eprintln!("cargo-reap: guardian: cannot list its children to wait for the lifeline guard: {e}");
@@ -1183,8 +1179,7 @@ fn spawned_guards() -> Vec<(i32, OwnedFd)> {
         }
     };
     let guards: Vec<crate::sys::ProcId> = kids
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
+        .into_iter()
         .filter(|p| is_spawned_guard(*p))
         .map(|pid| crate::sys::ProcId {
             pid,

@@ -159,13 +159,7 @@ impl RunDir {
     /// Remove the run's directory; returns a warning per thing left in place.
     pub fn remove(mut self) -> Vec<String> {
         self.removed = true;
-        let place = self.path.display().to_string();
-        crate::tmpdir::remove_tree(&self.path)
-            .findings
-            .iter()
-            .filter(|f| !matches!(f, crate::tmpdir::Finding::MadeWritable(_)))
-            .map(|f| f.sentence(&place))
-            .collect()
+        crate::tmpdir::remove_tree(&self.path).problems(&self.path.display().to_string())
     }
 }
 

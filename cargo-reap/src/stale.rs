@@ -163,6 +163,16 @@ struct Judge {
     pid_ns: u64,
 }
 
+impl Judge {
+    /// This process.
+    fn me() -> std::io::Result<Judge> {
+        Ok(Judge {
+            pid: std::process::id() as i32,
+            pid_ns: own_pid_namespace()?,
+        })
+    }
+}
+
 /// Is the runner of `run_id` still alive (or not ours to judge)?
 fn runner_alive(run_id: &str, me: Judge) -> bool {
     let Some(RunId {
@@ -211,11 +221,8 @@ pub const KEEP_FRESH: Duration = Duration::from_secs(3600);
 /// removed without following a symlink or crossing a mount. Returns what
 /// could not be removed, one sentence each.
 pub fn prune_logs(reap_dir: &Path) -> Vec<String> {
-    let me = match own_pid_namespace() {
-        Ok(pid_ns) => Judge {
-            pid: std::process::id() as i32,
-            pid_ns,
-        },
+    let me = match Judge::me() {
+        Ok(me) => me,
         Err(e) => {
             return vec![format!(
                 "old run logs not pruned: reading /proc/self/ns/pid: {e}"
@@ -249,15 +256,8 @@ pub fn prune_logs(reap_dir: &Path) -> Vec<String> {
         if fresh(ms) || runner_alive(&name, me) {
             continue;
         }
-        let place = reap_dir.display().to_string();
         let removal = crate::tmpdir::remove_tree(&reap_dir.join(&name));
-        problems.extend(
-            removal
-                .findings
-                .iter()
-                .filter(|f| !matches!(f, crate::tmpdir::Finding::MadeWritable(_)))
-                .map(|f| f.sentence(&place)),
-        );
+        problems.extend(removal.problems(&reap_dir.display().to_string()));
     }
     problems
 }
@@ -422,13 +422,10 @@ fn session_ended(name: &str) -> bool {
 /// Find (and unless `dry_run`, remove) leftovers of dead runs. What cannot
 /// be removed or killed is in [`Sweep::problems`]; the sweep goes on past it.
 pub fn sweep(dry_run: bool, scope: Scope) -> Result<Sweep, ContainError> {
-    let me = Judge {
-        pid: std::process::id() as i32,
-        pid_ns: own_pid_namespace().map_err(|e| ContainError::Sys {
-            what: "reading /proc/self/ns/pid",
-            source: e,
-        })?,
-    };
+    let me = Judge::me().map_err(|e| ContainError::Sys {
+        what: "reading /proc/self/ns/pid",
+        source: e,
+    })?;
     let euid = rustix::process::geteuid().as_raw();
     let mut found = Sweep::default();
     let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
@@ -659,14 +656,9 @@ fn sweep_run_dirs(
             found.tmp_dirs.push(path);
             continue;
         }
-        let place = path.display().to_string();
-        found.problems.extend(
-            removal
-                .findings
-                .iter()
-                .filter(|f| !matches!(f, crate::tmpdir::Finding::MadeWritable(_)))
-                .map(|f| f.sentence(&place)),
-        );
+        found
+            .problems
+            .extend(removal.problems(&path.display().to_string()));
     }
 }
 

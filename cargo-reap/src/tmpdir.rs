@@ -137,6 +137,16 @@ impl Removal {
             .iter()
             .all(|f| matches!(f, Finding::MadeWritable(_)))
     }
+
+    /// What a user must hear about, one sentence each (`place` names what
+    /// was removed): everything but a directory of ours made writable.
+    pub fn problems(&self, place: &str) -> Vec<String> {
+        self.findings
+            .iter()
+            .filter(|f| !matches!(f, Finding::MadeWritable(_)))
+            .map(|f| f.sentence(place))
+            .collect()
+    }
 }
 
 /// Remove `path` and everything below it without following a symbolic link

@@ -49,7 +49,7 @@ pub use findings::{
     evaluate, unread_bytes, Finding, FindingContext, Rule, UnknownRule, SIGTERM_BIT,
 };
 pub use forensics::{forensics, forensics_tree};
-pub use process::{read_tag, snapshot, start_time};
+pub use process::{read_tag, snapshot, start_time, zombie_status};
 pub use report::render_forensics_tree;
 pub use scan::{scan, scan_born_since, scan_since};
 pub use subtree::{own_children, subtree, Subtree};

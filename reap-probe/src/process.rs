@@ -226,6 +226,32 @@ pub fn read_tag(pid: i32) -> Result<Option<String>, ProbeError> {
 /// longer returns the value recorded earlier, the original process is gone. This is the cheapest
 /// probe in the crate: one file, one read, one field parsed.
 pub fn start_time(pid: i32) -> Result<u64, ProbeError> {
+    let (buf, path) = read_stat(pid)?;
+    parse_start_time(&buf).ok_or_else(|| ProbeError::Parse {
+        path,
+        message: "no start time (field 22)".to_owned(),
+    })
+}
+
+/// How a zombie ended: its `exit_code` (field 52 of `/proc/PID/stat`, the status as waitpid(2)
+/// reports it), for a process that is not ours to reap. `Ok(None)` while the process is not a
+/// zombie.
+pub fn zombie_status(pid: i32) -> Result<Option<i32>, ProbeError> {
+    let (buf, path) = read_stat(pid)?;
+    if stat_field(&buf, 3) != Some(b"Z".as_slice()) {
+        return Ok(None);
+    }
+    let status = stat_field(&buf, 52)
+        .and_then(|f| std::str::from_utf8(f).ok()?.parse().ok())
+        .ok_or_else(|| ProbeError::Parse {
+            path,
+            message: "no exit code (field 52)".to_owned(),
+        })?;
+    Ok(Some(status))
+}
+
+/// The bytes of `/proc/PID/stat`, and its path.
+fn read_stat(pid: i32) -> Result<(Vec<u8>, std::path::PathBuf), ProbeError> {
     if pid <= 0 {
         return Err(ProbeError::Gone(pid));
     }
@@ -234,23 +260,27 @@ pub fn start_time(pid: i32) -> Result<u64, ProbeError> {
     File::open(&path)
         .and_then(|f| read_all(f, &mut buf))
         .map_err(|e| ProbeError::from_io(pid, path.clone(), e))?;
-    parse_start_time(&buf).ok_or_else(|| ProbeError::Parse {
-        path,
-        message: "no start time (field 22)".to_owned(),
-    })
+    Ok((buf, path))
 }
 
 /// Field 22 (starttime) of a `/proc/PID/stat` line.
+pub(crate) fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    std::str::from_utf8(stat_field(stat, 22)?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Field `n` (from 3, the state, on) of a `/proc/PID/stat` line.
 ///
 /// `comm` (field 2) is parenthesised and may itself contain spaces and parentheses, so fields are
 /// counted from the *last* `)`: the field after it is field 3 (state).
-pub(crate) fn parse_start_time(stat: &[u8]) -> Option<u64> {
+fn stat_field(stat: &[u8], n: usize) -> Option<&[u8]> {
     let close = stat.iter().rposition(|&b| b == b')')?;
-    let field = stat[close + 1..]
+    stat[close + 1..]
         .split(|b| b.is_ascii_whitespace())
         .filter(|f| !f.is_empty())
-        .nth(22 - 3)?;
-    std::str::from_utf8(field).ok()?.parse().ok()
+        .nth(n.checked_sub(3)?)
 }
 
 /// Split `/proc/PID/cmdline` into arguments, lossily decoding each as UTF-8.

@@ -119,6 +119,16 @@ fn zombie_has_state_z_and_no_memory() {
 }
 
 #[test]
+fn a_zombies_status_is_how_it_was_killed_and_a_live_process_has_none() {
+    let mut child = Guard::idle(None, &[]);
+    assert_eq!(crate::zombie_status(child.pid()).unwrap(), None, "alive");
+    child.kill_leave_zombie();
+    // SIGKILL, as waitpid(2) reports it: the signal in the low 7 bits.
+    assert_eq!(crate::zombie_status(child.pid()).unwrap(), Some(9));
+    assert!(crate::zombie_status(-1).unwrap_err().is_gone());
+}
+
+#[test]
 fn cmdline_is_lossy_and_keeps_empty_arguments() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;

@@ -127,9 +127,8 @@ impl<'a> Run<'a> {
     /// guard (`guard`, forked by the guardian, told the run; without one, a
     /// guard started from our executable).
     ///
-    /// The guard first: an exec of cargo-reap, where one is needed, then
-    /// overlaps the cgroup probe, whose move into a leaf waits out a kernel
-    /// grace period.
+    /// The guard first: where it must be started from our executable (no
+    /// guardian), that start then overlaps the cgroup probe.
     pub fn ready(
         &self,
         chosen: Option<(Isolation, String)>,

@@ -197,10 +197,14 @@ pub fn metadata(a: &CargoInvocation) -> Result<Metadata, BuildError> {
 
 /// Where run logs go: `<target-dir>/reap/`.
 pub fn reap_dir(a: &CargoInvocation, meta: &Metadata) -> PathBuf {
+    target_dir(a, meta).join("reap")
+}
+
+/// The target directory of the build: `--target-dir`, else the workspace's.
+pub fn target_dir(a: &CargoInvocation, meta: &Metadata) -> PathBuf {
     a.target_dir
         .clone()
         .unwrap_or_else(|| meta.target_directory.clone().into_std_path_buf())
-        .join("reap")
 }
 
 /// Build the test binaries; compiler output reaches the user as cargo renders it.
@@ -229,7 +233,7 @@ struct Scripts {
 /// environment, then each selected package's doctests as cargo would run
 /// them ([`doctest_suites`]); with `--doc` only those.
 ///
-/// `lib_dirs`: [`host_lib_dirs`], found while cargo builds.
+/// `lib_dirs`: [`crate::libdir::test_lib_dirs`].
 pub fn suites(
     built: Vec<Built>,
     meta: &Metadata,
@@ -405,38 +409,6 @@ fn config_env(a: &CargoInvocation) -> Vec<(String, String)> {
             eprintln!(
                 "cargo-reap: warning: the [env] table of cargo's configuration is not applied \
                  to the test binaries ({e}); fix the configuration"
-            );
-            Vec::new()
-        }
-    }
-}
-
-/// The Rust library directory of the host, or of `--target`
-/// (`rustc --print target-libdir [--target T]`): cargo
-/// puts it on the dynamic library path of test binaries, and a proc-macro
-/// crate's test binary links libstd dynamically from there.
-///
-/// rustc runs where cargo does (our directory: rustup picks the same
-/// toolchain for both). Its start costs ~19 ms, so the run asks while cargo
-/// builds, not after.
-pub fn host_lib_dirs(target: Option<&str>) -> Vec<PathBuf> {
-    // With `--target`, that target's library directory, as cargo uses for
-    // the test binaries it builds for it.
-    let mut args = vec!["--print", "target-libdir"];
-    args.extend(target.iter().flat_map(|t| ["--target", t]));
-    match crate::runner::rustc_output(None, &args) {
-        Ok(text) => {
-            let dir = text.trim();
-            if dir.is_empty() {
-                Vec::new()
-            } else {
-                vec![PathBuf::from(dir)]
-            }
-        }
-        Err(e) => {
-            eprintln!(
-                "cargo-reap: warning: {e}: proc-macro and dylib test binaries (libstd \
-                 linked dynamically) may not start; set RUSTC"
             );
             Vec::new()
         }

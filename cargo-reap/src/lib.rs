@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod fatal;
 pub mod interrupt;
+pub mod libdir;
 pub mod lifeline;
 pub mod merge;
 pub mod options;

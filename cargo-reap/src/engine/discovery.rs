@@ -98,20 +98,17 @@ fn from_cargo(
     chosen: Option<(crate::containment::Isolation, String)>,
     guard: Option<ForkedGuard>,
 ) -> Result<Discovered, EngineError> {
-    // `cargo metadata`, rustc's library directory and the containment are
-    // found while cargo builds: none waits for another.
-    let (meta, built, ready, lib_dirs) = std::thread::scope(|s| {
+    // `cargo metadata` and the containment are found while cargo builds:
+    // none waits for another.
+    let (meta, built, ready) = std::thread::scope(|s| {
         let meta = s.spawn(|| discover::metadata(cargo));
         let ready = s.spawn(|| run.ready(chosen, guard));
-        let lib_dirs = s.spawn(|| discover::host_lib_dirs(cargo.target.as_deref()));
         let built = discover::build(cargo, run.interrupts);
-        (meta.join(), built, ready.join(), lib_dirs.join())
+        (meta.join(), built, ready.join())
     });
-    let (meta, mut ready, lib_dirs) = match (meta, ready, lib_dirs) {
-        (Ok(m), Ok(r), Ok(l)) => (m, r?, l),
-        (Err(panic), _, _) | (_, Err(panic), _) | (_, _, Err(panic)) => {
-            std::panic::resume_unwind(panic)
-        }
+    let (meta, mut ready) = match (meta, ready) {
+        (Ok(m), Ok(r)) => (m, r?),
+        (Err(panic), _) | (_, Err(panic)) => std::panic::resume_unwind(panic),
     };
     run.announce(&mut ready);
     // A bad manifest path or flag: metadata says it most clearly.
@@ -149,6 +146,9 @@ fn from_cargo(
         }
         Err(e) => return Err(e.into()),
     };
+    // From cargo's cache of rustc's answers, which this build brought up to date.
+    let lib_dirs =
+        crate::libdir::test_lib_dirs(cargo.target.as_deref(), &discover::target_dir(cargo, &meta));
     let suites = discover::suites(built, &meta, cargo, &lib_dirs, &limits_of(&config, run));
     let log_dir = discover::reap_dir(cargo, &meta).join(&run.run_id);
     Ok(Discovered::Suites(Found {

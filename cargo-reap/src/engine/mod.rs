@@ -144,7 +144,10 @@ fn build_only(cargo: &CargoInvocation) -> Result<Outcome, EngineError> {
     let interrupts = interrupt::install()?;
     let meta = crate::discover::metadata(cargo)?;
     let built = crate::discover::build(cargo, interrupts)?;
-    let lib_dirs = crate::discover::host_lib_dirs(cargo.target.as_deref());
+    let lib_dirs = crate::libdir::test_lib_dirs(
+        cargo.target.as_deref(),
+        &crate::discover::target_dir(cargo, &meta),
+    );
     let suites =
         crate::discover::suites(built, &meta, cargo, &lib_dirs, &|_, _| Default::default());
     // Doctests are compiled when they run: no executable to name (as `cargo

@@ -1091,19 +1091,125 @@ fn files_left_in_the_private_tmpdir_are_reported_and_removed() {
         run.stderr
     );
     assert_eq!(run.code, 0, "reported, not failing by default");
-    let run_id = run.report()["run_id"].as_str().unwrap().to_string();
-    assert!(
-        !std::env::temp_dir()
-            .join("cargo-reap-0")
-            .join(&run_id)
-            .exists(),
-        "the TMPDIR root is removed"
-    );
+    assert!(tmp_root_gone(&run), "the TMPDIR root is removed");
     let strict = reap(
         &[],
         &["test", "--manifest-path", &manifest, "--fail-on", "tmp"],
     );
     assert_eq!(strict.code, 103, "{}", strict.stderr);
+}
+
+/// The run's TMPDIR root (root's scratch directory under the system's temp).
+fn tmp_root(run_id: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join("cargo-reap-0").join(run_id)
+}
+
+fn tmp_root_gone(run: &Run) -> bool {
+    !tmp_root(run.report()["run_id"].as_str().unwrap()).exists()
+}
+
+/// A suite's TMPDIR is collected once the next suite has been spawned (off
+/// the path from one suite to the next): each suite still gets its own
+/// leftovers, the last one too, serial or parallel, in cgroup or process-group
+/// mode; and a run interrupted while a later suite runs still collects and
+/// reports the earlier one's.
+#[test]
+fn every_suites_tmpdir_is_collected_the_last_and_after_an_interrupt_too() {
+    require_root();
+    let scratch = Scratch::new("tmpdirs");
+    let manifest = scratch_workspace(
+        &scratch,
+        "",
+        &[
+            ("a_left", LEAVES_A_TEMP_FILE),
+            ("b_clean", "#[test]\nfn t() {}\n"),
+            ("c_left", LEAVES_A_TEMP_FILE),
+            ("d_hangs", HANGS),
+        ],
+    );
+    let selection = ["--test", "a_left", "--test", "b_clean", "--test", "c_left"];
+    for (isolation, jobs) in [("cgroup", "1"), ("cgroup", "2"), ("process-group", "1")] {
+        let args = [
+            &[
+                "test",
+                "--manifest-path",
+                &manifest,
+                "--isolation",
+                isolation,
+                "--jobs",
+                jobs,
+            ][..],
+            &selection[..],
+        ]
+        .concat();
+        let run = reap(&[], &args);
+        assert_eq!(run.code, 0, "{isolation} --jobs {jobs}: {}", run.stderr);
+        let suites = run.suites();
+        for (id, files) in [("a_left", 1), ("b_clean", 0), ("c_left", 1)] {
+            let s = &suites[&format!("cfgdemo::{id}")];
+            assert_eq!(
+                s["tmp"]["files"].as_u64().unwrap_or(0),
+                files,
+                "{isolation} --jobs {jobs}: {id}: {s:#}"
+            );
+            let line = format!("cfgdemo::{id}");
+            assert!(
+                run.stderr.lines().any(|l| l.contains(&line)),
+                "{isolation} --jobs {jobs}: a line for {id}: {}",
+                run.stderr
+            );
+        }
+        assert!(
+            tmp_root_gone(&run),
+            "{isolation} --jobs {jobs}: the TMPDIR root is removed"
+        );
+    }
+
+    // Interrupted while the second suite runs: the first one's file is
+    // collected and reported all the same.
+    let json = scratch.0.join("interrupted.json");
+    let mut child = common::reap_command(
+        &[],
+        &[
+            "test",
+            "--manifest-path",
+            &manifest,
+            "--jobs",
+            "1",
+            "--test",
+            "a_left",
+            "--test",
+            "d_hangs",
+        ],
+        &json,
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let run_id = common::announced_run_id(&mut child);
+    common::wait_until(
+        "d_hangs running",
+        std::time::Duration::from_secs(60),
+        || {
+            common::tagged(&run_id).iter().any(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.starts_with("d_hangs"))
+            })
+        },
+    );
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let first = &report["suites"][0];
+    assert_eq!(first["id"], "cfgdemo::a_left", "{report:#}");
+    assert_eq!(first["tmp"]["files"], 1, "{first:#}");
+    assert_eq!(report["suites"][1]["attempts"][0]["interrupted"], true);
+    assert_nothing_survived(&run_id);
+    assert!(
+        !tmp_root(&run_id).exists(),
+        "the TMPDIR root is removed after the interrupt"
+    );
 }
 
 /// `--partition slice:M/N` and `hash:M/N` split the suites across machines:

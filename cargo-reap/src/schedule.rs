@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use crate::discover::Suite;
 use crate::interrupt::Interrupts;
 use crate::report::events::{Event, EventSink};
-use crate::suite::{self, RunContext};
+use crate::suite::{self, Backlog, Judged, RunContext};
 use reap_report::{SuiteReport, SuiteStatus};
 
 /// How suites are run.
@@ -22,6 +22,12 @@ pub struct ScheduleOptions {
 /// Run every suite (stopping early on an interrupt); reports in suite order.
 /// A suite that cannot be judged is a report with status `error`: it never
 /// stops the other suites.
+///
+/// A judged suite's TMPDIR is collected, and its end reported, once the next
+/// suite has been spawned (a [`Backlog`] worked off while that one runs):
+/// the path from one suite's exit to the next one's start holds only what
+/// the verdict needs. Not when the suites' output goes to the terminal
+/// (`--no-capture`): a suite's line must not follow the next one's output.
 pub fn run_suites(
     ctx: &RunContext<'_>,
     suites: &[Suite],
@@ -30,7 +36,16 @@ pub fn run_suites(
     events: &dyn EventSink,
 ) -> Vec<SuiteReport> {
     let queue: Mutex<VecDeque<usize>> = Mutex::new((0..suites.len()).collect());
-    let results: Mutex<Vec<Option<SuiteReport>>> = Mutex::new(vec![None; suites.len()]);
+    let finishing = Finishing {
+        judged: Mutex::new(Vec::new()),
+        results: Mutex::new(vec![None; suites.len()]),
+        events,
+    };
+    let defer = !ctx.options.no_capture && !ctx.options.stream;
+    let ctx = RunContext {
+        backlog: defer.then_some(&finishing as &dyn Backlog),
+        ..*ctx
+    };
     let workers = opts.jobs.clamp(1, suites.len().max(1));
     let failed = AtomicBool::new(false);
     events.event(Event::TrialStarted {
@@ -39,15 +54,17 @@ pub fn run_suites(
     let work = || {
         while let Some(i) = next(&queue, opts, interrupts, &failed) {
             events.event(Event::SuiteStarted { id: &suites[i].id });
-            let r = suite::run_suite(ctx, &suites[i], i);
+            let judged = suite::judge(&ctx, &suites[i], i);
             if matches!(
-                r.status,
+                judged.status(),
                 SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
             ) {
                 failed.store(true, Ordering::SeqCst);
             }
-            events.event(Event::SuiteFinished { report: &r });
-            results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+            finishing.push(i, judged);
+            if !defer {
+                finishing.work_off();
+            }
         }
     };
     if workers == 1 {
@@ -61,13 +78,48 @@ pub fn run_suites(
             }
         });
     }
+    // The last suites' backlog: no suite is left to run meanwhile.
+    finishing.work_off();
     events.event(Event::SuitesDone);
-    results
+    finishing
+        .results
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Suites judged and not yet finished, and the finished reports by index.
+struct Finishing<'a> {
+    judged: Mutex<Vec<(usize, Judged)>>,
+    results: Mutex<Vec<Option<SuiteReport>>>,
+    events: &'a dyn EventSink,
+}
+
+impl Finishing<'_> {
+    fn push(&self, index: usize, judged: Judged) {
+        lock(&self.judged).push((index, judged));
+    }
+}
+
+impl Backlog for Finishing<'_> {
+    /// Finish every judged suite (each worker takes its own share), report
+    /// its end and keep its report.
+    fn work_off(&self) {
+        let judged = std::mem::take(&mut *lock(&self.judged));
+        for (i, j) in judged {
+            let r = j.finish();
+            self.events.event(Event::SuiteFinished { report: &r });
+            lock(&self.results)[i] = Some(r);
+        }
+    }
+}
+
+/// A lock whose holder panicked still guards whole values (each is set in
+/// one assignment).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The next suite to start, if one may start: none after an interrupt, nor
@@ -84,5 +136,5 @@ fn next(
     if opts.fail_fast && failed.load(Ordering::SeqCst) {
         return None;
     }
-    queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+    lock(queue).pop_front()
 }

@@ -74,6 +74,8 @@ fn run_trial(
             .options
             .watch
             .map(|_| &run.reporter as &dyn crate::report::events::EventSink),
+        // The schedule sets its own.
+        backlog: None,
     };
     let trial_started = Instant::now();
     // Before the first spawn: what the trial starts is born after it.

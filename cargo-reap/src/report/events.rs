@@ -238,7 +238,11 @@ fn print_block(block: &str) {
 
 /// The suite's line and details, as one block.
 fn suite_block(r: &SuiteReport, tail_lines: usize) -> String {
-    let tail = tail_of(r, tail_lines);
+    let tail = if terminal::shows_tail(r) {
+        tail_of(r, tail_lines)
+    } else {
+        Vec::new()
+    };
     let mut block = terminal::suite_line(r);
     block.push('\n');
     block.push_str(&terminal::suite_details(r, &tail));

@@ -118,14 +118,19 @@ pub fn suite_details(s: &SuiteReport, tail: &[String]) -> String {
     hang_stack_lines(&mut out, s);
     hang_tree_lines(&mut out, s);
     note_lines(&mut out, s);
-    let show_tail = matches!(
-        s.status,
-        SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
-    );
-    if show_tail {
+    if shows_tail(s) {
         tail_lines(&mut out, s, tail);
     }
     out
+}
+
+/// Whether [`suite_details`] shows the tail of the suite's log (a suite that
+/// did not pass): only then is the log read.
+pub fn shows_tail(s: &SuiteReport) -> bool {
+    matches!(
+        s.status,
+        SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
+    )
 }
 
 /// A line per timed-out attempt: when, the tests in flight, what was killed.

@@ -277,6 +277,10 @@ impl<'c> Running<'c> {
                 )
             })
             .collect();
+        // The suite runs on its own now: the scheduler's backlog meanwhile.
+        if let Some(backlog) = ctx.backlog {
+            backlog.work_off();
+        }
         let fctx = FindingContext {
             runner_pipe_inodes: pipes.inodes.clone(),
             suite_pgid: Some(root.pid()),

@@ -12,7 +12,15 @@ use crate::sys::OwnedChild;
 
 use super::settings::SuiteOptions;
 
+/// Work a scheduler leaves for the moment a suite has just been spawned and
+/// the runner only waits for it (the previous suite's TMPDIR and report):
+/// off the path from one suite to the next.
+pub trait Backlog: Sync {
+    fn work_off(&self);
+}
+
 /// Everything a suite run needs from the run.
+#[derive(Clone, Copy)]
 pub struct RunContext<'a> {
     pub isolation: &'a Isolation,
     pub run_id: &'a str,
@@ -27,6 +35,8 @@ pub struct RunContext<'a> {
     pub interrupts: &'a crate::interrupt::Interrupts,
     /// `--watch`: where each sample goes as it is taken (the live view).
     pub live: Option<&'a dyn crate::report::events::EventSink>,
+    /// Worked off after each spawn (see [`Backlog`]).
+    pub backlog: Option<&'a dyn Backlog>,
 }
 
 impl RunContext<'_> {

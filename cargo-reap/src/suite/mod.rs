@@ -39,7 +39,7 @@ use crate::error::RunError;
 use reap_report::{Attempt, SuiteReport, SuiteStatus};
 
 pub use command::TRIAL_VAR;
-pub use context::RunContext;
+pub use context::{Backlog, RunContext};
 pub use examine::{leak_of, Examined};
 pub use settings::{AttributeMode, AttributeOptions, Limits, SuiteOptions};
 
@@ -48,50 +48,93 @@ use attribution::LeakAttribution;
 use capture::SuiteLog;
 use examine::mark_not_killed;
 
-/// Run one suite to completion (all attempts) and reap everything it left.
+/// Run one suite to completion (all attempts) and reap everything it left:
+/// [`judge`], then [`Judged::finish`] at once.
+pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> SuiteReport {
+    judge(ctx, suite, index).finish()
+}
+
+/// A suite judged: every process of it gone, its verdict known; what it left
+/// in its TMPDIR not yet collected ([`Judged::finish`]), so that a scheduler
+/// may start the next suite first and collect while that one runs.
+pub struct Judged {
+    report: SuiteReport,
+    /// The suite's TMPDIR, once made.
+    tmp_dir: Option<PathBuf>,
+}
+
+impl Judged {
+    /// The verdict (collecting the TMPDIR never changes it).
+    pub fn status(&self) -> SuiteStatus {
+        self.report.status
+    }
+
+    /// Collect and remove what the suite left in its TMPDIR: the report is
+    /// whole. Never fails: a deleted or replaced TMPDIR, a mount left in it
+    /// or an entry that cannot be removed is a problem of this suite, not of
+    /// the run.
+    pub fn finish(self) -> SuiteReport {
+        let mut report = self.report;
+        if let Some(dir) = self.tmp_dir {
+            let cleaned = crate::tmpdir::collect_and_remove(&dir);
+            report.tmp = cleaned.left;
+            report.problems.extend(cleaned.problems);
+        }
+        report
+    }
+}
+
+/// Run one suite's attempts, reap everything they left and judge it (its
+/// TMPDIR is collected by [`Judged::finish`]).
 ///
 /// Never fails the run: an error while running or judging the suite makes
 /// its report `error` with a problem naming the error, keeping what was
 /// already known (attempts, leaks). The suite's processes are killed on that
 /// path too: a containment dropped without `close` kills its members.
-pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> SuiteReport {
+pub fn judge(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> Judged {
     let started = Instant::now();
-    let mut report = SuiteReport {
-        id: suite.id.clone(),
-        package: suite.package.clone(),
-        target: suite.target.clone(),
-        kind: suite.kind,
-        binary: suite.binary.display().to_string(),
-        status: SuiteStatus::Error,
-        duration_ms: 0,
-        log: None,
-        attempts: Vec::new(),
-        leaks: Vec::new(),
-        attribution: None,
-        tests: Vec::new(),
-        counts: None,
-        tmp: None,
-        problems: Vec::new(),
+    let mut judged = Judged {
+        report: SuiteReport {
+            id: suite.id.clone(),
+            package: suite.package.clone(),
+            target: suite.target.clone(),
+            kind: suite.kind,
+            binary: suite.binary.display().to_string(),
+            status: SuiteStatus::Error,
+            duration_ms: 0,
+            log: None,
+            attempts: Vec::new(),
+            leaks: Vec::new(),
+            attribution: None,
+            tests: Vec::new(),
+            counts: None,
+            tmp: None,
+            problems: Vec::new(),
+        },
+        tmp_dir: None,
     };
-    if let Err(e) = judge_suite(ctx, suite, index, &mut report) {
+    if let Err(e) = judge_suite(ctx, suite, index, &mut judged) {
+        let report = &mut judged.report;
         report.status = SuiteStatus::Error;
         // The error itself: status `error` already says the suite was not judged.
         report.problems.push(crate::error::chain(&e));
     }
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    report
+    judged.report.duration_ms = started.elapsed().as_millis() as u64;
+    judged
 }
 
-/// The work of [`run_suite`], filling `report` as it goes.
+/// The work of [`judge`], filling its report as it goes.
 fn judge_suite(
     ctx: &RunContext<'_>,
     suite: &Suite,
     index: usize,
-    report: &mut SuiteReport,
+    judged: &mut Judged,
 ) -> Result<(), RunError> {
     let log_path = log_path(ctx, suite);
     let tmp_dir = ctx.tmp_dir(suite);
     crate::scratch::create_suite_dir(&tmp_dir)?;
+    judged.tmp_dir = Some(tmp_dir);
+    let report = &mut judged.report;
     let log = if ctx.options.no_capture {
         None
     } else {
@@ -121,12 +164,6 @@ fn judge_suite(
         report.problems.extend(log.problem());
     }
     report.attribution = attribution?;
-    // Every process of the suite is gone: what is in its TMPDIR was left behind.
-    // Never an error: a deleted or replaced TMPDIR, a mount left in it or an
-    // entry that cannot be removed is a problem of this suite, not of the run.
-    let cleaned = crate::tmpdir::collect_and_remove(&tmp_dir);
-    report.tmp = cleaned.left;
-    report.problems.extend(cleaned.problems);
     Ok(())
 }
 

@@ -1212,6 +1212,46 @@ fn every_suites_tmpdir_is_collected_the_last_and_after_an_interrupt_too() {
     );
 }
 
+/// `RUST_LOG=cargo_reap::timing=debug` times each attempt's collection (its
+/// binary's exit → survivors collected, output read, containment removed) to
+/// the microsecond: one line per attempt, which the benchmark reads.
+#[test]
+fn the_collection_of_each_attempt_is_timed_on_request() {
+    require_root();
+    let scratch = Scratch::new("timing");
+    let manifest = scratch_workspace(
+        &scratch,
+        "",
+        &[
+            ("one", "#[test]\nfn t() {}\n"),
+            ("two", "#[test]\nfn t() {}\n"),
+        ],
+    );
+    let json = scratch.0.join("r.json");
+    let out = common::reap_command(&[], &["test", "--manifest-path", &manifest], &json)
+        .env("RUST_LOG", "cargo_reap::timing=debug")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for id in ["cfgdemo::one", "cfgdemo::two"] {
+        let us: Vec<u64> = stderr
+            .lines()
+            .filter(|l| l.contains(&format!("{id} attempt 1: collected in ")))
+            .filter_map(|l| {
+                l.split("collected in ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        assert_eq!(us.len(), 1, "one timing line for {id}: {stderr}");
+    }
+}
+
 /// `--partition slice:M/N` and `hash:M/N` split the suites across machines:
 /// every suite runs in exactly one share.
 #[test]

@@ -89,18 +89,32 @@ pub fn run_attempt(
     let (running, root) = Running::spawn(ctx, suite, spec, log, log_path)?;
     let mut tally = Tally::new(spec.number);
     let mut wake = running.wait(&root, &mut tally.out.attempt)?;
+    let woke = Instant::now();
     if wake == Wake::TimedOut && ctx.options.watch.is_some() {
         // The watch's end, not a hang: the command is stopped, then judged as
         // one that exited (its children get the settle, the rest are leaks).
         tally.out.attempt.watch_ended = true;
         wake = super::sample::stop_watched(&root, suite.limits.grace, ctx.interrupts)?;
     }
-    if wake == Wake::Exited {
+    let exited = wake == Wake::Exited;
+    if exited {
         running.on_exit(root, &mut tally)?;
     } else {
         running.on_hang(root, wake, &mut tally)?;
     }
-    running.close(tally)
+    let out = running.close(tally)?;
+    if exited {
+        // The collection's own cost, to the microsecond (the benchmark reads
+        // it: `RUST_LOG=cargo_reap::timing=debug`).
+        tracing::debug!(
+            target: "cargo_reap::timing",
+            "{} attempt {}: collected in {} us after its binary exited",
+            suite.id,
+            spec.number,
+            woke.elapsed().as_micros()
+        );
+    }
+    Ok(out)
 }
 
 /// What an attempt found so far, filled phase by phase.

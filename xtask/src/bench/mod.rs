@@ -369,6 +369,10 @@ pub struct Breakdown {
     pub sum_suites: f64,
     pub sum_attempts: f64,
     pub suites: usize,
+    /// Each attempt's collection, from its binary's exit to its survivors
+    /// collected, its output read and its containment removed, as cargo-reap
+    /// timed it to the µs (`RUST_LOG=cargo_reap::timing=debug`), in seconds.
+    pub collected: Vec<f64>,
 }
 
 /// Wall times (s) on workspace (a), one entry per repetition, paired by index:
@@ -513,12 +517,14 @@ fn breakdown_runs(
         let json_arg = json.display().to_string();
         let mut args = vec!["--isolation", mode.arg(), "--json", &json_arg];
         args.extend(SERIAL);
-        let sample = ctx.run(
-            &format!("reap {} --json{label}", mode.arg()),
-            ctx.reap(a, &args),
-            0,
-            false,
-        )?;
+        let name = format!("reap {} --json{label}", mode.arg());
+        let mut cmd = ctx.reap(a, &args);
+        cmd.env("RUST_LOG", "cargo_reap::timing=debug");
+        let sample = ctx.run(&name, cmd, 0, false)?;
+        let log = ctx.logs.join(format!("{}.stderr", slug(&name)));
+        let collected = collection_times(
+            &std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?,
+        );
         let r = read_json(&json)?;
         let suites = r["suites"].as_array().context("report without suites")?;
         out.push(Breakdown {
@@ -531,9 +537,20 @@ fn breakdown_runs(
                 .map(|x| ms_field(&x["duration_ms"]))
                 .sum(),
             suites: suites.len(),
+            collected,
         });
     }
     Ok(out)
+}
+
+/// The `collected in N us` figures of a run's stderr (its timing trace), in seconds.
+fn collection_times(stderr: &str) -> Vec<f64> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split("collected in ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<f64>().ok())
+        .map(|us| us / 1e6)
+        .collect()
 }
 
 impl Breakdown {
@@ -541,6 +558,16 @@ impl Breakdown {
     /// removal — the collection itself.
     pub fn collection_per_suite(&self) -> f64 {
         (self.sum_suites - self.sum_attempts) / self.suites as f64
+    }
+
+    /// The median of [`Breakdown::collected`] over `runs` (all their
+    /// attempts pooled); NaN without any.
+    pub fn collection(runs: &[Breakdown]) -> f64 {
+        let all: Vec<f64> = runs
+            .iter()
+            .flat_map(|b| b.collected.iter().copied())
+            .collect();
+        stats::median(&all)
     }
 }
 
@@ -1051,7 +1078,17 @@ fn which(name: &str) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::run_pid;
+    use super::{collection_times, run_pid};
+
+    /// cargo-reap's timing lines (colored or not) among other stderr lines.
+    #[test]
+    fn collection_times_are_read_from_the_timing_trace() {
+        let stderr = "cargo-reap: run 1a-2: 40 suites\n\
+            \u{1b}[2m2026-12-04T23:58:20Z\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m \u{1b}[2mcargo_reap::timing\u{1b}[0m\u{1b}[2m:\u{1b}[0m p::t00 attempt 1: collected in 105 us after its binary exited\n\
+            2026-12-04T23:58:20Z DEBUG cargo_reap::timing: p::t01 attempt 1: collected in 2342 us after its binary exited\n\
+                  PASS [     2ms] p::t01\n";
+        assert_eq!(collection_times(stderr), vec![105e-6, 2342e-6]);
+    }
 
     #[test]
     fn run_pid_is_the_second_field_of_both_run_id_forms() {

@@ -233,8 +233,9 @@ struct Survival {
     /// (the control): the machine itself slows with thousands of processes;
     /// this is the part that is cargo-reap's.
     cost: Change,
-    /// The collection itself (per suite, after its binary exited), median of
-    /// the `--json` runs; the target is judged on it.
+    /// The collection itself (per attempt, from its binary's exit to its
+    /// containment removed, timed by cargo-reap to the µs), median of every
+    /// attempt of the `--json` runs; the target is judged on it.
     collection: Change,
     /// Per-suite slope and implied per-run cost.
     per_suite: (PerSuite, PerSuite),
@@ -244,14 +245,7 @@ fn survival(r: &Results, k: usize) -> Survival {
     let without = without_sleepers(r);
     let with = &r.survivors.with;
     let over = |set: &OverheadSet| median(&paired(&set.reap_all[k], &set.bare_all, |x, y| x - y));
-    let collection = |runs: &[super::Breakdown]| {
-        median(
-            &runs
-                .iter()
-                .map(|b| b.collection_per_suite())
-                .collect::<Vec<_>>(),
-        )
-    };
+    let collection = super::Breakdown::collection;
     let n = r.overhead.suites;
     Survival {
         whole: Change::of(median(&without.reap_all[k]), median(&with.reap_all[k])),
@@ -360,10 +354,11 @@ fn survivor_target(r: &Results) -> Target {
             r.survivors.sleepers
         ),
         figures: format!(
-            "collection per suite (after its binary exited: settle, survivor check, leaf removal) {} vs {}: {:+.1}%; \
+            "collection per suite (from its binary's exit to its survivors collected, its output read and its leaf removed; timed by cargo-reap to the µs, median of every suite of {} runs) {} vs {}: {:+.1}%; \
              noisier whole-run figures: cargo-reap's cost over the bare binaries {} vs {} ({:+.1}%), whole run {} vs {} ({:+.1}%), per-suite slope {} vs {}, fixed per run {} vs {}",
-            stats::ms(sv.collection.with),
-            stats::ms(sv.collection.without),
+            super::BREAKDOWN_RUNS,
+            stats::us(sv.collection.with),
+            stats::us(sv.collection.without),
             sv.collection.growth() * 100.0,
             stats::ms(sv.cost.with),
             stats::ms(sv.cost.without),
@@ -563,7 +558,7 @@ fn breakdown_section(s: &mut String, r: &Results) {
     let _ = writeln!(
         s,
         "\nWhere the time goes, from {} extra `--jobs 1` runs with `--json` per mode (their `duration_ms` fields, medians):\n\n\
-         | mode | process wall | report `duration_ms` | outside the suites (metadata, build, setup, report) | per suite, after its binary exited (Σ suite − Σ attempt) / {n}: settle, survivor check, log, leaf removal | per suite, attempt − bare binary (Σ attempt − bare) / {n}: spawn, containment, wait |\n|---|---|---|---|---|---|",
+         | mode | process wall | report `duration_ms` | outside the suites (metadata, build, setup, report) | per suite, besides its attempts (Σ suite − Σ attempt) / {n}: TMPDIR, log, settle, survivor check, leaf removal | of which the collection, timed to the µs: binary's exit → survivors collected, output read, leaf removed | per suite, attempt − bare binary (Σ attempt − bare) / {n}: spawn, containment, wait |\n|---|---|---|---|---|---|---|",
         super::BREAKDOWN_RUNS
     );
     let bare = median(&o.set.bare_all);
@@ -572,12 +567,13 @@ fn breakdown_section(s: &mut String, r: &Results) {
         let k = runs.first().map_or(1, |b| b.suites) as f64;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             mode.arg(),
             stats::ms(m(|b| b.wall)),
             stats::ms(m(|b| b.duration)),
             stats::ms(m(|b| b.duration - b.sum_suites)),
             stats::ms(m(|b| b.collection_per_suite())),
+            stats::us(super::Breakdown::collection(runs)),
             stats::ms((m(|b| b.sum_attempts) - bare) / k),
         );
     }
@@ -595,8 +591,9 @@ fn survivors_section(s: &mut String, r: &Results) {
          \"Without\": the {} repetitions of the overhead table just before plus {} after the sleepers were killed ({} reaped). \
          The bare binaries are the control: what the machine itself loses to the sleepers. \
          \"Cost over the control\": median of (cargo reap − bare binaries) per repetition, the time cargo-reap itself adds. \
-         \"Collection per suite\": from {} `--json` runs per mode with and without the sleepers (medians), each suite's time after its binary exited \
-         (settle, survivor check, log, leaf removal) — the collection itself, free of the machine-wide slowdown the control shows; the target is judged on it.\n",
+         \"Collection per suite\": from {} `--json` runs per mode with and without the sleepers, each suite's time from its binary's exit to its survivors collected, \
+         its output read and its leaf removed, as cargo-reap times it to the µs (`RUST_LOG=cargo_reap::timing=debug`; median of every suite of those runs) \
+         — the collection itself, free of the machine-wide slowdown the control shows; the target is judged on it.\n",
         sv.sleepers,
         sv.sleepers,
         procs::SLEEPER_ARG,
@@ -633,8 +630,8 @@ fn survivors_section(s: &mut String, r: &Results) {
             stats::secs(f.whole.without),
             stats::spread(&sv.with.reap_all[k]),
             f.whole.growth() * 100.0,
-            stats::ms(f.collection.without),
-            stats::ms(f.collection.with),
+            stats::us(f.collection.without),
+            stats::us(f.collection.with),
             f.collection.growth() * 100.0,
             stats::ms(f.cost.without),
             stats::ms(f.cost.with),
@@ -798,6 +795,7 @@ mod tests {
                 sum_suites: wall * 0.7,
                 sum_attempts: wall * 0.6,
                 suites: 40,
+                collected: vec![wall * 0.001; 40],
             })
             .collect()
     }

@@ -49,6 +49,15 @@ pub fn ms(s: f64) -> String {
     }
 }
 
+/// Seconds as whole microseconds: `105 µs`.
+pub fn us(s: f64) -> String {
+    if s.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{:.0} µs", s * 1e6)
+    }
+}
+
 /// `median (min–max)` of seconds.
 pub fn spread(xs: &[f64]) -> String {
     if xs.is_empty() {

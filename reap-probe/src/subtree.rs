@@ -3,10 +3,13 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use procfs::process::Process;
-use procfs::ProcError;
+use std::os::fd::OwnedFd;
+use std::path::Path;
 
-use crate::process::{open, proc_path};
+use rustix::fs::{openat, Dir, Mode, OFlags, CWD};
+use rustix::io::Errno;
+
+use crate::process::proc_path;
 use crate::{snapshot, ProbeError, ProcessInfo, ScanOptions};
 
 /// The descendants of a process, read by walking the children lists of its threads.
@@ -77,7 +80,7 @@ pub fn subtree(root: i32, opts: ScanOptions) -> Result<Subtree, ProbeError> {
 /// is whole: false when a thread ended while they were read (its children moved to another thread
 /// or a subreaper, so the list may miss them; that thread is left out).
 pub(crate) fn thread_children(pid: i32) -> Result<(Vec<i32>, bool), ProbeError> {
-    children_of(&open(pid)?, pid)
+    children_of(&proc_path(pid, "task"), pid)
 }
 
 /// This process's own children (of every one of its threads: each lists those it forked or that
@@ -85,24 +88,68 @@ pub(crate) fn thread_children(pid: i32) -> Result<(Vec<i32>, bool), ProbeError> 
 /// another pid namespace than ours. A thread that ended while they were read is left out (its
 /// children moved to another thread or a subreaper).
 pub fn own_children() -> Result<Vec<i32>, ProbeError> {
-    let me = Process::myself().map_err(|e| ProbeError::from_procfs(0, "/proc/self".into(), e))?;
-    Ok(children_of(&me, me.pid)?.0)
+    Ok(children_of(Path::new("/proc/self/task"), std::process::id() as i32)?.0)
 }
 
-fn children_of(proc: &Process, pid: i32) -> Result<(Vec<i32>, bool), ProbeError> {
-    let tasks = proc
-        .tasks()
-        .map_err(|e| ProbeError::from_procfs(pid, proc_path(pid, "task"), e))?;
+/// The children listed in `task_dir/TID/children` for every thread `TID`, read with one open
+/// and one read per thread, relative to the open task directory (the runner reads its own after
+/// every suite).
+fn children_of(task_dir: &Path, pid: i32) -> Result<(Vec<i32>, bool), ProbeError> {
+    let io = |path: &Path, e: rustix::io::Errno| {
+        ProbeError::from_io(pid, path.to_path_buf(), std::io::Error::from(e))
+    };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let dir = openat(CWD, task_dir, flags, Mode::empty()).map_err(|e| io(task_dir, e))?;
     let mut out = Vec::new();
     let mut whole = true;
-    for task in tasks {
-        match task.and_then(|t| t.children()) {
-            Ok(children) => out.extend(children.into_iter().filter_map(|c| i32::try_from(c).ok())),
-            Err(ProcError::NotFound(_)) => whole = false,
-            Err(e) => return Err(ProbeError::from_procfs(pid, proc_path(pid, "task"), e)),
+    let mut buf = Vec::new();
+    for entry in Dir::read_from(&dir).map_err(|e| io(task_dir, e))? {
+        let entry = entry.map_err(|e| io(task_dir, e))?;
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .ok()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let file = format!("{tid}/children");
+        match read_at(&dir, &file, &mut buf) {
+            Ok(()) => {}
+            // The thread ended meanwhile: its children moved.
+            Err(Errno::NOENT | Errno::SRCH) => {
+                whole = false;
+                continue;
+            }
+            Err(e) => return Err(io(&task_dir.join(&file), e)),
+        }
+        let text = std::str::from_utf8(&buf).map_err(|_| ProbeError::Parse {
+            path: task_dir.join(&file),
+            message: "not UTF-8".into(),
+        })?;
+        for word in text.split_ascii_whitespace() {
+            out.push(word.parse().map_err(|_| ProbeError::Parse {
+                path: task_dir.join(&file),
+                message: format!("not a pid: {word:?}"),
+            })?);
         }
     }
     Ok((out, whole))
+}
+
+/// The whole of `dir/name` into `buf` (emptied first).
+fn read_at(dir: &OwnedFd, name: &str, buf: &mut Vec<u8>) -> Result<(), Errno> {
+    let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match rustix::io::read(&fd, &mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -140,5 +187,40 @@ mod tests {
             .all(|p| p.ppid == me || pids.contains(&p.ppid)));
         assert!(kill.unwrap().success());
         waited.unwrap();
+    }
+
+    /// Children forked by two different threads are both listed (each thread lists its own);
+    /// a process that is gone has no children to list: `Gone`.
+    #[test]
+    fn own_children_of_every_thread() {
+        use std::sync::mpsc;
+        let mut here = Command::new("sleep").arg("3792").spawn().unwrap();
+        let (pid_tx, pid_rx) = mpsc::channel();
+        let (listed_tx, listed_rx) = mpsc::channel::<()>();
+        // The other thread stays alive until the list is read: its child is its own.
+        let other = std::thread::spawn(move || {
+            let mut c = Command::new("sleep").arg("3792").spawn().unwrap();
+            pid_tx.send(c.id() as i32).unwrap();
+            listed_rx.recv().unwrap();
+            c.kill().unwrap();
+            c.wait().unwrap();
+        });
+        let there = pid_rx.recv().unwrap();
+        let listed = own_children();
+        listed_tx.send(()).unwrap();
+        other.join().unwrap();
+        here.kill().unwrap();
+        here.wait().unwrap();
+        let mut gone = Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id() as i32;
+        gone.wait().unwrap();
+        let of_gone = thread_children(gone_pid);
+        let listed = listed.unwrap();
+        assert!(listed.contains(&(here.id() as i32)), "{listed:?}");
+        assert!(listed.contains(&there), "{listed:?}");
+        assert!(
+            matches!(of_gone, Err(ProbeError::Gone(p)) if p == gone_pid),
+            "{of_gone:?}"
+        );
     }
 }

@@ -1125,6 +1125,7 @@ fn every_suites_tmpdir_is_collected_the_last_and_after_an_interrupt_too() {
             ("b_clean", "#[test]\nfn t() {}\n"),
             ("c_left", LEAVES_A_TEMP_FILE),
             ("d_hangs", HANGS),
+            ("e_never", "#[test]\nfn t() {}\n"),
         ],
     );
     let selection = ["--test", "a_left", "--test", "b_clean", "--test", "c_left"];
@@ -1166,7 +1167,8 @@ fn every_suites_tmpdir_is_collected_the_last_and_after_an_interrupt_too() {
     }
 
     // Interrupted while the second suite runs: the first one's file is
-    // collected and reported all the same.
+    // collected and reported all the same; what was made ahead for the third
+    // (its leaf, log and TMPDIR) is undone.
     let json = scratch.0.join("interrupted.json");
     let mut child = common::reap_command(
         &[],
@@ -1180,6 +1182,8 @@ fn every_suites_tmpdir_is_collected_the_last_and_after_an_interrupt_too() {
             "a_left",
             "--test",
             "d_hangs",
+            "--test",
+            "e_never",
         ],
         &json,
     )
@@ -1205,6 +1209,12 @@ fn every_suites_tmpdir_is_collected_the_last_and_after_an_interrupt_too() {
     assert_eq!(first["id"], "cfgdemo::a_left", "{report:#}");
     assert_eq!(first["tmp"]["files"], 1, "{first:#}");
     assert_eq!(report["suites"][1]["attempts"][0]["interrupted"], true);
+    assert_eq!(report["suites"].as_array().unwrap().len(), 2, "{report:#}");
+    let logs = logs_beside(first);
+    assert!(
+        logs.iter().all(|l| !l.contains("e_never")),
+        "no log of the suite that never ran: {logs:?}"
+    );
     assert_nothing_survived(&run_id);
     assert!(
         !tmp_root(&run_id).exists(),

@@ -185,6 +185,21 @@ fn no_fail_fast_is_the_default_and_fail_fast_stops() {
         "{}",
         ours.run.stderr
     );
+    // What a serial run made ahead for the next suite (its leaf, checked by
+    // finished_run; its log; its TMPDIR) is undone when that suite never runs.
+    let logs = logs_beside(ours.run.suites()["flags-fixture::fails"]);
+    assert!(
+        logs.iter().all(|l| !l.contains("speaks")),
+        "no log of a suite that never ran: {logs:?}"
+    );
+    let run_id = ours.run.report()["run_id"].as_str().unwrap().to_string();
+    assert!(
+        !std::env::temp_dir()
+            .join("cargo-reap-0")
+            .join(run_id)
+            .exists(),
+        "the TMPDIR root is removed"
+    );
 }
 
 /// `--no-run` builds the same executables `cargo test --no-run` names and

@@ -24,10 +24,12 @@ pub struct ScheduleOptions {
 /// stops the other suites.
 ///
 /// A judged suite's TMPDIR is collected, and its end reported, once the next
-/// suite has been spawned (a [`Backlog`] worked off while that one runs):
-/// the path from one suite's exit to the next one's start holds only what
-/// the verdict needs. Not when the suites' output goes to the terminal
-/// (`--no-capture`): a suite's line must not follow the next one's output.
+/// suite has been spawned (a [`Backlog`] worked off while that one runs); a
+/// serial run also makes the next suite's TMPDIR, log and containment then
+/// ([`suite::prepare`]): the path from one suite's exit to the next one's
+/// spawn holds only what the verdict needs. Not when the suites' output goes
+/// to the terminal (`--no-capture`): a suite's line must not follow the next
+/// one's output.
 pub fn run_suites(
     ctx: &RunContext<'_>,
     suites: &[Suite],
@@ -35,46 +37,65 @@ pub fn run_suites(
     interrupts: &Interrupts,
     events: &dyn EventSink,
 ) -> Vec<SuiteReport> {
-    let queue: Mutex<VecDeque<usize>> = Mutex::new((0..suites.len()).collect());
+    let picker = Picker {
+        queue: Mutex::new((0..suites.len()).collect()),
+        opts,
+        interrupts,
+        failed: AtomicBool::new(false),
+    };
     let finishing = Finishing {
         judged: Mutex::new(Vec::new()),
         results: Mutex::new(vec![None; suites.len()]),
         events,
     };
     let defer = !ctx.options.no_capture && !ctx.options.stream;
-    let ctx = RunContext {
-        backlog: defer.then_some(&finishing as &dyn Backlog),
-        ..*ctx
-    };
     let workers = opts.jobs.clamp(1, suites.len().max(1));
-    let failed = AtomicBool::new(false);
     events.event(Event::TrialStarted {
         suites: suites.len(),
     });
-    let work = || {
-        while let Some(i) = next(&queue, opts, interrupts, &failed) {
-            events.event(Event::SuiteStarted { id: &suites[i].id });
-            let judged = suite::judge(&ctx, &suites[i], i);
-            if matches!(
-                judged.status(),
-                SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
-            ) {
-                failed.store(true, Ordering::SeqCst);
-            }
-            finishing.push(i, judged);
-            if !defer {
-                finishing.work_off();
-            }
+    let run_one = |ctx: &RunContext<'_>, i: usize, prepared: Option<suite::Prepared>| {
+        events.event(Event::SuiteStarted { id: &suites[i].id });
+        let judged = suite::judge(ctx, &suites[i], i, prepared);
+        if matches!(
+            judged.status(),
+            SuiteStatus::Fail | SuiteStatus::Crash | SuiteStatus::Hang | SuiteStatus::Error
+        ) {
+            picker.failed.store(true, Ordering::SeqCst);
+        }
+        finishing.push(i, judged);
+        if !defer {
+            finishing.work_off();
         }
     };
     if workers == 1 {
         // Serial (`--jobs 1`, process groups, `cargo reap run`): on this
         // thread, no worker to start and join per trial.
-        work();
+        let ahead = Ahead {
+            finishing: &finishing,
+            picker: &picker,
+            suites,
+            ctx: *ctx,
+            made: Mutex::new(None),
+        };
+        let ctx = RunContext {
+            backlog: defer.then_some(&ahead as &dyn Backlog),
+            ..*ctx
+        };
+        while let Some((i, prepared)) = ahead.next() {
+            run_one(&ctx, i, prepared);
+        }
     } else {
+        let ctx = RunContext {
+            backlog: defer.then_some(&finishing as &dyn Backlog),
+            ..*ctx
+        };
         std::thread::scope(|s| {
             for _ in 0..workers {
-                s.spawn(work);
+                s.spawn(|| {
+                    while let Some(i) = picker.next() {
+                        run_one(&ctx, i, None);
+                    }
+                });
             }
         });
     }
@@ -88,6 +109,84 @@ pub fn run_suites(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Which suite starts next, and whether any may.
+struct Picker<'a> {
+    queue: Mutex<VecDeque<usize>>,
+    opts: &'a ScheduleOptions,
+    interrupts: &'a Interrupts,
+    /// A suite failed (`--fail-fast`).
+    failed: AtomicBool,
+}
+
+impl Picker<'_> {
+    /// No suite may start: after an interrupt, or (`--fail-fast`) a failure.
+    fn stopped(&self) -> bool {
+        self.interrupts.signal().is_some()
+            || (self.opts.fail_fast && self.failed.load(Ordering::SeqCst))
+    }
+
+    /// The next suite to start, if one may.
+    fn next(&self) -> Option<usize> {
+        if self.stopped() {
+            return None;
+        }
+        lock(&self.queue).pop_front()
+    }
+}
+
+/// A serial run's backlog: the judged suites to finish, then what the next
+/// suite needs, made ahead.
+struct Ahead<'a> {
+    finishing: &'a Finishing<'a>,
+    picker: &'a Picker<'a>,
+    suites: &'a [Suite],
+    /// Without a backlog ([`suite::prepare`] spawns nothing).
+    ctx: RunContext<'a>,
+    /// The next suite, with what was made for it (none if that failed: it
+    /// is made, and the failure reported, when the suite starts).
+    made: Mutex<Option<(usize, Option<suite::Prepared>)>>,
+}
+
+impl Ahead<'_> {
+    /// The next suite and what was made for it. What was made is undone if
+    /// no suite may start any more (its suite was taken before the verdict
+    /// or the interrupt that stops the run).
+    fn next(&self) -> Option<(usize, Option<suite::Prepared>)> {
+        match lock(&self.made).take() {
+            None => self.picker.next().map(|i| (i, None)),
+            Some((i, made)) if self.picker.stopped() => {
+                if let Some(made) = made {
+                    for problem in made.discard(&self.ctx, &self.suites[i]) {
+                        eprintln!("cargo-reap: warning: {}: {problem}", self.suites[i].id);
+                    }
+                }
+                None
+            }
+            next => next,
+        }
+    }
+}
+
+impl Backlog for Ahead<'_> {
+    fn work_off(&self) {
+        self.finishing.work_off();
+        let mut made = lock(&self.made);
+        if made.is_some() {
+            return;
+        }
+        if let Some(i) = self.picker.next() {
+            let prepared = match suite::prepare(&self.ctx, &self.suites[i], i) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::debug!("{}: not made ahead: {e}", self.suites[i].id);
+                    None
+                }
+            };
+            *made = Some((i, prepared));
+        }
+    }
 }
 
 /// Suites judged and not yet finished, and the finished reports by index.
@@ -120,21 +219,4 @@ impl Backlog for Finishing<'_> {
 /// one assignment).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The next suite to start, if one may start: none after an interrupt, nor
-/// (`--fail-fast`) after a failure.
-fn next(
-    queue: &Mutex<VecDeque<usize>>,
-    opts: &ScheduleOptions,
-    interrupts: &Interrupts,
-    failed: &AtomicBool,
-) -> Option<usize> {
-    if interrupts.signal().is_some() {
-        return None;
-    }
-    if opts.fail_fast && failed.load(Ordering::SeqCst) {
-        return None;
-    }
-    lock(queue).pop_front()
 }

@@ -163,6 +163,16 @@ pub fn finished_run(status: std::process::ExitStatus, stderr: String, json: &Pat
     }
 }
 
+/// The names of the logs next to a suite's log (`suite["log"]` of a report):
+/// the run's log directory.
+pub fn logs_beside(suite: &Value) -> Vec<String> {
+    let log = Path::new(suite["log"].as_str().expect("the suite's log"));
+    std::fs::read_dir(log.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// From outside: no process carries this run's tag, no cgroup leaf of it exists.
 pub fn assert_nothing_survived(run_id: &str) {
     let prefix = format!("{run_id}/");

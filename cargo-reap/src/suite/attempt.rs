@@ -14,6 +14,7 @@ use reap_probe::{FindingContext, ProcessInfo};
 use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::Signal;
 
+use crate::containment::Containment;
 use crate::discover::Suite;
 use crate::error::{ContainError, RunError};
 use crate::interrupt::Interrupts;
@@ -77,16 +78,18 @@ pub struct AttemptOutcome {
     pub sections: Vec<(String, String)>,
 }
 
-/// Run the test binary once in a fresh containment; returns the attempt and
-/// the processes that survived it (already killed and reaped).
+/// Run the test binary once in a fresh containment (`made`: one made ahead
+/// for this attempt, else one is made now); returns the attempt and the
+/// processes that survived it (already killed and reaped).
 pub fn run_attempt(
     ctx: &RunContext<'_>,
     suite: &Suite,
     spec: &AttemptSpec<'_>,
     log: Option<&SuiteLog>,
     log_path: &Path,
+    made: Option<Box<dyn Containment>>,
 ) -> Result<AttemptOutcome, RunError> {
-    let (running, root) = Running::spawn(ctx, suite, spec, log, log_path)?;
+    let (running, root) = Running::spawn(ctx, suite, spec, log, log_path, made)?;
     let mut tally = Tally::new(spec.number);
     let mut wake = running.wait(&root, &mut tally.out.attempt)?;
     let woke = Instant::now();
@@ -251,8 +254,12 @@ impl<'c> Running<'c> {
         spec: &'c AttemptSpec<'c>,
         log: Option<&SuiteLog>,
         log_path: &Path,
+        made: Option<Box<dyn Containment>>,
     ) -> Result<(Running<'c>, OwnedChild), RunError> {
-        let cont = ctx.contain(suite, &spec.leaf)?;
+        let cont = match made {
+            Some(cont) => cont,
+            None => ctx.contain(suite, &spec.leaf)?,
+        };
         // Streamed (`--no-capture`): the suite's own attempts, not attribution
         // re-runs (number 0); its stdout to our stdout and its stderr to our
         // stderr, as `cargo test` leaves them, each through its own pipe.

@@ -622,7 +622,7 @@ impl<'r> Rerunner<'r> {
             Some((own, path)) => (Some(own), path.as_path()),
             None => (self.log, self.log_path),
         };
-        run_attempt(self.ctx, self.suite, &spec, log, log_path)
+        run_attempt(self.ctx, self.suite, &spec, log, log_path, None)
     }
 
     /// Re-run each listed test alone (not those `ignored`) until done, the

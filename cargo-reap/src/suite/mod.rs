@@ -1,8 +1,8 @@
-//! One suite, run to its verdict: [`run_suite`] runs its attempts (each in
+//! One suite, run to its verdict: [`judge`] runs its attempts (each in
 //! a fresh containment under a timeout; on expiry SIGTERM → grace → SIGKILL
 //! for the whole tree; a hang is retried), collects and reaps the processes
-//! that outlive its binary (leaks), attributes them to tests, and removes
-//! what it left in its TMPDIR.
+//! that outlive its binary (leaks) and attributes them to tests;
+//! [`Judged::finish`] then removes what it left in its TMPDIR.
 //!
 //! The modules, in the order a suite goes through them (each uses only
 //! those above it; this one uses them all):
@@ -11,12 +11,15 @@
 //!   with the lifeline guard;
 //! - `command`: the one command line of a suite's binary;
 //! - `capture`: its output, into its log, with libtest's lines tracked;
+//! - `ahead`: what a suite needs before its first spawn (TMPDIR, log, first
+//!   containment), made when it starts or, in a serial run, ahead;
 //! - `examine`: its processes as reap-probe sees them;
 //! - `sample`: its series while it runs (peaks, `--watch`);
 //! - `listing`: its tests as libtest lists them;
 //! - `attempt`: one run of its binary: spawn → wait → on exit | on hang → close;
 //! - `attribution`: which test started each leak (re-runs are attempts).
 
+pub mod ahead;
 pub mod attempt;
 pub mod attribution;
 pub mod bisect;
@@ -38,6 +41,7 @@ use crate::discover::Suite;
 use crate::error::RunError;
 use reap_report::{Attempt, SuiteReport, SuiteStatus};
 
+pub use ahead::{prepare, Prepared};
 pub use command::TRIAL_VAR;
 pub use context::{Backlog, RunContext};
 pub use examine::{leak_of, Examined};
@@ -47,12 +51,6 @@ use attempt::{run_attempt, AttemptOutcome, AttemptSpec};
 use attribution::LeakAttribution;
 use capture::SuiteLog;
 use examine::mark_not_killed;
-
-/// Run one suite to completion (all attempts) and reap everything it left:
-/// [`judge`], then [`Judged::finish`] at once.
-pub fn run_suite(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> SuiteReport {
-    judge(ctx, suite, index).finish()
-}
 
 /// A suite judged: every process of it gone, its verdict known; what it left
 /// in its TMPDIR not yet collected ([`Judged::finish`]), so that a scheduler
@@ -85,13 +83,19 @@ impl Judged {
 }
 
 /// Run one suite's attempts, reap everything they left and judge it (its
-/// TMPDIR is collected by [`Judged::finish`]).
+/// TMPDIR is collected by [`Judged::finish`]); `prepared`: its TMPDIR, log and
+/// first containment made ahead ([`prepare`]), else they are made now.
 ///
 /// Never fails the run: an error while running or judging the suite makes
 /// its report `error` with a problem naming the error, keeping what was
 /// already known (attempts, leaks). The suite's processes are killed on that
 /// path too: a containment dropped without `close` kills its members.
-pub fn judge(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> Judged {
+pub fn judge(
+    ctx: &RunContext<'_>,
+    suite: &Suite,
+    index: usize,
+    prepared: Option<Prepared>,
+) -> Judged {
     let started = Instant::now();
     let mut judged = Judged {
         report: SuiteReport {
@@ -113,7 +117,7 @@ pub fn judge(ctx: &RunContext<'_>, suite: &Suite, index: usize) -> Judged {
         },
         tmp_dir: None,
     };
-    if let Err(e) = judge_suite(ctx, suite, index, &mut judged) {
+    if let Err(e) = judge_suite(ctx, suite, index, prepared, &mut judged) {
         let report = &mut judged.report;
         report.status = SuiteStatus::Error;
         // The error itself: status `error` already says the suite was not judged.
@@ -128,21 +132,24 @@ fn judge_suite(
     ctx: &RunContext<'_>,
     suite: &Suite,
     index: usize,
+    prepared: Option<Prepared>,
     judged: &mut Judged,
 ) -> Result<(), RunError> {
-    let log_path = log_path(ctx, suite);
-    let tmp_dir = ctx.tmp_dir(suite);
-    crate::scratch::create_suite_dir(&tmp_dir)?;
+    let log_path = ahead::log_path(ctx, suite);
+    let Prepared {
+        tmp_dir,
+        log,
+        first,
+    } = match prepared {
+        Some(p) => p,
+        None => prepare(ctx, suite, index)?,
+    };
     judged.tmp_dir = Some(tmp_dir);
     let report = &mut judged.report;
-    let log = if ctx.options.no_capture {
-        None
-    } else {
-        let log = SuiteLog::create(&log_path, "creating log")?;
+    if log.is_some() {
         report.log = Some(log_path.display().to_string());
-        Some(log)
-    };
-    run_attempts(ctx, suite, index, log.as_ref(), &log_path, report)?;
+    }
+    run_attempts(ctx, suite, index, log.as_ref(), &log_path, first, report)?;
     // The verdict of the attempts; the log problem (if any) is a note on it.
     report.status = classify(&report.attempts);
     let ignored: HashSet<&str> = report
@@ -167,16 +174,6 @@ fn judge_suite(
     Ok(())
 }
 
-/// The suite's log in this trial.
-fn log_path(ctx: &RunContext<'_>, suite: &Suite) -> PathBuf {
-    if ctx.trial > 1 {
-        ctx.log_dir
-            .join(format!("{}.trial-{}.log", suite.slug(), ctx.trial))
-    } else {
-        ctx.log_dir.join(format!("{}.log", suite.slug()))
-    }
-}
-
 /// The suite's attempts: one, and another after each hang while retries
 /// are left.
 fn run_attempts(
@@ -185,17 +182,18 @@ fn run_attempts(
     index: usize,
     log: Option<&SuiteLog>,
     log_path: &Path,
+    mut first: Option<Box<dyn crate::containment::Containment>>,
     report: &mut SuiteReport,
 ) -> Result<(), RunError> {
     let max = suite.limits.hang_retries.saturating_add(1);
     for number in 1..=max {
         let spec = AttemptSpec {
-            leaf: format!("{}.{index}.{number}.{}", ctx.trial, suite.slug()),
+            leaf: ahead::attempt_leaf(ctx, suite, index, number),
             number,
             args: &ctx.options.test_args,
             header: format!("attempt {number}"),
         };
-        let out = run_attempt(ctx, suite, &spec, log, log_path)?;
+        let out = run_attempt(ctx, suite, &spec, log, log_path, first.take())?;
         let threads = timing::Threads::of(&ctx.options.test_args, &suite.env);
         if !record_attempt(out, threads, report) {
             break;

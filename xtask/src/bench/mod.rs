@@ -583,9 +583,19 @@ pub struct Survivors {
     pub after: OverheadSet,
     /// `--json` runs with the sleepers alive, per mode (like `Overhead::breakdown`).
     pub breakdown_with: Vec<Vec<Breakdown>>,
+    /// The same without them: just before they start and just after they
+    /// are killed (bracketing the runs with them against the machine's drift).
+    pub breakdown_without: Vec<Vec<Breakdown>>,
 }
 
 fn phase_survivors(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Survivors> {
+    let breakdowns = |label: &str| {
+        Mode::BOTH
+            .iter()
+            .map(|&mode| breakdown_runs(ctx, a, mode, label, BREAKDOWN_RUNS))
+            .collect::<Result<Vec<_>>>()
+    };
+    let mut breakdown_without = breakdowns("-before-sleepers")?;
     let processes_without = procs::process_count()?;
     eprintln!("[survivors] starting {} sleepers", s.sleepers);
     let sleepers = procs::Sleepers::start(s.sleepers)?;
@@ -600,15 +610,15 @@ fn phase_survivors(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Survivors> 
         let mut jobs = overhead_jobs(ctx, a, &format!(" + {} sleepers", s.sleepers));
         overhead_set(&alternate("survivors", s.reps, true, &mut jobs)?)
     };
-    let breakdown_with = Mode::BOTH
-        .iter()
-        .map(|&mode| breakdown_runs(ctx, a, mode, "-sleepers", BREAKDOWN_RUNS))
-        .collect::<Result<Vec<_>>>()?;
+    let breakdown_with = breakdowns("-sleepers")?;
     let started_in = sleepers.started_in.as_secs_f64();
     let count = sleepers.count;
     let reaped = procs::kill_sleepers();
     drop(sleepers);
     eprintln!("[survivors] {reaped} sleepers killed and reaped");
+    for (without, after) in breakdown_without.iter_mut().zip(breakdowns("-after-sleepers")?) {
+        without.extend(after);
+    }
     let after = {
         let mut jobs = overhead_jobs(ctx, a, " (sleepers gone)");
         overhead_set(&alternate("survivors", s.after_reps, false, &mut jobs)?)
@@ -622,6 +632,7 @@ fn phase_survivors(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Survivors> 
         with,
         after,
         breakdown_with,
+        breakdown_without,
     })
 }
 

@@ -251,7 +251,7 @@ fn survival(r: &Results, k: usize) -> Survival {
         whole: Change::of(median(&without.reap_all[k]), median(&with.reap_all[k])),
         cost: Change::of(over(&without), over(with)),
         collection: Change::of(
-            collection(&r.overhead.breakdown[k]),
+            collection(&r.survivors.breakdown_without[k]),
             collection(&r.survivors.breakdown_with[k]),
         ),
         per_suite: (per_suite(&without, k, n), per_suite(with, k, n)),
@@ -591,7 +591,8 @@ fn survivors_section(s: &mut String, r: &Results) {
          \"Without\": the {} repetitions of the overhead table just before plus {} after the sleepers were killed ({} reaped). \
          The bare binaries are the control: what the machine itself loses to the sleepers. \
          \"Cost over the control\": median of (cargo reap − bare binaries) per repetition, the time cargo-reap itself adds. \
-         \"Collection per suite\": from {} `--json` runs per mode with and without the sleepers, each suite's time from its binary's exit to its survivors collected, \
+         \"Collection per suite\": from {} `--json` runs per mode with the sleepers, against as many just before they started and as many just after they were killed \
+         (bracketing the runs with them against the machine's drift), each suite's time from its binary's exit to its survivors collected, \
          its output read and its leaf removed, as cargo-reap times it to the µs (`RUST_LOG=cargo_reap::timing=debug`; median of every suite of those runs) \
          — the collection itself, free of the machine-wide slowdown the control shows; the target is judged on it.\n",
         sv.sleepers,
@@ -858,6 +859,7 @@ mod tests {
                 with: set(2.5),
                 after: set(2.05),
                 breakdown_with: vec![breakdown(2.4), breakdown(2.5)],
+                breakdown_without: vec![breakdown(2.0), breakdown(2.1)],
             },
             hang: Mode::BOTH
                 .into_iter()

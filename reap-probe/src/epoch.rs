@@ -68,8 +68,13 @@ struct Alloc {
 pub enum Born {
     /// Only these: after `after` up to and including `upto`, in the
     /// allocator's cyclic order (wrapping from `pid_max - 1` to
-    /// [`RESERVED_PIDS`]).
-    Window { after: u32, upto: u32 },
+    /// [`RESERVED_PIDS`]); `tasks` were alive at its end.
+    Window {
+        after: u32,
+        upto: u32,
+        pid_max: u32,
+        tasks: u64,
+    },
     /// Any pid: the window cannot be proven complete (why, in words).
     Anywhere(String),
 }
@@ -82,9 +87,43 @@ impl Born {
         };
         match *self {
             Born::Anywhere(_) => true,
-            Born::Window { after, upto } if after <= upto => pid > after && pid <= upto,
-            Born::Window { after, upto } => pid > after || pid <= upto,
+            Born::Window { after, upto, .. } if after <= upto => pid > after && pid <= upto,
+            Born::Window { after, upto, .. } => pid > after || pid <= upto,
         }
+    }
+
+    /// The window's pids, ascending, when there are fewer of them than tasks
+    /// alive on the machine (reading them one by one is then cheaper than
+    /// listing /proc); `None` otherwise, and for [`Born::Anywhere`].
+    pub fn window_pids(&self) -> Option<Vec<i32>> {
+        let Born::Window {
+            after,
+            upto,
+            pid_max,
+            tasks,
+        } = *self
+        else {
+            return None;
+        };
+        let len = if after <= upto {
+            u64::from(upto - after)
+        } else {
+            u64::from(pid_max.saturating_sub(after + 1))
+                + u64::from((upto + 1).saturating_sub(RESERVED_PIDS))
+        };
+        if len >= tasks {
+            return None;
+        }
+        let mut pids: Vec<i32> = if after <= upto {
+            (after + 1..=upto).map(|p| p as i32).collect()
+        } else {
+            (after + 1..pid_max)
+                .chain(RESERVED_PIDS..=upto)
+                .map(|p| p as i32)
+                .collect()
+        };
+        pids.sort_unstable();
+        Some(pids)
     }
 }
 
@@ -151,6 +190,8 @@ fn window(start: &Alloc, end: &Alloc) -> Born {
     Born::Window {
         after: start.last_pid,
         upto: end.last_pid,
+        pid_max: pid_max as u32,
+        tasks: end.tasks,
     }
 }
 
@@ -233,9 +274,12 @@ mod tests {
             w,
             Born::Window {
                 after: 1000,
-                upto: 1010
+                upto: 1010,
+                pid_max: 4_194_304,
+                tasks: 300
             }
         );
+        assert_eq!(w.window_pids(), Some((1001..=1010).collect()));
         assert!(!w.may_have(1000));
         assert!(w.may_have(1001) && w.may_have(1010));
         assert!(!w.may_have(1011) && !w.may_have(1) && !w.may_have(-1));
@@ -248,9 +292,18 @@ mod tests {
             w,
             Born::Window {
                 after: 4_194_300,
-                upto: 310
+                upto: 310,
+                pid_max: 4_194_304,
+                tasks: 300
             }
         );
+        // 3 at the end, 11 from RESERVED_PIDS on: fewer than the 300 tasks.
+        let mut both: Vec<i32> = (300..=310).collect();
+        both.extend(4_194_301..4_194_304);
+        assert_eq!(w.window_pids(), Some(both));
+        // As many pids as tasks alive: listing /proc is cheaper.
+        let wide = window(&at(1000, 50_000, 10), &at(1010, 50_010, 10));
+        assert_eq!(wide.window_pids(), None);
         assert!(w.may_have(4_194_303) && w.may_have(300) && w.may_have(310));
         assert!(!w.may_have(4_194_300) && !w.may_have(311) && !w.may_have(2_000_000));
     }

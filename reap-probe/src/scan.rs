@@ -36,15 +36,49 @@ pub fn scan_since(opts: ScanOptions, min_start_time: u64) -> Result<Vec<ProcessI
 /// born since the epoch can have are read at all — `born`, from
 /// [`Epoch::born_since`] (the pid allocator's window where its counters prove
 /// it complete, every pid otherwise). With a quiet allocator this is O(the
-/// processes started since), not O(the machine).
+/// processes started since), not O(the machine): a window with fewer pids
+/// than tasks alive is read pid by pid (a pid that is free, or a thread's,
+/// is skipped), without listing /proc at all.
 pub fn scan_born_since(
     opts: ScanOptions,
     epoch: &Epoch,
     born: &Born,
 ) -> Result<Vec<ProcessInfo>, ProbeError> {
-    let mut pids = list_pids()?;
-    pids.retain(|&pid| born.may_have(pid));
+    let pids = match born.window_pids() {
+        Some(window) => leaders(window)?,
+        None => {
+            let mut pids = list_pids()?;
+            pids.retain(|&pid| born.may_have(pid));
+            pids
+        }
+    };
     snapshot_listed(pids, opts, epoch.ticks)
+}
+
+/// The pids among `pids` that are processes now (thread-group leaders, as
+/// /proc lists them): a free pid has no `/proc/PID`, and a thread's id has
+/// one whose `status` names another `Tgid`.
+fn leaders(pids: Vec<i32>) -> Result<Vec<i32>, ProbeError> {
+    let mut out = Vec::new();
+    for pid in pids {
+        let path = format!("/proc/{pid}/status");
+        match std::fs::read_to_string(&path) {
+            Ok(status) => {
+                let tgid = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Tgid:"))
+                    .and_then(|v| v.trim().parse::<i32>().ok());
+                if tgid == Some(pid) {
+                    out.push(pid);
+                }
+            }
+            Err(e) => match ProbeError::from_io(pid, path.into(), e) {
+                ProbeError::Gone(_) | ProbeError::PermissionDenied { .. } => {}
+                e => return Err(e),
+            },
+        }
+    }
+    Ok(out)
 }
 
 /// Snapshot `pids` (ascending), over several threads where they are many.
@@ -121,4 +155,40 @@ fn snapshot_all(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A window read pid by pid keeps the processes and drops a thread's id
+    /// and a free pid.
+    #[test]
+    fn a_window_read_pid_by_pid_keeps_only_processes() {
+        let epoch = Epoch::now();
+        let mut child = std::process::Command::new("sleep")
+            .arg("3798")
+            .spawn()
+            .unwrap();
+        let child_pid = child.id() as i32;
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tid_tx
+                .send(rustix::thread::gettid().as_raw_nonzero().get())
+                .unwrap();
+            done_rx.recv().unwrap();
+        });
+        let tid = tid_rx.recv().unwrap();
+        let kept = leaders(vec![child_pid, tid, i32::MAX]);
+        let scanned = scan_born_since(ScanOptions::default(), &epoch, &epoch.born_since());
+        done_tx.send(()).unwrap();
+        thread.join().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(kept.unwrap(), vec![child_pid]);
+        let pids: Vec<i32> = scanned.unwrap().iter().map(|p| p.pid).collect();
+        assert!(pids.contains(&child_pid), "{pids:?}");
+        assert!(!pids.contains(&tid), "a thread is no process: {pids:?}");
+    }
 }

@@ -616,7 +616,10 @@ fn phase_survivors(ctx: &Ctx, s: &Settings, a: &Workspace) -> Result<Survivors> 
     let reaped = procs::kill_sleepers();
     drop(sleepers);
     eprintln!("[survivors] {reaped} sleepers killed and reaped");
-    for (without, after) in breakdown_without.iter_mut().zip(breakdowns("-after-sleepers")?) {
+    for (without, after) in breakdown_without
+        .iter_mut()
+        .zip(breakdowns("-after-sleepers")?)
+    {
         without.extend(after);
     }
     let after = {

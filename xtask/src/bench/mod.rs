@@ -210,6 +210,51 @@ impl Ctx {
         c
     }
 
+    /// Every test binary of `ws` run bare, `workers` at a time (each worker
+    /// takes the next binary when its last one exits): what a runner with no
+    /// cost of its own at all could do after the build step.
+    fn bare_parallel(&self, ws: &Workspace, workers: usize) -> Result<Sample> {
+        let next = std::sync::Mutex::new(ws.binaries.iter());
+        let before = procs::children_cpu()?;
+        let t0 = Instant::now();
+        let statuses: Vec<Result<std::process::ExitStatus>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| -> Result<std::process::ExitStatus> {
+                        let mut last = None;
+                        loop {
+                            let b = next.lock().unwrap_or_else(|p| p.into_inner()).next();
+                            let Some(b) = b else { break };
+                            let mut cmd = procs::command(&b.path);
+                            let status = cmd.current_dir(&ws.dir).status()?;
+                            if !status.success() {
+                                bail!("{}: {} exited with {status}", ws.spec.key, b.target);
+                            }
+                            last = Some(status);
+                        }
+                        last.context("no binaries")
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked"))))
+                .collect()
+        });
+        let wall = t0.elapsed();
+        let mut status = None;
+        for s in statuses {
+            status = Some(s?);
+        }
+        Ok(Sample {
+            pid: 0,
+            wall,
+            tree_cpu: procs::children_cpu()?.saturating_sub(before),
+            status: status.context("no binaries")?,
+            runner: None,
+        })
+    }
+
     /// The test binaries run bare, one after the other, as cargo test does
     /// (working directory: the package root; output discarded).
     fn bare(&self, ws: &Workspace, targets: &[&str]) -> Result<Sample> {
@@ -299,11 +344,14 @@ pub struct CompareRow {
     pub nextest: Option<Vec<f64>>,
     pub reap: Vec<f64>,
     pub reap_parallel: Vec<f64>,
+    /// (a) only: its test binaries bare, as many at a time as CPUs.
+    pub bare_parallel: Option<Vec<f64>>,
 }
 
 fn phase_compare(ctx: &Ctx, s: &Settings, wss: &[&Workspace]) -> Result<Vec<CompareRow>> {
     let mut jobs: Vec<Job<'_>> = Vec::new();
-    // (workspace, tool) of each job: 0 cargo test, 1 nextest, 2 reap, 3 reap parallel.
+    // (workspace, tool) of each job: 0 cargo test, 1 nextest, 2 reap, 3 reap
+    // parallel, 4 the binaries bare, as many at a time as CPUs ((a) only).
     let mut what = Vec::new();
     for (w, ws) in wss.iter().enumerate() {
         let key = ws.spec.key;
@@ -336,6 +384,14 @@ fn phase_compare(ctx: &Ctx, s: &Settings, wss: &[&Workspace]) -> Result<Vec<Comp
             Box::new(move || ctx.run(&name, ctx.reap(ws, &[]), 0, false)),
         ));
         what.push((w, 3));
+        if w == 0 {
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+            jobs.push((
+                format!("{key} bare binaries, {workers} at a time"),
+                Box::new(move || ctx.bare_parallel(ws, workers)),
+            ));
+            what.push((w, 4));
+        }
     }
     let res = alternate("compare", s.reps, true, &mut jobs)?;
     let mut rows: Vec<CompareRow> = wss
@@ -346,6 +402,7 @@ fn phase_compare(ctx: &Ctx, s: &Settings, wss: &[&Workspace]) -> Result<Vec<Comp
             nextest: None,
             reap: Vec::new(),
             reap_parallel: Vec::new(),
+            bare_parallel: None,
         })
         .collect();
     for ((w, tool), samples) in what.into_iter().zip(res) {
@@ -355,7 +412,8 @@ fn phase_compare(ctx: &Ctx, s: &Settings, wss: &[&Workspace]) -> Result<Vec<Comp
             0 => row.cargo_test = t,
             1 => row.nextest = Some(t),
             2 => row.reap = t,
-            _ => row.reap_parallel = t,
+            3 => row.reap_parallel = t,
+            _ => row.bare_parallel = Some(t),
         }
     }
     Ok(rows)

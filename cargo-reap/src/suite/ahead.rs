@@ -4,7 +4,7 @@
 //! one suite's exit to the next one's spawn holds none of these mkdirs; else
 //! they are made when the suite starts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::containment::Containment;
 use crate::discover::Suite;
@@ -75,11 +75,11 @@ impl Prepared {
 
 /// The suite's log in this trial.
 pub(super) fn log_path(ctx: &RunContext<'_>, suite: &Suite) -> PathBuf {
-    let dir: &Path = ctx.log_dir;
     if ctx.trial > 1 {
-        dir.join(format!("{}.trial-{}.log", suite.slug(), ctx.trial))
+        ctx.log_dir
+            .join(format!("{}.trial-{}.log", suite.slug(), ctx.trial))
     } else {
-        dir.join(format!("{}.log", suite.slug()))
+        ctx.log_dir.join(format!("{}.log", suite.slug()))
     }
 }
 

@@ -92,13 +92,13 @@ pub fn run_attempt(
     let (running, root) = Running::spawn(ctx, suite, spec, log, log_path, made)?;
     let mut tally = Tally::new(spec.number);
     let mut wake = running.wait(&root, &mut tally.out.attempt)?;
-    let woke = Instant::now();
     if wake == Wake::TimedOut && ctx.options.watch.is_some() {
         // The watch's end, not a hang: the command is stopped, then judged as
         // one that exited (its children get the settle, the rest are leaks).
         tally.out.attempt.watch_ended = true;
         wake = super::sample::stop_watched(&root, suite.limits.grace, ctx.interrupts)?;
     }
+    let woke = Instant::now();
     let exited = wake == Wake::Exited;
     if exited {
         running.on_exit(root, &mut tally)?;

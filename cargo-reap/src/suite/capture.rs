@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use reap_report::TestResult;
-use std::time::{Duration, Instant};
 
 /// At most this much of one attempt's output is written to its log.
 pub const LOG_LIMIT: u64 = 256 * 1024 * 1024;

@@ -227,10 +227,7 @@ impl Ctx {
                             let Some(b) = b else { break };
                             let mut cmd = procs::command(&b.path);
                             let status = cmd.current_dir(&ws.dir).status()?;
-                            if !status.success() {
-                                bail!("{}: {} exited with {status}", ws.spec.key, b.target);
-                            }
-                            last = Some(status);
+                            last = Some(passed(ws, b, status)?);
                         }
                         last.context("no binaries")
                     })
@@ -249,13 +246,7 @@ impl Ctx {
         for s in statuses {
             status = Some(s?);
         }
-        Ok(Sample {
-            pid: 0,
-            wall,
-            tree_cpu: procs::children_cpu()?.saturating_sub(before),
-            status: status.context("no binaries")?,
-            runner: None,
-        })
+        bare_sample(wall, before, status)
     }
 
     /// The test binaries run bare, one after the other, as cargo test does
@@ -269,20 +260,38 @@ impl Ctx {
             let mut cmd = procs::command(&b.path);
             cmd.current_dir(&ws.dir);
             let s = procs::timed(&mut cmd, false)?;
-            if !s.status.success() {
-                bail!("{}: {} exited with {}", ws.spec.key, b.target, s.status);
-            }
-            status = Some(s.status);
+            status = Some(passed(ws, b, s.status)?);
         }
-        let wall = t0.elapsed();
-        Ok(Sample {
-            pid: 0,
-            wall,
-            tree_cpu: procs::children_cpu()?.saturating_sub(before),
-            status: status.context("no binaries")?,
-            runner: None,
-        })
+        bare_sample(t0.elapsed(), before, status)
     }
+}
+
+/// A bare test binary's status, or an error naming it when it failed.
+fn passed(
+    ws: &Workspace,
+    b: &gen::Binary,
+    status: std::process::ExitStatus,
+) -> Result<std::process::ExitStatus> {
+    if !status.success() {
+        bail!("{}: {} exited with {status}", ws.spec.key, b.target);
+    }
+    Ok(status)
+}
+
+/// The sample of bare binaries that ran for `wall` since the children's CPU
+/// read `before`; `status` is the last one's (none: there were no binaries).
+fn bare_sample(
+    wall: std::time::Duration,
+    before: std::time::Duration,
+    status: Option<std::process::ExitStatus>,
+) -> Result<Sample> {
+    Ok(Sample {
+        pid: 0,
+        wall,
+        tree_cpu: procs::children_cpu()?.saturating_sub(before),
+        status: status.context("no binaries")?,
+        runner: None,
+    })
 }
 
 fn slug(s: &str) -> String {
